@@ -1,0 +1,391 @@
+/* conf.c - the configuration table, file parser and validators. */
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "parley.h"
+
+enum conf_type {
+    CONF_INT,         /* decimal integer within [min, max] */
+    CONF_WORKERS,     /* "auto" or 1..PL_MAX_WORKERS */
+    CONF_SIZE,        /* bytes, with optional k/m suffix (KiB, MiB) */
+    CONF_DURATION,    /* seconds, or with ms/s/m suffix; stored as ms */
+    CONF_STRING,      /* free text up to the field's size */
+    CONF_LOG_LEVEL,   /* debug|info|warn|error */
+    CONF_LISTEN,      /* ADDR:PORT, [v6]:PORT or *:PORT */
+    CONF_REDIS,       /* redis://... or unix:/path */
+};
+
+struct conf_key {
+    const char *name;
+    enum conf_type type;
+    size_t offset;
+    size_t size;                /* field size, for strings */
+    long long min, max;         /* bounds for numbers, in stored units */
+    const char *def;
+};
+
+#define FIELD(f) offsetof(struct conf, f), sizeof(((struct conf *)0)->f)
+
+/* Keep etc/parley.conf in step with this table. */
+static const struct conf_key conf_keys[] = {
+    { "listen",           CONF_LISTEN,    FIELD(listen),           0, 0, "127.0.0.1:8080" },
+    { "workers",          CONF_WORKERS,   FIELD(workers),          0, PL_MAX_WORKERS, "auto" },
+    { "backlog",          CONF_INT,       FIELD(backlog),          1, 65535, "511" },
+    { "redis",            CONF_REDIS,     FIELD(redis),            0, 0, "redis://127.0.0.1:6379" },
+    { "redis_prefix",     CONF_STRING,    FIELD(redis_prefix),     1, 0, "parley:" },
+    { "log_level",        CONF_LOG_LEVEL, FIELD(log_level),        0, 0, "info" },
+    { "log_file",         CONF_STRING,    FIELD(log_file),         0, 0, "" },
+    { "shutdown_timeout", CONF_DURATION,  FIELD(shutdown_timeout_ms), 100, 3600 * 1000, "10s" },
+    { "max_body",         CONF_SIZE,      FIELD(max_body),         1024, 64 << 20, "64k" },
+};
+
+_Static_assert(PL_ARRAY_LEN(conf_keys) <= CONF_MAX_KEYS, "raise CONF_MAX_KEYS");
+
+static const struct conf_key *conf_find(const char *name)
+{
+    for (size_t i = 0; i < PL_ARRAY_LEN(conf_keys); i++) {
+        if (strcmp(conf_keys[i].name, name) == 0) {
+            return &conf_keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* Parses a non-negative decimal number with an optional unit suffix from
+ * UNITS ("k", "m", "ms", ...), each with its multiplier. */
+struct conf_unit { const char *suffix; long long mult; };
+
+static int conf_parse_number(const char *s, const struct conf_unit *units, long long *out)
+{
+    char *end;
+    long long v;
+
+    if (!isdigit((unsigned char)s[0])) {
+        return PL_ERR;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0) {
+        return PL_ERR;
+    }
+    if (*end == '\0') {
+        *out = v * (units ? units[0].mult : 1);
+        return PL_OK;
+    }
+    for (; units && units->suffix; units++) {
+        if (strcasecmp(end, units->suffix) == 0) {
+            if (v > INT64_MAX / units->mult) {
+                return PL_ERR;
+            }
+            *out = v * units->mult;
+            return PL_OK;
+        }
+    }
+    return PL_ERR;
+}
+
+/* The first entry is the unit of a bare number. */
+static const struct conf_unit size_units[] = {
+    { "", 1 }, { "k", 1024 }, { "kb", 1024 }, { "m", 1024 * 1024 }, { "mb", 1024 * 1024 }, { NULL, 0 }
+};
+static const struct conf_unit duration_units[] = {
+    { "s", 1000 }, { "ms", 1 }, { "m", 60 * 1000 }, { NULL, 0 }
+};
+
+static int conf_parse_listen(const char *v, char *err, size_t errlen)
+{
+    const char *colon = strrchr(v, ':');
+    long long port;
+
+    if (colon == NULL || colon == v) {
+        snprintf(err, errlen, "invalid value '%s' for 'listen' (expected ADDR:PORT)", v);
+        return PL_ERR;
+    }
+    if (conf_parse_number(colon + 1, NULL, &port) != PL_OK || port > 65535) {
+        snprintf(err, errlen, "invalid port in '%s' for 'listen' (0..65535)", v);
+        return PL_ERR;
+    }
+    if (v[0] == '[' && colon[-1] != ']') {
+        snprintf(err, errlen, "invalid value '%s' for 'listen' (expected [IPv6]:PORT)", v);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+static int conf_apply(struct conf *cfg, const struct conf_key *k, const char *v,
+                        char *err, size_t errlen)
+{
+    char *field = (char *)cfg + k->offset;
+    char why[CONF_ERR_LEN];
+    long long n;
+    int level;
+
+    switch (k->type) {
+    case CONF_WORKERS:
+        if (strcmp(v, "auto") == 0) {
+            *(int *)field = 0;
+            return PL_OK;
+        }
+        if (conf_parse_number(v, NULL, &n) != PL_OK || n < 1 || n > k->max) {
+            snprintf(err, errlen, "invalid value '%s' for '%s' (auto or 1..%lld)", v, k->name, k->max);
+            return PL_ERR;
+        }
+        *(int *)field = (int)n;
+        return PL_OK;
+    case CONF_INT:
+    case CONF_SIZE:
+    case CONF_DURATION:
+        if (conf_parse_number(v, k->type == CONF_SIZE ? size_units
+                                : k->type == CONF_DURATION ? duration_units : NULL, &n) != PL_OK
+            || n < k->min || n > k->max) {
+            const char *unit = k->type == CONF_DURATION ? "ms" : k->type == CONF_SIZE ? " bytes" : "";
+            snprintf(err, errlen, "invalid value '%s' for '%s' (%lld%s..%lld%s)",
+                     v, k->name, k->min, unit, k->max, unit);
+            return PL_ERR;
+        }
+        if (k->type == CONF_SIZE) {
+            *(size_t *)field = (size_t)n;
+        } else {
+            *(int *)field = (int)n;
+        }
+        return PL_OK;
+    case CONF_STRING:
+        if (strlen(v) >= k->size || (k->min > 0 && v[0] == '\0')) {
+            snprintf(err, errlen, "invalid value for '%s' (%s..%zu characters)",
+                     k->name, k->min > 0 ? "1" : "0", k->size - 1);
+            return PL_ERR;
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return PL_OK;
+    case CONF_LOG_LEVEL:
+        level = log_level_parse(v);
+        if (level < 0) {
+            snprintf(err, errlen, "invalid value '%s' for '%s' (debug, info, warn or error)", v, k->name);
+            return PL_ERR;
+        }
+        *(int *)field = level;
+        return PL_OK;
+    case CONF_LISTEN:
+        if (strlen(v) >= k->size) {
+            snprintf(err, errlen, "value for '%s' is too long", k->name);
+            return PL_ERR;
+        }
+        if (conf_parse_listen(v, err, errlen) != PL_OK) {
+            return PL_ERR;
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return PL_OK;
+    case CONF_REDIS:
+        if (redis_url_parse(v, (struct redis_url *)field, why, sizeof(why)) != PL_OK) {
+            snprintf(err, errlen, "invalid value '%s' for '%s': %s", v, k->name, why);
+            return PL_ERR;
+        }
+        return PL_OK;
+    }
+    return PL_ERR;
+}
+
+void conf_defaults(struct conf *cfg)
+{
+    char err[CONF_ERR_LEN];
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < PL_ARRAY_LEN(conf_keys); i++) {
+        if (conf_apply(cfg, &conf_keys[i], conf_keys[i].def, err, sizeof(err)) != PL_OK) {
+            /* A bad default is a programming error caught by the unit tests. */
+            log_error(0, "event=bad_default key=%s reason=\"%s\"", conf_keys[i].name, err);
+        }
+    }
+}
+
+static char *conf_trim(char *s)
+{
+    char *end;
+
+    while (isspace((unsigned char)*s)) {
+        s++;
+    }
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1])) {
+        *--end = '\0';
+    }
+    return s;
+}
+
+/* Splits "key = value  # comment" into KEY and VALUE in place.  A value in
+ * double quotes may hold '#' and outer spaces. */
+static int conf_split(char *line, char **key, char **value, char *err, size_t errlen)
+{
+    char *eq = strchr(line, '=');
+    char *v, *c;
+
+    if (eq == NULL) {
+        snprintf(err, errlen, "expected 'key = value'");
+        return PL_ERR;
+    }
+    *eq = '\0';
+    *key = conf_trim(line);
+    v = conf_trim(eq + 1);
+    if (v[0] == '"') {
+        char *close = strchr(v + 1, '"');
+        if (close == NULL || (*conf_trim(close + 1) != '\0' && *conf_trim(close + 1) != '#')) {
+            snprintf(err, errlen, "unterminated quoted value for '%s'", *key);
+            return PL_ERR;
+        }
+        *close = '\0';
+        *value = v + 1;
+        return PL_OK;
+    }
+    for (c = v; *c; c++) {
+        if (*c == '#' && (c == v || isspace((unsigned char)c[-1]))) {
+            *c = '\0';
+            break;
+        }
+    }
+    *value = conf_trim(v);
+    return PL_OK;
+}
+
+int conf_load_file(struct conf *cfg, const char *path, char *err, size_t errlen)
+{
+    char buf[8192], why[CONF_ERR_LEN];
+    char *key, *value, *line;
+    FILE *f;
+    int lineno = 0, rc = PL_OK;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open configuration file: %s", path, strerror(errno));
+        return PL_ERR;
+    }
+    snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+
+    while (rc == PL_OK && fgets(buf, sizeof(buf), f) != NULL) {
+        const struct conf_key *k;
+        size_t idx;
+
+        lineno++;
+        if (strchr(buf, '\n') == NULL && !feof(f)) {
+            snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+            rc = PL_ERR;
+            break;
+        }
+        line = conf_trim(buf);
+        if (line[0] == '\0' || line[0] == '#') {
+            continue;
+        }
+        if (conf_split(line, &key, &value, why, sizeof(why)) != PL_OK) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
+            rc = PL_ERR;
+            break;
+        }
+        k = conf_find(key);
+        if (k == NULL) {
+            snprintf(err, errlen, "%s:%d: unknown key '%s'", path, lineno, key);
+            rc = PL_ERR;
+            break;
+        }
+        idx = (size_t)(k - conf_keys);
+        if (cfg->origin[idx].line > 0) {
+            snprintf(err, errlen, "%s:%d: duplicate key '%s' (first set on line %d)",
+                     path, lineno, key, cfg->origin[idx].line);
+            rc = PL_ERR;
+            break;
+        }
+        if (conf_apply(cfg, k, value, why, sizeof(why)) != PL_OK) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
+            rc = PL_ERR;
+            break;
+        }
+        cfg->origin[idx].line = lineno;
+    }
+    if (rc == PL_OK && ferror(f)) {
+        snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+        rc = PL_ERR;
+    }
+    fclose(f);
+    return rc;
+}
+
+int conf_set_flag(struct conf *cfg, const char *key, const char *value,
+                    const char *flag, char *err, size_t errlen)
+{
+    const struct conf_key *k = conf_find(key);
+    char why[CONF_ERR_LEN];
+
+    if (k == NULL || conf_apply(cfg, k, value, why, sizeof(why)) != PL_OK) {
+        snprintf(err, errlen, "%s: %s", flag, k ? why : "unknown setting");
+        return PL_ERR;
+    }
+    cfg->origin[k - conf_keys].line = 0;
+    cfg->origin[k - conf_keys].flag = flag;
+    return PL_OK;
+}
+
+void conf_where(const struct conf *cfg, const char *key, char *buf, size_t len)
+{
+    const struct conf_key *k = conf_find(key);
+    const struct conf_origin *o = k ? &cfg->origin[k - conf_keys] : NULL;
+
+    if (o != NULL && o->flag != NULL) {
+        snprintf(buf, len, "%s", o->flag);
+    } else if (o != NULL && o->line > 0) {
+        snprintf(buf, len, "%s:%d", cfg->path, o->line);
+    } else if (cfg->path[0] != '\0') {
+        snprintf(buf, len, "%s", cfg->path);
+    } else {
+        snprintf(buf, len, "default %s", key);
+    }
+}
+
+int conf_check(struct conf *cfg, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    char host[256], where[1100];
+    const char *colon = strrchr(cfg->listen, ':');
+    const char *port = colon + 1;
+    size_t hostlen = (size_t)(colon - cfg->listen);
+    int rc;
+
+    if (cfg->listen[0] == '[') {
+        memcpy(host, cfg->listen + 1, hostlen - 2);
+        host[hostlen - 2] = '\0';
+    } else {
+        memcpy(host, cfg->listen, hostlen);
+        host[hostlen] = '\0';
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
+    if (rc != 0) {
+        conf_where(cfg, "listen", where, sizeof(where));
+        snprintf(err, errlen, "%s: cannot resolve '%s' for 'listen': %s",
+                 where, host, rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return PL_ERR;
+    }
+    memcpy(&cfg->listen_addr, res->ai_addr, res->ai_addrlen);
+    cfg->listen_addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return PL_OK;
+}
+
+int conf_worker_count(const struct conf *cfg)
+{
+    long n;
+
+    if (cfg->workers > 0) {
+        return cfg->workers;
+    }
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > PL_MAX_WORKERS ? PL_MAX_WORKERS : (int)n;
+}

@@ -1,0 +1,60 @@
+/* conf.h - parleyd configuration: one table of keys, strict validation.
+ *
+ * The file holds "key = value" lines and "#" comments.  Every key has a type,
+ * bounds and a default in the table in conf.c; etc/parley.conf documents
+ * them.  Errors come back as one line "FILE:LINE: message" (or "--flag:
+ * message" for a command-line override) ready to print. */
+#ifndef PARLEY_CONF_H
+#define PARLEY_CONF_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "redis_url.h"
+
+#define CONF_MAX_KEYS 48
+#define CONF_ERR_LEN  512
+
+struct conf_origin {
+    int line;                   /* line in the file, 0 when not from the file */
+    const char *flag;           /* command-line flag that set it, or NULL */
+};
+
+struct conf {
+    char listen[256];           /* ADDR:PORT as written */
+    struct sockaddr_storage listen_addr;   /* resolved by conf_check() */
+    socklen_t listen_addrlen;
+    int workers;                /* 0 means one per CPU */
+    int backlog;
+    struct redis_url redis;
+    char redis_prefix[64];
+    int log_level;
+    char log_file[1024];
+    int shutdown_timeout_ms;
+    size_t max_body;
+
+    char path[1024];            /* file the values came from, "" if none */
+    struct conf_origin origin[CONF_MAX_KEYS];
+};
+
+/* Fills CFG with every key's default. */
+void conf_defaults(struct conf *cfg);
+
+/* Reads PATH over CFG.  Unknown keys, bad values, duplicates and a missing
+ * file are errors.  Returns PL_OK or PL_ERR with "FILE:LINE: message". */
+int conf_load_file(struct conf *cfg, const char *path, char *err, size_t errlen);
+
+/* Sets one key from a command-line FLAG ("--workers"). */
+int conf_set_flag(struct conf *cfg, const char *key, const char *value,
+                    const char *flag, char *err, size_t errlen);
+
+/* Checks what needs the outside world (resolves "listen"). */
+int conf_check(struct conf *cfg, char *err, size_t errlen);
+
+/* Writes where KEY got its value: "parley.conf:12", "--listen" or "default". */
+void conf_where(const struct conf *cfg, const char *key, char *buf, size_t len);
+
+/* The number of workers to run: "workers", or the CPU count when it is 0. */
+int conf_worker_count(const struct conf *cfg);
+
+#endif

@@ -1,0 +1,67 @@
+/* http.h - routing, request ids, replies and the one JSON error format.
+ *
+ * Every module registers its routes here at worker start-up.  A pattern is
+ * a path whose "{}" segments match one non-empty segment each; the matched
+ * segments are handed to the handler percent-decoded.  A path that matches
+ * no pattern gets 404, a path that matches with the wrong method 405 with
+ * Allow.  Every response carries X-Request-Id, and is logged once with it. */
+#ifndef PARLEY_HTTP_H
+#define PARLEY_HTTP_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <evhtp.h>
+
+#define HTTP_MAX_PARAMS 2
+#define HTTP_PARAM_MAX  256
+
+enum http_method_bit {
+    HTTP_GET = 1 << 0,
+    HTTP_HEAD = 1 << 1,
+    HTTP_POST = 1 << 2,
+    HTTP_OPTIONS = 1 << 3,
+};
+
+struct http_params {
+    char value[HTTP_MAX_PARAMS][HTTP_PARAM_MAX];   /* percent-decoded "{}" segments */
+    int count;
+};
+
+typedef void (*http_handler_cb)(evhtp_request_t *req, const struct http_params *params);
+
+/* Adds a route; call before http_attach().  METHODS is a mask of
+ * enum http_method_bit. */
+void http_route_add(const char *pattern, unsigned methods, http_handler_cb handler);
+
+/* Matches PATH against PATTERN.  Returns 1 on a match (PARAMS filled), 0 on
+ * no match, -1 when a "{}" segment is not valid percent-encoding. */
+int http_route_match(const char *pattern, const char *path, struct http_params *params);
+
+/* Makes HTP dispatch through the route table and count its connections. */
+void http_attach(evhtp_t *htp);
+
+/* Requests whose response has not been finished yet. */
+int http_inflight(void);
+
+/* Once draining, every response asks the client to close the connection. */
+void http_set_draining(int draining);
+
+/* The request id given to REQ (also sent as X-Request-Id). */
+const char *http_request_id(evhtp_request_t *req);
+
+/* Adds a header; both strings are copied. */
+void http_header_set(evhtp_request_t *req, const char *key, const char *value);
+
+/* Sends a complete response with BODY (copied) and logs it. */
+void http_reply(evhtp_request_t *req, int status, const char *content_type,
+                const void *body, size_t len);
+
+/* Sends {"error":{"code":CODE,"message":...}} with status STATUS. */
+void http_error(evhtp_request_t *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Logs a response that the caller sends itself (streams, upgrades). */
+void http_log_response(evhtp_request_t *req, int status);
+
+#endif

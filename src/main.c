@@ -1,0 +1,50 @@
+/* main.c - parleyd: parse the command line, load the configuration, start
+ * the master. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "conf.h"
+#include "log.h"
+#include "master.h"
+#include "parley.h"
+
+int main(int argc, char **argv)
+{
+    static struct conf cfg;
+    struct cli_options opts;
+    char err[CONF_ERR_LEN];
+
+    if (cli_parse(argc, argv, &opts, err, sizeof(err)) != PL_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    switch (opts.action) {
+    case CLI_HELP:
+        fputs(cli_usage, stdout);
+        return 0;
+    case CLI_VERSION:
+        printf("parleyd %s\n", PACKAGE_VERSION);
+        return 0;
+    default:
+        break;
+    }
+    if (cli_load_config(&opts, &cfg, err, sizeof(err)) != PL_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (opts.action == CLI_CHECK_CONFIG) {
+        printf("%s: configuration is valid\n", cfg.path[0] ? cfg.path : "defaults");
+        return 0;
+    }
+    if (log_open(cfg.log_file, err, sizeof(err)) != PL_OK) {
+        char where[1100];
+        conf_where(&cfg, "log_file", where, sizeof(where));
+        fprintf(stderr, "%s: %s\n", where, err);
+        return 2;
+    }
+    log_set_level(cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    return master_run(&cfg, &opts);
+}

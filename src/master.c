@@ -1,0 +1,403 @@
+/* master.c - prefork supervision: spawn, reap, respawn, reload, stop. */
+#include "master.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "listen.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
+#include "parley.h"
+#include "worker.h"
+
+#define MASTER_YOUNG_MS        2000     /* a worker dying younger is "failing" */
+#define MASTER_BACKOFF_MIN_MS   250
+#define MASTER_BACKOFF_MAX_MS 30000
+#define MASTER_READY_WAIT_MS  10000     /* new workers' time to start serving */
+#define MASTER_KILL_GRACE_MS   1000     /* after shutdown_timeout, before SIGKILL */
+
+struct master_proc {
+    pid_t pid;                  /* 0: unused entry */
+    int index;
+    unsigned generation;
+    int slot;                   /* metrics slot */
+    int64_t started_ms;
+    int stopping;               /* asked to stop: its exit is expected */
+};
+
+struct master_respawn {
+    int failures;               /* consecutive deaths of young workers */
+    int64_t due_ms;             /* 0: nothing scheduled */
+};
+
+struct master {
+    struct conf *cfg;
+    const struct cli_options *opts;
+    struct listen_group listen;
+    struct listen_group old_listen;     /* previous address, until old workers go */
+    struct master_proc procs[METRICS_SLOTS];
+    struct master_respawn respawn[PL_MAX_WORKERS];
+    unsigned generation;
+    int nworkers;
+    int announced;              /* READY=1 sent for this generation */
+    int64_t generation_started_ms;
+    int stopping;
+    int64_t stop_deadline_ms;
+    int killed;
+    sigset_t sigs;
+};
+
+static int64_t master_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void master_describe_status(int status, char *buf, size_t len)
+{
+    if (WIFEXITED(status)) {
+        snprintf(buf, len, "exit %d", WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status)) {
+        snprintf(buf, len, "signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
+                 WCOREDUMP(status) ? ", core dumped" : "");
+    } else {
+        snprintf(buf, len, "status %d", status);
+    }
+}
+
+static struct master_proc *master_free_proc(struct master *m)
+{
+    for (size_t i = 0; i < PL_ARRAY_LEN(m->procs); i++) {
+        if (m->procs[i].pid == 0) {
+            return &m->procs[i];
+        }
+    }
+    return NULL;
+}
+
+static void master_spawn(struct master *m, int index)
+{
+    struct master_proc *p = master_free_proc(m);
+    int slot = metrics_slot_acquire(index, m->generation);
+    pid_t pid;
+
+    if (p == NULL || slot < 0) {
+        log_error(0, "event=spawn_failed worker=%d reason=\"no free slot\"", index);
+        return;
+    }
+    pid = fork();
+    if (pid < 0) {
+        log_error(errno, "event=spawn_failed worker=%d", index);
+        metrics_slot_release(slot);
+        m->respawn[index].due_ms = master_now_ms() + MASTER_BACKOFF_MIN_MS;
+        return;
+    }
+    if (pid == 0) {
+        /* Workers must not hold a previous address open after a reload. */
+        listen_group_close(&m->old_listen);
+        _exit(worker_run(m->cfg, &m->listen, index, m->nworkers, slot));
+    }
+    metrics_slot_set_pid(slot, pid);
+    *p = (struct master_proc){ pid, index, m->generation, slot, master_now_ms(), 0 };
+    log_info("event=worker_started worker=%d pid=%ld generation=%u", index, (long)pid, m->generation);
+}
+
+static void master_signal_procs(struct master *m, int sig, int older_only)
+{
+    for (size_t i = 0; i < PL_ARRAY_LEN(m->procs); i++) {
+        struct master_proc *p = &m->procs[i];
+        if (p->pid <= 0 || (older_only && p->generation == m->generation)) {
+            continue;
+        }
+        if (sig == SIGTERM && !p->stopping) {
+            p->stopping = 1;
+            metrics_slot_retire(p->slot);
+        }
+        kill(p->pid, sig);
+    }
+}
+
+static int master_children(const struct master *m)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < PL_ARRAY_LEN(m->procs); i++) {
+        n += m->procs[i].pid > 0;
+    }
+    return n;
+}
+
+static void master_schedule_respawn(struct master *m, const struct master_proc *p, int64_t now)
+{
+    struct master_respawn *r = &m->respawn[p->index];
+    int64_t delay = 0;
+
+    r->failures = (now - p->started_ms < MASTER_YOUNG_MS) ? r->failures + 1 : 1;
+    if (r->failures > 1) {
+        delay = MASTER_BACKOFF_MIN_MS << (r->failures - 2 < 7 ? r->failures - 2 : 7);
+        delay = delay > MASTER_BACKOFF_MAX_MS ? MASTER_BACKOFF_MAX_MS : delay;
+    }
+    r->due_ms = now + delay;
+    metrics_count_restart(p->index);
+    log_info("event=worker_respawn worker=%d delay_ms=%lld failures=%d",
+             p->index, (long long)delay, r->failures);
+}
+
+static void master_reap(struct master *m)
+{
+    int64_t now = master_now_ms();
+    char how[96];
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (size_t i = 0; i < PL_ARRAY_LEN(m->procs); i++) {
+            struct master_proc *p = &m->procs[i];
+            if (p->pid != pid) {
+                continue;
+            }
+            master_describe_status(status, how, sizeof(how));
+            metrics_slot_release(p->slot);
+            if (p->stopping || m->stopping) {
+                log_info("event=worker_stopped worker=%d pid=%ld status=\"%s\"", p->index, (long)pid, how);
+            } else {
+                log_error(0, "event=worker_died worker=%d pid=%ld status=\"%s\"", p->index, (long)pid, how);
+                if (p->generation == m->generation && p->index < m->nworkers) {
+                    master_schedule_respawn(m, p, now);
+                }
+            }
+            p->pid = 0;
+            break;
+        }
+    }
+}
+
+static void master_run_respawns(struct master *m, int64_t now)
+{
+    for (int i = 0; i < m->nworkers; i++) {
+        if (m->respawn[i].due_ms != 0 && m->respawn[i].due_ms <= now) {
+            m->respawn[i].due_ms = 0;
+            master_spawn(m, i);
+        }
+    }
+}
+
+static int master_generation_ready(const struct master *m)
+{
+    int ready = 0;
+
+    for (size_t i = 0; i < PL_ARRAY_LEN(m->procs); i++) {
+        const struct master_proc *p = &m->procs[i];
+        if (p->pid > 0 && p->generation == m->generation && metrics_slot_ready(p->slot)) {
+            ready++;
+        }
+    }
+    return ready;
+}
+
+/* Once the current generation serves, the previous one may go: this is what
+ * makes a reload refuse no connection. */
+static void master_check_ready(struct master *m, int64_t now)
+{
+    int ready = master_generation_ready(m);
+
+    if (m->announced || m->stopping) {
+        return;
+    }
+    if (ready < m->nworkers && now - m->generation_started_ms < MASTER_READY_WAIT_MS) {
+        return;
+    }
+    if (ready < m->nworkers) {
+        log_warn("event=workers_slow_to_start ready=%d workers=%d", ready, m->nworkers);
+    }
+    m->announced = 1;
+    master_signal_procs(m, SIGTERM, 1);
+    listen_group_close(&m->old_listen);
+    notify_send("READY=1\nSTATUS=serving on %s with %d workers", m->listen.name, m->nworkers);
+    log_info("event=ready listen=%s workers=%d generation=%u", m->listen.name, m->nworkers, m->generation);
+}
+
+static void master_start_generation(struct master *m)
+{
+    m->generation++;
+    m->announced = 0;
+    m->generation_started_ms = master_now_ms();
+    memset(m->respawn, 0, sizeof(m->respawn));
+    metrics_set_workers(m->nworkers);
+    for (int i = 0; i < m->nworkers; i++) {
+        master_spawn(m, i);
+    }
+}
+
+static void master_reload_failed(const char *why)
+{
+    char reason[CONF_ERR_LEN];
+
+    log_error(0, "event=reload_failed reason=\"%s\" action=\"kept running configuration\"",
+              log_value(why, 1, reason, sizeof(reason)));
+    notify_send("READY=1\nSTATUS=reload failed: %s", why);
+}
+
+static void master_reload(struct master *m)
+{
+    static struct conf next;  /* large: keep it off the stack */
+    struct listen_group fresh;
+    char err[CONF_ERR_LEN], where[1100], why[CONF_ERR_LEN];
+    int n, moved;
+
+    notify_send("RELOADING=1");
+    log_info("event=reloading path=%s", m->cfg->path[0] ? m->cfg->path : "-");
+    if (cli_load_config(m->opts, &next, err, sizeof(err)) != PL_OK) {
+        master_reload_failed(err);
+        return;
+    }
+    if (strcmp(next.log_file, m->cfg->log_file) != 0 && log_open(next.log_file, why, sizeof(why)) != PL_OK) {
+        conf_where(&next, "log_file", where, sizeof(where));
+        snprintf(err, sizeof(err), "%s: %s", where, why);
+        master_reload_failed(err);
+        return;
+    }
+    n = conf_worker_count(&next);
+    moved = !listen_group_matches(&m->listen, (struct sockaddr *)&next.listen_addr, next.listen_addrlen);
+    if (moved ? listen_group_open(&fresh, (struct sockaddr *)&next.listen_addr, next.listen_addrlen,
+                                  n, next.backlog, why, sizeof(why))
+              : listen_group_grow(&m->listen, n, why, sizeof(why))) {
+        conf_where(&next, "listen", where, sizeof(where));
+        snprintf(err, sizeof(err), "%s: %s", where, why);
+        master_reload_failed(err);
+        return;
+    }
+    if (moved) {
+        listen_group_close(&m->old_listen);
+        m->old_listen = m->listen;
+        m->listen = fresh;
+        log_info("event=listening addr=%s", m->listen.name);
+    }
+    *m->cfg = next;
+    log_set_level(m->cfg->log_level);
+    m->nworkers = n;
+    master_start_generation(m);
+}
+
+static void master_stop(struct master *m, int sig)
+{
+    if (m->stopping) {
+        /* A second request to stop does not wait for anybody. */
+        log_warn("event=fast_stop signal=%d", sig);
+        master_signal_procs(m, SIGKILL, 0);
+        m->killed = 1;
+        return;
+    }
+    m->stopping = 1;
+    m->stop_deadline_ms = master_now_ms() + m->cfg->shutdown_timeout_ms + MASTER_KILL_GRACE_MS;
+    notify_send("STOPPING=1");
+    log_info("event=stopping signal=%d workers=%d", sig, master_children(m));
+    listen_group_close(&m->listen);
+    listen_group_close(&m->old_listen);
+    master_signal_procs(m, SIGTERM, 0);
+}
+
+static void master_wait_signal(struct master *m)
+{
+    int64_t now = master_now_ms(), wait = 1000;
+    struct timespec ts;
+    int sig;
+
+    for (int i = 0; i < m->nworkers; i++) {
+        if (m->respawn[i].due_ms != 0 && m->respawn[i].due_ms - now < wait) {
+            wait = m->respawn[i].due_ms - now;
+        }
+    }
+    if (!m->announced && wait > 20) {
+        wait = 20;              /* poll new workers' readiness */
+    }
+    if (m->stopping && !m->killed && m->stop_deadline_ms - now < wait) {
+        wait = m->stop_deadline_ms - now;
+    }
+    wait = wait < 0 ? 0 : wait;
+    ts.tv_sec = wait / 1000;
+    ts.tv_nsec = (wait % 1000) * 1000000;
+
+    sig = sigtimedwait(&m->sigs, NULL, &ts);
+    switch (sig) {
+    case SIGCHLD:
+        master_reap(m);
+        break;
+    case SIGTERM:
+    case SIGINT:
+    case SIGQUIT:
+        master_stop(m, sig);
+        break;
+    case SIGHUP:
+        if (!m->stopping) {
+            master_reload(m);
+        }
+        break;
+    case SIGUSR1:
+        log_reopen();
+        master_signal_procs(m, SIGUSR1, 0);
+        break;
+    default:                    /* timeout or EINTR */
+        break;
+    }
+}
+
+int master_run(struct conf *cfg, const struct cli_options *opts)
+{
+    static struct master m;     /* large: keep it off the stack */
+    static const int handled[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1 };
+    char err[CONF_ERR_LEN], where[1100];
+
+    memset(&m, 0, sizeof(m));
+    m.cfg = cfg;
+    m.opts = opts;
+    m.nworkers = conf_worker_count(cfg);
+    log_set_proc("master");
+
+    sigemptyset(&m.sigs);
+    for (size_t i = 0; i < PL_ARRAY_LEN(handled); i++) {
+        sigaddset(&m.sigs, handled[i]);
+    }
+    sigprocmask(SIG_BLOCK, &m.sigs, NULL);
+
+    if (listen_group_open(&m.listen, (struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen,
+                          m.nworkers, cfg->backlog, err, sizeof(err)) != PL_OK) {
+        conf_where(cfg, "listen", where, sizeof(where));
+        fprintf(stderr, "%s: %s\n", where, err);
+        return 2;
+    }
+    if (metrics_zone_create() != PL_OK) {
+        fprintf(stderr, "parleyd: cannot create shared memory\n");
+        return 2;
+    }
+    log_info("event=listening addr=%s", m.listen.name);
+    log_info("event=starting version=%s workers=%d", PACKAGE_VERSION, m.nworkers);
+    master_start_generation(&m);
+
+    while (!m.stopping || master_children(&m) > 0) {
+        int64_t now;
+
+        master_wait_signal(&m);
+        now = master_now_ms();
+        if (m.stopping && !m.killed && now >= m.stop_deadline_ms) {
+            log_warn("event=stop_timeout killing=%d", master_children(&m));
+            master_signal_procs(&m, SIGKILL, 0);
+            m.killed = 1;
+        }
+        if (!m.stopping) {
+            master_run_respawns(&m, now);
+            master_check_ready(&m, now);
+        }
+    }
+    log_info("event=stopped");
+    return 0;
+}

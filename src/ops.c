@@ -1,0 +1,43 @@
+/* ops.c - health and Prometheus metrics for load balancers and monitoring. */
+#include "ops.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "metrics.h"
+#include "parley.h"
+#include "worker.h"
+
+static void ops_healthz(evhtp_request_t *req, const struct http_params *params)
+{
+    char body[256];
+    const char *reason = worker_draining() ? "shutting_down" : NULL;
+    int n;
+
+    PL_UNUSED(params);
+    n = snprintf(body, sizeof(body),
+                 "{\"status\":\"%s\",%s%s%s\"workers\":%d,\"worker\":%d,\"pid\":%ld,\"version\":\"%s\"}",
+                 reason ? "unavailable" : "ok",
+                 reason ? "\"reason\":\"" : "", reason ? reason : "", reason ? "\"," : "",
+                 metrics_workers_serving(), worker_index(), (long)getpid(), PACKAGE_VERSION);
+    http_header_set(req, "Cache-Control", "no-store");
+    http_reply(req, reason ? 503 : 200, "application/json", body, (size_t)n);
+}
+
+static void ops_metrics(evhtp_request_t *req, const struct http_params *params)
+{
+    PL_UNUSED(params);
+    metrics_render(req->buffer_out);
+    http_header_set(req, "Cache-Control", "no-store");
+    http_log_response(req, 200);
+    evhtp_headers_add_header(req->headers_out,
+                             evhtp_header_new("Content-Type", "text/plain; version=0.0.4; charset=utf-8", 0, 0));
+    evhtp_send_reply(req, EVHTP_RES_OK);
+}
+
+void ops_register(void)
+{
+    http_route_add("/healthz", HTTP_GET | HTTP_HEAD, ops_healthz);
+    http_route_add("/metrics", HTTP_GET, ops_metrics);
+}

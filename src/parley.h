@@ -1,0 +1,22 @@
+/* parley.h - result codes and limits shared by every module. */
+#ifndef PARLEY_H
+#define PARLEY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Result codes, nginx style: "not finished yet" is not an error. */
+#define PL_OK      0
+#define PL_ERR    -1
+#define PL_AGAIN  -2
+
+/* Upper bound for the "workers" setting; shared memory is sized for it. */
+#define PL_MAX_WORKERS 256
+
+/* Room and user names: 1..64 characters of [A-Za-z0-9_.-], not "." or "..". */
+#define PL_NAME_MAX 64
+
+#define PL_UNUSED(x) ((void)(x))
+#define PL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,190 @@
+/* worker.c - per-process set-up, signal handling and graceful exit. */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <evhtp.h>
+
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "ops.h"
+#include "parley.h"
+
+#define WORKER_DRAIN_CHECK_MS 50
+
+struct worker {
+    struct event_base *base;
+    const struct conf *cfg;
+    evhtp_t *htp[PL_MAX_WORKERS];
+    int nhtp;
+    struct event *signals[5];
+    struct event *drain_timer;
+    struct timeval drain_started;
+    int index;
+    int draining;
+};
+
+static struct worker self;
+
+int worker_index(void)
+{
+    return self.index;
+}
+
+int worker_draining(void)
+{
+    return self.draining;
+}
+
+static long worker_elapsed_ms(const struct timeval *since)
+{
+    struct timeval now;
+
+    event_base_gettimeofday_cached(self.base, &now);
+    return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_usec - since->tv_usec) / 1000L;
+}
+
+static void worker_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    long elapsed = worker_elapsed_ms(&self.drain_started);
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    if (http_inflight() > 0 && elapsed < self.cfg->shutdown_timeout_ms) {
+        return;
+    }
+    if (http_inflight() > 0) {
+        log_warn("event=shutdown_timeout inflight=%d", http_inflight());
+    }
+    event_base_loopbreak(self.base);
+}
+
+static void worker_stop(void)
+{
+    struct timeval tick = { 0, WORKER_DRAIN_CHECK_MS * 1000 };
+
+    if (self.draining) {
+        return;
+    }
+    self.draining = 1;
+    log_info("event=draining inflight=%d", http_inflight());
+    for (int i = 0; i < self.nhtp; i++) {
+        evhtp_unbind_socket(self.htp[i]);   /* closes this process's copy only */
+    }
+    http_set_draining(1);
+    event_base_gettimeofday_cached(self.base, &self.drain_started);
+    self.drain_timer = event_new(self.base, -1, EV_PERSIST, worker_drain_check, NULL);
+    event_add(self.drain_timer, &tick);
+}
+
+static void worker_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+    case SIGQUIT:
+        worker_stop();
+        break;
+    case SIGUSR1:
+        log_reopen();
+        break;
+    default:                    /* SIGHUP: reloads are the master's business */
+        break;
+    }
+}
+
+static int worker_listen(const struct listen_group *lg, int nworkers)
+{
+    for (int j = self.index; j < lg->nfds; j += nworkers) {
+        evhtp_t *htp = evhtp_new(self.base, NULL);
+        if (htp == NULL) {
+            return PL_ERR;
+        }
+        evhtp_set_max_body_size(htp, self.cfg->max_body);
+        http_attach(htp);
+        /* A backlog of 0 keeps the master's listen() as it is. */
+        if (evhtp_accept_socket(htp, lg->fds[j], 0) != 0) {
+            log_error(errno, "event=accept_socket_failed fd=%d", lg->fds[j]);
+            evhtp_free(htp);
+            return PL_ERR;
+        }
+        self.htp[self.nhtp++] = htp;
+    }
+    return PL_OK;
+}
+
+static void worker_free(void)
+{
+    for (size_t i = 0; i < PL_ARRAY_LEN(self.signals); i++) {
+        if (self.signals[i] != NULL) {
+            event_free(self.signals[i]);
+        }
+    }
+    if (self.drain_timer != NULL) {
+        event_free(self.drain_timer);
+    }
+    for (int i = 0; i < self.nhtp; i++) {
+        evhtp_free(self.htp[i]);
+    }
+    event_base_free(self.base);
+}
+
+int worker_run(const struct conf *cfg, const struct listen_group *lg,
+               int index, int nworkers, int slot)
+{
+    static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP };
+    pid_t master = getppid();
+    sigset_t unblock;
+    char name[32];
+
+    memset(&self, 0, sizeof(self));
+    self.cfg = cfg;
+    self.index = index;
+    snprintf(name, sizeof(name), "worker.%d", index);
+    log_set_proc(name);
+    snprintf(name, sizeof(name), "parley-w%d", index);
+    prctl(PR_SET_NAME, name);
+
+    /* Do not outlive the master; the check closes the race with its death. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master) {
+        return 0;
+    }
+    metrics_attach(slot);
+
+    self.base = event_base_new();
+    if (self.base == NULL) {
+        log_error(0, "event=event_base_failed");
+        return 1;
+    }
+    for (size_t i = 0; i < PL_ARRAY_LEN(sigs); i++) {
+        self.signals[i] = evsignal_new(self.base, sigs[i], worker_on_signal, NULL);
+        event_add(self.signals[i], NULL);
+    }
+    /* The master blocks these; pending ones now reach the handlers above. */
+    sigemptyset(&unblock);
+    sigprocmask(SIG_SETMASK, &unblock, NULL);
+    ops_register();
+    if (worker_listen(lg, nworkers) != PL_OK) {
+        worker_free();
+        return 1;
+    }
+    metrics_set_ready();
+    log_info("event=worker_ready sockets=%d", self.nhtp);
+
+    event_base_dispatch(self.base);
+
+    log_info("event=worker_exit");
+    worker_free();
+    return 0;
+}

@@ -1,0 +1,15 @@
+/* unit.h - the Check suites, one per module, run together by tests/unit. */
+#ifndef PARLEY_TESTS_UNIT_H
+#define PARLEY_TESTS_UNIT_H
+
+#include <check.h>
+
+Suite *suite_cli(void);
+Suite *suite_conf(void);
+Suite *suite_http(void);
+Suite *suite_redis_url(void);
+
+/* Writes TEXT to a new temporary file and returns its path (static buffer). */
+const char *unit_write_temp(const char *text);
+
+#endif
