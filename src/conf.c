@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -44,6 +45,7 @@ static const struct conf_key conf_keys[] = {
     { "log_level",        CONF_LOG_LEVEL, FIELD(log_level),        0, 0, "info" },
     { "log_file",         CONF_STRING,    FIELD(log_file),         0, 0, "" },
     { "shutdown_timeout", CONF_DURATION,  FIELD(shutdown_timeout_ms), 100, 3600 * 1000, "10s" },
+    { "web_root",         CONF_STRING,    FIELD(web_root),         0, 0, PKGDATADIR "/web" },
     { "max_body",         CONF_SIZE,      FIELD(max_body),         1024, 64 << 20, "64k" },
 };
 
@@ -346,6 +348,27 @@ void conf_where(const struct conf *cfg, const char *key, char *buf, size_t len)
     }
 }
 
+/* A web_root the operator chose must exist; the built-in default may be
+ * absent (running from a build tree), and then the worker says so once. */
+static int conf_check_web_root(const struct conf *cfg, char *err, size_t errlen)
+{
+    const struct conf_origin *o = &cfg->origin[conf_find("web_root") - conf_keys];
+    char where[1100];
+    struct stat st;
+
+    if (cfg->web_root[0] == '\0' || (o->line == 0 && o->flag == NULL)) {
+        return PL_OK;
+    }
+    errno = 0;
+    if (stat(cfg->web_root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        conf_where(cfg, "web_root", where, sizeof(where));
+        snprintf(err, errlen, "%s: web_root '%s' is not a directory%s%s", where, cfg->web_root,
+                 errno != 0 ? ": " : "", errno != 0 ? strerror(errno) : "");
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
 int conf_check(struct conf *cfg, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
@@ -376,7 +399,7 @@ int conf_check(struct conf *cfg, char *err, size_t errlen)
     memcpy(&cfg->listen_addr, res->ai_addr, res->ai_addrlen);
     cfg->listen_addrlen = res->ai_addrlen;
     freeaddrinfo(res);
-    return PL_OK;
+    return conf_check_web_root(cfg, err, errlen);
 }
 
 int conf_worker_count(const struct conf *cfg)

@@ -32,6 +32,7 @@ struct conf {
     char log_file[1024];
     int shutdown_timeout_ms;
     size_t max_body;
+    char web_root[1024];        /* "" disables the web client */
 
     char path[1024];            /* file the values came from, "" if none */
     struct conf_origin origin[CONF_MAX_KEYS];

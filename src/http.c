@@ -23,6 +23,7 @@ struct http_route {
 
 static struct http_route routes[HTTP_MAX_ROUTES];
 static int nroutes;
+static http_handler_cb fallback;
 static int inflight;
 static int draining;
 static uint32_t request_prefix;
@@ -35,6 +36,11 @@ void http_route_add(const char *pattern, unsigned methods, http_handler_cb handl
         return;
     }
     routes[nroutes++] = (struct http_route){ pattern, methods, handler };
+}
+
+void http_set_fallback(http_handler_cb handler)
+{
+    fallback = handler;
 }
 
 int http_inflight(void)
@@ -52,9 +58,7 @@ static int hexval(int c)
     return isdigit(c) ? c - '0' : (tolower(c) >= 'a' && tolower(c) <= 'f') ? tolower(c) - 'a' + 10 : -1;
 }
 
-/* Decodes %XX escapes of LEN bytes at S into OUT.  Fails on a bad escape,
- * an encoded NUL or an overlong result. */
-static int http_percent_decode(const char *s, size_t len, char *out, size_t outlen)
+int http_percent_decode(const char *s, size_t len, char *out, size_t outlen)
 {
     size_t o = 0;
 
@@ -216,6 +220,11 @@ static void http_dispatch(evhtp_request_t *req, void *arg)
         http_allow_header(allowed, allow, sizeof(allow));
         http_header_set(req, "Allow", allow);
         http_error(req, 405, "method_not_allowed", "method not allowed; allowed: %s", allow);
+        return;
+    }
+    if (fallback != NULL) {
+        params.count = 0;
+        fallback(req, &params);
         return;
     }
     http_error(req, 404, "not_found", "no such resource");

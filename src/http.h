@@ -34,6 +34,13 @@ typedef void (*http_handler_cb)(evhtp_request_t *req, const struct http_params *
  * enum http_method_bit. */
 void http_route_add(const char *pattern, unsigned methods, http_handler_cb handler);
 
+/* Handles every path that no route matches (instead of a plain 404). */
+void http_set_fallback(http_handler_cb handler);
+
+/* Decodes %XX escapes in the LEN bytes at S into OUT (NUL-terminated).
+ * Fails on a bad escape, an encoded NUL or an OUT too small. */
+int http_percent_decode(const char *s, size_t len, char *out, size_t outlen);
+
 /* Matches PATH against PATTERN.  Returns 1 on a match (PARAMS filled), 0 on
  * no match, -1 when a "{}" segment is not valid percent-encoding. */
 int http_route_match(const char *pattern, const char *path, struct http_params *params);

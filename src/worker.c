@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "ops.h"
 #include "parley.h"
+#include "static.h"
 
 #define WORKER_DRAIN_CHECK_MS 50
 
@@ -175,6 +176,9 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg,
     sigemptyset(&unblock);
     sigprocmask(SIG_SETMASK, &unblock, NULL);
     ops_register();
+    if (cfg->web_root[0] != '\0') {
+        static_register(cfg->web_root);     /* failure logged; the API still serves */
+    }
     if (worker_listen(lg, nworkers) != PL_OK) {
         worker_free();
         return 1;

@@ -1,0 +1,135 @@
+/* static.c - the web client's files, with content types and revalidation. */
+#include "static.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "parley.h"
+
+#define STATIC_PATH_MAX 1024
+
+static int static_root = -1;
+
+static const struct {
+    const char *ext;
+    const char *type;
+} static_types[] = {
+    { ".html", "text/html; charset=utf-8" },
+    { ".js", "text/javascript; charset=utf-8" },
+    { ".mjs", "text/javascript; charset=utf-8" },
+    { ".css", "text/css; charset=utf-8" },
+    { ".json", "application/json" },
+    { ".webmanifest", "application/manifest+json" },
+    { ".svg", "image/svg+xml" },
+    { ".png", "image/png" },
+    { ".ico", "image/x-icon" },
+    { ".txt", "text/plain; charset=utf-8" },
+    { ".woff2", "font/woff2" },
+};
+
+static const char *static_content_type(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+
+    for (size_t i = 0; dot != NULL && i < PL_ARRAY_LEN(static_types); i++) {
+        if (strcmp(dot, static_types[i].ext) == 0) {
+            return static_types[i].type;
+        }
+    }
+    return "application/octet-stream";
+}
+
+/* Turns the URL path into a relative file name under the root, or fails.
+ * "/" and "/dir/" mean their index.html. */
+static int static_resolve(const char *urlpath, char *out, size_t outlen)
+{
+    const char *seg;
+    size_t n;
+
+    if (http_percent_decode(urlpath + 1, strlen(urlpath + 1), out, outlen - sizeof("index.html")) != PL_OK) {
+        return PL_ERR;
+    }
+    for (seg = out; *seg; seg += strcspn(seg, "/") + (seg[strcspn(seg, "/")] == '/')) {
+        /* Hidden files, "..", empty segments ("a//b") and backslashes are out. */
+        if (seg[0] == '.' || seg[0] == '/' || strchr(seg, '\\') != NULL) {
+            return PL_ERR;
+        }
+    }
+    n = strlen(out);
+    if (n == 0 || out[n - 1] == '/') {
+        memcpy(out + n, "index.html", sizeof("index.html"));
+    }
+    return PL_OK;
+}
+
+static void static_serve(evhtp_request_t *req, const struct http_params *params)
+{
+    const char *urlpath = req->uri && req->uri->path ? req->uri->path->full : "/";
+    char rel[STATIC_PATH_MAX], etag[64], modified[64];
+    const char *inm;
+    struct stat st;
+    struct tm tm;
+    int fd;
+
+    PL_UNUSED(params);
+    if (static_resolve(urlpath, rel, sizeof(rel)) != PL_OK) {
+        http_error(req, 404, "not_found", "no such resource");
+        return;
+    }
+    fd = openat(static_root, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        http_error(req, 404, "not_found", "no such resource");
+        return;
+    }
+    if (req->method != htp_method_GET && req->method != htp_method_HEAD) {
+        close(fd);
+        http_header_set(req, "Allow", "GET, HEAD");
+        http_error(req, 405, "method_not_allowed", "method not allowed; allowed: GET, HEAD");
+        return;
+    }
+
+    snprintf(etag, sizeof(etag), "\"%llx-%llx\"", (unsigned long long)st.st_size,
+             (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec);
+    gmtime_r(&st.st_mtime, &tm);
+    strftime(modified, sizeof(modified), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    http_header_set(req, "ETag", etag);
+    http_header_set(req, "Last-Modified", modified);
+    http_header_set(req, "Cache-Control", "no-cache");
+    http_header_set(req, "X-Content-Type-Options", "nosniff");
+
+    inm = evhtp_header_find(req->headers_in, "If-None-Match");
+    if (inm != NULL && strstr(inm, etag) != NULL) {
+        close(fd);
+        http_reply(req, 304, NULL, "", 0);
+        return;
+    }
+    evhtp_headers_add_header(req->headers_out,
+                             evhtp_header_new("Content-Type", static_content_type(rel), 0, 0));
+    if (req->method == htp_method_HEAD || st.st_size == 0) {
+        close(fd);
+    } else {
+        evbuffer_add_file(req->buffer_out, fd, 0, st.st_size);     /* takes the fd */
+    }
+    http_log_response(req, 200);
+    evhtp_send_reply(req, EVHTP_RES_OK);
+}
+
+int static_register(const char *root)
+{
+    static_root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (static_root < 0) {
+        log_error(errno, "event=web_root_unavailable path=%s", root);
+        return PL_ERR;
+    }
+    http_set_fallback(static_serve);
+    return PL_OK;
+}
