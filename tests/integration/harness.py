@@ -21,6 +21,9 @@ SLOW = float(os.environ.get("PARLEY_TEST_SLOW", "1"))
 
 _live = []
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when they find a bug.
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error: |SUMMARY: \w+Sanitizer")
+
 
 def _stop_all():
     for proc in list(_live):
@@ -192,12 +195,17 @@ class Env:
         return p
 
     def close(self):
+        """Stops everything; fails if a sanitizer reported anything."""
+        reports = []
         for p in self.procs:
             if p.proc is not None:
                 _kill(p.proc)
+                reports += [line for line in p.log().splitlines() if SANITIZER_REPORT.search(line)]
         if self.redis:
             self.redis.stop()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if reports:
+            raise AssertionError("sanitizer reports from parleyd:\n" + "\n".join(reports[:20]))
 
 
 def run_parleyd(args, timeout=10):
