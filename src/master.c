@@ -317,8 +317,8 @@ static void master_wait_signal(struct master *m)
             wait = m->respawn[i].due_ms - now;
         }
     }
-    if (!m->announced && wait > 20) {
-        wait = 20;              /* poll new workers' readiness */
+    if (!m->announced && wait > 5) {
+        wait = 5;               /* poll new workers' readiness */
     }
     if (m->stopping && !m->killed && m->stop_deadline_ms - now < wait) {
         wait = m->stop_deadline_ms - now;
