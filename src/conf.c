@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "names.h"
 #include "parley.h"
 
 enum conf_type {
@@ -22,6 +23,9 @@ enum conf_type {
     CONF_LOG_LEVEL,   /* debug|info|warn|error */
     CONF_LISTEN,      /* ADDR:PORT, [v6]:PORT or *:PORT */
     CONF_REDIS,       /* redis://... or unix:/path */
+    CONF_NAME,        /* empty, or a name as for rooms and users */
+    CONF_SECONDS,     /* seconds, or with s/m/h/d suffix; stored as seconds */
+    CONF_POW2,        /* a size that is a power of two */
 };
 
 struct conf_key {
@@ -42,6 +46,17 @@ static const struct conf_key conf_keys[] = {
     { "backlog",          CONF_INT,       FIELD(backlog),          1, 65535, "511" },
     { "redis",            CONF_REDIS,     FIELD(redis),            0, 0, "redis://127.0.0.1:6379" },
     { "redis_prefix",     CONF_STRING,    FIELD(redis_prefix),     1, 0, "parley:" },
+    { "redis_timeout",    CONF_DURATION,  FIELD(redis_timeout_ms), 100, 60 * 1000, "2s" },
+    { "instance_id",      CONF_NAME,      FIELD(instance_id),      0, 0, "" },
+    { "instance_ttl",     CONF_DURATION,  FIELD(instance_ttl_ms),  3000, 3600 * 1000, "10s" },
+    { "bus_ring_size",    CONF_POW2,      FIELD(bus_ring_size),    1 << 16, 1 << 30, "16m" },
+    { "history_length",   CONF_INT,       FIELD(history_length),   1, 10000000, "1000" },
+    { "session_ttl",      CONF_SECONDS,   FIELD(session_ttl_s),    1, 365 * 86400, "24h" },
+    { "jwt_secret",       CONF_STRING,    FIELD(jwt_secret),       0, 0, "" },
+    { "max_content",      CONF_SIZE,      FIELD(max_content),      1, 1 << 20, "4k" },
+    { "sse_retry_ms",     CONF_INT,       FIELD(sse_retry_ms),     0, 3600 * 1000, "2000" },
+    { "sse_heartbeat",    CONF_DURATION,  FIELD(sse_heartbeat_ms), 1000, 3600 * 1000, "15s" },
+    { "sse_max_backlog",  CONF_SIZE,      FIELD(sse_max_backlog),  4096, 1 << 30, "1m" },
     { "log_level",        CONF_LOG_LEVEL, FIELD(log_level),        0, 0, "info" },
     { "log_file",         CONF_STRING,    FIELD(log_file),         0, 0, "" },
     { "shutdown_timeout", CONF_DURATION,  FIELD(shutdown_timeout_ms), 100, 3600 * 1000, "10s" },
@@ -98,8 +113,11 @@ static int conf_parse_number(const char *s, const struct conf_unit *units, long 
 static const struct conf_unit size_units[] = {
     { "", 1 }, { "k", 1024 }, { "kb", 1024 }, { "m", 1024 * 1024 }, { "mb", 1024 * 1024 }, { NULL, 0 }
 };
+static const struct conf_unit seconds_units[] = {
+    { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 }, { NULL, 0 }
+};
 static const struct conf_unit duration_units[] = {
-    { "s", 1000 }, { "ms", 1 }, { "m", 60 * 1000 }, { NULL, 0 }
+    { "s", 1000 }, { "ms", 1 }, { "m", 60 * 1000 }, { "h", 3600 * 1000 }, { NULL, 0 }
 };
 
 static int conf_parse_listen(const char *v, char *err, size_t errlen)
@@ -144,16 +162,20 @@ static int conf_apply(struct conf *cfg, const struct conf_key *k, const char *v,
         return PL_OK;
     case CONF_INT:
     case CONF_SIZE:
+    case CONF_POW2:
+    case CONF_SECONDS:
     case CONF_DURATION:
-        if (conf_parse_number(v, k->type == CONF_SIZE ? size_units
-                                : k->type == CONF_DURATION ? duration_units : NULL, &n) != PL_OK
-            || n < k->min || n > k->max) {
-            const char *unit = k->type == CONF_DURATION ? "ms" : k->type == CONF_SIZE ? " bytes" : "";
-            snprintf(err, errlen, "invalid value '%s' for '%s' (%lld%s..%lld%s)",
-                     v, k->name, k->min, unit, k->max, unit);
+        if (conf_parse_number(v, k->type == CONF_SIZE || k->type == CONF_POW2 ? size_units
+                                : k->type == CONF_DURATION ? duration_units
+                                : k->type == CONF_SECONDS ? seconds_units : NULL, &n) != PL_OK
+            || n < k->min || n > k->max || (k->type == CONF_POW2 && (n & (n - 1)) != 0)) {
+            const char *unit = k->type == CONF_DURATION ? "ms" : k->type == CONF_SECONDS ? "s"
+                               : k->type == CONF_INT ? "" : " bytes";
+            snprintf(err, errlen, "invalid value '%s' for '%s' (%s%lld%s..%lld%s)", v, k->name,
+                     k->type == CONF_POW2 ? "a power of two, " : "", k->min, unit, k->max, unit);
             return PL_ERR;
         }
-        if (k->type == CONF_SIZE) {
+        if (k->type == CONF_SIZE || k->type == CONF_POW2) {
             *(size_t *)field = (size_t)n;
         } else {
             *(int *)field = (int)n;
@@ -163,6 +185,13 @@ static int conf_apply(struct conf *cfg, const struct conf_key *k, const char *v,
         if (strlen(v) >= k->size || (k->min > 0 && v[0] == '\0')) {
             snprintf(err, errlen, "invalid value for '%s' (%s..%zu characters)",
                      k->name, k->min > 0 ? "1" : "0", k->size - 1);
+            return PL_ERR;
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return PL_OK;
+    case CONF_NAME:
+        if (v[0] != '\0' && !name_valid(v)) {
+            snprintf(err, errlen, "invalid value '%s' for '%s' (1..64 of A-Z a-z 0-9 _ . -)", v, k->name);
             return PL_ERR;
         }
         memcpy(field, v, strlen(v) + 1);

@@ -28,6 +28,17 @@ struct conf {
     int backlog;
     struct redis_url redis;
     char redis_prefix[64];
+    int redis_timeout_ms;
+    char instance_id[64];       /* "" in the file: generated at start-up */
+    int instance_ttl_ms;
+    size_t bus_ring_size;
+    int history_length;
+    int session_ttl_s;
+    char jwt_secret[256];
+    size_t max_content;
+    int sse_retry_ms;
+    int sse_heartbeat_ms;
+    size_t sse_max_backlog;
     int log_level;
     char log_file[1024];
     int shutdown_timeout_ms;

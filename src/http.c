@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@ static struct http_route routes[HTTP_MAX_ROUTES];
 static int nroutes;
 static http_handler_cb fallback;
 static int inflight;
+static int in_dispatch;            /* inside http_dispatch, i.e. evhtp's read callback */
 static int draining;
 static uint32_t request_prefix;
 static uint32_t request_counter;
@@ -178,19 +180,82 @@ void http_header_set(evhtp_request_t *req, const char *key, const char *value)
 
 static evhtp_res http_request_fini(evhtp_request_t *req, void *arg)
 {
+    struct http_hold *hold = arg;
+
     PL_UNUSED(req);
-    PL_UNUSED(arg);
     inflight--;
+    if (hold != NULL) {
+        hold->req = NULL;
+    }
     return EVHTP_RES_OK;
 }
+
+struct http_hold *http_hold(evhtp_request_t *req)
+{
+    struct http_hold *hold = malloc(sizeof(*hold));
+
+    if (hold == NULL) {
+        return NULL;
+    }
+    hold->req = req;
+    evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, hold);
+    evhtp_request_pause(req);
+    return hold;
+}
+
+void http_release(struct http_hold *hold)
+{
+    if (hold->req != NULL) {
+        evhtp_request_set_hook(hold->req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, NULL);
+        if (hold->req->conn->flags & EVHTP_CONN_FLAG_PAUSED) {
+            evhtp_request_resume(hold->req);    /* after the reply, as evhtp wants */
+        }
+    }
+    free(hold);
+}
+
+struct bufferevent *http_take_over(evhtp_request_t *req)
+{
+    evhtp_connection_t *conn = req->conn;
+    struct bufferevent *bev;
+
+    /* take_ownership drops our hooks, so account for what they would do. */
+    inflight--;
+    metrics_gauge_add(METRIC_CONN_HTTP, -1);
+    bev = evhtp_connection_take_ownership(conn);
+    if (!in_dispatch) {
+        /* Inside a handler evhtp frees the connection itself on return. */
+        evhtp_connection_free(conn);
+    }
+    return bev;
+}
+
+const char *http_query(evhtp_request_t *req, const char *name, char *buf, size_t len)
+{
+    const char *raw;
+
+    if (req->uri == NULL || req->uri->query == NULL
+        || (raw = evhtp_kv_find(req->uri->query, name)) == NULL) {
+        return NULL;
+    }
+    /* evhtp leaves '+' alone; in a query it means a space. */
+    if (http_percent_decode(raw, strlen(raw), buf, len) != PL_OK) {
+        return NULL;
+    }
+    for (char *p = buf; *p; p++) {
+        if (*p == '+') {
+            *p = ' ';
+        }
+    }
+    return buf;
+}
+
+static void http_route(evhtp_request_t *req, const char *path, unsigned bit);
 
 static void http_dispatch(evhtp_request_t *req, void *arg)
 {
     const char *path = req->uri && req->uri->path ? req->uri->path->full : "/";
     unsigned bit = http_method_bit(req->method);
-    unsigned allowed = 0;
-    struct http_params params;
-    char allow[64];
 
     PL_UNUSED(arg);
     inflight++;
@@ -200,6 +265,17 @@ static void http_dispatch(evhtp_request_t *req, void *arg)
     if (draining) {
         evhtp_request_set_keepalive(req, 0);
     }
+
+    in_dispatch = 1;
+    http_route(req, path, bit);
+    in_dispatch = 0;
+}
+
+static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
+{
+    struct http_params params;
+    unsigned allowed = 0;
+    char allow[64];
 
     for (int i = 0; i < nroutes; i++) {
         int m = http_route_match(routes[i].pattern, path, &params);

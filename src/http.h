@@ -68,6 +68,24 @@ void http_reply(evhtp_request_t *req, int status, const char *content_type,
 void http_error(evhtp_request_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A request whose answer comes later (after Redis replies).  http_hold
+ * pauses REQ; when the answer is ready, check hold->req: NULL means the
+ * request died meanwhile.  Reply (or not), then http_release. */
+struct http_hold {
+    evhtp_request_t *req;
+};
+struct http_hold *http_hold(evhtp_request_t *req);
+void http_release(struct http_hold *hold);
+
+/* Takes the connection of REQ away from libevhtp for a long-lived stream:
+ * returns its bufferevent (no callbacks, reading disabled), now owned by
+ * the caller, and forgets the request.  Works both inside a handler and
+ * from a later callback. */
+struct bufferevent *http_take_over(evhtp_request_t *req);
+
+/* A query parameter of REQ (percent-decoded into BUF), or NULL. */
+const char *http_query(evhtp_request_t *req, const char *name, char *buf, size_t len);
+
 /* Logs a response that the caller sends itself (streams, upgrades). */
 void http_log_response(evhtp_request_t *req, int status);
 

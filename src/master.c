@@ -1,15 +1,18 @@
 /* master.c - prefork supervision: spawn, reap, respawn, reload, stop. */
 #include "master.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bus_redis.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
@@ -37,8 +40,18 @@ struct master_respawn {
     int64_t due_ms;             /* 0: nothing scheduled */
 };
 
+struct master_bus {
+    pid_t pid;
+    int64_t started_ms;
+    int failures;
+    int64_t due_ms;             /* 0: nothing scheduled */
+    int stopping;
+};
+
 struct master {
     struct conf *cfg;
+    struct bus_zone zone;
+    struct master_bus bus;
     const struct cli_options *opts;
     struct listen_group listen;
     struct listen_group old_listen;     /* previous address, until old workers go */
@@ -104,11 +117,46 @@ static void master_spawn(struct master *m, int index)
     if (pid == 0) {
         /* Workers must not hold a previous address open after a reload. */
         listen_group_close(&m->old_listen);
-        _exit(worker_run(m->cfg, &m->listen, index, m->nworkers, slot));
+        _exit(worker_run(m->cfg, &m->listen, &m->zone, index, m->nworkers, slot));
     }
     metrics_slot_set_pid(slot, pid);
     *p = (struct master_proc){ pid, index, m->generation, slot, master_now_ms(), 0 };
     log_info("event=worker_started worker=%d pid=%ld generation=%u", index, (long)pid, m->generation);
+}
+
+static void master_signal_procs(struct master *m, int sig, int older_only);
+
+static int64_t master_backoff(int failures)
+{
+    int64_t delay = 0;
+
+    if (failures > 1) {
+        delay = MASTER_BACKOFF_MIN_MS << (failures - 2 < 7 ? failures - 2 : 7);
+        delay = delay > MASTER_BACKOFF_MAX_MS ? MASTER_BACKOFF_MAX_MS : delay;
+    }
+    return delay;
+}
+
+static void master_spawn_bus(struct master *m)
+{
+    pid_t pid = fork();
+
+    if (pid < 0) {
+        log_error(errno, "event=spawn_failed process=bus");
+        m->bus.due_ms = master_now_ms() + MASTER_BACKOFF_MIN_MS;
+        return;
+    }
+    if (pid == 0) {
+        listen_group_close(&m->listen);
+        listen_group_close(&m->old_listen);
+        _exit(bus_redis_run(m->cfg, &m->zone));
+    }
+    m->bus.pid = pid;
+    m->bus.started_ms = master_now_ms();
+    m->bus.stopping = 0;
+    log_info("event=bus_started pid=%ld", (long)pid);
+    /* Workers resend their interests to the new bus at once. */
+    master_signal_procs(m, SIGUSR2, 0);
 }
 
 static void master_signal_procs(struct master *m, int sig, int older_only)
@@ -128,7 +176,7 @@ static void master_signal_procs(struct master *m, int sig, int older_only)
 
 static int master_children(const struct master *m)
 {
-    int n = 0;
+    int n = m->bus.pid > 0;
 
     for (size_t i = 0; i < PL_ARRAY_LEN(m->procs); i++) {
         n += m->procs[i].pid > 0;
@@ -139,17 +187,33 @@ static int master_children(const struct master *m)
 static void master_schedule_respawn(struct master *m, const struct master_proc *p, int64_t now)
 {
     struct master_respawn *r = &m->respawn[p->index];
-    int64_t delay = 0;
+    int64_t delay;
 
     r->failures = (now - p->started_ms < MASTER_YOUNG_MS) ? r->failures + 1 : 1;
-    if (r->failures > 1) {
-        delay = MASTER_BACKOFF_MIN_MS << (r->failures - 2 < 7 ? r->failures - 2 : 7);
-        delay = delay > MASTER_BACKOFF_MAX_MS ? MASTER_BACKOFF_MAX_MS : delay;
-    }
+    delay = master_backoff(r->failures);
     r->due_ms = now + delay;
     metrics_count_restart(p->index);
     log_info("event=worker_respawn worker=%d delay_ms=%lld failures=%d",
              p->index, (long long)delay, r->failures);
+}
+
+static void master_reap_bus(struct master *m, int status, int64_t now)
+{
+    char how[96];
+
+    master_describe_status(status, how, sizeof(how));
+    m->bus.pid = 0;
+    __atomic_store_n(&m->zone.state->redis_up, 0, __ATOMIC_RELAXED);
+    if (m->bus.stopping || m->stopping) {
+        log_info("event=bus_stopped status=\"%s\"", how);
+        if (!m->stopping) {
+            master_spawn_bus(m);    /* replaced on reload */
+        }
+        return;
+    }
+    log_error(0, "event=bus_died status=\"%s\"", how);
+    m->bus.failures = (now - m->bus.started_ms < MASTER_YOUNG_MS) ? m->bus.failures + 1 : 1;
+    m->bus.due_ms = now + master_backoff(m->bus.failures);
 }
 
 static void master_reap(struct master *m)
@@ -160,6 +224,10 @@ static void master_reap(struct master *m)
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == m->bus.pid) {
+            master_reap_bus(m, status, now);
+            continue;
+        }
         for (size_t i = 0; i < PL_ARRAY_LEN(m->procs); i++) {
             struct master_proc *p = &m->procs[i];
             if (p->pid != pid) {
@@ -167,6 +235,8 @@ static void master_reap(struct master *m)
             }
             master_describe_status(status, how, sizeof(how));
             metrics_slot_release(p->slot);
+            /* The bus forgets the worker and takes back its presence. */
+            bus_ctl_send(&m->zone, p->slot, pid, 'R', NULL, -1);
             if (p->stopping || m->stopping) {
                 log_info("event=worker_stopped worker=%d pid=%ld status=\"%s\"", p->index, (long)pid, how);
             } else {
@@ -183,6 +253,10 @@ static void master_reap(struct master *m)
 
 static void master_run_respawns(struct master *m, int64_t now)
 {
+    if (m->bus.due_ms != 0 && m->bus.due_ms <= now) {
+        m->bus.due_ms = 0;
+        master_spawn_bus(m);
+    }
     for (int i = 0; i < m->nworkers; i++) {
         if (m->respawn[i].due_ms != 0 && m->respawn[i].due_ms <= now) {
             m->respawn[i].due_ms = 0;
@@ -238,6 +312,32 @@ static void master_start_generation(struct master *m)
     }
 }
 
+/* Names this host in Redis: the configured instance_id, the one generated
+ * earlier (kept across reloads), or a new "hostname-random". */
+static void master_instance_id(struct conf *cfg, const char *previous)
+{
+    char host[40] = "parley";
+    uint32_t r = 0;
+
+    if (cfg->instance_id[0] != '\0') {
+        return;
+    }
+    if (previous[0] != '\0') {
+        snprintf(cfg->instance_id, sizeof(cfg->instance_id), "%s", previous);
+        return;
+    }
+    gethostname(host, sizeof(host) - 1);
+    for (char *p = host; *p; p++) {
+        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_')) {
+            *p = '_';
+        }
+    }
+    if (getrandom(&r, sizeof(r), 0) != sizeof(r)) {
+        r = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+    }
+    snprintf(cfg->instance_id, sizeof(cfg->instance_id), "%.40s-%08x", host, r);
+}
+
 static void master_reload_failed(const char *why)
 {
     char reason[CONF_ERR_LEN];
@@ -252,7 +352,7 @@ static void master_reload(struct master *m)
     static struct conf next;  /* large: keep it off the stack */
     struct listen_group fresh;
     char err[CONF_ERR_LEN], where[1100], why[CONF_ERR_LEN];
-    int n, moved;
+    int n, moved, restart_bus;
 
     notify_send("RELOADING=1");
     log_info("event=reloading path=%s", m->cfg->path[0] ? m->cfg->path : "-");
@@ -282,10 +382,35 @@ static void master_reload(struct master *m)
         m->listen = fresh;
         log_info("event=listening addr=%s", m->listen.name);
     }
+    master_instance_id(&next, m->cfg->instance_id);
+    restart_bus = strcmp(next.redis.text, m->cfg->redis.text) != 0
+                  || strcmp(next.redis.password, m->cfg->redis.password) != 0
+                  || strcmp(next.redis_prefix, m->cfg->redis_prefix) != 0
+                  || strcmp(next.instance_id, m->cfg->instance_id) != 0
+                  || next.instance_ttl_ms != m->cfg->instance_ttl_ms
+                  || next.redis_timeout_ms != m->cfg->redis_timeout_ms;
+    if (next.bus_ring_size != m->cfg->bus_ring_size) {
+        log_warn("event=reload_partial key=bus_ring_size reason=\"takes effect after a restart\"");
+        next.bus_ring_size = m->cfg->bus_ring_size;
+    }
     *m->cfg = next;
     log_set_level(m->cfg->log_level);
+    if (restart_bus && m->bus.pid > 0) {
+        m->bus.stopping = 1;
+        kill(m->bus.pid, SIGQUIT);  /* respawned with the new settings when reaped */
+    }
     m->nworkers = n;
     master_start_generation(m);
+}
+
+/* The bus goes last: it takes back whatever presence the workers left, which
+ * only makes sense once they are gone. */
+static void master_stop_bus_when_alone(struct master *m)
+{
+    if (m->stopping && m->bus.pid > 0 && !m->bus.stopping && master_children(m) == 1) {
+        m->bus.stopping = 1;
+        kill(m->bus.pid, SIGTERM);
+    }
 }
 
 static void master_stop(struct master *m, int sig)
@@ -294,6 +419,9 @@ static void master_stop(struct master *m, int sig)
         /* A second request to stop does not wait for anybody. */
         log_warn("event=fast_stop signal=%d", sig);
         master_signal_procs(m, SIGKILL, 0);
+        if (m->bus.pid > 0) {
+            kill(m->bus.pid, SIGKILL);
+        }
         m->killed = 1;
         return;
     }
@@ -304,6 +432,7 @@ static void master_stop(struct master *m, int sig)
     listen_group_close(&m->listen);
     listen_group_close(&m->old_listen);
     master_signal_procs(m, SIGTERM, 0);
+    master_stop_bus_when_alone(m);
 }
 
 static void master_wait_signal(struct master *m)
@@ -375,12 +504,14 @@ int master_run(struct conf *cfg, const struct cli_options *opts)
         fprintf(stderr, "%s: %s\n", where, err);
         return 2;
     }
-    if (metrics_zone_create() != PL_OK) {
+    if (metrics_zone_create() != PL_OK || bus_zone_create(&m.zone, cfg->bus_ring_size) != PL_OK) {
         fprintf(stderr, "parleyd: cannot create shared memory\n");
         return 2;
     }
+    master_instance_id(cfg, "");
     log_info("event=listening addr=%s", m.listen.name);
     log_info("event=starting version=%s workers=%d", PACKAGE_VERSION, m.nworkers);
+    master_spawn_bus(&m);
     master_start_generation(&m);
 
     while (!m.stopping || master_children(&m) > 0) {
@@ -391,8 +522,12 @@ int master_run(struct conf *cfg, const struct cli_options *opts)
         if (m.stopping && !m.killed && now >= m.stop_deadline_ms) {
             log_warn("event=stop_timeout killing=%d", master_children(&m));
             master_signal_procs(&m, SIGKILL, 0);
+            if (m.bus.pid > 0) {
+                kill(m.bus.pid, SIGKILL);
+            }
             m.killed = 1;
         }
+        master_stop_bus_when_alone(&m);
         if (!m.stopping) {
             master_run_respawns(&m, now);
             master_check_ready(&m, now);

@@ -163,6 +163,7 @@ static const struct metrics_desc counter_desc[METRIC_COUNTERS] = {
     [METRIC_BYTES_IN]      = { "parley_bytes_received_total", "counter", "Bytes received from clients." },
     [METRIC_BYTES_OUT]     = { "parley_bytes_sent_total", "counter", "Bytes sent to clients." },
     [METRIC_SLOW_CLOSED]   = { "parley_slow_consumers_closed_total", "counter", "Connections closed because their unsent backlog passed the limit." },
+    [METRIC_BUS_OVERRUNS]  = { "parley_bus_overruns_total", "counter", "Times a worker fell more than the ring behind and caught up from Redis." },
 };
 
 static const char *const gauge_transport[METRIC_GAUGES] = {

@@ -28,6 +28,7 @@ enum metrics_counter {
     METRIC_BYTES_IN,
     METRIC_BYTES_OUT,
     METRIC_SLOW_CLOSED,         /* connections cut off for a full backlog */
+    METRIC_BUS_OVERRUNS,        /* times this worker fell a ring behind */
     METRIC_COUNTERS
 };
 

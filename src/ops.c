@@ -4,22 +4,27 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "http.h"
 #include "metrics.h"
 #include "parley.h"
+#include "store.h"
 #include "worker.h"
 
 static void ops_healthz(evhtp_request_t *req, const struct http_params *params)
 {
-    char body[256];
-    const char *reason = worker_draining() ? "shutting_down" : NULL;
+    char body[320];
+    int redis_up = store_is_up() && bus_redis_up();
+    const char *reason = worker_draining() ? "shutting_down" : !redis_up ? "redis_unavailable" : NULL;
     int n;
 
     PL_UNUSED(params);
     n = snprintf(body, sizeof(body),
-                 "{\"status\":\"%s\",%s%s%s\"workers\":%d,\"worker\":%d,\"pid\":%ld,\"version\":\"%s\"}",
-                 reason ? "unavailable" : "ok",
+                 "{\"status\":\"%s\",%s%s%s\"redis\":\"%s\",\"workers\":%d,\"worker\":%d,"
+                 "\"pid\":%ld,\"version\":\"%s\"}",
+                 reason == NULL ? "ok" : worker_draining() ? "unavailable" : "degraded",
                  reason ? "\"reason\":\"" : "", reason ? reason : "", reason ? "\"," : "",
+                 redis_up ? "up" : "down",
                  metrics_workers_serving(), worker_index(), (long)getpid(), PACKAGE_VERSION);
     http_header_set(req, "Cache-Control", "no-store");
     http_reply(req, reason ? 503 : 200, "application/json", body, (size_t)n);

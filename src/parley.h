@@ -17,6 +17,9 @@
 #define PL_NAME_MAX 64
 
 #define PL_UNUSED(x) ((void)(x))
+
+/* The struct that embeds MEMBER at PTR. */
+#define PL_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 #define PL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

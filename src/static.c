@@ -127,7 +127,7 @@ int static_register(const char *root)
 {
     static_root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (static_root < 0) {
-        log_error(errno, "event=web_root_unavailable path=%s", root);
+        log_write(LOG_LEVEL_WARN, errno, "event=web_client_disabled web_root=%s", root);
         return PL_ERR;
     }
     http_set_fallback(static_serve);

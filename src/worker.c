@@ -11,11 +11,17 @@
 #include <event2/event.h>
 #include <evhtp.h>
 
+#include "api.h"
+#include "auth.h"
+#include "bus.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
 #include "parley.h"
+#include "presence.h"
+#include "sse.h"
+#include "store.h"
 #include "static.h"
 
 #define WORKER_DRAIN_CHECK_MS 50
@@ -25,7 +31,7 @@ struct worker {
     const struct conf *cfg;
     evhtp_t *htp[PL_MAX_WORKERS];
     int nhtp;
-    struct event *signals[5];
+    struct event *signals[6];
     struct event *drain_timer;
     struct timeval drain_started;
     int index;
@@ -81,6 +87,7 @@ static void worker_stop(void)
         evhtp_unbind_socket(self.htp[i]);   /* closes this process's copy only */
     }
     http_set_draining(1);
+    sse_close_all();
     event_base_gettimeofday_cached(self.base, &self.drain_started);
     self.drain_timer = event_new(self.base, -1, EV_PERSIST, worker_drain_check, NULL);
     event_add(self.drain_timer, &tick);
@@ -98,6 +105,9 @@ static void worker_on_signal(evutil_socket_t sig, short what, void *arg)
         break;
     case SIGUSR1:
         log_reopen();
+        break;
+    case SIGUSR2:               /* the master respawned the bus */
+        bus_resync();
         break;
     default:                    /* SIGHUP: reloads are the master's business */
         break;
@@ -137,13 +147,15 @@ static void worker_free(void)
     for (int i = 0; i < self.nhtp; i++) {
         evhtp_free(self.htp[i]);
     }
+    bus_shutdown();
+    store_shutdown();
     event_base_free(self.base);
 }
 
-int worker_run(const struct conf *cfg, const struct listen_group *lg,
+int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus_zone *bus,
                int index, int nworkers, int slot)
 {
-    static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP };
+    static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP };
     pid_t master = getppid();
     sigset_t unblock;
     char name[32];
@@ -175,7 +187,15 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg,
     /* The master blocks these; pending ones now reach the handlers above. */
     sigemptyset(&unblock);
     sigprocmask(SIG_SETMASK, &unblock, NULL);
+    if (store_init(self.base, cfg) != PL_OK || bus_init(self.base, cfg, bus, slot) != PL_OK
+        || presence_init() != PL_OK) {
+        worker_free();
+        return 1;
+    }
+    auth_init(cfg);
     ops_register();
+    api_register(cfg);
+    sse_register(cfg);
     if (cfg->web_root[0] != '\0') {
         static_register(cfg->web_root);     /* failure logged; the API still serves */
     }

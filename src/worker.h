@@ -9,10 +9,12 @@
 #define PARLEY_WORKER_H
 
 #include "conf.h"
+#include "bus_zone.h"
 #include "listen.h"
 
-/* Runs worker INDEX of NWORKERS with metrics SLOT; returns the exit code. */
-int worker_run(const struct conf *cfg, const struct listen_group *lg,
+/* Runs worker INDEX of NWORKERS with metrics SLOT, reading the host's bus
+ * zone BUS; returns the exit code. */
+int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus_zone *bus,
                int index, int nworkers, int slot);
 
 /* The running worker's number, and whether it is shutting down. */

@@ -26,7 +26,9 @@ int main(void)
 
     srunner_add_suite(sr, suite_conf());
     srunner_add_suite(sr, suite_http());
+    srunner_add_suite(sr, suite_names());
     srunner_add_suite(sr, suite_redis_url());
+    srunner_add_suite(sr, suite_token());
     srunner_run_all(sr, CK_NORMAL);
     run = srunner_ntests_run(sr);
     failed = srunner_ntests_failed(sr);

@@ -7,7 +7,9 @@
 Suite *suite_cli(void);
 Suite *suite_conf(void);
 Suite *suite_http(void);
+Suite *suite_names(void);
 Suite *suite_redis_url(void);
+Suite *suite_token(void);
 
 /* Writes TEXT to a new temporary file and returns its path (static buffer). */
 const char *unit_write_temp(const char *text);

@@ -146,14 +146,31 @@ class Parleyd:
         self._log.close()
         return code
 
-    def workers(self):
-        """PIDs of the worker processes (children of the master)."""
+    def children(self):
+        """{pid: process name} of the master's children."""
         path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
+        out = {}
         try:
             with open(path) as f:
-                return sorted(int(p) for p in f.read().split())
+                pids = [int(p) for p in f.read().split()]
         except FileNotFoundError:
-            return []
+            return out
+        for pid in pids:
+            try:
+                with open("/proc/%d/comm" % pid) as f:
+                    out[pid] = f.read().strip()
+            except FileNotFoundError:
+                pass
+        return out
+
+    def workers(self):
+        """PIDs of the worker processes."""
+        return sorted(pid for pid, name in self.children().items() if name.startswith("parley-w"))
+
+    def bus_pid(self):
+        """PID of the bus process, or None."""
+        pids = [pid for pid, name in self.children().items() if name == "parley-bus"]
+        return pids[0] if pids else None
 
     def request(self, method, path, body=None, headers=None, timeout=5.0):
         """One request on a new connection: (status, headers dict, body bytes)."""
@@ -185,6 +202,8 @@ class Env:
 
     def parleyd(self, settings=None, start=True, **kw):
         settings = dict(settings or {})
+        if self.redis is None:
+            self.start_redis()
         if self.redis is not None:
             settings.setdefault("redis", self.redis.url)
         sub = tempfile.mkdtemp(dir=self.tmpdir)
@@ -220,3 +239,120 @@ def port_is_open(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
     finally:
         s.close()
+
+
+class SSEClient:
+    """A real event-stream reader on a raw socket: parses "id:", "event:",
+    "data:" and comments into a list of events, from a background thread."""
+
+    def __init__(self, port, path, headers=None, timeout=10.0):
+        import threading
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+        lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1", "Accept: text/event-stream"]
+        lines += ["%s: %s" % kv for kv in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.events = []            # dicts with id, event, data (parsed JSON when possible)
+        self.comments = 0
+        self.status = None
+        self.headers = {}
+        self.retry = None
+        self.closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        f = self.sock.makefile("rb")
+        try:
+            status = f.readline().decode()
+            self.status = int(status.split()[1])
+            while True:
+                line = f.readline().decode().rstrip("\r\n")
+                if not line:
+                    break
+                k, _, v = line.partition(":")
+                self.headers[k.strip().lower()] = v.strip()
+            if self.status != 200:
+                self.body = f.read().decode(errors="replace")
+                return
+            event = {}
+            for raw in f:
+                line = raw.decode().rstrip("\n")
+                if line == "":
+                    if event:
+                        with self._cond:
+                            if "data" in event:
+                                try:
+                                    event["json"] = json.loads(event["data"])
+                                except ValueError:
+                                    pass
+                            self.events.append(event)
+                            self._cond.notify_all()
+                    event = {}
+                elif line.startswith(":"):
+                    self.comments += 1
+                else:
+                    k, _, v = line.partition(":")
+                    v = v[1:] if v.startswith(" ") else v
+                    if k == "retry":
+                        self.retry = int(v)
+                    elif k == "data":
+                        event["data"] = event["data"] + "\n" + v if "data" in event else v
+                    else:
+                        event[k] = v
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._cond:
+                self.closed = True
+                self._cond.notify_all()
+
+    def wait_events(self, n, timeout=10.0, kind=None):
+        """Waits until N events (of type KIND) arrived; returns them."""
+        deadline = time.monotonic() + timeout * SLOW
+        with self._cond:
+            while True:
+                got = [e for e in self.events if kind is None or e.get("event") == kind]
+                if len(got) >= n:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    raise AssertionError("got %d of %d %s events (closed=%s)" % (len(got), n, kind or "", self.closed))
+                self._cond.wait(left)
+
+    def wait_ready(self, timeout=10.0):
+        wait_for(lambda: self.status is not None, timeout, what="SSE response")
+        return self.status
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(5)
+
+
+def session(p, user):
+    """Creates a session on parleyd P; returns the token."""
+    status, _, body = p.request("POST", "/api/sessions", body=json.dumps({"user": user}),
+                                headers={"Content-Type": "application/json"})
+    assert status == 201, (status, body)
+    return json.loads(body)["token"]
+
+
+def publish(p, token, room, content, cmid=None):
+    """Posts a message; returns (status, parsed body)."""
+    doc = {"content": content}
+    if cmid is not None:
+        doc["client_msg_id"] = cmid
+    status, _, body = p.request("POST", "/api/rooms/%s/messages" % room, body=json.dumps(doc),
+                                headers={"Content-Type": "application/json",
+                                         "Authorization": "Bearer " + token})
+    return status, json.loads(body) if body else None
+
+
+def redis_cli(redis, *args):
+    r = subprocess.run(["redis-cli", "-s", redis.socket] + [str(a) for a in args],
+                       capture_output=True, text=True, timeout=10)
+    return r.stdout.strip()

@@ -1,0 +1,317 @@
+/* api.c - sessions, publishing and history over HTTP + JSON. */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <json-c/json.h>
+
+#include "auth.h"
+#include "event.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "names.h"
+#include "parley.h"
+#include "store.h"
+
+#define API_HISTORY_DEFAULT 50
+#define API_HISTORY_MAX     200
+#define API_CMID_MAX        128
+
+static const struct conf *cfg;
+
+/* Reads REQ's body as a JSON object.  On failure answers 415 or 400 and
+ * returns NULL; the caller owns (json_object_put) what it gets. */
+static json_object *api_json_body(evhtp_request_t *req)
+{
+    const char *ctype = evhtp_header_find(req->headers_in, "Content-Type");
+    size_t len = evbuffer_get_length(req->buffer_in);
+    struct json_tokener *tok;
+    json_object *obj;
+
+    if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0
+        || (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' ')) {
+        http_error(req, 415, "unsupported_media_type", "the body must be application/json");
+        return NULL;
+    }
+    tok = json_tokener_new();
+    if (tok == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    obj = json_tokener_parse_ex(tok, (const char *)evbuffer_pullup(req->buffer_in, -1), (int)len);
+    if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success
+        || json_tokener_get_parse_end(tok) != len || !json_object_is_type(obj, json_type_object)) {
+        http_error(req, 400, "invalid_json", "the body is not a JSON object%s%s",
+                   obj == NULL ? ": " : "",
+                   obj == NULL ? json_tokener_error_desc(json_tokener_get_error(tok)) : "");
+        json_object_put(obj);
+        obj = NULL;
+    }
+    json_tokener_free(tok);
+    return obj;
+}
+
+/* A string member of OBJ, or NULL (and *BAD set) when present but not a
+ * string. */
+static const char *api_string(json_object *obj, const char *key, size_t *len, int *bad)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null)) {
+        return NULL;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        *bad = 1;
+        return NULL;
+    }
+    if (len != NULL) {
+        *len = (size_t)json_object_get_string_len(v);
+    }
+    return json_object_get_string(v);
+}
+
+static int api_room(evhtp_request_t *req, const struct http_params *params)
+{
+    if (!name_valid(params->value[0])) {
+        http_error(req, 400, "bad_request", "invalid room name (1..64 of A-Z a-z 0-9 _ . -)");
+        return 0;
+    }
+    return 1;
+}
+
+static void api_reply_json(evhtp_request_t *req, int status, struct evbuffer *body)
+{
+    http_reply(req, status, "application/json", evbuffer_pullup(body, -1), evbuffer_get_length(body));
+}
+
+/* --- POST /api/sessions ------------------------------------------------- */
+
+struct api_session {
+    struct http_hold *hold;
+    char user[PL_NAME_MAX + 1];
+};
+
+static void api_on_session(enum store_status st, const char *token, void *arg)
+{
+    struct api_session *s = arg;
+    evhtp_request_t *req = s->hold->req;
+    char body[256];
+
+    if (req != NULL && st != STORE_OK) {
+        http_error(req, 503, "redis_unavailable", "the session store is unavailable");
+    } else if (req != NULL) {
+        snprintf(body, sizeof(body), "{\"token\":\"%s\",\"user\":\"%s\",\"expires_in\":%d}",
+                 token, s->user, cfg->session_ttl_s);
+        http_header_set(req, "Cache-Control", "no-store");
+        http_reply(req, 201, "application/json", body, strlen(body));
+    }
+    http_release(s->hold);
+    free(s);
+}
+
+static void api_sessions(evhtp_request_t *req, const struct http_params *params)
+{
+    json_object *body = api_json_body(req);
+    struct api_session *s;
+    const char *user;
+    int bad = 0;
+
+    PL_UNUSED(params);
+    if (body == NULL) {
+        return;
+    }
+    user = api_string(body, "user", NULL, &bad);
+    if (user == NULL || !name_valid(user)) {
+        http_error(req, 400, "bad_request", "\"user\" must be 1..64 of A-Z a-z 0-9 _ . -");
+    } else if ((s = calloc(1, sizeof(*s))) == NULL || (s->hold = http_hold(req)) == NULL) {
+        free(s);
+        http_error(req, 503, "unavailable", "out of memory");
+    } else {
+        snprintf(s->user, sizeof(s->user), "%s", user);
+        if (store_session_create(user, api_on_session, s) != PL_OK) {
+            http_error(req, 503, "redis_unavailable", "the session store is unavailable");
+            http_release(s->hold);
+            free(s);
+        }
+    }
+    json_object_put(body);
+}
+
+/* --- POST /api/rooms/{room}/messages ------------------------------------ */
+
+struct api_publish {
+    struct http_hold *hold;
+    char room[PL_NAME_MAX + 1];
+};
+
+static void api_on_published(enum store_status st, const char *id, int stored, void *arg)
+{
+    struct api_publish *p = arg;
+    evhtp_request_t *req = p->hold->req;
+    char body[96];
+
+    if (req != NULL && st != STORE_OK) {
+        http_error(req, 503, "redis_unavailable", "the message could not be stored");
+    } else if (req != NULL) {
+        if (stored) {
+            metrics_add(METRIC_MESSAGES_IN, 1);
+        }
+        snprintf(body, sizeof(body), "{\"id\":\"%s\"}", id);
+        http_reply(req, 201, "application/json", body, strlen(body));
+    }
+    http_release(p->hold);
+    free(p);
+}
+
+static void api_publish_as(struct http_hold *hold, const char *user, void *arg)
+{
+    struct api_publish *p = arg;
+    evhtp_request_t *req = hold->req;
+    json_object *body = api_json_body(req);
+    const char *content, *cmid;
+    size_t len = 0, cmid_len = 0;
+    int bad = 0;
+
+    p->hold = hold;
+    if (body == NULL) {
+        goto done;
+    }
+    content = api_string(body, "content", &len, &bad);
+    cmid = api_string(body, "client_msg_id", &cmid_len, &bad);
+    if (bad || content == NULL || len == 0) {
+        http_error(req, 400, "bad_request", "\"content\" must be a non-empty string; \"client_msg_id\" a string");
+    } else if (len > cfg->max_content) {
+        http_error(req, 413, "too_large", "\"content\" is longer than %zu bytes", cfg->max_content);
+    } else if (cmid != NULL && (cmid_len == 0 || cmid_len > API_CMID_MAX || strlen(cmid) != cmid_len)) {
+        http_error(req, 400, "bad_request", "\"client_msg_id\" must be 1..%d characters", API_CMID_MAX);
+    } else if (store_message_publish(p->room, user, content, len, cmid, api_on_published, p) != PL_OK) {
+        http_error(req, 503, "redis_unavailable", "the message store is unavailable");
+    } else {
+        json_object_put(body);
+        return;                 /* api_on_published finishes */
+    }
+done:
+    json_object_put(body);
+    http_release(hold);
+    free(p);
+}
+
+static void api_publish(evhtp_request_t *req, const struct http_params *params)
+{
+    struct api_publish *p;
+
+    if (!api_room(req, params)) {
+        return;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    snprintf(p->room, sizeof(p->room), "%s", params->value[0]);
+    if (auth_request(req, api_publish_as, p) != PL_OK) {
+        free(p);
+    }
+}
+
+/* --- GET /api/rooms/{room}/messages ------------------------------------- */
+
+struct api_history {
+    char room[PL_NAME_MAX + 1];
+    char after[BUS_ID_MAX];
+    char before[BUS_ID_MAX];
+    int limit;
+    struct http_hold *hold;
+};
+
+static void api_on_history(enum store_status st, const struct store_events *evs, void *arg)
+{
+    struct api_history *h = arg;
+    evhtp_request_t *req = h->hold->req;
+    struct evbuffer *out;
+
+    if (req != NULL && st != STORE_OK) {
+        http_error(req, 503, "redis_unavailable", "the history store is unavailable");
+    } else if (req != NULL && (out = evbuffer_new()) != NULL) {
+        evbuffer_add(out, "{\"messages\":[", 13);
+        for (int i = 0; i < evs->count; i++) {
+            if (i > 0) {
+                evbuffer_add(out, ",", 1);
+            }
+            evbuffer_add(out, evs->items[i].json, evs->items[i].len);
+        }
+        evbuffer_add(out, "]}", 2);
+        api_reply_json(req, 200, out);
+        evbuffer_free(out);
+    }
+    http_release(h->hold);
+    free(h);
+}
+
+static void api_history_as(struct http_hold *hold, const char *user, void *arg)
+{
+    struct api_history *h = arg;
+
+    PL_UNUSED(user);
+    h->hold = hold;
+    if (store_history(h->room, h->after[0] ? h->after : NULL, h->before[0] ? h->before : NULL,
+                      h->limit, api_on_history, h) != PL_OK) {
+        http_error(hold->req, 503, "redis_unavailable", "the history store is unavailable");
+        http_release(hold);
+        free(h);
+    }
+}
+
+static void api_history(evhtp_request_t *req, const struct http_params *params)
+{
+    char after[64], before[64], limit[32];
+    const char *a, *b, *l;
+    struct api_history *h;
+    char *end;
+    long n = API_HISTORY_DEFAULT;
+
+    if (!api_room(req, params)) {
+        return;
+    }
+    a = http_query(req, "after", after, sizeof(after));
+    b = http_query(req, "before", before, sizeof(before));
+    l = http_query(req, "limit", limit, sizeof(limit));
+    if ((a != NULL && !event_id_valid(a)) || (b != NULL && !event_id_valid(b))) {
+        http_error(req, 400, "bad_request", "\"after\" and \"before\" must be stream ids like 1700000000000-0");
+        return;
+    }
+    if (l != NULL) {
+        n = strtol(l, &end, 10);
+        if (*end != '\0' || end == l || n < 1) {
+            http_error(req, 400, "bad_request", "\"limit\" must be a positive integer (at most %d)", API_HISTORY_MAX);
+            return;
+        }
+        n = n > API_HISTORY_MAX ? API_HISTORY_MAX : n;
+    }
+    h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    snprintf(h->room, sizeof(h->room), "%s", params->value[0]);
+    snprintf(h->after, sizeof(h->after), "%s", a ? a : "");
+    snprintf(h->before, sizeof(h->before), "%s", b ? b : "");
+    h->limit = (int)n;
+    if (auth_request(req, api_history_as, h) != PL_OK) {
+        free(h);
+    }
+}
+
+void api_register(const struct conf *c)
+{
+    cfg = c;
+    http_route_add("/api/sessions", HTTP_POST, api_sessions);
+    http_route_add("/api/rooms/{}/messages", HTTP_POST, api_publish);
+    http_route_add("/api/rooms/{}/messages", HTTP_GET, api_history);
+}

@@ -1,0 +1,14 @@
+/* api.h - the JSON HTTP API: sessions, publishing and reading history.
+ *
+ *   POST /api/sessions                 {"user":"alice"} -> 201 token
+ *   POST /api/rooms/{room}/messages    {"content":..,"client_msg_id":..} -> 201 {"id"}
+ *   GET  /api/rooms/{room}/messages    ?before=|after=&limit= -> 200 {"messages":[..]}
+ */
+#ifndef PARLEY_API_H
+#define PARLEY_API_H
+
+#include "conf.h"
+
+void api_register(const struct conf *cfg);
+
+#endif

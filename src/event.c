@@ -1,0 +1,131 @@
+/* event.c - JSON encoding of chat events and stream id helpers. */
+#include "event.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+void event_escape(struct evbuffer *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *rep = NULL;
+        char u[7];
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        switch (c) {
+        case '"': rep = "\\\""; break;
+        case '\\': rep = "\\\\"; break;
+        case '\n': rep = "\\n"; break;
+        case '\r': rep = "\\r"; break;
+        case '\t': rep = "\\t"; break;
+        case '\b': rep = "\\b"; break;
+        case '\f': rep = "\\f"; break;
+        default:
+            memcpy(u, "\\u00", 4);
+            u[4] = hex[c >> 4];
+            u[5] = hex[c & 15];
+            u[6] = '\0';
+            rep = u;
+            break;
+        }
+        evbuffer_add(out, s + start, i - start);
+        evbuffer_add(out, rep, strlen(rep));
+        start = i + 1;
+    }
+    evbuffer_add(out, s + start, len - start);
+}
+
+static void event_string(struct evbuffer *out, const char *key, const char *s, size_t len, int comma)
+{
+    evbuffer_add_printf(out, "%s\"%s\":\"", comma ? "," : "", key);
+    event_escape(out, s, len);
+    evbuffer_add(out, "\"", 1);
+}
+
+void event_message_tail(struct evbuffer *out, const char *room, const char *from,
+                        const char *content, size_t content_len)
+{
+    event_string(out, "room", room, strlen(room), 0);
+    event_string(out, "from", from, strlen(from), 1);
+    event_string(out, "content", content, content_len, 1);
+}
+
+void event_message(struct evbuffer *out, const char *id, const char *room, const char *from,
+                   const char *content, size_t content_len, int64_t ts)
+{
+    evbuffer_add_printf(out, "{\"type\":\"message\",\"id\":\"%s\",", id);
+    event_message_tail(out, room, from, content, content_len);
+    evbuffer_add_printf(out, ",\"ts\":%lld}", (long long)ts);
+}
+
+void event_presence(struct evbuffer *out, int join, const char *user, const char *room)
+{
+    evbuffer_add_printf(out, "{\"type\":\"presence\",\"event\":\"%s\"", join ? "join" : "leave");
+    event_string(out, "user", user, strlen(user), 1);
+    event_string(out, "room", room, strlen(room), 1);
+    evbuffer_add(out, "}", 1);
+}
+
+void event_typing(struct evbuffer *out, const char *user, const char *room)
+{
+    evbuffer_add_printf(out, "{\"type\":\"typing\"");
+    event_string(out, "user", user, strlen(user), 1);
+    event_string(out, "room", room, strlen(room), 1);
+    evbuffer_add(out, "}", 1);
+}
+
+void event_direct(struct evbuffer *out, const char *id, const char *from, const char *to,
+                  const char *content, size_t content_len, int64_t ts)
+{
+    evbuffer_add_printf(out, "{\"type\":\"direct\",\"id\":\"%s\"", id);
+    event_string(out, "from", from, strlen(from), 1);
+    event_string(out, "to", to, strlen(to), 1);
+    event_string(out, "content", content, content_len, 1);
+    evbuffer_add_printf(out, ",\"ts\":%lld}", (long long)ts);
+}
+
+void event_header(struct evbuffer *out, const char *type, const char *id, const char *user)
+{
+    evbuffer_add_printf(out, "%s %s %s\n", type, id && id[0] ? id : "-", user && user[0] ? user : "-");
+}
+
+int event_id_valid(const char *id)
+{
+    size_t i = 0, digits;
+
+    for (digits = 0; isdigit((unsigned char)id[i]); i++, digits++) {
+    }
+    if (digits == 0 || digits > 20 || id[i] != '-') {
+        return 0;
+    }
+    for (i++, digits = 0; isdigit((unsigned char)id[i]); i++, digits++) {
+    }
+    return digits > 0 && digits <= 20 && id[i] == '\0';
+}
+
+int64_t event_id_ms(const char *id)
+{
+    return event_id_valid(id) ? strtoll(id, NULL, 10) : -1;
+}
+
+int event_id_cmp(const char *a, const char *b)
+{
+    unsigned long long ams = strtoull(a, NULL, 10), bms = strtoull(b, NULL, 10);
+    const char *ad = strchr(a, '-'), *bd = strchr(b, '-');
+    unsigned long long aseq = ad ? strtoull(ad + 1, NULL, 10) : 0;
+    unsigned long long bseq = bd ? strtoull(bd + 1, NULL, 10) : 0;
+
+    if (ams != bms) {
+        return ams < bms ? -1 : 1;
+    }
+    return aseq < bseq ? -1 : aseq > bseq;
+}

@@ -1,0 +1,50 @@
+/* event.h - the chat events' JSON, built the same way everywhere.
+ *
+ * Events are the contract's JSON objects, always one line, always with
+ * "type" first.  The live copy of a message is assembled by a Lua script
+ * (scripts.c) with exactly the layout event_message() produces here from the
+ * stored fields, so a message read from history is byte-identical to the one
+ * delivered live.  Pure: bytes in, bytes out. */
+#ifndef PARLEY_EVENT_H
+#define PARLEY_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+/* Appends S (LEN bytes of UTF-8) as a JSON string body (no quotes). */
+void event_escape(struct evbuffer *out, const char *s, size_t len);
+
+/* {"type":"message","id":ID,"room":ROOM,"from":FROM,"content":CONTENT,"ts":TS} */
+void event_message(struct evbuffer *out, const char *id, const char *room, const char *from,
+                   const char *content, size_t content_len, int64_t ts);
+
+/* The part of a message after "id" and before "ts", which the publish
+ * script wraps: "room":ROOM,"from":FROM,"content":CONTENT */
+void event_message_tail(struct evbuffer *out, const char *room, const char *from,
+                        const char *content, size_t content_len);
+
+/* {"type":"presence","event":"join"|"leave","user":USER,"room":ROOM} */
+void event_presence(struct evbuffer *out, int join, const char *user, const char *room);
+
+/* {"type":"typing","user":USER,"room":ROOM} */
+void event_typing(struct evbuffer *out, const char *user, const char *room);
+
+/* {"type":"direct","id":ID,"from":FROM,"to":TO,"content":CONTENT,"ts":TS} */
+void event_direct(struct evbuffer *out, const char *id, const char *from, const char *to,
+                  const char *content, size_t content_len, int64_t ts);
+
+/* Prepends the pub/sub routing header "TYPE ID USER\n" ("-" for empty). */
+void event_header(struct evbuffer *out, const char *type, const char *id, const char *user);
+
+/* The millisecond part of a stream id "<ms>-<seq>", or -1 if malformed. */
+int64_t event_id_ms(const char *id);
+
+/* Non-zero when ID is a well-formed stream id "<ms>-<seq>". */
+int event_id_valid(const char *id);
+
+/* Compares stream ids numerically: <0, 0, >0. */
+int event_id_cmp(const char *a, const char *b);
+
+#endif

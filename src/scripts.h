@@ -1,0 +1,45 @@
+/* scripts.h - the Lua scripts that keep parley's Redis data consistent.
+ *
+ * Each script runs atomically in Redis, so a message is stored and published
+ * in one step and presence counts never go wrong under concurrency.  Calls
+ * use EVALSHA and fall back to EVAL when Redis has not seen the script yet
+ * (after a restart or SCRIPT FLUSH).
+ *
+ * Messages published on room and user channels carry a one-line header,
+ * "TYPE ID USER\n" ("-" for none), before the event JSON, so that workers
+ * route them without parsing JSON.  docs/redis.md describes the format. */
+#ifndef PARLEY_SCRIPTS_H
+#define PARLEY_SCRIPTS_H
+
+#include "redis_conn.h"
+
+enum script_id {
+    /* KEYS: log, dedup.  ARGV: maxlen, channel, from, content, json tail
+     * ("room":..,"from":..,"content":..), client_msg_id or "", dedup ttl.
+     * Returns {id, 1} when stored, {first id, 0} for a repeated id. */
+    SCRIPT_PUBLISH_MESSAGE,
+    /* KEYS: members, instance presence.  ARGV: user, owner field
+     * ("PID|ROOM|USER"), delta (1 or -1), channel, event.  Publishes EVENT
+     * when the user's count goes 0 -> 1 (join) or 1 -> 0 (leave). */
+    SCRIPT_PRESENCE,
+    /* KEYS: instance presence.  ARGV: prefix, field prefix ("PID|", or ""
+     * for all).  Takes back the matching presence and publishes leaves. */
+    SCRIPT_RELEASE,
+    /* KEYS: instances set.  ARGV: prefix, own instance id.  Releases the
+     * presence of every instance whose heartbeat key has expired. */
+    SCRIPT_REAP,
+    /* KEYS: log.  ARGV: last id.  Returns {0, oldest} when LAST is not in
+     * the stream, else {1, oldest, entries after LAST}. */
+    SCRIPT_RESUME,
+    SCRIPT_COUNT
+};
+
+/* Computes the scripts' SHA1s; call once per process. */
+void scripts_init(void);
+
+/* Runs script ID with NKEYS keys then the rest of ARGV (ARGC entries in
+ * all).  Same contract as redis_conn_command. */
+int script_run(struct redis_conn *rc, enum script_id id, redis_reply_cb cb, void *arg,
+               int nkeys, int argc, const char **argv, const size_t *lens);
+
+#endif

@@ -1,0 +1,408 @@
+/* sse.c - event streams with resume, heartbeats and backlog limits. */
+#include "sse.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "auth.h"
+#include "bus.h"
+#include "event.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "names.h"
+#include "presence.h"
+#include "store.h"
+
+#define SSE_CACHE_SLOT 1        /* bus_event cache slot of the SSE encoding */
+
+enum sse_state { SSE_SUBSCRIBING, SSE_REPLAYING, SSE_LIVE };
+
+struct sse_client {
+    struct bufferevent *bev;
+    struct event *ping;
+    struct bus_sub room_sub;
+    struct bus_sub user_sub;
+    enum sse_state state;
+    char room[PL_NAME_MAX + 1];
+    char user[PL_NAME_MAX + 1];
+    char resume[BUS_ID_MAX];        /* Last-Event-ID, "" for none */
+    char last_sent[BUS_ID_MAX];     /* newest stored id written */
+    int reset;                      /* the Last-Event-ID was malformed */
+    struct bus_event **held;        /* live events that came during replay */
+    int nheld;
+    int capheld;
+    int replay_pending;             /* a store call holds a pointer to us */
+    int closed;
+    LIST_ENTRY(sse_client) link;
+};
+
+/* An event encoded once, shared by every stream's output buffer. */
+struct sse_chunk {
+    int refs;
+    size_t len;
+    char data[];
+};
+
+static const struct conf *cfg;
+static LIST_HEAD(, sse_client) clients = LIST_HEAD_INITIALIZER(clients);
+static int nclients;
+
+int sse_count(void)
+{
+    return nclients;
+}
+
+static void sse_chunk_unref(const void *data, size_t len, void *arg)
+{
+    struct sse_chunk *c = arg;
+
+    PL_UNUSED(data);
+    PL_UNUSED(len);
+    if (--c->refs == 0) {
+        free(c);
+    }
+}
+
+static void sse_chunk_free(void *p)
+{
+    sse_chunk_unref(NULL, 0, p);
+}
+
+static struct sse_chunk *sse_chunk_build(const char *type, const char *id, const char *json, size_t len)
+{
+    char head[128];
+    int h = id[0] ? snprintf(head, sizeof(head), "id: %s\nevent: %s\ndata: ", id, type)
+                  : snprintf(head, sizeof(head), "event: %s\ndata: ", type);
+    struct sse_chunk *c = malloc(sizeof(*c) + (size_t)h + len + 2);
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c->refs = 1;
+    memcpy(c->data, head, (size_t)h);
+    memcpy(c->data + h, json, len);
+    memcpy(c->data + h + len, "\n\n", 2);
+    c->len = (size_t)h + len + 2;
+    return c;
+}
+
+static void *sse_encode(struct bus_event *ev)
+{
+    return sse_chunk_build(ev->type, ev->id, ev->json, ev->json_len);
+}
+
+static void sse_free(struct sse_client *c)
+{
+    for (int i = 0; i < c->nheld; i++) {
+        bus_event_unref(c->held[i]);
+    }
+    free(c->held);
+    free(c);
+}
+
+/* Ends the stream now.  The memory waits while a store call still points
+ * at it (replay_pending); the call's callback frees it. */
+static void sse_close(struct sse_client *c, const char *why)
+{
+    if (c->closed) {
+        return;
+    }
+    c->closed = 1;
+    log_debug("event=sse_closed room=%s user=%s reason=%s", c->room, c->user, why);
+    LIST_REMOVE(c, link);
+    nclients--;
+    metrics_gauge_add(METRIC_CONN_SSE, -1);
+    bus_sub_remove(&c->room_sub);
+    bus_sub_remove(&c->user_sub);
+    if (c->state != SSE_SUBSCRIBING) {
+        presence_leave(c->room, c->user);
+    }
+    event_free(c->ping);
+    bufferevent_free(c->bev);
+    if (!c->replay_pending) {
+        sse_free(c);
+    }
+}
+
+static int sse_backlogged(struct sse_client *c)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= cfg->sse_max_backlog) {
+        return 0;
+    }
+    log_warn("event=slow_consumer transport=sse room=%s user=%s", c->room, c->user);
+    metrics_add(METRIC_SLOW_CLOSED, 1);
+    sse_close(c, "backlog");
+    return 1;
+}
+
+static void sse_write_chunk(struct sse_client *c, struct sse_chunk *chunk, const char *id)
+{
+    if (chunk == NULL) {
+        return;
+    }
+    chunk->refs++;
+    evbuffer_add_reference(bufferevent_get_output(c->bev), chunk->data, chunk->len, sse_chunk_unref, chunk);
+    metrics_add(METRIC_MESSAGES_OUT, 1);
+    metrics_add(METRIC_BYTES_OUT, chunk->len);
+    if (id[0] != '\0') {
+        snprintf(c->last_sent, sizeof(c->last_sent), "%s", id);
+    }
+    sse_backlogged(c);
+}
+
+/* Whether C should see EV: not its own presence or typing, and nothing
+ * stored that it already has. */
+static int sse_wants(const struct sse_client *c, const struct bus_event *ev)
+{
+    if ((strcmp(ev->type, "presence") == 0 || strcmp(ev->type, "typing") == 0)
+        && strcmp(ev->user, c->user) == 0) {
+        return 0;
+    }
+    return ev->id[0] == '\0' || c->last_sent[0] == '\0' || event_id_cmp(ev->id, c->last_sent) > 0;
+}
+
+static void sse_send_event(struct sse_client *c, struct bus_event *ev)
+{
+    if (sse_wants(c, ev)) {
+        sse_write_chunk(c, bus_event_cache(ev, SSE_CACHE_SLOT, sse_encode, sse_chunk_free), ev->id);
+    }
+}
+
+static void sse_hold(struct sse_client *c, struct bus_event *ev)
+{
+    if (c->nheld == c->capheld) {
+        int cap = c->capheld ? c->capheld * 2 : 16;
+        struct bus_event **h = realloc(c->held, (size_t)cap * sizeof(*h));
+        if (h == NULL) {
+            sse_close(c, "out_of_memory");
+            return;
+        }
+        c->held = h;
+        c->capheld = cap;
+    }
+    bus_event_ref(ev);
+    c->held[c->nheld++] = ev;
+}
+
+static void sse_on_event(struct sse_client *c, struct bus_event *ev)
+{
+    if (c->state == SSE_LIVE) {
+        sse_send_event(c, ev);
+    } else {
+        sse_hold(c, ev);
+    }
+}
+
+static void sse_on_room_event(struct bus_sub *sub, struct bus_event *ev)
+{
+    sse_on_event(PL_CONTAINER_OF(sub, struct sse_client, room_sub), ev);
+}
+
+static void sse_on_user_event(struct bus_sub *sub, struct bus_event *ev)
+{
+    sse_on_event(PL_CONTAINER_OF(sub, struct sse_client, user_sub), ev);
+}
+
+/* Replay done (or not needed): write what was held, then go live. */
+static void sse_go_live(struct sse_client *c)
+{
+    c->state = SSE_LIVE;
+    for (int i = 0; i < c->nheld && !c->closed; i++) {
+        sse_send_event(c, c->held[i]);
+    }
+    for (int i = 0; i < c->nheld; i++) {
+        bus_event_unref(c->held[i]);
+    }
+    c->nheld = 0;
+}
+
+static void sse_write_reset(struct sse_client *c, const char *oldest)
+{
+    char json[96];
+    int n = snprintf(json, sizeof(json), "{\"type\":\"reset\",\"oldest\":%s%s%s}",
+                     oldest[0] ? "\"" : "", oldest[0] ? oldest : "null", oldest[0] ? "\"" : "");
+    struct sse_chunk *chunk = sse_chunk_build("reset", "", json, (size_t)n);
+
+    sse_write_chunk(c, chunk, "");
+    if (chunk != NULL) {
+        sse_chunk_free(chunk);
+    }
+}
+
+static void sse_on_replay(enum store_status st, const struct store_events *evs, void *arg)
+{
+    struct sse_client *c = arg;
+
+    c->replay_pending = 0;
+    if (c->closed) {
+        sse_free(c);
+        return;
+    }
+    if (st == STORE_UNAVAILABLE) {
+        /* Nothing lost: the client reconnects with the same Last-Event-ID. */
+        sse_close(c, "redis_unavailable");
+        return;
+    }
+    if (st == STORE_NOT_FOUND) {
+        sse_write_reset(c, evs->oldest);
+    } else {
+        for (int i = 0; i < evs->count && !c->closed; i++) {
+            struct sse_chunk *chunk = sse_chunk_build("message", evs->items[i].id,
+                                                      evs->items[i].json, evs->items[i].len);
+            sse_write_chunk(c, chunk, evs->items[i].id);
+            if (chunk != NULL) {
+                sse_chunk_free(chunk);
+            }
+        }
+    }
+    if (!c->closed) {
+        sse_go_live(c);
+    }
+}
+
+/* Both channels are subscribed: from now on nothing published is missed,
+ * so this is the moment to read what came before. */
+static void sse_on_ready(struct sse_client *c)
+{
+    if (!c->room_sub.ready || !c->user_sub.ready || c->state != SSE_SUBSCRIBING) {
+        return;
+    }
+    c->state = SSE_REPLAYING;
+    presence_join(c->room, c->user);
+    if (c->reset) {
+        sse_write_reset(c, "");
+        sse_go_live(c);
+    } else if (c->resume[0] == '\0') {
+        sse_go_live(c);
+    } else if (store_history_resume(c->room, c->resume, sse_on_replay, c) == PL_OK) {
+        c->replay_pending = 1;
+    } else {
+        sse_close(c, "redis_unavailable");
+    }
+}
+
+static void sse_on_room_ready(struct bus_sub *sub)
+{
+    sse_on_ready(PL_CONTAINER_OF(sub, struct sse_client, room_sub));
+}
+
+static void sse_on_user_ready(struct bus_sub *sub)
+{
+    sse_on_ready(PL_CONTAINER_OF(sub, struct sse_client, user_sub));
+}
+
+static void sse_on_ping(evutil_socket_t fd, short what, void *arg)
+{
+    struct sse_client *c = arg;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    evbuffer_add(bufferevent_get_output(c->bev), ": ping\n\n", 8);
+    sse_backlogged(c);
+}
+
+static void sse_on_read(struct bufferevent *bev, void *arg)
+{
+    PL_UNUSED(arg);
+    /* Clients send nothing on an event stream; discard whatever comes. */
+    evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+}
+
+static void sse_on_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    PL_UNUSED(bev);
+    sse_close(arg, (what & BEV_EVENT_EOF) ? "eof" : "error");
+}
+
+static void sse_start(struct http_hold *hold, const char *user, void *arg)
+{
+    struct sse_client *c = arg;
+    evhtp_request_t *req = hold->req;
+    const char *last = evhtp_header_find(req->headers_in, "Last-Event-ID");
+    char qlast[64], head[512];
+    struct timeval ping = { cfg->sse_heartbeat_ms / 1000, (cfg->sse_heartbeat_ms % 1000) * 1000 };
+    char channel[256];
+    int n;
+
+    if (last == NULL) {
+        last = http_query(req, "last_event_id", qlast, sizeof(qlast));
+    }
+    if (last != NULL && last[0] != '\0') {
+        if (event_id_valid(last)) {
+            snprintf(c->resume, sizeof(c->resume), "%s", last);
+        } else {
+            c->reset = 1;
+        }
+    }
+    snprintf(c->user, sizeof(c->user), "%s", user);
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\n"
+                 "Content-Type: text/event-stream\r\n"
+                 "Cache-Control: no-cache\r\n"
+                 "X-Accel-Buffering: no\r\n"
+                 "X-Request-Id: %s\r\n"
+                 "Connection: close\r\n"
+                 "\r\n"
+                 "retry: %d\n\n",
+                 http_request_id(req), cfg->sse_retry_ms);
+    http_log_response(req, 200);
+    c->bev = http_take_over(req);
+    hold->req = NULL;               /* freed with the evhtp connection */
+    http_release(hold);
+
+    evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
+    bufferevent_setcb(c->bev, sse_on_read, NULL, sse_on_conn_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->ping = event_new(bufferevent_get_base(c->bev), -1, EV_PERSIST, sse_on_ping, c);
+    event_add(c->ping, &ping);
+    LIST_INSERT_HEAD(&clients, c, link);
+    nclients++;
+    metrics_gauge_add(METRIC_CONN_SSE, 1);
+
+    c->room_sub.on_event = sse_on_room_event;
+    c->room_sub.on_ready = sse_on_room_ready;
+    c->user_sub.on_event = sse_on_user_event;
+    c->user_sub.on_ready = sse_on_user_ready;
+    if (bus_sub_add(&c->room_sub, store_room_channel(c->room, channel, sizeof(channel))) != PL_OK
+        || bus_sub_add(&c->user_sub, store_user_channel(c->user, channel, sizeof(channel))) != PL_OK) {
+        sse_close(c, "out_of_memory");
+    }
+}
+
+static void sse_events(evhtp_request_t *req, const struct http_params *params)
+{
+    struct sse_client *c;
+
+    if (!name_valid(params->value[0])) {
+        http_error(req, 400, "bad_request", "invalid room name (1..64 of A-Z a-z 0-9 _ . -)");
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    snprintf(c->room, sizeof(c->room), "%s", params->value[0]);
+    if (auth_request(req, sse_start, c) != PL_OK) {
+        free(c);
+    }
+}
+
+void sse_close_all(void)
+{
+    while (!LIST_EMPTY(&clients)) {
+        sse_close(LIST_FIRST(&clients), "shutdown");
+    }
+}
+
+void sse_register(const struct conf *c)
+{
+    cfg = c;
+    http_route_add("/api/rooms/{}/events", HTTP_GET, sse_events);
+}

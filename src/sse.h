@@ -1,0 +1,26 @@
+/* sse.h - Server-Sent Events room streams: GET /api/rooms/{room}/events.
+ *
+ * After authentication the connection is taken from libevhtp and written to
+ * directly: "retry:" first, then every event of the room and every direct
+ * message of the user, each encoded once per worker and shared by reference
+ * between streams.  With Last-Event-ID (header or ?last_event_id=) the
+ * stored events after that id are replayed first; live events that arrive
+ * meanwhile are held and de-duplicated by id, so the seam has neither gap
+ * nor duplicate.  An id that is unknown or older than the kept history gets
+ * "event: reset".  A ": ping" comment every sse_heartbeat keeps proxies
+ * from timing out; a client whose unsent backlog passes sse_max_backlog is
+ * cut off. */
+#ifndef PARLEY_SSE_H
+#define PARLEY_SSE_H
+
+#include "conf.h"
+
+void sse_register(const struct conf *cfg);
+
+/* Graceful stop: ends every stream (clients reconnect elsewhere). */
+void sse_close_all(void);
+
+/* Open streams in this worker. */
+int sse_count(void);
+
+#endif

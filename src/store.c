@@ -1,0 +1,521 @@
+/* store.c - sessions, history, publishing and presence over Redis. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "event.h"
+#include "log.h"
+#include "names.h"
+#include "parley.h"
+#include "redis_conn.h"
+#include "scripts.h"
+#include "token.h"
+
+#define STORE_DEDUP_TTL "600"   /* client_msg_id is remembered 10 minutes */
+#define STORE_KEY_MAX 256
+
+static const struct conf *cfg;
+static struct redis_conn *conn;
+
+/* What a pending call needs back: the caller's callback and argument, and
+ * the room when replies must be turned into events. */
+struct store_call {
+    union {
+        store_token_cb token;
+        store_user_cb user;
+        store_publish_cb publish;
+        store_events_cb events;
+        store_count_cb count;
+        store_names_cb names;
+    } cb;
+    void *arg;
+    char room[PL_NAME_MAX + 1];
+    char text[TOKEN_SESSION_LEN + 1];
+};
+
+static struct store_call *store_call_new(const char *room, void *arg)
+{
+    struct store_call *c = calloc(1, sizeof(*c));
+
+    if (c != NULL) {
+        c->arg = arg;
+        snprintf(c->room, sizeof(c->room), "%s", room ? room : "");
+    }
+    return c;
+}
+
+/* Issues a command for CALL, freeing CALL if it cannot be sent. */
+static int store_send(struct store_call *c, redis_reply_cb on_reply, int argc, const char **argv,
+                      const size_t *lens)
+{
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    if (redis_conn_command(conn, on_reply, c, argc, argv, lens) != PL_OK) {
+        free(c);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+static int store_run(struct store_call *c, enum script_id id, redis_reply_cb on_reply,
+                     int nkeys, int argc, const char **argv, const size_t *lens)
+{
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    if (script_run(conn, id, on_reply, c, nkeys, argc, argv, lens) != PL_OK) {
+        free(c);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+static int store_failed(const redisReply *r)
+{
+    return r == NULL || r->type == REDIS_REPLY_ERROR;
+}
+
+int store_init(struct event_base *base, const struct conf *c)
+{
+    cfg = c;
+    scripts_init();
+    conn = redis_conn_new(base, &cfg->redis, "worker", cfg->redis_timeout_ms, NULL, NULL);
+    return conn ? PL_OK : PL_ERR;
+}
+
+void store_shutdown(void)
+{
+    redis_conn_free(conn);
+    conn = NULL;
+}
+
+int store_is_up(void)
+{
+    return redis_conn_is_up(conn);
+}
+
+const char *store_room_channel(const char *room, char *out, size_t outlen)
+{
+    return key_room_channel(out, outlen, cfg->redis_prefix, room) < 0 ? NULL : out;
+}
+
+const char *store_user_channel(const char *user, char *out, size_t outlen)
+{
+    return key_user_channel(out, outlen, cfg->redis_prefix, user) < 0 ? NULL : out;
+}
+
+static long long store_now_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* --- sessions ----------------------------------------------------------- */
+
+static void store_on_session_created(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+
+    /* The reply is EXEC's: an array when both HSET and EXPIRE ran. */
+    c->cb.token(store_failed(r) || r->type != REDIS_REPLY_ARRAY ? STORE_UNAVAILABLE : STORE_OK,
+                c->text, c->arg);
+    free(c);
+}
+
+int store_session_create(const char *user, store_token_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(NULL, arg);
+    char key[STORE_KEY_MAX], now[32], ttl[16];
+    const char *multi[] = { "MULTI" };
+    const char *hset[] = { "HSET", key, "user", user, "created_at", now };
+    const char *expire[] = { "EXPIRE", key, ttl };
+    const char *exec[] = { "EXEC" };
+
+    if (c == NULL || token_session_new(c->text) != PL_OK) {
+        free(c);
+        return PL_ERR;
+    }
+    c->cb.token = cb;
+    key_session(key, sizeof(key), cfg->redis_prefix, c->text);
+    snprintf(now, sizeof(now), "%lld", store_now_ms());
+    snprintf(ttl, sizeof(ttl), "%d", cfg->session_ttl_s);
+    /* MULTI/EXEC so that a session never exists without its TTL. */
+    if (redis_conn_command(conn, NULL, NULL, 1, multi, NULL) != PL_OK
+        || redis_conn_command(conn, NULL, NULL, 6, hset, NULL) != PL_OK
+        || redis_conn_command(conn, NULL, NULL, 3, expire, NULL) != PL_OK) {
+        free(c);
+        return PL_ERR;
+    }
+    return store_send(c, store_on_session_created, 1, exec, NULL);
+}
+
+static void store_on_session(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+
+    if (store_failed(r)) {
+        c->cb.user(STORE_UNAVAILABLE, NULL, c->arg);
+    } else if (r->type != REDIS_REPLY_STRING || !name_valid(r->str)) {
+        c->cb.user(STORE_NOT_FOUND, NULL, c->arg);
+    } else {
+        c->cb.user(STORE_OK, r->str, c->arg);
+    }
+    free(c);
+}
+
+int store_session_lookup(const char *token, store_user_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(NULL, arg);
+    char key[STORE_KEY_MAX], ttl[16];
+    const char *hget[] = { "HGET", key, "user" };
+    const char *expire[] = { "EXPIRE", key, ttl };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.user = cb;
+    key_session(key, sizeof(key), cfg->redis_prefix, token);
+    snprintf(ttl, sizeof(ttl), "%d", cfg->session_ttl_s);
+    if (store_send(c, store_on_session, 3, hget, NULL) != PL_OK) {
+        return PL_ERR;
+    }
+    /* Sliding expiry: a session in use stays alive.  EXPIRE on a missing
+     * key does nothing, so a revoked session stays revoked. */
+    redis_conn_command(conn, NULL, NULL, 3, expire, NULL);
+    return PL_OK;
+}
+
+/* --- messages ----------------------------------------------------------- */
+
+static void store_on_published(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+
+    if (store_failed(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[0]->type != REDIS_REPLY_STRING) {
+        c->cb.publish(STORE_UNAVAILABLE, NULL, 0, c->arg);
+    } else {
+        c->cb.publish(STORE_OK, r->element[0]->str, r->element[1]->integer == 1, c->arg);
+    }
+    free(c);
+}
+
+int store_message_publish(const char *room, const char *from, const char *content, size_t len,
+                          const char *cmid, store_publish_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(room, arg);
+    char log_key[STORE_KEY_MAX], dedup[STORE_KEY_MAX * 2], channel[STORE_KEY_MAX], maxlen[16];
+    struct evbuffer *tail = evbuffer_new();
+    int rc;
+
+    if (c == NULL || tail == NULL) {
+        free(c);
+        if (tail != NULL) {
+            evbuffer_free(tail);
+        }
+        return PL_ERR;
+    }
+    c->cb.publish = cb;
+    key_room_log(log_key, sizeof(log_key), cfg->redis_prefix, room);
+    key_room_channel(channel, sizeof(channel), cfg->redis_prefix, room);
+    if (cmid == NULL || key_dedup(dedup, sizeof(dedup), cfg->redis_prefix, from, cmid) < 0) {
+        snprintf(dedup, sizeof(dedup), "%s", log_key);     /* unused without a cmid */
+        cmid = NULL;
+    }
+    snprintf(maxlen, sizeof(maxlen), "%d", cfg->history_length);
+    event_message_tail(tail, room, from, content, len);
+    {
+        const char *argv[] = { log_key, dedup, maxlen, channel, from, content,
+                               (const char *)evbuffer_pullup(tail, -1), cmid ? cmid : "", STORE_DEDUP_TTL };
+        size_t lens[] = { strlen(log_key), strlen(dedup), strlen(maxlen), strlen(channel), strlen(from),
+                          len, evbuffer_get_length(tail), cmid ? strlen(cmid) : 0, strlen(STORE_DEDUP_TTL) };
+        rc = store_run(c, SCRIPT_PUBLISH_MESSAGE, store_on_published, 2, 9, argv, lens);
+    }
+    evbuffer_free(tail);
+    return rc;
+}
+
+/* --- history ------------------------------------------------------------ */
+
+static const redisReply *store_field(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0
+            && fields->element[i + 1]->type == REDIS_REPLY_STRING) {
+            return fields->element[i + 1];
+        }
+    }
+    return NULL;
+}
+
+/* Turns XRANGE entries into events; malformed entries (a hand-edited
+ * stream) are logged and skipped. */
+static int store_parse_entries(const redisReply *arr, const char *room, int reverse,
+                               struct store_events *evs)
+{
+    struct evbuffer *buf = evbuffer_new();
+
+    evs->items = calloc(arr->elements ? arr->elements : 1, sizeof(*evs->items));
+    evs->count = 0;
+    if (buf == NULL || evs->items == NULL) {
+        if (buf != NULL) {
+            evbuffer_free(buf);
+        }
+        return PL_ERR;
+    }
+    for (size_t k = 0; k < arr->elements; k++) {
+        const redisReply *e = arr->element[reverse ? arr->elements - 1 - k : k];
+        const redisReply *from, *content;
+        struct store_event *out = &evs->items[evs->count];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING
+            || e->element[1]->type != REDIS_REPLY_ARRAY || !event_id_valid(e->element[0]->str)
+            || (from = store_field(e->element[1], "from")) == NULL || !name_valid(from->str)
+            || (content = store_field(e->element[1], "content")) == NULL) {
+            log_warn("event=malformed_history_entry room=%s", room);
+            continue;
+        }
+        snprintf(out->id, sizeof(out->id), "%s", e->element[0]->str);
+        event_message(buf, out->id, room, from->str, content->str, content->len, event_id_ms(out->id));
+        out->len = evbuffer_get_length(buf);
+        out->json = malloc(out->len + 1);
+        if (out->json == NULL) {
+            break;
+        }
+        evbuffer_remove(buf, out->json, out->len);
+        out->json[out->len] = '\0';
+        evs->count++;
+    }
+    evbuffer_free(buf);
+    return PL_OK;
+}
+
+static void store_events_free(struct store_events *evs)
+{
+    for (int i = 0; i < evs->count; i++) {
+        free(evs->items[i].json);
+    }
+    free(evs->items);
+}
+
+/* Replies to store_history: XRANGE (oldest first) or XREVRANGE (reversed). */
+struct store_history_call {
+    struct store_call base;
+    int reverse;
+};
+
+static void store_on_history(redisReply *r, void *arg)
+{
+    struct store_history_call *h = arg;
+    struct store_events evs = { 0 };
+
+    if (store_failed(r) || r->type != REDIS_REPLY_ARRAY
+        || store_parse_entries(r, h->base.room, h->reverse, &evs) != PL_OK) {
+        h->base.cb.events(STORE_UNAVAILABLE, NULL, h->base.arg);
+    } else {
+        h->base.cb.events(STORE_OK, &evs, h->base.arg);
+    }
+    store_events_free(&evs);
+    free(h);
+}
+
+int store_history(const char *room, const char *after, const char *before, int limit,
+                  store_events_cb cb, void *arg)
+{
+    struct store_history_call *h = calloc(1, sizeof(*h));
+    char key[STORE_KEY_MAX], lo[BUS_ID_MAX + 1], hi[BUS_ID_MAX + 1], count[16];
+    const char *argv[6];
+
+    if (h == NULL) {
+        return PL_ERR;
+    }
+    snprintf(h->base.room, sizeof(h->base.room), "%s", room);
+    h->base.cb.events = cb;
+    h->base.arg = arg;
+    key_room_log(key, sizeof(key), cfg->redis_prefix, room);
+    snprintf(lo, sizeof(lo), after ? "(%s" : "-", after);
+    snprintf(hi, sizeof(hi), before ? "(%s" : "+", before);
+    snprintf(count, sizeof(count), "%d", limit);
+    /* Without a lower bound the newest LIMIT are wanted: read backwards. */
+    h->reverse = (after == NULL);
+    argv[0] = h->reverse ? "XREVRANGE" : "XRANGE";
+    argv[1] = key;
+    argv[2] = h->reverse ? hi : lo;
+    argv[3] = h->reverse ? lo : hi;
+    argv[4] = "COUNT";
+    argv[5] = count;
+    if (redis_conn_command(conn, store_on_history, h, 6, argv, NULL) != PL_OK) {
+        free(h);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+static void store_on_resume(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+    struct store_events evs = { 0 };
+    enum store_status st = STORE_UNAVAILABLE;
+
+    if (!store_failed(r) && r->type == REDIS_REPLY_ARRAY && r->elements >= 2
+        && r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+        if (r->element[0]->integer == 0) {
+            st = STORE_NOT_FOUND;
+        } else if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_ARRAY
+                   && store_parse_entries(r->element[2], c->room, 0, &evs) == PL_OK) {
+            st = STORE_OK;
+        }
+        snprintf(evs.oldest, sizeof(evs.oldest), "%s", r->element[1]->str);
+    }
+    c->cb.events(st, &evs, c->arg);
+    store_events_free(&evs);
+    free(c);
+}
+
+int store_history_resume(const char *room, const char *last, store_events_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(room, arg);
+    char key[STORE_KEY_MAX];
+    const char *argv[] = { key, last };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.events = cb;
+    key_room_log(key, sizeof(key), cfg->redis_prefix, room);
+    return store_run(c, SCRIPT_RESUME, store_on_resume, 1, 2, argv, NULL);
+}
+
+static void store_on_last_id(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+
+    if (store_failed(r) || r->type != REDIS_REPLY_ARRAY) {
+        c->cb.token(STORE_UNAVAILABLE, NULL, c->arg);
+    } else if (r->elements == 0 || r->element[0]->type != REDIS_REPLY_ARRAY
+               || r->element[0]->elements < 1 || r->element[0]->element[0]->type != REDIS_REPLY_STRING) {
+        c->cb.token(STORE_OK, "", c->arg);
+    } else {
+        c->cb.token(STORE_OK, r->element[0]->element[0]->str, c->arg);
+    }
+    free(c);
+}
+
+int store_last_id(const char *room, store_token_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(room, arg);
+    char key[STORE_KEY_MAX];
+    const char *argv[] = { "XREVRANGE", key, "+", "-", "COUNT", "1" };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.token = cb;
+    key_room_log(key, sizeof(key), cfg->redis_prefix, room);
+    return store_send(c, store_on_last_id, 6, argv, NULL);
+}
+
+/* --- live events and presence ------------------------------------------ */
+
+static void store_on_count(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+
+    if (store_failed(r) || r->type != REDIS_REPLY_INTEGER) {
+        c->cb.count(STORE_UNAVAILABLE, 0, c->arg);
+    } else {
+        c->cb.count(STORE_OK, r->integer, c->arg);
+    }
+    free(c);
+}
+
+int store_publish_live(const char *channel, const char *payload, size_t len,
+                       store_count_cb cb, void *arg)
+{
+    const char *argv[] = { "PUBLISH", channel, payload };
+    size_t lens[] = { 7, strlen(channel), len };
+    struct store_call *c;
+
+    if (cb == NULL) {
+        return redis_conn_command(conn, NULL, NULL, 3, argv, lens);
+    }
+    c = store_call_new(NULL, arg);
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.count = cb;
+    return store_send(c, store_on_count, 3, argv, lens);
+}
+
+int store_presence(const char *room, const char *user, int delta)
+{
+    char members[STORE_KEY_MAX], presence[STORE_KEY_MAX], channel[STORE_KEY_MAX];
+    char owner[PL_NAME_MAX * 2 + 32], d[4];
+    struct evbuffer *ev = evbuffer_new();
+    int rc;
+
+    if (ev == NULL) {
+        return PL_ERR;
+    }
+    key_room_members(members, sizeof(members), cfg->redis_prefix, room);
+    key_instance_presence(presence, sizeof(presence), cfg->redis_prefix, cfg->instance_id);
+    key_room_channel(channel, sizeof(channel), cfg->redis_prefix, room);
+    snprintf(owner, sizeof(owner), "%ld|%s|%s", (long)getpid(), room, user);
+    snprintf(d, sizeof(d), "%d", delta);
+    event_header(ev, "presence", NULL, user);
+    event_presence(ev, delta > 0, user, room);
+    {
+        const char *argv[] = { members, presence, user, owner, d, channel,
+                               (const char *)evbuffer_pullup(ev, -1) };
+        size_t lens[] = { strlen(members), strlen(presence), strlen(user), strlen(owner), strlen(d),
+                          strlen(channel), evbuffer_get_length(ev) };
+        rc = script_run(conn, SCRIPT_PRESENCE, NULL, NULL, 2, 7, argv, lens);
+    }
+    evbuffer_free(ev);
+    return rc;
+}
+
+static void store_on_members(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+    const char **names;
+    int n = 0;
+
+    if (store_failed(r) || r->type != REDIS_REPLY_ARRAY) {
+        c->cb.names(STORE_UNAVAILABLE, NULL, 0, c->arg);
+        free(c);
+        return;
+    }
+    names = calloc(r->elements + 1, sizeof(*names));
+    for (size_t i = 0; names != NULL && i < r->elements; i++) {
+        if (r->element[i]->type == REDIS_REPLY_STRING && name_valid(r->element[i]->str)) {
+            names[n++] = r->element[i]->str;
+        }
+    }
+    c->cb.names(names ? STORE_OK : STORE_UNAVAILABLE, names, n, c->arg);
+    free(names);
+    free(c);
+}
+
+int store_members(const char *room, store_names_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(room, arg);
+    char key[STORE_KEY_MAX];
+    const char *argv[] = { "HKEYS", key };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.names = cb;
+    key_room_members(key, sizeof(key), cfg->redis_prefix, room);
+    return store_send(c, store_on_members, 2, argv, NULL);
+}

@@ -1,0 +1,87 @@
+/* store.h - parley's data in Redis, from a worker: sessions, room history,
+ * publishing, presence.
+ *
+ * Each worker has one command connection (redis_conn.h).  Every call either
+ * returns PL_ERR at once (Redis is down: answer redis_unavailable) or calls
+ * its callback exactly once, with STORE_UNAVAILABLE if the connection was
+ * lost or timed out meanwhile.  Key layout: names.h and docs/redis.md. */
+#ifndef PARLEY_STORE_H
+#define PARLEY_STORE_H
+
+#include <stddef.h>
+
+#include "bus.h"
+#include "conf.h"
+
+struct event_base;
+
+enum store_status {
+    STORE_OK,
+    STORE_NOT_FOUND,            /* unknown or expired session; unknown resume id */
+    STORE_UNAVAILABLE,          /* Redis down, slow or answering errors */
+};
+
+/* One stored event (a message) read back from a room's stream. */
+struct store_event {
+    char id[BUS_ID_MAX];
+    char *json;                 /* the event, as delivered live */
+    size_t len;
+};
+
+struct store_events {
+    struct store_event *items;  /* oldest first */
+    int count;
+    char oldest[BUS_ID_MAX];    /* the oldest id still kept (resume only) */
+};
+
+typedef void (*store_token_cb)(enum store_status st, const char *token, void *arg);
+typedef void (*store_user_cb)(enum store_status st, const char *user, void *arg);
+typedef void (*store_publish_cb)(enum store_status st, const char *id, int stored, void *arg);
+typedef void (*store_events_cb)(enum store_status st, const struct store_events *evs, void *arg);
+typedef void (*store_count_cb)(enum store_status st, long long n, void *arg);
+typedef void (*store_names_cb)(enum store_status st, const char *const *names, int n, void *arg);
+
+int store_init(struct event_base *base, const struct conf *cfg);
+void store_shutdown(void);
+int store_is_up(void);
+
+/* Creates a session for USER: parley:session:<token>, with the TTL. */
+int store_session_create(const char *user, store_token_cb cb, void *arg);
+
+/* Finds the user of a session token and renews its TTL. */
+int store_session_lookup(const char *token, store_user_cb cb, void *arg);
+
+/* Stores and publishes a message in ROOM (idempotent on CMID, may be NULL). */
+int store_message_publish(const char *room, const char *from, const char *content, size_t len,
+                          const char *cmid, store_publish_cb cb, void *arg);
+
+/* Reads up to LIMIT messages of ROOM strictly after AFTER and/or strictly
+ * before BEFORE (either may be NULL), oldest first; without AFTER, the
+ * newest ones before BEFORE. */
+int store_history(const char *room, const char *after, const char *before, int limit,
+                  store_events_cb cb, void *arg);
+
+/* Everything after LAST in ROOM, for resuming; STORE_NOT_FOUND (with
+ * evs->oldest set) when LAST is unknown or older than the kept history. */
+int store_history_resume(const char *room, const char *last, store_events_cb cb, void *arg);
+
+/* The newest id of ROOM's stream ("" when empty). */
+int store_last_id(const char *room, store_token_cb cb, void *arg);
+
+/* Publishes a live-only event (PAYLOAD has the routing header) on CHANNEL;
+ * CB (may be NULL) gets the number of hosts that received it. */
+int store_publish_live(const char *channel, const char *payload, size_t len,
+                       store_count_cb cb, void *arg);
+
+/* Counts USER in ROOM up (+1) or down (-1) for this worker; the first
+ * connection on any host publishes "join", the last one "leave". */
+int store_presence(const char *room, const char *user, int delta);
+
+/* The users present in ROOM. */
+int store_members(const char *room, store_names_cb cb, void *arg);
+
+/* Builds "<prefix>room:<room>" (or user:) into OUT. */
+const char *store_room_channel(const char *room, char *out, size_t outlen);
+const char *store_user_channel(const char *user, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,203 @@
+"""Sessions, tokens, publishing and history over HTTP, on a real parleyd and
+redis-server."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import unittest
+
+from harness import Env, SSEClient, publish, redis_cli, session
+
+SECRET = "test-secret-for-jwt"
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(claims, secret=SECRET, alg="HS256"):
+    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
+    return head + "." + body + "." + b64(sig)
+
+
+class Api(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        cls.p = cls.env.parleyd({"workers": "2", "jwt_secret": SECRET, "session_ttl": "1h",
+                                 "max_content": "100"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def post(self, path, body, headers=None, raw=False):
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        status, headers, data = self.p.request("POST", path, body=body if raw else json.dumps(body), headers=h)
+        return status, headers, json.loads(data) if data else None
+
+    def assert_error(self, status, body, want, code):
+        self.assertEqual(status, want, body)
+        self.assertEqual(body["error"]["code"], code)
+
+    def test_session_created_in_redis_with_ttl(self):
+        status, headers, body = self.post("/api/sessions", {"user": "alice"})
+        self.assertEqual(status, 201)
+        self.assertEqual(body["user"], "alice")
+        self.assertEqual(body["expires_in"], 3600)
+        self.assertRegex(body["token"], r"^[A-Za-z0-9_-]{43}$")
+        key = "parley:session:" + body["token"]
+        self.assertEqual(redis_cli(self.env.redis, "HGET", key, "user"), "alice")
+        self.assertRegex(redis_cli(self.env.redis, "HGET", key, "created_at"), r"^\d{13}$")
+        self.assertTrue(3590 <= int(redis_cli(self.env.redis, "TTL", key)) <= 3600)
+        tokens = {self.post("/api/sessions", {"user": "alice"})[2]["token"] for _ in range(20)}
+        self.assertEqual(len(tokens), 20)
+
+    def test_session_bad_input(self):
+        for user in ("", "a b", "x" * 65, "..", ".", "é", 5, None):
+            status, _, body = self.post("/api/sessions", {"user": user})
+            self.assert_error(status, body, 400, "bad_request")
+        status, _, body = self.post("/api/sessions", b"{not json", raw=True)
+        self.assert_error(status, body, 400, "invalid_json")
+        status, _, body = self.post("/api/sessions", b'{"user":"a"} trailing', raw=True)
+        self.assert_error(status, body, 400, "invalid_json")
+        status, _, body = self.post("/api/sessions", b'["alice"]', raw=True)
+        self.assert_error(status, body, 400, "invalid_json")
+        status, _, body = self.post("/api/sessions", {"user": "alice"}, headers={"Content-Type": "text/plain"})
+        self.assert_error(status, body, 415, "unsupported_media_type")
+
+    def test_revoked_session_is_refused(self):
+        tok = session(self.p, "carol")
+        self.assertEqual(publish(self.p, tok, "lobby", "hi")[0], 201)
+        redis_cli(self.env.redis, "DEL", "parley:session:" + tok)
+        status, body = publish(self.p, tok, "lobby", "hi")
+        self.assert_error(status, body, 401, "unauthorized")
+
+    def test_token_sources(self):
+        tok = session(self.p, "dave")
+        path = "/api/rooms/lobby/messages?limit=1"
+        self.assertEqual(self.p.request("GET", path, headers={"Authorization": "Bearer " + tok})[0], 200)
+        self.assertEqual(self.p.request("GET", path + "&token=" + tok)[0], 200)
+        self.assertEqual(self.p.request("GET", path, headers={"Cookie": "a=b; parley_token=" + tok})[0], 200)
+        status, headers, _ = self.p.request("GET", path)
+        self.assertEqual(status, 401)
+        self.assertEqual(headers["www-authenticate"], "Bearer")
+        self.assertEqual(self.p.request("GET", path, headers={"Authorization": "Bearer " + "A" * 43})[0], 401)
+        self.assertEqual(self.p.request("GET", path, headers={"Authorization": "Basic eDp5"})[0], 401)
+
+    def test_jwt(self):
+        now = int(time.time())
+        good = jwt({"sub": "erin", "exp": now + 60})
+        status, body = publish(self.p, good, "lobby", "signed")
+        self.assertEqual(status, 201, body)
+        _, _, hist = self.p.request("GET", "/api/rooms/lobby/messages?limit=1",
+                                    headers={"Authorization": "Bearer " + good})
+        self.assertEqual(json.loads(hist)["messages"][-1]["from"], "erin")
+        for bad in (jwt({"sub": "erin", "exp": now - 1}),
+                    jwt({"sub": "erin", "exp": now + 60}, secret="wrong"),
+                    jwt({"sub": "erin", "exp": now + 60}, alg="HS512"),
+                    jwt({"sub": "erin"}),
+                    jwt({"sub": "bad name", "exp": now + 60}),
+                    good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
+                    "a.b.c"):
+            status, body = publish(self.p, bad, "lobby", "x")
+            self.assert_error(status, body, 401, "unauthorized")
+
+    def test_publish_and_history(self):
+        tok = session(self.p, "frank")
+        ids = [publish(self.p, tok, "hist", "m%d" % i)[1]["id"] for i in range(10)]
+
+        def history(query):
+            status, _, body = self.p.request("GET", "/api/rooms/hist/messages" + query,
+                                             headers={"Authorization": "Bearer " + tok})
+            self.assertEqual(status, 200, body)
+            return json.loads(body)["messages"]
+
+        msgs = history("")
+        self.assertEqual([m["id"] for m in msgs], ids)
+        self.assertEqual(msgs[0], {"type": "message", "id": ids[0], "room": "hist", "from": "frank",
+                                   "content": "m0", "ts": int(ids[0].split("-")[0])})
+        self.assertEqual([m["id"] for m in history("?limit=3")], ids[-3:])
+        self.assertEqual([m["id"] for m in history("?after=%s&limit=2" % ids[4])], ids[5:7])
+        self.assertEqual([m["id"] for m in history("?before=%s&limit=2" % ids[4])], ids[2:4])
+        self.assertEqual([m["id"] for m in history("?after=%s&before=%s" % (ids[1], ids[4]))], ids[2:4])
+        self.assertEqual(len(history("?limit=5000")), 10)       # capped at 200, not refused
+        for q in ("?limit=0", "?limit=x", "?after=abc", "?before=1-"):
+            status, _, body = self.p.request("GET", "/api/rooms/hist/messages" + q,
+                                             headers={"Authorization": "Bearer " + tok})
+            self.assert_error(status, json.loads(body), 400, "bad_request")
+
+    def test_idempotent_client_msg_id(self):
+        tok = session(self.p, "gina")
+        s1, b1 = publish(self.p, tok, "idem", "once", cmid="c-1")
+        s2, b2 = publish(self.p, tok, "idem", "once again", cmid="c-1")
+        self.assertEqual((s1, s2), (201, 201))
+        self.assertEqual(b1["id"], b2["id"])
+        self.assertEqual(redis_cli(self.env.redis, "XLEN", "parley:room:idem:log"), "1")
+        # The same id from another user is another message.
+        other = session(self.p, "hank")
+        self.assertNotEqual(publish(self.p, other, "idem", "x", cmid="c-1")[1]["id"], b1["id"])
+
+    def test_publish_bad_input(self):
+        tok = session(self.p, "ivy")
+        status, body = publish(self.p, tok, "lobby", "x" * 101)
+        self.assert_error(status, body, 413, "too_large")
+        for doc in ({"content": ""}, {"content": 5}, {}, {"content": "x", "client_msg_id": 7}):
+            status, _, body = self.post("/api/rooms/lobby/messages", doc, headers={"Authorization": "Bearer " + tok})
+            self.assert_error(status, body, 400, "bad_request")
+        status, _, body = self.post("/api/rooms/lobby/messages", b'{"content":"\xff"}', raw=True,
+                                    headers={"Authorization": "Bearer " + tok})
+        self.assert_error(status, body, 400, "invalid_json")
+        for room in ("a%20b", "..", "x" * 65, "%2e"):
+            status, _, body = self.post("/api/rooms/%s/messages" % room, {"content": "x"},
+                                        headers={"Authorization": "Bearer " + tok})
+            self.assert_error(status, body, 400, "bad_request")
+        status, _, _ = self.p.request("GET", "/api/rooms//messages")
+        self.assertEqual(status, 404)
+
+    def test_malformed_history_entry_is_skipped(self):
+        tok = session(self.p, "jack")
+        good = publish(self.p, tok, "edited", "fine")[1]["id"]
+        redis_cli(self.env.redis, "XADD", "parley:room:edited:log", "*", "garbage", "1")
+        redis_cli(self.env.redis, "XADD", "parley:room:edited:log", "*", "from", "bad name", "content", "x")
+        status, _, body = self.p.request("GET", "/api/rooms/edited/messages?token=" + tok)
+        self.assertEqual(status, 200)
+        self.assertEqual([m["id"] for m in json.loads(body)["messages"]], [good])
+        self.assertEqual(self.p.get_json("/healthz")[0], 200)
+
+    def test_sse_resume_and_reset(self):
+        tok = session(self.p, "kim")
+        ids = [publish(self.p, tok, "resume", "r%d" % i)[1]["id"] for i in range(6)]
+        c = SSEClient(self.p.port, "/api/rooms/resume/events?token=" + tok, headers={"Last-Event-ID": ids[2]})
+        self.addCleanup(c.close)
+        self.assertEqual(c.wait_ready(), 200)
+        self.assertEqual(c.headers["content-type"], "text/event-stream")
+        self.assertEqual(c.headers["cache-control"], "no-cache")
+        self.assertEqual(c.headers["x-accel-buffering"], "no")
+        got = c.wait_events(3, kind="message")
+        self.assertEqual([e["id"] for e in got], ids[3:])
+        self.assertEqual(c.retry, 2000)
+        later = publish(self.p, tok, "resume", "live")[1]["id"]
+        self.assertEqual(c.wait_events(4, kind="message")[3]["id"], later)
+        # Unknown or malformed ids: reset, then live.
+        for bad in ("1-0", "garbage"):
+            r = SSEClient(self.p.port, "/api/rooms/resume/events?token=%s&last_event_id=%s" % (tok, bad))
+            self.addCleanup(r.close)
+            reset = r.wait_events(1, kind="reset")[0]
+            self.assertEqual(reset["json"]["type"], "reset")
+            if bad == "1-0":
+                self.assertEqual(reset["json"]["oldest"], ids[0])
+
+    def test_sse_requires_token(self):
+        c = SSEClient(self.p.port, "/api/rooms/lobby/events")
+        self.addCleanup(c.close)
+        self.assertEqual(c.wait_ready(), 401)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,243 @@
+"""The message bus across workers and instances, on real parleyd processes
+and a real redis-server: fan-out, ordering, one subscriber connection per
+host, surviving the bus process and Redis restarts, catching up after a
+ring overrun, and presence cleanup."""
+
+import json
+import os
+import re
+import signal
+import threading
+import time
+import unittest
+
+from harness import Env, SLOW, SSEClient, publish, redis_cli, session, wait_for
+
+
+def sse_per_worker(p):
+    """{worker pid: open SSE streams} from /metrics."""
+    _, _, body = p.request("GET", "/metrics")
+    out = {}
+    for m in re.finditer(r'parley_worker_connections\{worker="\d+",pid="(\d+)",transport="sse"\} (\d+)',
+                         body.decode()):
+        out[int(m.group(1))] = int(m.group(2))
+    return out
+
+
+def open_stream(p, token, room="lobby", headers=None):
+    c = SSEClient(p.port, "/api/rooms/%s/events?token=%s" % (room, token), headers=headers)
+    assert c.wait_ready() == 200, getattr(c, "body", "")
+    return c
+
+
+class Bus(unittest.TestCase):
+    def setUp(self):
+        self.env = Env()
+        self.addCleanup(self.env.close)
+        self.streams = []
+        self.addCleanup(lambda: [s.close() for s in self.streams])
+
+    def stream(self, p, token, room="lobby", headers=None):
+        s = open_stream(p, token, room, headers)
+        self.streams.append(s)
+        return s
+
+    def subscribers_everywhere(self, instances, token):
+        """Opens streams until every worker of every instance has one."""
+        for p in instances:
+            for _ in range(40):
+                counts = sse_per_worker(p)
+                if len(counts) == len(p.workers()) and all(counts.values()):
+                    break
+                self.stream(p, token)
+                time.sleep(0.02)
+            self.assertTrue(all(sse_per_worker(p).values()), sse_per_worker(p))
+
+    def test_fan_out_every_worker_both_instances_same_order(self):
+        a = self.env.parleyd({"workers": "2"})
+        b = self.env.parleyd({"workers": "2"})
+        tok_a, tok_b = session(a, "alice"), session(b, "bob")
+        watcher = session(a, "watcher")
+        self.subscribers_everywhere([a, b], watcher)
+        time.sleep(0.2)             # let every subscription settle
+        ids = []
+        for i in range(40):
+            p, tok = (a, tok_a) if i % 2 == 0 else (b, tok_b)
+            status, body = publish(p, tok, "lobby", "message %d" % i)
+            self.assertEqual(status, 201, body)
+            ids.append(body["id"])
+        self.assertEqual(ids, sorted(ids, key=lambda x: tuple(map(int, x.split("-")))))
+        for s in self.streams:
+            got = s.wait_events(40, kind="message")
+            self.assertEqual([e["id"] for e in got], ids)
+            self.assertEqual([e["json"]["content"] for e in got], ["message %d" % i for i in range(40)])
+            self.assertEqual([e["json"]["id"] for e in got], ids)
+
+    def test_one_subscriber_connection_per_instance(self):
+        a = self.env.parleyd({"workers": "2"})
+        b = self.env.parleyd({"workers": "2"})
+        tok = session(a, "alice")
+        for p in (a, b):
+            for room in ("r1", "r2", "r3"):
+                for _ in range(3):
+                    self.stream(p, tok, room)
+        time.sleep(0.3)
+        clients = redis_cli(self.env.redis, "CLIENT", "LIST", "TYPE", "pubsub").splitlines()
+        self.assertEqual(len(clients), 2, clients)
+        # Each holds the three rooms and the user's channel.
+        for line in clients:
+            self.assertIn("sub=4", line)
+
+    def test_bus_killed_mid_stream_nothing_lost(self):
+        a = self.env.parleyd({"workers": "2"})
+        tok = session(a, "alice")
+        s = self.stream(a, tok)
+        time.sleep(0.2)
+        acked = []
+        stop = threading.Event()
+
+        def publisher():
+            i = 0
+            while not stop.is_set() and i < 400:
+                status, body = publish(a, tok, "lobby", "n%d" % i)
+                if status == 201:
+                    acked.append(body["id"])
+                i += 1
+                time.sleep(0.005)
+
+        t = threading.Thread(target=publisher)
+        t.start()
+        time.sleep(0.3)
+        old_bus = a.bus_pid()
+        os.kill(old_bus, signal.SIGKILL)
+        wait_for(lambda: a.bus_pid() not in (None, old_bus), timeout=3, what="bus respawn")
+        t.join()
+        stop.set()
+        a.wait_log(r"event=bus_died status=\"signal 9")
+        # Every acknowledged message is in history ...
+        history = redis_cli(self.env.redis, "XRANGE", "parley:room:lobby:log", "-", "+")
+        for mid in acked:
+            self.assertIn(mid, history)
+        # ... and the stream got all of them, in order, without duplicates:
+        # the room was caught up from Redis after the bus came back.
+        got = [e["id"] for e in s.wait_events(len(acked), timeout=15, kind="message")]
+        self.assertEqual(got[:len(acked)], acked)
+        status, body = publish(a, tok, "lobby", "after")
+        got = s.wait_events(len(acked) + 1, kind="message")
+        self.assertEqual(got[-1]["id"], body["id"])
+
+    def test_redis_restart_recovers_without_restarting_parleyd(self):
+        a = self.env.parleyd({"workers": "2", "redis_timeout": "1s"})
+        tok = session(a, "alice")
+        s = self.stream(a, tok)
+        time.sleep(0.2)
+        status, first = publish(a, tok, "lobby", "before")
+        self.assertEqual(status, 201)
+        self.env.redis.stop()
+        wait_for(lambda: a.request("GET", "/healthz")[0] == 503, what="healthz 503")
+        status, _, health = a.get_json("/healthz")
+        self.assertEqual((health["status"], health["redis"]), ("degraded", "down"))
+        status, body = publish(a, tok, "lobby", "during")
+        self.assertEqual(status, 503)
+        self.assertEqual(body["error"]["code"], "redis_unavailable")
+        self.assertFalse(s.closed)          # local connections stay open
+        self.env.redis.start()
+        # Sessions were in the old (memory-only) Redis: log in again.
+        wait_for(lambda: a.request("GET", "/healthz")[0] == 200, timeout=10, what="healthz 200")
+        tok = session(a, "alice")
+        wait_for(lambda: publish(a, tok, "lobby", "after")[0] == 201, timeout=10, what="publish again")
+        got = s.wait_events(2, kind="message")
+        self.assertEqual(got[0]["id"], first["id"])
+        self.assertEqual(got[1]["json"]["content"], "after")
+        self.assertIsNone(a.proc.poll())
+
+    def test_ring_overrun_caught_up_from_stream(self):
+        # A worker stopped long enough for the ring (64 KiB) to lap it
+        # detects the overrun and re-reads the gap from the room's stream.
+        a = self.env.parleyd({"workers": "1", "bus_ring_size": "64k"})
+        b = self.env.parleyd({"workers": "1"})
+        tok = session(b, "alice")
+        s = self.stream(a, tok)
+        publish(b, tok, "lobby", "first")
+        s.wait_events(1, kind="message")
+        worker = a.workers()[0]
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            ids = [publish(b, tok, "lobby", "x" * 300 + " %d" % i)[1]["id"] for i in range(400)]
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        got = s.wait_events(401, timeout=20, kind="message")
+        self.assertEqual([e["id"] for e in got[1:]], ids)
+        a.wait_log(r"event=bus_overrun")
+        _, _, body = a.request("GET", "/metrics")
+        self.assertRegex(body.decode(), r"parley_bus_overruns_total [1-9]")
+
+    def test_presence_join_leave_across_instances(self):
+        a = self.env.parleyd({"workers": "2"})
+        b = self.env.parleyd({"workers": "2"})
+        watcher = self.stream(b, session(b, "watcher"))
+        time.sleep(0.2)
+        tok = session(a, "alice")
+        first = self.stream(a, tok)
+        second = self.stream(a, tok)        # a second tab: no second join
+        join = watcher.wait_events(1, kind="presence")[0]["json"]
+        self.assertEqual(join, {"type": "presence", "event": "join", "user": "alice", "room": "lobby"})
+        # Counted once per worker holding a connection of alice's.
+        self.assertIn(redis_cli(self.env.redis, "HGET", "parley:room:lobby:members", "alice"), ("1", "2"))
+        first.close()
+        time.sleep(0.3)
+        self.assertEqual(len([e for e in watcher.events if e.get("event") == "presence"]), 1)
+        second.close()
+        leave = watcher.wait_events(2, kind="presence")[1]["json"]
+        self.assertEqual(leave["event"], "leave")
+        self.assertEqual(redis_cli(self.env.redis, "HEXISTS", "parley:room:lobby:members", "alice"), "0")
+        # A user does not get its own join.
+        self.assertFalse([e for e in first.events if e.get("event") == "presence"
+                          and e["json"]["user"] == "alice"])
+
+    def test_presence_of_killed_worker_is_taken_back(self):
+        a = self.env.parleyd({"workers": "1"})
+        b = self.env.parleyd({"workers": "1"})
+        watcher = self.stream(b, session(b, "watcher"))
+        time.sleep(0.2)
+        self.stream(a, session(a, "alice"))
+        watcher.wait_events(1, kind="presence")
+        os.kill(a.workers()[0], signal.SIGKILL)
+        leave = watcher.wait_events(2, kind="presence", timeout=5)[1]["json"]
+        self.assertEqual((leave["event"], leave["user"]), ("leave", "alice"))
+        self.assertEqual(redis_cli(self.env.redis, "HEXISTS", "parley:room:lobby:members", "alice"), "0")
+
+    def test_presence_of_dead_instance_is_reaped(self):
+        ttl = 3.0
+        a = self.env.parleyd({"workers": "1", "instance_ttl": "3s", "instance_id": "doomed"})
+        b = self.env.parleyd({"workers": "1", "instance_ttl": "3s"})
+        watcher = self.stream(b, session(b, "watcher"))
+        time.sleep(0.2)
+        self.stream(a, session(a, "alice"))
+        watcher.wait_events(1, kind="presence")
+        self.assertEqual(redis_cli(self.env.redis, "EXISTS", "parley:instance:doomed"), "1")
+        # The whole instance dies at once, without a chance to clean up.
+        victims = [a.proc.pid] + list(a.children())
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        leave = watcher.wait_events(2, kind="presence", timeout=2 * ttl + 2)[1]["json"]
+        self.assertLess(time.monotonic() - t0, 2 * ttl * SLOW + 1)
+        self.assertEqual((leave["event"], leave["user"]), ("leave", "alice"))
+        self.assertEqual(redis_cli(self.env.redis, "HEXISTS", "parley:room:lobby:members", "alice"), "0")
+        self.assertEqual(redis_cli(self.env.redis, "SISMEMBER", "parley:instances", "doomed"), "0")
+        self.assertEqual(redis_cli(self.env.redis, "EXISTS", "parley:instance:doomed:presence"), "0")
+
+    def test_graceful_stop_takes_presence_back(self):
+        a = self.env.parleyd({"workers": "2", "instance_id": "leaving"})
+        self.stream(a, session(a, "alice"))
+        wait_for(lambda: redis_cli(self.env.redis, "HGET", "parley:room:lobby:members", "alice") == "1",
+                 what="alice present")
+        self.assertEqual(a.stop(), 0)
+        self.assertEqual(redis_cli(self.env.redis, "HEXISTS", "parley:room:lobby:members", "alice"), "0")
+        self.assertEqual(redis_cli(self.env.redis, "EXISTS", "parley:instance:leaving"), "0")
+        self.assertEqual(redis_cli(self.env.redis, "SISMEMBER", "parley:instances", "leaving"), "0")
+
+
+if __name__ == "__main__":
+    unittest.main()
