@@ -320,12 +320,12 @@ static void bus_on_released(redisReply *reply, void *arg)
 }
 
 /* A graceful stop takes this host's presence and heartbeat back at once,
- * instead of leaving them for other instances to reap. */
+ * instead of leaving them for other instances to reap.  One script, so that
+ * being killed halfway cannot forget the instance but keep its presence. */
 static void bus_on_sigterm(evutil_socket_t fd, short what, void *arg)
 {
-    const char *argv[] = { bus.presence_key, bus.cfg->redis_prefix, "" };
-    const char *del[] = { "DEL", bus.instance_key };
-    const char *srem[] = { "SREM", bus.instances_key, bus.cfg->instance_id };
+    const char *argv[] = { bus.presence_key, bus.instances_key, bus.instance_key,
+                           bus.cfg->redis_prefix, bus.cfg->instance_id };
 
     PL_UNUSED(fd);
     PL_UNUSED(what);
@@ -335,9 +335,7 @@ static void bus_on_sigterm(evutil_socket_t fd, short what, void *arg)
         return;
     }
     bus.stopping = 1;
-    if (redis_conn_command(bus.cmd, NULL, NULL, 2, del, NULL) != PL_OK
-        || redis_conn_command(bus.cmd, NULL, NULL, 3, srem, NULL) != PL_OK
-        || script_run(bus.cmd, SCRIPT_RELEASE, bus_on_released, NULL, 1, 3, argv, NULL) != PL_OK) {
+    if (script_run(bus.cmd, SCRIPT_RETIRE, bus_on_released, NULL, 3, 5, argv, NULL) != PL_OK) {
         event_base_loopbreak(bus.base);
     }
 }

@@ -81,6 +81,12 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "  end\n"
         "end\n"
         "return reaped\n",
+    [SCRIPT_RETIRE] =
+        LUA_RELEASE_FN
+        "release(ARGV[1], KEYS[1], '')\n"
+        "redis.call('DEL', KEYS[1], KEYS[3])\n"
+        "redis.call('SREM', KEYS[2], ARGV[2])\n"
+        "return 1\n",
     [SCRIPT_RESUME] =
         "local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
         "local oid = oldest[1] and oldest[1][1] or ''\n"

@@ -28,6 +28,10 @@ enum script_id {
     /* KEYS: instances set.  ARGV: prefix, own instance id.  Releases the
      * presence of every instance whose heartbeat key has expired. */
     SCRIPT_REAP,
+    /* KEYS: instance presence, instances set, instance heartbeat.  ARGV:
+     * prefix, instance id.  A graceful stop: releases all of the instance's
+     * presence and forgets the instance, all or nothing. */
+    SCRIPT_RETIRE,
     /* KEYS: log.  ARGV: last id.  Returns {0, oldest} when LAST is not in
      * the stream, else {1, oldest, entries after LAST}. */
     SCRIPT_RESUME,

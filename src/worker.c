@@ -25,6 +25,7 @@
 #include "static.h"
 
 #define WORKER_DRAIN_CHECK_MS 50
+#define WORKER_START_CHECK_MS 5
 
 struct worker {
     struct event_base *base;
@@ -33,7 +34,11 @@ struct worker {
     int nhtp;
     struct event *signals[6];
     struct event *drain_timer;
+    struct event *start_timer;
     struct timeval drain_started;
+    struct timeval started;
+    const struct listen_group *lg;
+    int nworkers;
     int index;
     int draining;
 };
@@ -134,6 +139,30 @@ static int worker_listen(const struct listen_group *lg, int nworkers)
     return PL_OK;
 }
 
+/* A worker accepts connections only once Redis answers it (or after
+ * redis_timeout, to serve in degraded mode): during a reload the old
+ * workers keep serving until then, so nobody sees a 503 from a newcomer. */
+static void worker_on_start_check(evutil_socket_t fd, short what, void *arg)
+{
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    if (!(store_is_up() && bus_redis_up()) && worker_elapsed_ms(&self.started) < self.cfg->redis_timeout_ms) {
+        return;
+    }
+    event_del(self.start_timer);
+    if (self.draining) {
+        return;
+    }
+    if (worker_listen(self.lg, self.nworkers) != PL_OK) {
+        log_error(0, "event=worker_listen_failed");
+        event_base_loopbreak(self.base);
+        return;
+    }
+    metrics_set_ready();
+    log_info("event=worker_ready sockets=%d redis=%s", self.nhtp, store_is_up() && bus_redis_up() ? "up" : "down");
+}
+
 static void worker_free(void)
 {
     for (size_t i = 0; i < PL_ARRAY_LEN(self.signals); i++) {
@@ -143,6 +172,9 @@ static void worker_free(void)
     }
     if (self.drain_timer != NULL) {
         event_free(self.drain_timer);
+    }
+    if (self.start_timer != NULL) {
+        event_free(self.start_timer);
     }
     for (int i = 0; i < self.nhtp; i++) {
         evhtp_free(self.htp[i]);
@@ -199,12 +231,11 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     if (cfg->web_root[0] != '\0') {
         static_register(cfg->web_root);     /* failure logged; the API still serves */
     }
-    if (worker_listen(lg, nworkers) != PL_OK) {
-        worker_free();
-        return 1;
-    }
-    metrics_set_ready();
-    log_info("event=worker_ready sockets=%d", self.nhtp);
+    self.lg = lg;
+    self.nworkers = nworkers;
+    event_base_gettimeofday_cached(self.base, &self.started);
+    self.start_timer = event_new(self.base, -1, EV_PERSIST, worker_on_start_check, NULL);
+    event_add(self.start_timer, &(struct timeval){ 0, WORKER_START_CHECK_MS * 1000 });
 
     event_base_dispatch(self.base);
 

@@ -172,6 +172,19 @@ class Bus(unittest.TestCase):
         _, _, body = a.request("GET", "/metrics")
         self.assertRegex(body.decode(), r"parley_bus_overruns_total [1-9]")
 
+    def test_garbage_on_a_channel_is_skipped(self):
+        a = self.env.parleyd({"workers": "2"})
+        tok = session(a, "alice")
+        s = self.stream(a, tok)
+        time.sleep(0.2)
+        for junk in ("no header at all", "message\n{}", "x" * 200 + "\n{}", ""):
+            redis_cli(self.env.redis, "PUBLISH", "parley:room:lobby", junk)
+        status, body = publish(a, tok, "lobby", "still fine")
+        self.assertEqual(s.wait_events(1, kind="message")[0]["id"], body["id"])
+        self.assertIn("event=malformed_bus_message", a.log())
+        self.assertEqual(len(a.workers()), 2)
+        self.assertNotIn("event=worker_died", a.log())
+
     def test_presence_join_leave_across_instances(self):
         a = self.env.parleyd({"workers": "2"})
         b = self.env.parleyd({"workers": "2"})
@@ -216,8 +229,11 @@ class Bus(unittest.TestCase):
         self.stream(a, session(a, "alice"))
         watcher.wait_events(1, kind="presence")
         self.assertEqual(redis_cli(self.env.redis, "EXISTS", "parley:instance:doomed"), "1")
-        # The whole instance dies at once, without a chance to clean up.
+        # The whole instance dies at once, without a chance to clean up:
+        # frozen first, so that no process sees another one go.
         victims = [a.proc.pid] + list(a.children())
+        for pid in victims:
+            os.kill(pid, signal.SIGSTOP)
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         t0 = time.monotonic()
@@ -227,6 +243,7 @@ class Bus(unittest.TestCase):
         self.assertEqual(redis_cli(self.env.redis, "HEXISTS", "parley:room:lobby:members", "alice"), "0")
         self.assertEqual(redis_cli(self.env.redis, "SISMEMBER", "parley:instances", "doomed"), "0")
         self.assertEqual(redis_cli(self.env.redis, "EXISTS", "parley:instance:doomed:presence"), "0")
+        self.assertIn("leave", [e["json"]["event"] for e in watcher.events if e.get("event") == "presence"])
 
     def test_graceful_stop_takes_presence_back(self):
         a = self.env.parleyd({"workers": "2", "instance_id": "leaving"})
