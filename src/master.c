@@ -426,6 +426,7 @@ static void master_stop(struct master *m, int sig)
         return;
     }
     m->stopping = 1;
+    metrics_set_stopping();
     m->stop_deadline_ms = master_now_ms() + m->cfg->shutdown_timeout_ms + MASTER_KILL_GRACE_MS;
     notify_send("STOPPING=1");
     log_info("event=stopping signal=%d workers=%d", sig, master_children(m));

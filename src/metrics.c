@@ -22,6 +22,7 @@ struct metrics_slot {
 struct metrics_zone {
     int64_t start_time;
     int32_t workers_configured;
+    int32_t stopping;
     uint64_t restarts[PL_MAX_WORKERS];      /* written by the master only */
     uint64_t retired[METRIC_COUNTERS];      /* written by the master only */
     struct metrics_slot slots[METRICS_SLOTS];
@@ -93,6 +94,16 @@ void metrics_count_restart(int index)
 void metrics_set_workers(int configured)
 {
     STORE(zone->workers_configured, configured);
+}
+
+void metrics_set_stopping(void)
+{
+    STORE(zone->stopping, 1);
+}
+
+int metrics_stopping(void)
+{
+    return LOAD(zone->stopping);
 }
 
 void metrics_attach(int slot)

@@ -53,6 +53,11 @@ void metrics_slot_release(int slot);
 void metrics_count_restart(int index);
 void metrics_set_workers(int configured);
 
+/* The whole instance is stopping (not just a worker replaced by a reload):
+ * /healthz then answers 503 so load balancers drain it. */
+void metrics_set_stopping(void);
+int metrics_stopping(void);
+
 /* Worker side: bind this process to its slot, then mark it ready to serve. */
 void metrics_attach(int slot);
 void metrics_set_ready(void);

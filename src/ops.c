@@ -15,14 +15,15 @@ static void ops_healthz(evhtp_request_t *req, const struct http_params *params)
 {
     char body[320];
     int redis_up = store_is_up() && bus_redis_up();
-    const char *reason = worker_draining() ? "shutting_down" : !redis_up ? "redis_unavailable" : NULL;
+    int stopping = metrics_stopping();
+    const char *reason = stopping ? "shutting_down" : !redis_up ? "redis_unavailable" : NULL;
     int n;
 
     PL_UNUSED(params);
     n = snprintf(body, sizeof(body),
                  "{\"status\":\"%s\",%s%s%s\"redis\":\"%s\",\"workers\":%d,\"worker\":%d,"
                  "\"pid\":%ld,\"version\":\"%s\"}",
-                 reason == NULL ? "ok" : worker_draining() ? "unavailable" : "degraded",
+                 reason == NULL ? "ok" : stopping ? "unavailable" : "degraded",
                  reason ? "\"reason\":\"" : "", reason ? reason : "", reason ? "\"," : "",
                  redis_up ? "up" : "down",
                  metrics_workers_serving(), worker_index(), (long)getpid(), PACKAGE_VERSION);

@@ -1,4 +1,4 @@
-/* test_bus_ring.c - the shared-memory ring: records, wrap-around, overruns, readers in other processes. */
+/* test_bus_ring.c - the shared-memory ring: records, wrap-around, overruns, concurrent readers. */
 #include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
@@ -238,19 +238,24 @@ START_TEST(again_when_empty)
 }
 END_TEST
 
-/* Pushes N records of every length the ring allows, reading whenever
- * another record could lap the reader (BATCH 0) or after every push
- * (BATCH 1), and returns how many wrap markers the reader went past. */
-static unsigned wrap_run(uint64_t n, int batch)
+/* True when one more push could overwrite what RD has not read yet: a
+ * record may need its own size plus a wrap marker of up to that size. */
+static int push_may_lap(const struct bus_ring_reader *rd)
+{
+    return bus_ring_head(ring) - rd->pos + 2 * (max_rec + 8) > SMALL_CAP;
+}
+
+/* Pushes N records of every length the ring allows, reading after every
+ * push (IN_STEP) or only when another push could lap the reader, and
+ * returns how many wrap markers the reader went past. */
+static unsigned wrap_run(uint64_t n, int in_step)
 {
     struct bus_ring_reader rd = { .pos = 0 };
     uint64_t next = 0;
     unsigned pads = 0;
 
     for (uint64_t seq = 0; seq < n; seq++) {
-        /* A record may need its own size plus a marker of up to a record's
-         * size: wait for the reader while that could lap it. */
-        while (next < seq && (batch || bus_ring_head(ring) - rd.pos + 2 * (max_rec + 8) > SMALL_CAP)) {
+        while (next < seq && (in_step || push_may_lap(&rd))) {
             uint64_t before = rd.pos;
 
             record_expect(&rd, next, 0);
