@@ -50,11 +50,6 @@ int worker_index(void)
     return self.index;
 }
 
-int worker_draining(void)
-{
-    return self.draining;
-}
-
 static long worker_elapsed_ms(const struct timeval *since)
 {
     struct timeval now;

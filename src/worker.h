@@ -17,8 +17,7 @@
 int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus_zone *bus,
                int index, int nworkers, int slot);
 
-/* The running worker's number, and whether it is shutting down. */
+/* The running worker's number. */
 int worker_index(void);
-int worker_draining(void);
 
 #endif
