@@ -24,7 +24,10 @@ int main(void)
     SRunner *sr = srunner_create(suite_cli());
     int run, failed;
 
+    srunner_add_suite(sr, suite_bus_ring());
     srunner_add_suite(sr, suite_conf());
+    srunner_add_suite(sr, suite_dict());
+    srunner_add_suite(sr, suite_event());
     srunner_add_suite(sr, suite_http());
     srunner_add_suite(sr, suite_names());
     srunner_add_suite(sr, suite_redis_url());

@@ -4,8 +4,11 @@
 
 #include <check.h>
 
+Suite *suite_bus_ring(void);
 Suite *suite_cli(void);
 Suite *suite_conf(void);
+Suite *suite_dict(void);
+Suite *suite_event(void);
 Suite *suite_http(void);
 Suite *suite_names(void);
 Suite *suite_redis_url(void);

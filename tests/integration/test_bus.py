@@ -88,6 +88,24 @@ class Bus(unittest.TestCase):
         for line in clients:
             self.assertIn("sub=4", line)
 
+    def test_subscriptions_follow_local_interest(self):
+        # A host subscribes to a room only while someone local is in it.
+        a = self.env.parleyd({"workers": "2"})
+        tok = session(a, "alice")
+
+        def numsub(channel):
+            out = redis_cli(self.env.redis, "PUBSUB", "NUMSUB", channel).splitlines()
+            return int(out[1])
+
+        self.assertEqual(numsub("parley:room:quiet"), 0)
+        s = self.stream(a, tok, "quiet")
+        wait_for(lambda: numsub("parley:room:quiet") == 1, what="subscribed")
+        self.assertEqual(numsub("parley:room:elsewhere"), 0)
+        s.close()
+        self.streams.remove(s)
+        # Dropped after a short grace period (rejoining rooms does not churn).
+        wait_for(lambda: numsub("parley:room:quiet") == 0, timeout=6, what="unsubscribed")
+
     def test_bus_killed_mid_stream_nothing_lost(self):
         a = self.env.parleyd({"workers": "2"})
         tok = session(a, "alice")
