@@ -305,9 +305,9 @@ static void bus_on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 static void bus_on_cmd_state(struct redis_conn *rc, int up, void *arg)
 {
-    PL_UNUSED(rc);
     PL_UNUSED(arg);
     if (up) {
+        scripts_load(rc);
         bus_heartbeat_send();
     }
 }

@@ -39,6 +39,13 @@ struct conf {
     int sse_retry_ms;
     int sse_heartbeat_ms;
     size_t sse_max_backlog;
+    char allowed_origins[2048]; /* "" (any), "*", or a list */
+    int rate_limit;             /* messages per second, 0 = off */
+    int rate_burst;
+    size_t ws_max_message;
+    size_t ws_max_backlog;
+    int ws_ping_interval_ms;
+    int ws_pong_timeout_ms;
     int log_level;
     char log_file[1024];
     int shutdown_timeout_ms;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -228,6 +229,28 @@ struct bufferevent *http_take_over(evhtp_request_t *req)
         evhtp_connection_free(conn);
     }
     return bev;
+}
+
+int http_origin_allowed(evhtp_request_t *req, const char *allowed)
+{
+    const char *origin = evhtp_header_find(req->headers_in, "Origin");
+    size_t olen;
+    const char *p = allowed;
+
+    if (origin == NULL || allowed[0] == '\0' || strcmp(allowed, "*") == 0) {
+        return 1;
+    }
+    olen = strlen(origin);
+    while (*p) {
+        size_t n;
+        p += strspn(p, ", ");
+        n = strcspn(p, ", ");
+        if (n == olen && strncasecmp(p, origin, n) == 0) {
+            return 1;
+        }
+        p += n;
+    }
+    return 0;
 }
 
 const char *http_query(evhtp_request_t *req, const char *name, char *buf, size_t len)

@@ -83,6 +83,10 @@ void http_release(struct http_hold *hold);
  * from a later callback. */
 struct bufferevent *http_take_over(evhtp_request_t *req);
 
+/* Whether REQ's Origin (if any) is in ALLOWED ("" or "*" allow all; else a
+ * list separated by commas or spaces).  No Origin header is always fine. */
+int http_origin_allowed(evhtp_request_t *req, const char *allowed);
+
 /* A query parameter of REQ (percent-decoded into BUF), or NULL. */
 const char *http_query(evhtp_request_t *req, const char *name, char *buf, size_t len);
 

@@ -108,6 +108,14 @@ void scripts_init(void)
     }
 }
 
+void scripts_load(struct redis_conn *rc)
+{
+    for (int i = 0; i < SCRIPT_COUNT; i++) {
+        const char *argv[] = { "SCRIPT", "LOAD", script_source[i] };
+        redis_conn_command(rc, NULL, NULL, 3, argv, NULL);
+    }
+}
+
 /* A call in flight: kept so that a NOSCRIPT reply can be retried as EVAL. */
 struct script_call {
     struct redis_conn *rc;

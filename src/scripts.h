@@ -41,6 +41,11 @@ enum script_id {
 /* Computes the scripts' SHA1s; call once per process. */
 void scripts_init(void);
 
+/* Loads every script into Redis (SCRIPT LOAD); call when a connection comes
+ * up, so that EVALSHA works from the first command and commands queued
+ * behind a script keep their order (a NOSCRIPT retry would overtake them). */
+void scripts_load(struct redis_conn *rc);
+
 /* Runs script ID with NKEYS keys then the rest of ARGV (ARGC entries in
  * all).  Same contract as redis_conn_command. */
 int script_run(struct redis_conn *rc, enum script_id id, redis_reply_cb cb, void *arg,

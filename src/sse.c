@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "bus.h"
+#include "chunk.h"
 #include "event.h"
 #include "http.h"
 #include "log.h"
@@ -42,13 +43,6 @@ struct sse_client {
     LIST_ENTRY(sse_client) link;
 };
 
-/* An event encoded once, shared by every stream's output buffer. */
-struct sse_chunk {
-    int refs;
-    size_t len;
-    char data[];
-};
-
 static const struct conf *cfg;
 static LIST_HEAD(, sse_client) clients = LIST_HEAD_INITIALIZER(clients);
 static int nclients;
@@ -58,37 +52,19 @@ int sse_count(void)
     return nclients;
 }
 
-static void sse_chunk_unref(const void *data, size_t len, void *arg)
-{
-    struct sse_chunk *c = arg;
-
-    PL_UNUSED(data);
-    PL_UNUSED(len);
-    if (--c->refs == 0) {
-        free(c);
-    }
-}
-
-static void sse_chunk_free(void *p)
-{
-    sse_chunk_unref(NULL, 0, p);
-}
-
-static struct sse_chunk *sse_chunk_build(const char *type, const char *id, const char *json, size_t len)
+/* "id: ID\nevent: TYPE\ndata: JSON\n\n" (no id line for live-only events). */
+static struct chunk *sse_chunk_build(const char *type, const char *id, const char *json, size_t len)
 {
     char head[128];
     int h = id[0] ? snprintf(head, sizeof(head), "id: %s\nevent: %s\ndata: ", id, type)
                   : snprintf(head, sizeof(head), "event: %s\ndata: ", type);
-    struct sse_chunk *c = malloc(sizeof(*c) + (size_t)h + len + 2);
+    struct chunk *c = chunk_new((size_t)h + len + 2);
 
-    if (c == NULL) {
-        return NULL;
+    if (c != NULL) {
+        memcpy(c->data, head, (size_t)h);
+        memcpy(c->data + h, json, len);
+        memcpy(c->data + h + len, "\n\n", 2);
     }
-    c->refs = 1;
-    memcpy(c->data, head, (size_t)h);
-    memcpy(c->data + h, json, len);
-    memcpy(c->data + h + len, "\n\n", 2);
-    c->len = (size_t)h + len + 2;
     return c;
 }
 
@@ -141,13 +117,11 @@ static int sse_backlogged(struct sse_client *c)
     return 1;
 }
 
-static void sse_write_chunk(struct sse_client *c, struct sse_chunk *chunk, const char *id)
+static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const char *id)
 {
-    if (chunk == NULL) {
+    if (chunk == NULL || chunk_append(bufferevent_get_output(c->bev), chunk) != PL_OK) {
         return;
     }
-    chunk->refs++;
-    evbuffer_add_reference(bufferevent_get_output(c->bev), chunk->data, chunk->len, sse_chunk_unref, chunk);
     metrics_add(METRIC_MESSAGES_OUT, 1);
     metrics_add(METRIC_BYTES_OUT, chunk->len);
     if (id[0] != '\0') {
@@ -170,7 +144,7 @@ static int sse_wants(const struct sse_client *c, const struct bus_event *ev)
 static void sse_send_event(struct sse_client *c, struct bus_event *ev)
 {
     if (sse_wants(c, ev)) {
-        sse_write_chunk(c, bus_event_cache(ev, SSE_CACHE_SLOT, sse_encode, sse_chunk_free), ev->id);
+        sse_write_chunk(c, bus_event_cache(ev, SSE_CACHE_SLOT, sse_encode, chunk_free_cached), ev->id);
     }
 }
 
@@ -227,12 +201,10 @@ static void sse_write_reset(struct sse_client *c, const char *oldest)
     char json[96];
     int n = snprintf(json, sizeof(json), "{\"type\":\"reset\",\"oldest\":%s%s%s}",
                      oldest[0] ? "\"" : "", oldest[0] ? oldest : "null", oldest[0] ? "\"" : "");
-    struct sse_chunk *chunk = sse_chunk_build("reset", "", json, (size_t)n);
+    struct chunk *chunk = sse_chunk_build("reset", "", json, (size_t)n);
 
     sse_write_chunk(c, chunk, "");
-    if (chunk != NULL) {
-        sse_chunk_free(chunk);
-    }
+    chunk_unref(chunk);
 }
 
 static void sse_on_replay(enum store_status st, const struct store_events *evs, void *arg)
@@ -253,12 +225,10 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
         sse_write_reset(c, evs->oldest);
     } else {
         for (int i = 0; i < evs->count && !c->closed; i++) {
-            struct sse_chunk *chunk = sse_chunk_build("message", evs->items[i].id,
-                                                      evs->items[i].json, evs->items[i].len);
+            struct chunk *chunk = sse_chunk_build("message", evs->items[i].id,
+                                                  evs->items[i].json, evs->items[i].len);
             sse_write_chunk(c, chunk, evs->items[i].id);
-            if (chunk != NULL) {
-                sse_chunk_free(chunk);
-            }
+            chunk_unref(chunk);
         }
     }
     if (!c->closed) {

@@ -82,11 +82,19 @@ static int store_failed(const redisReply *r)
     return r == NULL || r->type == REDIS_REPLY_ERROR;
 }
 
+static void store_on_state(struct redis_conn *rc, int up, void *arg)
+{
+    PL_UNUSED(arg);
+    if (up) {
+        scripts_load(rc);
+    }
+}
+
 int store_init(struct event_base *base, const struct conf *c)
 {
     cfg = c;
     scripts_init();
-    conn = redis_conn_new(base, &cfg->redis, "worker", cfg->redis_timeout_ms, NULL, NULL);
+    conn = redis_conn_new(base, &cfg->redis, "worker", cfg->redis_timeout_ms, store_on_state, NULL);
     return conn ? PL_OK : PL_ERR;
 }
 

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "auth.h"
 #include "bus.h"
+#include "chat.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -22,6 +23,7 @@
 #include "presence.h"
 #include "sse.h"
 #include "store.h"
+#include "ws.h"
 #include "static.h"
 
 #define WORKER_DRAIN_CHECK_MS 50
@@ -65,11 +67,13 @@ static void worker_drain_check(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    if (http_inflight() > 0 && elapsed < self.cfg->shutdown_timeout_ms) {
+    int busy = http_inflight() + ws_count();
+
+    if (busy > 0 && elapsed < self.cfg->shutdown_timeout_ms) {
         return;
     }
-    if (http_inflight() > 0) {
-        log_warn("event=shutdown_timeout inflight=%d", http_inflight());
+    if (busy > 0) {
+        log_warn("event=shutdown_timeout inflight=%d websockets=%d", http_inflight(), ws_count());
     }
     event_base_loopbreak(self.base);
 }
@@ -88,6 +92,7 @@ static void worker_stop(void)
     }
     http_set_draining(1);
     sse_close_all();
+    ws_close_all();             /* 1001; each goes once its close handshake ends */
     event_base_gettimeofday_cached(self.base, &self.drain_started);
     self.drain_timer = event_new(self.base, -1, EV_PERSIST, worker_drain_check, NULL);
     event_add(self.drain_timer, &tick);
@@ -223,6 +228,7 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     ops_register();
     api_register(cfg);
     sse_register(cfg);
+    chat_register(self.base, cfg);
     if (cfg->web_root[0] != '\0') {
         static_register(cfg->web_root);     /* failure logged; the API still serves */
     }

@@ -1,0 +1,634 @@
+/* chat.c - rooms, presence, direct messages and the JSON protocol on top of
+ * WebSocket connections. */
+#include "chat.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <json-c/json.h>
+
+#include "bus.h"
+#include "event.h"
+#include "log.h"
+#include "names.h"
+#include "parley.h"
+#include "presence.h"
+#include "store.h"
+#include "ws.h"
+#include "ws_frame.h"
+
+#define CHAT_CACHE_SLOT 0       /* bus_event cache slot of the WebSocket frame */
+#define CHAT_HISTORY_DEFAULT 50
+#define CHAT_HISTORY_MAX 200
+#define CHAT_CMID_MAX 128
+#define CHAT_FLOOD_FACTOR 10    /* a client this far over the limit ... */
+#define CHAT_FLOOD_SECONDS 10   /* ... for this long is closed with 1008 */
+
+enum chat_state { CHAT_JOINING, CHAT_LIVE };
+
+struct chat_client {
+    struct ws_conn *ws;
+    struct bus_sub room_sub;
+    struct bus_sub user_sub;
+    enum chat_state st;
+    int joined;                 /* counted in the room's presence */
+    int closed;
+    int pending;                /* store calls that will come back to us */
+    char user[PL_NAME_MAX + 1];
+    char room[PL_NAME_MAX + 1];
+    char welcome_last[BUS_ID_MAX];  /* stored events up to here are history */
+    struct bus_event **held;    /* events that came before the welcome */
+    int nheld;
+    int capheld;
+    char **members;             /* names for the welcome, while it is built */
+    int nmembers;
+    /* rate limit: token bucket, and how long the client has flooded */
+    double tokens;
+    int64_t refill_ms;
+    int64_t limited_ms;         /* last rate_limited error sent */
+    int64_t second_ms;          /* start of the current one-second window */
+    int second_count;
+    int flood_seconds;
+};
+
+static const struct conf *cfg;
+static uint64_t direct_seq;
+
+static int64_t chat_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t chat_wall_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void chat_free(struct chat_client *cl)
+{
+    for (int i = 0; i < cl->nheld; i++) {
+        bus_event_unref(cl->held[i]);
+    }
+    free(cl->held);
+    for (int i = 0; i < cl->nmembers; i++) {
+        free(cl->members[i]);
+    }
+    free(cl->members);
+    free(cl);
+}
+
+/* Store callbacks hold a reference; the client goes when the last does. */
+static int chat_unpin(struct chat_client *cl)
+{
+    cl->pending--;
+    if (cl->closed && cl->pending == 0) {
+        chat_free(cl);
+        return 0;
+    }
+    return !cl->closed;
+}
+
+static void chat_send_buffer(struct chat_client *cl, struct evbuffer *b)
+{
+    ws_send_text(cl->ws, (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
+}
+
+static void chat_error(struct chat_client *cl, const char *code, const char *message)
+{
+    char text[512];
+    int n = snprintf(text, sizeof(text), "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}", code, message);
+
+    ws_send_text(cl->ws, text, (size_t)n);
+}
+
+/* --- events from the bus ------------------------------------------------ */
+
+static void *chat_encode(struct bus_event *ev)
+{
+    return ws_text_frame(ev->json, ev->json_len);
+}
+
+static int chat_wants(const struct chat_client *cl, const struct bus_event *ev)
+{
+    if ((strcmp(ev->type, "presence") == 0 || strcmp(ev->type, "typing") == 0)
+        && strcmp(ev->user, cl->user) == 0) {
+        return 0;               /* nobody gets their own join or typing */
+    }
+    return ev->id[0] == '\0' || strcmp(ev->type, "message") != 0
+           || event_id_cmp(ev->id, cl->welcome_last) > 0;
+}
+
+static void chat_deliver(struct chat_client *cl, struct bus_event *ev)
+{
+    if (chat_wants(cl, ev)) {
+        ws_send_frame(cl->ws, bus_event_cache(ev, CHAT_CACHE_SLOT, chat_encode, chunk_free_cached));
+    }
+}
+
+static void chat_on_event(struct chat_client *cl, struct bus_event *ev)
+{
+    struct bus_event **h;
+
+    if (cl->st == CHAT_LIVE) {
+        chat_deliver(cl, ev);
+        return;
+    }
+    if (cl->nheld == cl->capheld) {
+        int cap = cl->capheld ? cl->capheld * 2 : 8;
+        h = realloc(cl->held, (size_t)cap * sizeof(*h));
+        if (h == NULL) {
+            return;
+        }
+        cl->held = h;
+        cl->capheld = cap;
+    }
+    bus_event_ref(ev);
+    cl->held[cl->nheld++] = ev;
+}
+
+static void chat_on_room_event(struct bus_sub *sub, struct bus_event *ev)
+{
+    chat_on_event(PL_CONTAINER_OF(sub, struct chat_client, room_sub), ev);
+}
+
+static void chat_on_user_event(struct bus_sub *sub, struct bus_event *ev)
+{
+    chat_on_event(PL_CONTAINER_OF(sub, struct chat_client, user_sub), ev);
+}
+
+/* --- joining: subscribe, presence, welcome ------------------------------ */
+
+static void chat_send_welcome(struct chat_client *cl)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL) {
+        ws_close(cl->ws, 1011, "out of memory");
+        return;
+    }
+    evbuffer_add_printf(b, "{\"type\":\"welcome\",\"user\":\"%s\",\"room\":\"%s\",\"members\":[", cl->user, cl->room);
+    for (int i = 0; i < cl->nmembers; i++) {
+        evbuffer_add_printf(b, "%s\"%s\"", i ? "," : "", cl->members[i]);
+    }
+    if (cl->welcome_last[0] != '\0') {
+        evbuffer_add_printf(b, "],\"last_id\":\"%s\"}", cl->welcome_last);
+    } else {
+        evbuffer_add_printf(b, "],\"last_id\":null}");
+    }
+    chat_send_buffer(cl, b);
+    evbuffer_free(b);
+
+    cl->st = CHAT_LIVE;
+    for (int i = 0; i < cl->nheld; i++) {
+        chat_deliver(cl, cl->held[i]);
+        bus_event_unref(cl->held[i]);
+    }
+    cl->nheld = 0;
+}
+
+static void chat_on_last_id(enum store_status st, const char *id, void *arg)
+{
+    struct chat_client *cl = arg;
+
+    if (!chat_unpin(cl)) {
+        return;
+    }
+    if (st != STORE_OK) {
+        chat_error(cl, "redis_unavailable", "cannot join the room now");
+        ws_close(cl->ws, 1011, "redis unavailable");
+        return;
+    }
+    snprintf(cl->welcome_last, sizeof(cl->welcome_last), "%s", id);
+    chat_send_welcome(cl);
+}
+
+static void chat_on_members(enum store_status st, const char *const *names, int n, void *arg)
+{
+    struct chat_client *cl = arg;
+
+    if (!chat_unpin(cl)) {
+        return;
+    }
+    if (st == STORE_OK && (cl->members = calloc((size_t)n + 1, sizeof(char *))) != NULL) {
+        for (int i = 0; i < n; i++) {
+            cl->members[cl->nmembers] = strdup(names[i]);
+            cl->nmembers += cl->members[cl->nmembers] != NULL;
+        }
+    }
+    /* The newest id is read after the subscription is live: whatever is
+     * stored later reaches the client live, whatever before is history. */
+    if (store_last_id(cl->room, chat_on_last_id, cl) == PL_OK) {
+        cl->pending++;
+    } else {
+        chat_error(cl, "redis_unavailable", "cannot join the room now");
+        ws_close(cl->ws, 1011, "redis unavailable");
+    }
+}
+
+static void chat_on_ready(struct chat_client *cl)
+{
+    if (!cl->room_sub.ready || !cl->user_sub.ready || cl->closed) {
+        return;
+    }
+    presence_join(cl->room, cl->user);
+    cl->joined = 1;
+    /* Sent after the join on the same connection, so the user is listed. */
+    if (store_members(cl->room, chat_on_members, cl) == PL_OK) {
+        cl->pending++;
+    } else {
+        chat_error(cl, "redis_unavailable", "cannot join the room now");
+        ws_close(cl->ws, 1011, "redis unavailable");
+    }
+}
+
+static void chat_on_room_ready(struct bus_sub *sub)
+{
+    chat_on_ready(PL_CONTAINER_OF(sub, struct chat_client, room_sub));
+}
+
+static void chat_on_user_ready(struct bus_sub *sub)
+{
+    chat_on_ready(PL_CONTAINER_OF(sub, struct chat_client, user_sub));
+}
+
+static void *chat_open(struct ws_conn *ws, const char *user, const char *room)
+{
+    struct chat_client *cl = calloc(1, sizeof(*cl));
+    char channel[256];
+
+    if (cl == NULL) {
+        return NULL;
+    }
+    cl->ws = ws;
+    snprintf(cl->user, sizeof(cl->user), "%s", user);
+    snprintf(cl->room, sizeof(cl->room), "%s", room);
+    cl->tokens = cfg->rate_burst;
+    cl->refill_ms = chat_now_ms();
+    cl->room_sub.on_event = chat_on_room_event;
+    cl->room_sub.on_ready = chat_on_room_ready;
+    cl->user_sub.on_event = chat_on_user_event;
+    cl->user_sub.on_ready = chat_on_user_ready;
+    if (bus_sub_add(&cl->room_sub, store_room_channel(room, channel, sizeof(channel))) != PL_OK
+        || bus_sub_add(&cl->user_sub, store_user_channel(user, channel, sizeof(channel))) != PL_OK) {
+        bus_sub_remove(&cl->room_sub);
+        free(cl);
+        return NULL;
+    }
+    return cl;
+}
+
+static void chat_close(struct ws_conn *ws, void *state)
+{
+    struct chat_client *cl = state;
+
+    PL_UNUSED(ws);
+    bus_sub_remove(&cl->room_sub);
+    bus_sub_remove(&cl->user_sub);
+    if (cl->joined) {
+        presence_leave(cl->room, cl->user);
+    }
+    cl->closed = 1;
+    cl->ws = NULL;
+    if (cl->pending == 0) {
+        chat_free(cl);
+    }
+}
+
+/* --- client messages ---------------------------------------------------- */
+
+/* Token bucket.  Returns 0 when the message must be dropped; closes a
+ * client that keeps flooding. */
+static int chat_rate_ok(struct chat_client *cl)
+{
+    int64_t now = chat_now_ms();
+
+    if (cfg->rate_limit == 0) {
+        return 1;
+    }
+    if (now - cl->second_ms >= 1000) {
+        int over = cl->second_count > CHAT_FLOOD_FACTOR * cfg->rate_limit;
+        cl->flood_seconds = over ? cl->flood_seconds + 1 : 0;
+        cl->second_ms = now;
+        cl->second_count = 0;
+    }
+    cl->second_count++;
+    if (cl->flood_seconds >= CHAT_FLOOD_SECONDS) {
+        log_warn("event=flood_closed user=%s room=%s", cl->user, cl->room);
+        ws_close(cl->ws, 1008, "flooding");
+        return 0;
+    }
+    cl->tokens += (double)(now - cl->refill_ms) * cfg->rate_limit / 1000.0;
+    cl->tokens = cl->tokens > cfg->rate_burst ? cfg->rate_burst : cl->tokens;
+    cl->refill_ms = now;
+    if (cl->tokens >= 1.0) {
+        cl->tokens -= 1.0;
+        return 1;
+    }
+    if (now - cl->limited_ms >= 1000) {
+        cl->limited_ms = now;
+        chat_error(cl, "rate_limited", "too many messages; slow down");
+    }
+    return 0;
+}
+
+/* A string field: NULL when absent; *BAD set when present but not a string. */
+static const char *chat_string(json_object *msg, const char *key, size_t *len, int *bad)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(msg, key, &v) || json_object_is_type(v, json_type_null)) {
+        return NULL;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        *bad = 1;
+        return NULL;
+    }
+    *len = (size_t)json_object_get_string_len(v);
+    return json_object_get_string(v);
+}
+
+/* Validates "content": 1..max_content bytes.  Returns it, or NULL after
+ * sending the error. */
+static const char *chat_content(struct chat_client *cl, json_object *msg, size_t *len)
+{
+    int bad = 0;
+    const char *content = chat_string(msg, "content", len, &bad);
+
+    if (content == NULL || *len == 0) {
+        chat_error(cl, "bad_request", "\\\"content\\\" must be a non-empty string");
+        return NULL;
+    }
+    if (*len > cfg->max_content) {
+        chat_error(cl, "too_large", "\\\"content\\\" is too long");
+        return NULL;
+    }
+    return content;
+}
+
+struct chat_ack {
+    struct chat_client *cl;
+    char cmid[CHAT_CMID_MAX + 1];
+    int has_cmid;
+    char id[BUS_ID_MAX];        /* a direct message's id */
+};
+
+static void chat_send_ack(struct chat_client *cl, const struct chat_ack *a, const char *id)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL) {
+        return;
+    }
+    evbuffer_add_printf(b, "{\"type\":\"ack\",\"client_msg_id\":");
+    if (a->has_cmid) {
+        evbuffer_add(b, "\"", 1);
+        event_escape(b, a->cmid, strlen(a->cmid));
+        evbuffer_add(b, "\"", 1);
+    } else {
+        evbuffer_add(b, "null", 4);
+    }
+    evbuffer_add_printf(b, ",\"id\":\"%s\"}", id);
+    chat_send_buffer(cl, b);
+    evbuffer_free(b);
+}
+
+static void chat_on_published(enum store_status st, const char *id, int stored, void *arg)
+{
+    struct chat_ack *a = arg;
+
+    PL_UNUSED(stored);
+    if (chat_unpin(a->cl)) {
+        if (st == STORE_OK) {
+            chat_send_ack(a->cl, a, id);
+        } else {
+            chat_error(a->cl, "redis_unavailable", "the message could not be stored");
+        }
+    }
+    free(a);
+}
+
+static struct chat_ack *chat_ack_new(struct chat_client *cl, json_object *msg)
+{
+    struct chat_ack *a;
+    const char *cmid;
+    size_t len = 0;
+    int bad = 0;
+
+    cmid = chat_string(msg, "client_msg_id", &len, &bad);
+    if (bad || (cmid != NULL && (len == 0 || len > CHAT_CMID_MAX || strlen(cmid) != len))) {
+        chat_error(cl, "bad_request", "\\\"client_msg_id\\\" must be a string of 1..128 characters");
+        return NULL;
+    }
+    a = calloc(1, sizeof(*a));
+    if (a != NULL) {
+        a->cl = cl;
+        a->has_cmid = cmid != NULL;
+        snprintf(a->cmid, sizeof(a->cmid), "%s", cmid ? cmid : "");
+    }
+    return a;
+}
+
+static void chat_message(struct chat_client *cl, json_object *msg)
+{
+    size_t len;
+    const char *content = chat_content(cl, msg, &len);
+    struct chat_ack *a;
+
+    if (content == NULL || (a = chat_ack_new(cl, msg)) == NULL) {
+        return;
+    }
+    if (store_message_publish(cl->room, cl->user, content, len, a->has_cmid ? a->cmid : NULL,
+                              chat_on_published, a) != PL_OK) {
+        chat_error(cl, "redis_unavailable", "the message could not be stored");
+        free(a);
+        return;
+    }
+    cl->pending++;
+}
+
+static void chat_on_direct_sent(enum store_status st, long long receivers, void *arg)
+{
+    struct chat_ack *a = arg;
+
+    if (chat_unpin(a->cl)) {
+        if (st != STORE_OK) {
+            chat_error(a->cl, "redis_unavailable", "the message could not be sent");
+        } else if (receivers == 0) {
+            chat_error(a->cl, "user_offline", "that user has no open connection");
+        } else if (a->has_cmid) {
+            chat_send_ack(a->cl, a, a->id);
+        }
+    }
+    free(a);
+}
+
+static void chat_direct(struct chat_client *cl, json_object *msg)
+{
+    char channel[256];
+    const char *to;
+    size_t len, tolen = 0;
+    int bad = 0;
+    const char *content;
+    struct chat_ack *a;
+    struct evbuffer *b;
+    int64_t now = chat_wall_ms();
+
+    to = chat_string(msg, "to", &tolen, &bad);
+    if (to == NULL || !name_valid(to)) {
+        chat_error(cl, "bad_request", "\\\"to\\\" must be a user name");
+        return;
+    }
+    if ((content = chat_content(cl, msg, &len)) == NULL || (a = chat_ack_new(cl, msg)) == NULL) {
+        return;
+    }
+    /* Direct messages are live only; their id has the stream id's form so
+     * clients order and de-duplicate them the same way. */
+    snprintf(a->id, sizeof(a->id), "%lld-%llu", (long long)now, (unsigned long long)++direct_seq);
+    if ((b = evbuffer_new()) == NULL) {
+        free(a);
+        return;
+    }
+    event_header(b, "direct", a->id, cl->user);
+    event_direct(b, a->id, cl->user, to, content, len, now);
+    if (store_publish_live(store_user_channel(to, channel, sizeof(channel)), (const char *)evbuffer_pullup(b, -1),
+                           evbuffer_get_length(b), chat_on_direct_sent, a) == PL_OK) {
+        cl->pending++;
+    } else {
+        chat_error(cl, "redis_unavailable", "the message could not be sent");
+        free(a);
+    }
+    evbuffer_free(b);
+}
+
+static void chat_typing(struct chat_client *cl)
+{
+    char channel[256];
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL) {
+        return;
+    }
+    event_header(b, "typing", NULL, cl->user);
+    event_typing(b, cl->user, cl->room);
+    if (store_publish_live(store_room_channel(cl->room, channel, sizeof(channel)),
+                           (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b), NULL, NULL) != PL_OK) {
+        chat_error(cl, "redis_unavailable", "typing could not be sent");
+    }
+    evbuffer_free(b);
+}
+
+static void chat_on_history(enum store_status st, const struct store_events *evs, void *arg)
+{
+    struct chat_client *cl = arg;
+    struct evbuffer *b;
+
+    if (!chat_unpin(cl)) {
+        return;
+    }
+    if (st != STORE_OK || (b = evbuffer_new()) == NULL) {
+        chat_error(cl, "redis_unavailable", "history is unavailable");
+        return;
+    }
+    evbuffer_add_printf(b, "{\"type\":\"history\",\"messages\":[");
+    for (int i = 0; i < evs->count; i++) {
+        if (i > 0) {
+            evbuffer_add(b, ",", 1);
+        }
+        evbuffer_add(b, evs->items[i].json, evs->items[i].len);
+    }
+    evbuffer_add(b, "]}", 2);
+    chat_send_buffer(cl, b);
+    evbuffer_free(b);
+}
+
+static void chat_history(struct chat_client *cl, json_object *msg)
+{
+    json_object *v;
+    const char *before = NULL;
+    size_t len;
+    int bad = 0;
+    int64_t limit = CHAT_HISTORY_DEFAULT;
+
+    before = chat_string(msg, "before", &len, &bad);
+    if (bad || (before != NULL && !event_id_valid(before))) {
+        chat_error(cl, "bad_request", "\\\"before\\\" must be a stream id");
+        return;
+    }
+    if (json_object_object_get_ex(msg, "limit", &v) && !json_object_is_type(v, json_type_null)) {
+        if (!json_object_is_type(v, json_type_int) || (limit = json_object_get_int64(v)) < 1) {
+            chat_error(cl, "bad_request", "\\\"limit\\\" must be a positive integer");
+            return;
+        }
+        limit = limit > CHAT_HISTORY_MAX ? CHAT_HISTORY_MAX : limit;
+    }
+    if (store_history(cl->room, NULL, before, (int)limit, chat_on_history, cl) == PL_OK) {
+        cl->pending++;
+    } else {
+        chat_error(cl, "redis_unavailable", "history is unavailable");
+    }
+}
+
+static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size_t len)
+{
+    struct chat_client *cl = state;
+    struct json_tokener *tok;
+    json_object *msg, *type;
+    const char *t;
+
+    PL_UNUSED(ws);
+    if (!chat_rate_ok(cl)) {
+        return;
+    }
+    tok = json_tokener_new();
+    msg = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
+    if (msg == NULL || json_tokener_get_parse_end(tok) != len || !json_object_is_type(msg, json_type_object)) {
+        chat_error(cl, "invalid_json", "messages must be JSON objects");
+    } else if (!json_object_object_get_ex(msg, "type", &type) || !json_object_is_type(type, json_type_string)) {
+        chat_error(cl, "bad_request", "\\\"type\\\" is missing");
+    } else if (cl->st != CHAT_LIVE) {
+        chat_error(cl, "bad_request", "wait for the welcome before sending");
+    } else if (strcmp(t = json_object_get_string(type), "message") == 0) {
+        chat_message(cl, msg);
+    } else if (strcmp(t, "direct") == 0) {
+        chat_direct(cl, msg);
+    } else if (strcmp(t, "typing") == 0) {
+        chat_typing(cl);
+    } else if (strcmp(t, "history") == 0) {
+        chat_history(cl, msg);
+    } else if (strcmp(t, "ask") == 0) {
+        chat_error(cl, "agent_unavailable", "the agent is not available");
+    } else {
+        chat_error(cl, "bad_request", "unknown message type");
+    }
+    json_object_put(msg);
+    if (tok != NULL) {
+        json_tokener_free(tok);
+    }
+}
+
+static const struct ws_handlers chat_handlers = {
+    .on_open = chat_open,
+    .on_text = chat_on_text,
+    .on_close = chat_close,
+};
+
+void chat_register(struct event_base *base, const struct conf *c)
+{
+    cfg = c;
+    if (getrandom(&direct_seq, sizeof(direct_seq), 0) != sizeof(direct_seq)) {
+        direct_seq = (uint64_t)time(NULL);
+    }
+    direct_seq &= 0xffffffffffffULL;    /* room to count, still unique per worker */
+    ws_register(base, cfg, &chat_handlers);
+}

@@ -1,0 +1,48 @@
+/* chunk.c - shared, reference-counted output bytes. */
+#include "chunk.h"
+
+#include <stdlib.h>
+
+#include <event2/buffer.h>
+
+#include "parley.h"
+
+struct chunk *chunk_new(size_t len)
+{
+    struct chunk *c = malloc(sizeof(*c) + len);
+
+    if (c != NULL) {
+        c->refs = 1;
+        c->len = len;
+    }
+    return c;
+}
+
+void chunk_unref(struct chunk *c)
+{
+    if (c != NULL && --c->refs == 0) {
+        free(c);
+    }
+}
+
+static void chunk_sent(const void *data, size_t len, void *arg)
+{
+    PL_UNUSED(data);
+    PL_UNUSED(len);
+    chunk_unref(arg);
+}
+
+int chunk_append(struct evbuffer *out, struct chunk *c)
+{
+    c->refs++;
+    if (evbuffer_add_reference(out, c->data, c->len, chunk_sent, c) != 0) {
+        c->refs--;
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+void chunk_free_cached(void *c)
+{
+    chunk_unref(c);
+}

@@ -1,0 +1,451 @@
+/* ws.c - WebSocket upgrade, framing I/O, keepalive and closing. */
+#include "ws.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "auth.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "names.h"
+#include "parley.h"
+#include "ws_frame.h"
+
+#define WS_SWEEP_MS        1000     /* keepalive and close deadlines */
+#define WS_CLOSE_WAIT_MS   2000     /* for the peer's close frame / our flush */
+
+enum ws_state {
+    WS_OPEN,
+    WS_CLOSING,                 /* our close frame is queued; waiting for theirs */
+    WS_FLUSHING,                /* nothing more to do but send what is queued */
+};
+
+struct ws_conn {
+    struct bufferevent *bev;
+    struct ws_parser parser;
+    void *state;                /* the layer above's */
+    enum ws_state st;
+    int released;               /* on_close done, waiting to be freed */
+    int read_paused;
+    int ping_outstanding;
+    int64_t last_seen_ms;       /* last frame from the peer */
+    int64_t ping_sent_ms;
+    int64_t deadline_ms;        /* CLOSING/FLUSHING: hard close after this */
+    struct evbuffer *fragments; /* a fragmented message being assembled */
+    LIST_ENTRY(ws_conn) link;
+};
+
+static const struct conf *cfg;
+static const struct ws_handlers *handlers;
+static LIST_HEAD(, ws_conn) conns = LIST_HEAD_INITIALIZER(conns);
+static LIST_HEAD(, ws_conn) dead = LIST_HEAD_INITIALIZER(dead);
+static int nconns;
+static struct event *sweep_ev;
+static struct event *reap_ev;
+
+int ws_count(void)
+{
+    return nconns;
+}
+
+static int64_t ws_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- output ------------------------------------------------------------- */
+
+static struct chunk *ws_frame_chunk(int opcode, const void *payload, size_t len)
+{
+    uint8_t head[WS_HEADER_MAX];
+    size_t h = ws_frame_header(head, opcode, 1, len);
+    struct chunk *c = chunk_new(h + len);
+
+    if (c != NULL) {
+        memcpy(c->data, head, h);
+        memcpy(c->data + h, payload, len);
+    }
+    return c;
+}
+
+struct chunk *ws_text_frame(const char *text, size_t len)
+{
+    return ws_frame_chunk(WS_OP_TEXT, text, len);
+}
+
+static void ws_release(struct ws_conn *c);
+
+/* Backpressure: stop reading from a client we cannot write to, and cut it
+ * off when its backlog passes the limit. */
+static void ws_check_backlog(struct ws_conn *c)
+{
+    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+    if (c->st == WS_OPEN && queued > cfg->ws_max_backlog) {
+        log_warn("event=slow_consumer transport=ws backlog=%zu", queued);
+        metrics_add(METRIC_SLOW_CLOSED, 1);
+        ws_close(c, 1011, "slow consumer");
+        c->st = WS_FLUSHING;
+        return;
+    }
+    if (!c->read_paused && queued > cfg->ws_max_backlog / 2) {
+        c->read_paused = 1;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
+static void ws_queue(struct ws_conn *c, struct chunk *frame)
+{
+    if (frame == NULL || chunk_append(bufferevent_get_output(c->bev), frame) != PL_OK) {
+        return;
+    }
+    metrics_add(METRIC_BYTES_OUT, frame->len);
+    ws_check_backlog(c);
+}
+
+void ws_send_frame(struct ws_conn *c, struct chunk *frame)
+{
+    if (c->st != WS_OPEN) {
+        return;                 /* nothing but the close goes out after a close */
+    }
+    metrics_add(METRIC_MESSAGES_OUT, 1);
+    ws_queue(c, frame);
+}
+
+void ws_send_text(struct ws_conn *c, const char *text, size_t len)
+{
+    struct chunk *frame = ws_text_frame(text, len);
+
+    ws_send_frame(c, frame);
+    chunk_unref(frame);
+}
+
+static void ws_send_control(struct ws_conn *c, int opcode, const void *payload, size_t len)
+{
+    struct chunk *frame = ws_frame_chunk(opcode, payload, len);
+
+    ws_queue(c, frame);
+    chunk_unref(frame);
+}
+
+/* --- closing ------------------------------------------------------------ */
+
+static void ws_send_close(struct ws_conn *c, int code, const char *reason)
+{
+    uint8_t payload[WS_CONTROL_MAX];
+    size_t n = 0;
+
+    if (code != 1005) {
+        size_t rlen = reason ? strlen(reason) : 0;
+        rlen = rlen > WS_CONTROL_MAX - 2 ? WS_CONTROL_MAX - 2 : rlen;
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)(code & 0xff);
+        memcpy(payload + 2, reason, rlen);
+        n = 2 + rlen;
+    }
+    ws_send_control(c, WS_OP_CLOSE, payload, n);
+}
+
+void ws_close(struct ws_conn *c, int code, const char *reason)
+{
+    if (c->st != WS_OPEN) {
+        return;
+    }
+    c->st = WS_CLOSING;         /* first: the close may itself pass the backlog */
+    c->deadline_ms = ws_now_ms() + WS_CLOSE_WAIT_MS;
+    ws_send_close(c, code, reason);
+}
+
+/* A protocol violation: say why, then close without waiting for a reply. */
+static void ws_fail(struct ws_conn *c, int code, const char *reason)
+{
+    log_debug("event=ws_fail code=%d reason=\"%s\"", code, reason);
+    ws_close(c, code, reason);
+    c->st = WS_FLUSHING;
+    bufferevent_disable(c->bev, EV_READ);
+}
+
+static void ws_on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct ws_conn *c;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    while ((c = LIST_FIRST(&dead)) != NULL) {
+        LIST_REMOVE(c, link);
+        bufferevent_free(c->bev);
+        if (c->fragments != NULL) {
+            evbuffer_free(c->fragments);
+        }
+        free(c);
+    }
+}
+
+/* The one way a connection ends: the layer above hears it once, and the
+ * memory goes after the current callback has unwound. */
+static void ws_release(struct ws_conn *c)
+{
+    if (c->released) {
+        return;
+    }
+    c->released = 1;
+    LIST_REMOVE(c, link);
+    nconns--;
+    metrics_gauge_add(METRIC_CONN_WS, -1);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    handlers->on_close(c, c->state);
+    LIST_INSERT_HEAD(&dead, c, link);
+    event_active(reap_ev, EV_TIMEOUT, 0);
+}
+
+/* --- input -------------------------------------------------------------- */
+
+static void ws_on_data(struct ws_conn *c, const struct ws_frame *f)
+{
+    if (c->fragments == NULL && f->fin) {
+        metrics_add(METRIC_MESSAGES_IN, 1);
+        handlers->on_text(c, c->state, (const char *)f->payload, f->len);
+        return;
+    }
+    if (c->fragments == NULL && (c->fragments = evbuffer_new()) == NULL) {
+        ws_fail(c, 1011, "out of memory");
+        return;
+    }
+    evbuffer_add(c->fragments, f->payload, f->len);
+    if (f->fin) {
+        size_t len = evbuffer_get_length(c->fragments);
+        metrics_add(METRIC_MESSAGES_IN, 1);
+        handlers->on_text(c, c->state, (const char *)evbuffer_pullup(c->fragments, -1), len);
+        evbuffer_free(c->fragments);
+        c->fragments = NULL;
+    }
+}
+
+static void ws_on_frame(struct ws_conn *c, const struct ws_frame *f)
+{
+    switch (f->opcode) {
+    case WS_OP_PING:
+        ws_send_control(c, WS_OP_PONG, f->payload, f->len);
+        break;
+    case WS_OP_PONG:
+        c->ping_outstanding = 0;
+        break;
+    case WS_OP_CLOSE:
+        if (c->st == WS_OPEN) {
+            /* Echo the code (none for none), then hang up once it is sent. */
+            ws_send_close(c, f->close_code, NULL);
+        }
+        c->st = WS_FLUSHING;
+        c->deadline_ms = ws_now_ms() + WS_CLOSE_WAIT_MS;
+        bufferevent_disable(c->bev, EV_READ);
+        break;
+    default:
+        if (c->st == WS_OPEN) {
+            ws_on_data(c, f);
+        }
+        break;                  /* data after our close is ignored */
+    }
+}
+
+static void ws_on_read(struct bufferevent *bev, void *arg)
+{
+    struct ws_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    c->last_seen_ms = ws_now_ms();
+    while (c->st != WS_FLUSHING && !c->released) {
+        size_t len = evbuffer_get_length(in);
+        struct ws_frame f;
+        ssize_t n;
+
+        if (len == 0) {
+            break;
+        }
+        n = ws_parser_feed(&c->parser, evbuffer_pullup(in, -1), len, &f);
+        if (n == 0) {
+            break;
+        }
+        if (n < 0) {
+            ws_fail(c, (int)-n, n == -1009 ? "message too big" : n == -1007 ? "invalid UTF-8"
+                               : n == -1003 ? "binary frames are not supported" : "protocol error");
+            break;
+        }
+        metrics_add(METRIC_BYTES_IN, (uint64_t)n);
+        ws_on_frame(c, &f);
+        evbuffer_drain(in, (size_t)n);
+    }
+    if (c->st == WS_FLUSHING) {
+        evbuffer_drain(in, evbuffer_get_length(in));
+    }
+}
+
+static void ws_on_write(struct bufferevent *bev, void *arg)
+{
+    struct ws_conn *c = arg;
+    size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
+
+    if (c->st == WS_FLUSHING && queued == 0) {
+        ws_release(c);
+    } else if (c->read_paused && queued <= cfg->ws_max_backlog / 4 && c->st == WS_OPEN) {
+        c->read_paused = 0;
+        bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+static void ws_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    PL_UNUSED(bev);
+    PL_UNUSED(what);
+    ws_release(arg);            /* EOF or error: nobody to talk to */
+}
+
+/* Pings idle clients, drops those that do not answer, and enforces the
+ * close deadlines: one timer for all connections. */
+static void ws_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    int64_t now = ws_now_ms();
+    struct ws_conn *c, *next;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    for (c = LIST_FIRST(&conns); c != NULL; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->st != WS_OPEN) {
+            if (now >= c->deadline_ms) {
+                ws_release(c);
+            }
+        } else if (c->ping_outstanding && now - c->ping_sent_ms >= cfg->ws_pong_timeout_ms) {
+            log_debug("event=ws_pong_timeout");
+            ws_fail(c, 1011, "no pong");
+            c->deadline_ms = now + WS_CLOSE_WAIT_MS;
+        } else if (!c->ping_outstanding && now - c->last_seen_ms >= cfg->ws_ping_interval_ms
+                   && now - c->ping_sent_ms >= cfg->ws_ping_interval_ms) {
+            c->ping_outstanding = 1;
+            c->ping_sent_ms = now;
+            ws_send_control(c, WS_OP_PING, "", 0);
+        }
+    }
+}
+
+void ws_close_all(void)
+{
+    struct ws_conn *c;
+
+    LIST_FOREACH(c, &conns, link) {
+        ws_close(c, 1001, "server shutting down");
+    }
+}
+
+/* --- upgrade ------------------------------------------------------------ */
+
+struct ws_pending {
+    char room[PL_NAME_MAX + 1];
+    char accept[32];
+};
+
+static void ws_accept(struct http_hold *hold, const char *user, void *arg)
+{
+    struct ws_pending *pend = arg;
+    evhtp_request_t *req = hold->req;
+    struct ws_conn *c = calloc(1, sizeof(*c));
+    char head[256];
+    int n;
+
+    if (c == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        http_release(hold);
+        free(pend);
+        return;
+    }
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\nX-Request-Id: %s\r\n\r\n", pend->accept, http_request_id(req));
+    http_log_response(req, 101);
+    c->bev = http_take_over(req);
+    hold->req = NULL;
+    http_release(hold);
+
+    ws_parser_init(&c->parser, cfg->ws_max_message);
+    c->last_seen_ms = ws_now_ms();
+    c->ping_sent_ms = c->last_seen_ms;
+    LIST_INSERT_HEAD(&conns, c, link);
+    nconns++;
+    metrics_gauge_add(METRIC_CONN_WS, 1);
+    evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
+    bufferevent_setcb(c->bev, ws_on_read, ws_on_write, ws_on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->state = handlers->on_open(c, user, pend->room);
+    free(pend);
+    if (c->state == NULL) {
+        ws_fail(c, 1011, "cannot start the session");
+    }
+}
+
+static void ws_upgrade(evhtp_request_t *req, const struct http_params *params)
+{
+    const char *upgrade = evhtp_header_find(req->headers_in, "Upgrade");
+    const char *connection = evhtp_header_find(req->headers_in, "Connection");
+    const char *version = evhtp_header_find(req->headers_in, "Sec-WebSocket-Version");
+    const char *key = evhtp_header_find(req->headers_in, "Sec-WebSocket-Key");
+    struct ws_pending *pend;
+    char accept[32];
+
+    if (!ws_header_has_token(upgrade, "websocket") || !ws_header_has_token(connection, "upgrade")) {
+        http_header_set(req, "Upgrade", "websocket");
+        http_header_set(req, "Connection", "Upgrade");
+        http_error(req, 426, "upgrade_required", "this endpoint speaks WebSocket (Upgrade: websocket)");
+        return;
+    }
+    if (version == NULL || strcmp(version, "13") != 0) {
+        http_header_set(req, "Sec-WebSocket-Version", "13");
+        http_error(req, 426, "upgrade_required", "unsupported Sec-WebSocket-Version (13 is)");
+        return;
+    }
+    if (key == NULL || ws_accept_key(key, accept) != 0) {
+        http_error(req, 400, "bad_request", "missing or invalid Sec-WebSocket-Key");
+        return;
+    }
+    if (!http_origin_allowed(req, cfg->allowed_origins)) {
+        http_error(req, 403, "forbidden", "origin not allowed");
+        return;
+    }
+    if (!name_valid(params->value[0])) {
+        http_error(req, 400, "bad_request", "invalid room name (1..64 of A-Z a-z 0-9 _ . -)");
+        return;
+    }
+    pend = calloc(1, sizeof(*pend));
+    if (pend == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    snprintf(pend->room, sizeof(pend->room), "%s", params->value[0]);
+    memcpy(pend->accept, accept, sizeof(accept));
+    if (auth_request(req, ws_accept, pend) != PL_OK) {
+        free(pend);
+    }
+}
+
+void ws_register(struct event_base *base, const struct conf *c, const struct ws_handlers *h)
+{
+    struct timeval tick = { WS_SWEEP_MS / 1000, (WS_SWEEP_MS % 1000) * 1000 };
+
+    cfg = c;
+    handlers = h;
+    http_route_add("/ws/chat/{}", HTTP_GET, ws_upgrade);
+    sweep_ev = event_new(base, -1, EV_PERSIST, ws_on_sweep, NULL);
+    reap_ev = event_new(base, -1, 0, ws_on_reap, NULL);
+    event_add(sweep_ev, &tick);
+}

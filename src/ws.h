@@ -1,0 +1,50 @@
+/* ws.h - WebSocket connections: the upgrade and RFC 6455 on a bufferevent.
+ *
+ * GET /ws/chat/{room} is checked in the contract's order before anything
+ * is upgraded (405, 426, 426, 400, 403, 401); then the connection is taken
+ * from libevhtp and framed here (ws_frame.h does the pure parsing).  The
+ * layer above (chat.h) gets whole text messages and sends text back; it
+ * never sees frames, pings or close handshakes.
+ *
+ * Output is shared by reference where it can be (a frame encoded once per
+ * worker goes to every subscriber), several pending frames go out in one
+ * write, reading pauses while a client's output is backed up, and a client
+ * whose backlog passes ws_max_backlog is closed with 1011. */
+#ifndef PARLEY_WS_H
+#define PARLEY_WS_H
+
+#include <stddef.h>
+
+#include "chunk.h"
+#include "conf.h"
+
+struct ws_conn;
+
+/* What the layer above provides.  on_open returns its per-connection state
+ * (NULL refuses the connection with 1011); on_close is called exactly once
+ * when the connection goes away, after which C must not be used. */
+struct ws_handlers {
+    void *(*on_open)(struct ws_conn *c, const char *user, const char *room);
+    void (*on_text)(struct ws_conn *c, void *state, const char *text, size_t len);
+    void (*on_close)(struct ws_conn *c, void *state);
+};
+
+struct event_base;
+
+void ws_register(struct event_base *base, const struct conf *cfg, const struct ws_handlers *handlers);
+
+/* Builds a server text frame holding TEXT, to share between clients. */
+struct chunk *ws_text_frame(const char *text, size_t len);
+
+/* Queues a frame built by ws_text_frame / a text message (copied). */
+void ws_send_frame(struct ws_conn *c, struct chunk *frame);
+void ws_send_text(struct ws_conn *c, const char *text, size_t len);
+
+/* Starts the closing handshake with CODE. */
+void ws_close(struct ws_conn *c, int code, const char *reason);
+
+/* Graceful stop: close 1001 to every client. */
+void ws_close_all(void);
+int ws_count(void);
+
+#endif

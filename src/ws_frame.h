@@ -1,0 +1,108 @@
+/* ws_frame.h - RFC 6455 framing, pure: bytes in, frames and verdicts out.
+ *
+ * No sockets here, so every rule is unit-tested byte by byte and fuzzed.
+ * The parser is fed the bytes a connection has received and not yet
+ * consumed (the caller keeps the rest and appends new bytes after it).  It
+ * judges a frame as soon as its header is complete - an oversized message
+ * is refused before its payload is buffered - and validates text as UTF-8
+ * incrementally, across fragments and inside a frame still arriving, so a
+ * bad byte fails the connection at once.
+ *
+ * Violations are reported as the close code to send:
+ *   1002 protocol error: RSV bits, reserved opcode, unmasked client frame,
+ *        control frame > 125 bytes or fragmented, 64-bit length with the top
+ *        bit set, continuation without a start, data frame inside a
+ *        fragmented message, close payload of 1 byte or with an invalid code
+ *   1003 binary data (not part of the chat protocol)
+ *   1007 text (or a close reason) that is not valid UTF-8
+ *   1009 message longer than the limit */
+#ifndef PARLEY_WS_FRAME_H
+#define PARLEY_WS_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum ws_opcode {
+    WS_OP_CONT = 0x0,
+    WS_OP_TEXT = 0x1,
+    WS_OP_BINARY = 0x2,
+    WS_OP_CLOSE = 0x8,
+    WS_OP_PING = 0x9,
+    WS_OP_PONG = 0xA,
+};
+
+#define WS_HEADER_MAX 14        /* 2 + 8 (length) + 4 (mask) */
+#define WS_CONTROL_MAX 125
+
+/* Incremental UTF-8 validation (rejects overlongs, surrogates, > U+10FFFF). */
+struct ws_utf8 {
+    uint32_t state;             /* 0: between characters */
+};
+
+/* Feeds LEN bytes.  Returns 0 while valid so far, -1 on an invalid byte
+ * (sticky: later calls keep failing). */
+int ws_utf8_feed(struct ws_utf8 *u, const uint8_t *s, size_t len);
+
+/* Non-zero when the bytes so far end on a character boundary. */
+int ws_utf8_complete(const struct ws_utf8 *u);
+
+/* Whole-buffer check: non-zero when S is valid, complete UTF-8. */
+int ws_utf8_valid(const uint8_t *s, size_t len);
+
+struct ws_parser {
+    size_t max_message;         /* ws_max_message */
+    /* the frame being received */
+    int have_header;
+    int opcode, fin;
+    uint8_t mask[4];
+    uint64_t len;
+    size_t header_len;
+    size_t unmasked;            /* payload bytes unmasked and checked so far */
+    /* the data message being assembled from fragments */
+    int in_message;
+    int message_opcode;
+    uint64_t message_len;
+    struct ws_utf8 utf8;
+};
+
+/* A complete frame, payload unmasked in place in the caller's buffer. */
+struct ws_frame {
+    int opcode;
+    int fin;                    /* for data frames: the message ends here */
+    uint8_t *payload;
+    size_t len;
+    int close_code;             /* WS_OP_CLOSE: the code, or 1005 when absent */
+    const uint8_t *close_reason;
+    size_t close_reason_len;
+};
+
+void ws_parser_init(struct ws_parser *p, size_t max_message);
+
+/* Looks at BUF (LEN bytes received and not consumed yet).  Returns:
+ *   > 0  a complete frame occupying that many bytes (consume them); *OUT set
+ *   0    more bytes are needed (nothing to consume; call again with more)
+ *   < 0  the negated close code for a violation: fail the connection.
+ * Bytes of the current frame are unmasked in BUF as they arrive, so the
+ * same bytes must be passed again (at the same start) on the next call. */
+ssize_t ws_parser_feed(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_frame *out);
+
+/* Non-zero for a code a peer may send in a close frame (1000-1003,
+ * 1007-1011, 3000-4999). */
+int ws_close_code_valid(int code);
+
+/* Writes an unmasked server frame header for a payload of LEN bytes into
+ * OUT (WS_HEADER_MAX bytes); returns the header's length. */
+size_t ws_frame_header(uint8_t *out, int opcode, int fin, uint64_t len);
+
+/* Checks a Sec-WebSocket-Key (base64 of exactly 16 bytes) and computes the
+ * Sec-WebSocket-Accept for it into OUT (29 bytes incl. NUL).  Returns 0, or
+ * -1 when the key is invalid. */
+int ws_accept_key(const char *key, char *out);
+
+/* Non-zero when the comma-separated header VALUE holds TOKEN, compared
+ * case-insensitively with surrounding spaces ignored ("keep-alive, Upgrade"
+ * holds "upgrade"). */
+int ws_header_has_token(const char *value, const char *token);
+
+#endif
