@@ -18,6 +18,7 @@
 #include "names.h"
 #include "parley.h"
 #include "presence.h"
+#include "rate.h"
 #include "store.h"
 #include "ws.h"
 #include "ws_frame.h"
@@ -48,8 +49,7 @@ struct chat_client {
     char **members;             /* names for the welcome, while it is built */
     int nmembers;
     /* rate limit: token bucket, and how long the client has flooded */
-    double tokens;
-    int64_t refill_ms;
+    struct rate_bucket bucket;
     int64_t limited_ms;         /* last rate_limited error sent */
     int64_t second_ms;          /* start of the current one-second window */
     int second_count;
@@ -273,8 +273,7 @@ static void *chat_open(struct ws_conn *ws, const char *user, const char *room)
     cl->ws = ws;
     snprintf(cl->user, sizeof(cl->user), "%s", user);
     snprintf(cl->room, sizeof(cl->room), "%s", room);
-    cl->tokens = cfg->rate_burst;
-    cl->refill_ms = chat_now_ms();
+    rate_init(&cl->bucket, cfg->rate_burst, chat_now_ms());
     cl->room_sub.on_event = chat_on_room_event;
     cl->room_sub.on_ready = chat_on_room_ready;
     cl->user_sub.on_event = chat_on_user_event;
@@ -307,8 +306,8 @@ static void chat_close(struct ws_conn *ws, void *state)
 
 /* --- client messages ---------------------------------------------------- */
 
-/* Token bucket.  Returns 0 when the message must be dropped; closes a
- * client that keeps flooding. */
+/* Returns 0 when the message must be dropped (with at most one error a
+ * second); closes a client that keeps flooding. */
 static int chat_rate_ok(struct chat_client *cl)
 {
     int64_t now = chat_now_ms();
@@ -328,11 +327,7 @@ static int chat_rate_ok(struct chat_client *cl)
         ws_close(cl->ws, 1008, "flooding");
         return 0;
     }
-    cl->tokens += (double)(now - cl->refill_ms) * cfg->rate_limit / 1000.0;
-    cl->tokens = cl->tokens > cfg->rate_burst ? cfg->rate_burst : cl->tokens;
-    cl->refill_ms = now;
-    if (cl->tokens >= 1.0) {
-        cl->tokens -= 1.0;
+    if (rate_take(&cl->bucket, cfg->rate_limit, cfg->rate_burst, now, NULL)) {
         return 1;
     }
     if (now - cl->limited_ms >= 1000) {

@@ -30,6 +30,7 @@ int main(void)
     srunner_add_suite(sr, suite_event());
     srunner_add_suite(sr, suite_http());
     srunner_add_suite(sr, suite_names());
+    srunner_add_suite(sr, suite_rate());
     srunner_add_suite(sr, suite_redis_url());
     srunner_add_suite(sr, suite_token());
     srunner_run_all(sr, CK_NORMAL);

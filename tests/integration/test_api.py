@@ -193,6 +193,23 @@ class Api(unittest.TestCase):
             if bad == "1-0":
                 self.assertEqual(reset["json"]["oldest"], ids[0])
 
+    def test_http_publish_rate_limited_per_user(self):
+        env = Env()
+        self.addCleanup(env.close)
+        p = env.parleyd({"workers": "1", "rate_limit": "2", "rate_burst": "3"})
+        tok = session(p, "lim")
+        codes = [publish(p, tok, "lobby", "m%d" % i)[0] for i in range(5)]
+        self.assertEqual(codes[:3], [201, 201, 201])
+        status, headers, body = p.request("POST", "/api/rooms/lobby/messages",
+                                          body=json.dumps({"content": "x"}),
+                                          headers={"Content-Type": "application/json",
+                                                   "Authorization": "Bearer " + tok})
+        self.assertEqual(status, 429)
+        self.assertEqual(json.loads(body)["error"]["code"], "rate_limited")
+        self.assertIn(headers["retry-after"], ("1", "2"))
+        # Another user is not affected.
+        self.assertEqual(publish(p, session(p, "other"), "lobby", "x")[0], 201)
+
     def test_sse_requires_token(self):
         c = SSEClient(self.p.port, "/api/rooms/lobby/events")
         self.addCleanup(c.close)
