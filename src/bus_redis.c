@@ -153,10 +153,36 @@ static void bus_need(int slot, const char *name)
     ch->idle_since_ms = 0;
 }
 
-static void bus_release(struct bus_channel *ch, int slot)
+static int bus_is_user_channel(const char *name)
+{
+    size_t plen = strlen(bus.cfg->redis_prefix);
+    return strncmp(name, bus.cfg->redis_prefix, plen) == 0 && strncmp(name + plen, "user:", 5) == 0;
+}
+
+/* Drops our subscription to NAME; only once Redis confirmed it, so that an
+ * UNSUBSCRIBE never overtakes the SUBSCRIBE it undoes. */
+static int bus_drop(const char *name, struct bus_channel *ch)
+{
+    if (!ch->confirmed && redis_conn_is_up(bus.sub)) {
+        return 0;
+    }
+    if (redis_conn_is_up(bus.sub)) {
+        redis_conn_pubsub(bus.sub, "UNSUBSCRIBE", name, bus_on_push, NULL);
+    }
+    free(dict_delete(bus.channels, name));
+    return 1;
+}
+
+static void bus_release(const char *name, struct bus_channel *ch, int slot)
 {
     ch->slots[slot / 64] &= ~(1ULL << (slot % 64));
-    if (ch->idle_since_ms == 0 && bus_mask_empty(ch)) {
+    if (ch->idle_since_ms != 0 || !bus_mask_empty(ch)) {
+        return;
+    }
+    /* A user's channel goes at once: PUBLISH counts its subscribers to tell
+     * a sender that the user is offline.  Rooms linger a little, so people
+     * leaving and rejoining do not churn subscriptions. */
+    if (!bus_is_user_channel(name) || !bus_drop(name, ch)) {
         ch->idle_since_ms = bus_now_ms();
     }
 }
@@ -169,7 +195,7 @@ static void bus_forget_slot(int slot)
 
     dict_iter_init(&it);
     while (dict_next(bus.channels, &it, &name, &value)) {
-        bus_release(value, slot);
+        bus_release(name, value, slot);
     }
 }
 
@@ -223,7 +249,7 @@ static void bus_on_ctl(evutil_socket_t fd, short what, void *arg)
         case '-': {
             struct bus_channel *ch = dict_find(bus.channels, channel);
             if (ch != NULL) {
-                bus_release(ch, slot);
+                bus_release(channel, ch, slot);
             }
             break;
         }
@@ -250,14 +276,9 @@ static void bus_on_sweep(evutil_socket_t fd, short what, void *arg)
     dict_iter_init(&it);
     while (dict_next(bus.channels, &it, &name, &value)) {
         struct bus_channel *ch = value;
-        /* Only confirmed channels: an UNSUBSCRIBE must never overtake the
-         * SUBSCRIBE it undoes. */
-        if (ch->idle_since_ms != 0 && now - ch->idle_since_ms >= BUS_IDLE_GRACE_MS
-            && (ch->confirmed || !redis_conn_is_up(bus.sub))) {
-            if (redis_conn_is_up(bus.sub)) {
-                redis_conn_pubsub(bus.sub, "UNSUBSCRIBE", name, bus_on_push, NULL);
-            }
-            free(dict_delete(bus.channels, name));
+        if (ch->idle_since_ms != 0 && (now - ch->idle_since_ms >= BUS_IDLE_GRACE_MS
+                                       || bus_is_user_channel(name))) {
+            bus_drop(name, ch);
         }
     }
 }

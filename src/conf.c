@@ -68,6 +68,9 @@ static const struct conf_key conf_keys[] = {
     { "log_file",         CONF_STRING,    FIELD(log_file),         0, 0, "" },
     { "shutdown_timeout", CONF_DURATION,  FIELD(shutdown_timeout_ms), 100, 3600 * 1000, "10s" },
     { "web_root",         CONF_STRING,    FIELD(web_root),         0, 0, PKGDATADIR "/web" },
+    { "max_header_size",  CONF_SIZE,      FIELD(max_header_size),  1024, 1 << 20, "32k" },
+    { "http_header_timeout", CONF_DURATION, FIELD(http_header_timeout_ms), 1000, 3600 * 1000, "10s" },
+    { "http_keepalive_timeout", CONF_DURATION, FIELD(http_keepalive_timeout_ms), 1000, 3600 * 1000, "60s" },
     { "max_body",         CONF_SIZE,      FIELD(max_body),         1024, 64 << 20, "64k" },
 };
 

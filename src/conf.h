@@ -50,6 +50,9 @@ struct conf {
     char log_file[1024];
     int shutdown_timeout_ms;
     size_t max_body;
+    size_t max_header_size;
+    int http_header_timeout_ms;
+    int http_keepalive_timeout_ms;
     char web_root[1024];        /* "" disables the web client */
 
     char path[1024];            /* file the values came from, "" if none */

@@ -6,9 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <json-c/json.h>
 
 #include "log.h"
@@ -16,6 +21,7 @@
 #include "parley.h"
 
 #define HTTP_MAX_ROUTES 32
+#define HTTP_STREAM_SNDBUF (64 * 1024)
 
 struct http_route {
     const char *pattern;
@@ -31,6 +37,22 @@ static int in_dispatch;            /* inside http_dispatch, i.e. evhtp's read ca
 static int draining;
 static uint32_t request_prefix;
 static uint32_t request_counter;
+static const struct conf *http_cfg;
+static struct event *sweep_ev;
+
+/* What parley tracks per plain HTTP connection: when the headers of the
+ * request being read began (slowloris), how large they are so far, and
+ * the answer owed when libevhtp drops a request it could not parse. */
+struct http_conn {
+    evhtp_connection_t *conn;
+    int64_t headers_started_ms;     /* 0 outside a request's headers */
+    size_t header_bytes;
+    int reject_status;              /* 400, 408, 413 or 431 to send before closing */
+    LIST_ENTRY(http_conn) link;
+};
+
+static LIST_HEAD(, http_conn) http_conns = LIST_HEAD_INITIALIZER(http_conns);
+
 
 void http_route_add(const char *pattern, unsigned methods, http_handler_cb handler)
 {
@@ -161,9 +183,6 @@ static void http_assign_request_id(evhtp_request_t *req)
         http_header_set(req, "X-Request-Id", given);
         return;
     }
-    if (request_prefix == 0 && getrandom(&request_prefix, sizeof(request_prefix), 0) != sizeof(request_prefix)) {
-        request_prefix = (uint32_t)getpid();
-    }
     snprintf(id, sizeof(id), "%08x%08x", request_prefix, ++request_counter);
     http_header_set(req, "X-Request-Id", id);
 }
@@ -220,10 +239,21 @@ struct bufferevent *http_take_over(evhtp_request_t *req)
     evhtp_connection_t *conn = req->conn;
     struct bufferevent *bev;
 
-    /* take_ownership drops our hooks, so account for what they would do. */
+    struct http_conn *hc = conn->hooks ? conn->hooks->on_connection_fini_arg : NULL;
+
+    /* take_ownership drops our hooks, so do here what they would do. */
     inflight--;
     metrics_gauge_add(METRIC_CONN_HTTP, -1);
+    if (hc != NULL) {
+        LIST_REMOVE(hc, link);
+        free(hc);
+    }
     bev = evhtp_connection_take_ownership(conn);
+    bufferevent_set_timeouts(bev, NULL, NULL);      /* long-lived from now on */
+    /* A fixed, modest kernel buffer: without it loopback autotuning would
+     * hide megabytes of a slow client's backlog from ws/sse_max_backlog,
+     * and 100k streams would pin that much kernel memory. */
+    setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_SNDBUF, &(int){ HTTP_STREAM_SNDBUF }, sizeof(int));
     if (!in_dispatch) {
         /* Inside a handler evhtp frees the connection itself on return. */
         evhtp_connection_free(conn);
@@ -329,27 +359,170 @@ static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
     http_error(req, 404, "not_found", "no such resource");
 }
 
+/* --- connections: limits that libevhtp does not enforce ------------------ */
+
+
+static int64_t http_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libevhtp closes a connection whose request it cannot parse without a word;
+ * say why first, straight to the socket (nothing else is queued on it). */
+static void http_send_rejection(evhtp_connection_t *conn, int status)
+{
+    static const struct { int status; const char *reason, *code, *message; } why[] = {
+        { 400, "Bad Request", "bad_request", "malformed request" },
+        { 408, "Request Timeout", "request_timeout", "the request headers took too long" },
+        { 413, "Payload Too Large", "too_large", "the request body is larger than max_body" },
+        { 431, "Request Header Fields Too Large", "headers_too_large", "the request headers are too large" },
+    };
+    char buf[512], id[32];
+    int n;
+
+    if (conn->bev == NULL || evbuffer_get_length(bufferevent_get_output(conn->bev)) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < PL_ARRAY_LEN(why); i++) {
+        if (why[i].status != status) {
+            continue;
+        }
+        snprintf(id, sizeof(id), "%08x%08x", request_prefix, ++request_counter);
+        n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     "X-Request-Id: %s\r\nContent-Length: %zu\r\n\r\n"
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                     status, why[i].reason, id,
+                     strlen(why[i].code) + strlen(why[i].message) + 34, why[i].code, why[i].message);
+        if (send(bufferevent_getfd(conn->bev), buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+            log_debug("event=rejection_not_sent status=%d", status);
+        }
+        metrics_count_response(status);
+        log_info("event=request id=%s status=%d reason=%s", id, status, why[i].code);
+    }
+}
+
 static evhtp_res http_connection_fini(evhtp_connection_t *conn, void *arg)
 {
-    PL_UNUSED(conn);
-    PL_UNUSED(arg);
+    struct http_conn *hc = arg;
+    int status = hc->reject_status;
+
+    if (status == 0 && conn->request != NULL && !(conn->request->flags & EVHTP_REQ_FLAG_FINISHED)) {
+        if (conn->max_body_size > 0 && conn->body_bytes_read >= conn->max_body_size) {
+            status = 413;
+        } else if (conn->parser != NULL && htparser_get_error(conn->parser) != htparse_error_none) {
+            status = htparser_get_error(conn->parser) == htparse_error_too_big ? 431 : 400;
+        }
+    }
+    if (status != 0) {
+        http_send_rejection(conn, status);
+    }
     metrics_gauge_add(METRIC_CONN_HTTP, -1);
+    LIST_REMOVE(hc, link);
+    free(hc);
+    return EVHTP_RES_OK;
+}
+
+static evhtp_res http_on_headers_start(evhtp_request_t *req, void *arg)
+{
+    struct http_conn *hc = arg;
+
+    PL_UNUSED(req);
+    hc->headers_started_ms = http_now_ms();
+    hc->header_bytes = 0;
+    return EVHTP_RES_OK;
+}
+
+static evhtp_res http_on_header(evhtp_request_t *req, evhtp_header_t *hdr, void *arg)
+{
+    struct http_conn *hc = arg;
+
+    PL_UNUSED(req);
+    hc->header_bytes += hdr->klen + hdr->vlen + 4;
+    if (hc->header_bytes > http_cfg->max_header_size) {
+        hc->reject_status = 431;
+        return EVHTP_RES_ERROR;
+    }
+    return EVHTP_RES_OK;
+}
+
+/* Refuses a body that announces more than max_body before reading any. */
+static evhtp_res http_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
+{
+    struct http_conn *hc = arg;
+    const char *cl = evhtp_kv_find(hdrs, "Content-Length");
+
+    PL_UNUSED(req);
+    hc->headers_started_ms = 0;
+    if (cl != NULL && strtoull(cl, NULL, 10) > http_cfg->max_body) {
+        hc->reject_status = 413;
+        return EVHTP_RES_ERROR;
+    }
     return EVHTP_RES_OK;
 }
 
 static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
 {
+    struct http_conn *hc = calloc(1, sizeof(*hc));
+
     PL_UNUSED(arg);
+    if (hc == NULL) {
+        return EVHTP_RES_ERROR;
+    }
+    hc->conn = conn;
+    LIST_INSERT_HEAD(&http_conns, hc, link);
     metrics_add(METRIC_ACCEPTED, 1);
     metrics_gauge_add(METRIC_CONN_HTTP, 1);
-    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)http_connection_fini, NULL);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)http_connection_fini, hc);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_headers_start, (evhtp_hook)http_on_headers_start, hc);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_header, (evhtp_hook)http_on_header, hc);
+    evhtp_connection_set_hook(conn, evhtp_hook_on_headers, (evhtp_hook)http_on_headers, hc);
     return EVHTP_RES_OK;
+}
+
+/* Slowloris: headers trickled byte by byte keep resetting a read timeout,
+ * so the whole header block gets a deadline of its own. */
+static void http_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    int64_t now = http_now_ms();
+    struct http_conn *hc, *next;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    for (hc = LIST_FIRST(&http_conns); hc != NULL; hc = next) {
+        next = LIST_NEXT(hc, link);
+        if (hc->headers_started_ms != 0 && now - hc->headers_started_ms > http_cfg->http_header_timeout_ms) {
+            hc->reject_status = 408;
+            evhtp_connection_free(hc->conn);    /* the fini hook answers and unlinks */
+        }
+    }
+}
+
+void http_init(struct event_base *base, const struct conf *cfg)
+{
+    struct timeval tick = { 1, 0 };
+
+    http_cfg = cfg;
+    if (getrandom(&request_prefix, sizeof(request_prefix), 0) != sizeof(request_prefix)) {
+        request_prefix = (uint32_t)getpid();
+    }
+    sweep_ev = event_new(base, -1, EV_PERSIST, http_on_sweep, NULL);
+    event_add(sweep_ev, &tick);
 }
 
 void http_attach(evhtp_t *htp)
 {
+    struct timeval idle = { http_cfg->http_keepalive_timeout_ms / 1000,
+                            (http_cfg->http_keepalive_timeout_ms % 1000) * 1000 };
+
     evhtp_set_gencb(htp, http_dispatch, NULL);
     evhtp_set_post_accept_cb(htp, http_connection_accepted, NULL);
+    evhtp_set_max_body_size(htp, http_cfg->max_body);
+    evhtp_set_timeouts(htp, &idle, NULL);
 }
 
 void http_log_response(evhtp_request_t *req, int status)

@@ -13,6 +13,8 @@
 
 #include <evhtp.h>
 
+#include "conf.h"
+
 #define HTTP_MAX_PARAMS 2
 #define HTTP_PARAM_MAX  256
 
@@ -45,7 +47,12 @@ int http_percent_decode(const char *s, size_t len, char *out, size_t outlen);
  * no match, -1 when a "{}" segment is not valid percent-encoding. */
 int http_route_match(const char *pattern, const char *path, struct http_params *params);
 
-/* Makes HTP dispatch through the route table and count its connections. */
+/* Worker start-up: limits from CFG, and the timer that enforces the
+ * header deadline (http_header_timeout). */
+void http_init(struct event_base *base, const struct conf *cfg);
+
+/* Makes HTP dispatch through the route table, count its connections and
+ * enforce max_body, max_header_size and http_keepalive_timeout. */
 void http_attach(evhtp_t *htp);
 
 /* Requests whose response has not been finished yet. */

@@ -126,7 +126,6 @@ static int worker_listen(const struct listen_group *lg, int nworkers)
         if (htp == NULL) {
             return PL_ERR;
         }
-        evhtp_set_max_body_size(htp, self.cfg->max_body);
         http_attach(htp);
         /* A backlog of 0 keeps the master's listen() as it is. */
         if (evhtp_accept_socket(htp, lg->fds[j], 0) != 0) {
@@ -224,6 +223,7 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
         worker_free();
         return 1;
     }
+    http_init(self.base, cfg);
     auth_init(cfg);
     ops_register();
     api_register(cfg);

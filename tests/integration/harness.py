@@ -88,8 +88,9 @@ class Parleyd:
         self.tmpdir = tmpdir
         self.conf = os.path.join(tmpdir, "parley.conf")
         self.logpath = os.path.join(tmpdir, "parleyd.log")
+        # Tests publish in bursts: no rate limit unless a test asks for one.
         self.settings = {"listen": "127.0.0.1:0", "workers": "2", "log_level": "info",
-                         "shutdown_timeout": "5s"}
+                         "shutdown_timeout": "5s", "rate_limit": "0"}
         self.settings.update(settings or {})
         self.args = args or []
         self.env = env
