@@ -48,8 +48,12 @@ struct http_conn {
     int64_t headers_started_ms;     /* 0 outside a request's headers */
     size_t header_bytes;
     int reject_status;              /* 400, 408, 413 or 431 to send before closing */
+    int kick_pending;
+    uint64_t serial;                /* names it safely in deferred calls */
     LIST_ENTRY(http_conn) link;
 };
+
+static uint64_t http_conn_serial;
 
 static LIST_HEAD(, http_conn) http_conns = LIST_HEAD_INITIALIZER(http_conns);
 
@@ -198,14 +202,47 @@ void http_header_set(evhtp_request_t *req, const char *key, const char *value)
     evhtp_headers_add_header(req->headers_out, evhtp_header_new(key, value, 1, 1));
 }
 
+static void http_on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t serial = (uint64_t)(uintptr_t)arg;
+    struct http_conn *hc;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    LIST_FOREACH(hc, &http_conns, link) {
+        if (hc->serial == serial) {
+            break;
+        }
+    }
+    if (hc == NULL) {
+        return;                 /* the connection is gone */
+    }
+    hc->kick_pending = 0;
+    if (hc->conn->request == NULL && hc->conn->bev != NULL && !(hc->conn->flags & EVHTP_CONN_FLAG_PAUSED)
+        && evbuffer_get_length(bufferevent_get_input(hc->conn->bev)) > 0) {
+        bufferevent_trigger(hc->conn->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
+    }
+}
+
 static evhtp_res http_request_fini(evhtp_request_t *req, void *arg)
 {
     struct http_hold *hold = arg;
+    struct bufferevent *bev = req->conn ? req->conn->bev : NULL;
 
-    PL_UNUSED(req);
     inflight--;
     if (hold != NULL) {
         hold->req = NULL;
+    }
+    /* libevhtp 1.2.18 leaves pipelined requests that are already buffered
+     * unread until more bytes arrive; wake its reader once it is done with
+     * this one (from the loop, not from inside its own bookkeeping). */
+    if (bev != NULL && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+        struct http_conn *hc = req->conn->hooks ? req->conn->hooks->on_connection_fini_arg : NULL;
+        if (hc != NULL && !hc->kick_pending) {
+            hc->kick_pending = 1;
+            event_base_once(bufferevent_get_base(bev), -1, EV_TIMEOUT, http_on_kick,
+                            (void *)(uintptr_t)hc->serial, NULL);
+        }
     }
     return EVHTP_RES_OK;
 }
@@ -473,6 +510,7 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
         return EVHTP_RES_ERROR;
     }
     hc->conn = conn;
+    hc->serial = ++http_conn_serial;
     LIST_INSERT_HEAD(&http_conns, hc, link);
     metrics_add(METRIC_ACCEPTED, 1);
     metrics_gauge_add(METRIC_CONN_HTTP, 1);
@@ -504,7 +542,7 @@ static void http_on_sweep(evutil_socket_t fd, short what, void *arg)
 
 void http_init(struct event_base *base, const struct conf *cfg)
 {
-    struct timeval tick = { 1, 0 };
+    struct timeval tick = { 0, 250 * 1000 };
 
     http_cfg = cfg;
     if (getrandom(&request_prefix, sizeof(request_prefix), 0) != sizeof(request_prefix)) {

@@ -1,0 +1,121 @@
+"""HTTP hygiene on the real parleyd: body and header limits, malformed
+requests, slow clients, pipelining."""
+
+import json
+import re
+import socket
+import time
+import unittest
+
+from harness import Env, SLOW, session
+
+
+def raw(port, data, timeout=5.0, read_until_close=True):
+    """Sends DATA on a new connection; returns everything read until the
+    server closes (or the timeout)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not read_until_close and b"\r\n\r\n" in out:
+                break
+        return out
+    finally:
+        s.close()
+
+
+def status_of(response):
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else None
+
+
+def body_of(response):
+    return json.loads(response.split(b"\r\n\r\n", 1)[1])
+
+
+class Hygiene(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        cls.p = cls.env.parleyd({"workers": "1", "max_body": "2k", "max_header_size": "4k",
+                                 "http_header_timeout": "1s"})
+        cls.token = session(cls.p, "hy")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def test_body_over_max_body_is_413_before_it_is_read(self):
+        # Only the headers are sent: the answer must not wait for the body.
+        head = ("POST /api/rooms/lobby/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Authorization: Bearer %s\r\nContent-Length: 1000000\r\n\r\n" % self.token).encode()
+        t0 = time.monotonic()
+        resp = raw(self.p.port, head)
+        self.assertEqual(status_of(resp), 413, resp)
+        self.assertLess(time.monotonic() - t0, 2 * SLOW)
+        self.assertEqual(body_of(resp)["error"]["code"], "too_large")
+        self.assertIn(b"X-Request-Id: ", resp)
+
+    def test_headers_over_limit_431(self):
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
+            b"X-Filler-%d: %s\r\n" % (i, b"v" * 100) for i in range(60)) + b"\r\n"
+        resp = raw(self.p.port, head)
+        self.assertEqual(status_of(resp), 431, resp)
+
+    def test_malformed_request_line_400(self):
+        for junk in (b"GARBAGE\r\n\r\n", b"GET /healthz HTTP/9.x\r\n\r\n", b"GET\x01 / HTTP/1.1\r\n\r\n"):
+            resp = raw(self.p.port, junk)
+            self.assertEqual(status_of(resp), 400, (junk, resp))
+            self.assertEqual(body_of(resp)["error"]["code"], "bad_request")
+        self.assertEqual(self.p.get_json("/healthz")[0], 200)
+
+    def test_slowloris_timed_out_408(self):
+        s = socket.create_connection(("127.0.0.1", self.p.port), timeout=10 * SLOW)
+        self.addCleanup(s.close)
+        t0 = time.monotonic()
+        got = b""
+        try:
+            for ch in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                s.send(bytes([ch]))
+                time.sleep(0.05)
+                s.setblocking(False)
+                try:
+                    got += s.recv(4096)
+                except BlockingIOError:
+                    pass
+                s.setblocking(True)
+                if got:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.assertEqual(status_of(got), 408, got)
+        self.assertLess(time.monotonic() - t0, 3 * SLOW)
+
+    def test_pipelined_requests_answered_in_order(self):
+        reqs = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        resp = raw(self.p.port, reqs)
+        statuses = [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", resp)]
+        self.assertEqual(statuses, [200, 404, 200])
+
+    def test_wrong_content_type_415_and_bad_json_400(self):
+        status, _, body = self.p.request("POST", "/api/rooms/lobby/messages", body=b"content=hi",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded",
+                                                  "Authorization": "Bearer " + self.token})
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (415, "unsupported_media_type"))
+        status, _, body = self.p.request("POST", "/api/rooms/lobby/messages", body=b"{",
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": "Bearer " + self.token})
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (400, "invalid_json"))
+
+
+if __name__ == "__main__":
+    unittest.main()
