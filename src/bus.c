@@ -473,6 +473,13 @@ static void bus_on_record(uint32_t type, char *data, size_t len)
             bus_chan_confirm(ch);
         }
         break;
+    case BUS_REC_GAP:
+        data[len] = '\0';
+        ch = dict_find(B.chans, data);
+        if (ch != NULL) {
+            bus_catchup_start(ch);
+        }
+        break;
     case BUS_REC_HELLO:
         if (len == sizeof(epoch)) {
             memcpy(&epoch, data, sizeof(epoch));

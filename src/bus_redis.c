@@ -28,6 +28,7 @@ struct bus_channel {
     uint64_t slots[BUS_MASK_WORDS]; /* workers that need it */
     int64_t idle_since_ms;          /* 0 while needed */
     int confirmed;                  /* Redis acknowledged our SUBSCRIBE */
+    int lost;                       /* was confirmed when the connection dropped */
 };
 
 struct bus {
@@ -123,6 +124,12 @@ static void bus_on_push(redisReply *reply, void *arg)
         if (ch != NULL) {
             ch->confirmed = 1;
             bus_push(BUS_REC_SUBSCRIBED, reply->element[1]->str, NULL, 0);
+            if (ch->lost) {
+                /* Messages published while we were not subscribed are in
+                 * the rooms' streams: tell the workers to read them. */
+                ch->lost = 0;
+                bus_push(BUS_REC_GAP, reply->element[1]->str, NULL, 0);
+            }
         }
     }
 }
@@ -294,7 +301,9 @@ static void bus_on_sub_state(struct redis_conn *rc, int up, void *arg)
     __atomic_store_n(&bus.zone->state->redis_up, (uint32_t)up, __ATOMIC_RELAXED);
     dict_iter_init(&it);
     while (dict_next(bus.channels, &it, &name, &value)) {
-        ((struct bus_channel *)value)->confirmed = 0;
+        struct bus_channel *ch = value;
+        ch->lost |= ch->confirmed;
+        ch->confirmed = 0;
         if (up) {
             bus_subscribe(name);
         }

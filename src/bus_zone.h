@@ -32,6 +32,7 @@ enum bus_record {
     BUS_REC_EVENT = 1,          /* "CHANNEL\0HEADER\nJSON", a message from Redis */
     BUS_REC_SUBSCRIBED = 2,     /* "CHANNEL": Redis confirmed the subscription */
     BUS_REC_HELLO = 3,          /* a (re)started bus: workers must resend interests */
+    BUS_REC_GAP = 4,            /* "CHANNEL": resubscribed after losing Redis; catch up */
 };
 
 struct bus_state {
