@@ -342,6 +342,36 @@ const char *http_query(evhtp_request_t *req, const char *name, char *buf, size_t
 
 static void http_route(evhtp_request_t *req, const char *path, unsigned bit);
 
+/* CORS for browsers on other origins: an Origin outside allowed_origins is
+ * refused (403); an allowed one is echoed (so credentials work) and a
+ * preflight is answered here for every path.  Returns 0 when answered. */
+static int http_cors(evhtp_request_t *req)
+{
+    const char *origin = evhtp_header_find(req->headers_in, "Origin");
+
+    if (origin == NULL) {
+        return 1;
+    }
+    if (!http_origin_allowed(req, http_cfg->allowed_origins)) {
+        http_error(req, 403, "forbidden", "origin not allowed");
+        return 0;
+    }
+    http_header_set(req, "Access-Control-Allow-Origin", origin);
+    http_header_set(req, "Access-Control-Allow-Credentials", "true");
+    http_header_set(req, "Vary", "Origin");
+    if (req->method == htp_method_OPTIONS
+        && evhtp_header_find(req->headers_in, "Access-Control-Request-Method") != NULL) {
+        http_header_set(req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        http_header_set(req, "Access-Control-Allow-Headers",
+                        "Authorization, Content-Type, Last-Event-ID, X-Request-Id");
+        http_header_set(req, "Access-Control-Max-Age", "600");
+        http_reply(req, 204, NULL, "", 0);
+        return 0;
+    }
+    http_header_set(req, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+    return 1;
+}
+
 static void http_dispatch(evhtp_request_t *req, void *arg)
 {
     const char *path = req->uri && req->uri->path ? req->uri->path->full : "/";
@@ -357,7 +387,9 @@ static void http_dispatch(evhtp_request_t *req, void *arg)
     }
 
     in_dispatch = 1;
-    http_route(req, path, bit);
+    if (http_cors(req)) {
+        http_route(req, path, bit);
+    }
     in_dispatch = 0;
 }
 

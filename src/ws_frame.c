@@ -21,7 +21,7 @@ enum {
 
 /* Validator states.  ACCEPT must stay 0, as the header promises a zeroed
  * struct is a fresh validator.  Every state after REJECT names the range
- * the next byte has to fall in (see utf8_want below). */
+ * the next byte has to fall in (see ws_utf8_want below). */
 enum {
     UTF8_ACCEPT = 0,
     UTF8_REJECT,
@@ -40,7 +40,7 @@ enum {
  * U+10FFFF, so a decoded value never has to be built. */
 static const struct {
     uint8_t lo, hi, next;
-} utf8_want[] = {
+} ws_utf8_want[] = {
     [UTF8_TAIL1] = { 0x80, 0xBF, UTF8_ACCEPT },
     [UTF8_TAIL2] = { 0x80, 0xBF, UTF8_TAIL1 },
     [UTF8_TAIL3] = { 0x80, 0xBF, UTF8_TAIL2 },
@@ -52,7 +52,7 @@ static const struct {
 
 /* The state after byte C in STATE (neither ACCEPT's ASCII fast path nor
  * REJECT come here). */
-static uint32_t utf8_step(uint32_t state, uint8_t c)
+static uint32_t ws_utf8_step(uint32_t state, uint8_t c)
 {
     if (state == UTF8_ACCEPT) {
         if (c < 0x80) {
@@ -74,10 +74,10 @@ static uint32_t utf8_step(uint32_t state, uint8_t c)
         }
         return UTF8_REJECT;
     }
-    if (state >= PL_ARRAY_LEN(utf8_want) || state == UTF8_REJECT) {
+    if (state >= PL_ARRAY_LEN(ws_utf8_want) || state == UTF8_REJECT) {
         return UTF8_REJECT;
     }
-    return c >= utf8_want[state].lo && c <= utf8_want[state].hi ? utf8_want[state].next : UTF8_REJECT;
+    return c >= ws_utf8_want[state].lo && c <= ws_utf8_want[state].hi ? ws_utf8_want[state].next : UTF8_REJECT;
 }
 
 int ws_utf8_feed(struct ws_utf8 *u, const uint8_t *s, size_t len)
@@ -107,7 +107,7 @@ int ws_utf8_feed(struct ws_utf8 *u, const uint8_t *s, size_t len)
                 break;
             }
         }
-        state = utf8_step(state, s[i++]);
+        state = ws_utf8_step(state, s[i++]);
         if (state == UTF8_REJECT) {
             break;
         }

@@ -117,5 +117,49 @@ class Hygiene(unittest.TestCase):
         self.assertEqual((status, json.loads(body)["error"]["code"]), (400, "invalid_json"))
 
 
+class Cors(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        cls.p = cls.env.parleyd({"workers": "1", "allowed_origins": "https://chat.example, https://b.example"})
+        cls.token = session(cls.p, "cors")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def test_preflight(self):
+        status, headers, body = self.p.request("OPTIONS", "/api/rooms/lobby/messages", headers={
+            "Origin": "https://b.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+        self.assertEqual(status, 204)
+        self.assertEqual(headers["access-control-allow-origin"], "https://b.example")
+        self.assertEqual(headers["access-control-allow-credentials"], "true")
+        self.assertIn("POST", headers["access-control-allow-methods"])
+        for h in ("Authorization", "Content-Type", "Last-Event-ID"):
+            self.assertIn(h, headers["access-control-allow-headers"])
+        self.assertEqual(headers["access-control-max-age"], "600")
+        self.assertIn("Origin", headers["vary"])
+
+    def test_allowed_origin_echoed_only_when_allowed(self):
+        status, headers, _ = self.p.request("GET", "/api/rooms/lobby/messages?token=" + self.token,
+                                            headers={"Origin": "https://chat.example"})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["access-control-allow-origin"], "https://chat.example")
+        self.assertIn("X-Request-Id", headers["access-control-expose-headers"])
+        status, headers, body = self.p.request("GET", "/api/rooms/lobby/messages?token=" + self.token,
+                                               headers={"Origin": "https://evil.example"})
+        self.assertEqual(status, 403)
+        self.assertEqual(json.loads(body)["error"]["code"], "forbidden")
+        self.assertNotIn("access-control-allow-origin", headers)
+        status, headers, _ = self.p.request("OPTIONS", "/healthz", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+        self.assertEqual(status, 403)
+        # Not a browser: no Origin, no CORS headers, no refusal.
+        status, headers, _ = self.p.request("GET", "/healthz")
+        self.assertEqual(status, 200)
+        self.assertNotIn("access-control-allow-origin", headers)
+
+
 if __name__ == "__main__":
     unittest.main()
