@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/time.h>
 #include <time.h>
@@ -12,6 +13,7 @@
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "agent.h"
 #include "bus.h"
 #include "event.h"
 #include "log.h"
@@ -48,6 +50,7 @@ struct chat_client {
     int capheld;
     char **members;             /* names for the welcome, while it is built */
     int nmembers;
+    LIST_HEAD(, chat_ask) asks; /* agent answers this client asked for */
     /* rate limit: token bucket, and how long the client has flooded */
     struct rate_bucket bucket;
     int64_t limited_ms;         /* last rate_limited error sent */
@@ -56,8 +59,21 @@ struct chat_client {
     int flood_seconds;
 };
 
+/* A question to the agent: the answer streams to the whole room, then is
+ * stored as the agent's message.  It dies with the asking connection. */
+struct chat_ask {
+    struct chat_client *cl;
+    struct agent_request *agent;
+    char request_id[24];
+    char room[PL_NAME_MAX + 1];
+    struct evbuffer *answer;
+    LIST_ENTRY(chat_ask) link;
+};
+
 static const struct conf *cfg;
 static uint64_t direct_seq;
+
+static void chat_ask_free(struct chat_ask *ask);
 
 static int64_t chat_now_ms(void)
 {
@@ -271,6 +287,7 @@ static void *chat_open(struct ws_conn *ws, const char *user, const char *room)
         return NULL;
     }
     cl->ws = ws;
+    LIST_INIT(&cl->asks);
     snprintf(cl->user, sizeof(cl->user), "%s", user);
     snprintf(cl->room, sizeof(cl->room), "%s", room);
     rate_init(&cl->bucket, cfg->rate_burst, chat_now_ms());
@@ -294,6 +311,11 @@ static void chat_close(struct ws_conn *ws, void *state)
     PL_UNUSED(ws);
     bus_sub_remove(&cl->room_sub);
     bus_sub_remove(&cl->user_sub);
+    while (!LIST_EMPTY(&cl->asks)) {
+        struct chat_ask *ask = LIST_FIRST(&cl->asks);
+        agent_cancel(ask->agent);   /* nobody is left to ask for it */
+        chat_ask_free(ask);
+    }
     if (cl->joined) {
         presence_leave(cl->room, cl->user);
     }
@@ -574,6 +596,111 @@ static void chat_history(struct chat_client *cl, json_object *msg)
     }
 }
 
+static void chat_publish_room(const char *room, const char *type, const char *user, struct evbuffer *json)
+{
+    char channel[256];
+    struct evbuffer *b = evbuffer_new();
+
+    if (b == NULL) {
+        return;
+    }
+    event_header(b, type, NULL, user);
+    evbuffer_add_buffer(b, json);
+    store_publish_live(store_room_channel(room, channel, sizeof(channel)), (const char *)evbuffer_pullup(b, -1),
+                       evbuffer_get_length(b), NULL, NULL);
+    evbuffer_free(b);
+}
+
+static void chat_ask_free(struct chat_ask *ask)
+{
+    LIST_REMOVE(ask, link);
+    evbuffer_free(ask->answer);
+    free(ask);
+}
+
+static void chat_ask_on_chunk(const char *text, size_t len, void *arg)
+{
+    struct chat_ask *ask = arg;
+    struct evbuffer *json = evbuffer_new();
+
+    if (json == NULL) {
+        return;
+    }
+    evbuffer_add(ask->answer, text, len);
+    evbuffer_add_printf(json, "{\"type\":\"ai_chunk\",\"request_id\":\"%s\",\"content\":\"", ask->request_id);
+    event_escape(json, text, len);
+    evbuffer_add(json, "\"}", 2);
+    chat_publish_room(ask->room, "ai_chunk", cfg->agent_name, json);
+    evbuffer_free(json);
+}
+
+/* The complete answer is stored as the agent's message, then ai_done names
+ * its id, so late joiners and resumed clients see it in the history. */
+static void chat_ask_on_stored(enum store_status st, const char *id, int stored, void *arg)
+{
+    char *request = arg;
+    const char *room = request + strlen(request) + 1;
+    struct evbuffer *json = evbuffer_new();
+
+    PL_UNUSED(stored);
+    if (json != NULL && st == STORE_OK) {
+        evbuffer_add_printf(json, "{\"type\":\"ai_done\",\"request_id\":\"%s\",\"id\":\"%s\"}", request, id);
+        chat_publish_room(room, "ai_done", cfg->agent_name, json);
+    }
+    if (json != NULL) {
+        evbuffer_free(json);
+    }
+    free(request);
+}
+
+static void chat_ask_on_done(enum agent_status st, const char *message, void *arg)
+{
+    struct chat_ask *ask = arg;
+    size_t len = evbuffer_get_length(ask->answer);
+    size_t rlen = strlen(ask->request_id), mlen = strlen(ask->room);
+    char *ids;
+
+    ask->agent = NULL;
+    if (st != AGENT_OK) {
+        chat_error(ask->cl, st == AGENT_TIMEOUT ? "agent_timeout" : "agent_unavailable", message);
+    } else if (len > 0 && (ids = malloc(rlen + mlen + 2)) != NULL) {
+        /* The asker may be gone when Redis answers: keep only the ids. */
+        memcpy(ids, ask->request_id, rlen + 1);
+        memcpy(ids + rlen + 1, ask->room, mlen + 1);
+        if (store_message_publish(ask->room, cfg->agent_name, (const char *)evbuffer_pullup(ask->answer, -1),
+                                  len, NULL, chat_ask_on_stored, ids) != PL_OK) {
+            chat_error(ask->cl, "redis_unavailable", "the answer could not be stored");
+            free(ids);
+        }
+    }
+    chat_ask_free(ask);
+}
+
+static void chat_ask(struct chat_client *cl, json_object *msg)
+{
+    size_t len;
+    const char *question = chat_content(cl, msg, &len);
+    struct chat_ask *ask;
+
+    if (question == NULL) {
+        return;
+    }
+    if ((ask = calloc(1, sizeof(*ask))) == NULL || (ask->answer = evbuffer_new()) == NULL) {
+        free(ask);
+        chat_error(cl, "agent_unavailable", "out of memory");
+        return;
+    }
+    ask->cl = cl;
+    snprintf(ask->request_id, sizeof(ask->request_id), "%llx", (unsigned long long)++direct_seq);
+    snprintf(ask->room, sizeof(ask->room), "%s", cl->room);
+    LIST_INSERT_HEAD(&cl->asks, ask, link);
+    ask->agent = agent_ask(question, cl->room, cl->user, chat_ask_on_chunk, chat_ask_on_done, ask);
+    if (ask->agent == NULL) {
+        chat_ask_free(ask);
+        chat_error(cl, "agent_busy", "the agent is busy; try again shortly");
+    }
+}
+
 static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size_t len)
 {
     struct chat_client *cl = state;
@@ -602,7 +729,7 @@ static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size
     } else if (strcmp(t, "history") == 0) {
         chat_history(cl, msg);
     } else if (strcmp(t, "ask") == 0) {
-        chat_error(cl, "agent_unavailable", "the agent is not available");
+        chat_ask(cl, msg);
     } else {
         chat_error(cl, "bad_request", "unknown message type");
     }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "parley.h"
 #include "redis_url.h"
 
 #define CONF_MAX_KEYS 48
@@ -46,6 +47,9 @@ struct conf {
     size_t ws_max_backlog;
     int ws_ping_interval_ms;
     int ws_pong_timeout_ms;
+    char agent_name[PL_NAME_MAX + 1];
+    int agent_delay_ms;
+    int agent_max_concurrent;
     int log_level;
     char log_file[1024];
     int shutdown_timeout_ms;

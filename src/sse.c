@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "agent.h"
 #include "auth.h"
 #include "bus.h"
 #include "chunk.h"
@@ -371,8 +373,138 @@ void sse_close_all(void)
     }
 }
 
+/* --- GET /api/chat/stream: the agent's answer as an event stream ------- */
+
+struct sse_answer {
+    struct bufferevent *bev;
+    struct agent_request *agent;    /* NULL once it has ended */
+    char query[4096];
+    char room[PL_NAME_MAX + 1];
+};
+
+static long long sse_wall_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void sse_answer_close(struct sse_answer *a)
+{
+    if (a->agent != NULL) {
+        agent_cancel(a->agent);     /* the asker left: stop the work */
+    }
+    bufferevent_free(a->bev);
+    metrics_gauge_add(METRIC_CONN_SSE, -1);
+    free(a);
+}
+
+static void sse_answer_on_chunk(const char *text, size_t len, void *arg)
+{
+    struct sse_answer *a = arg;
+    struct evbuffer *out = bufferevent_get_output(a->bev);
+
+    evbuffer_add_printf(out, "event: ai_chunk\ndata: {\"content\":\"");
+    event_escape(out, text, len);
+    evbuffer_add_printf(out, "\",\"done\":false,\"timestamp\":%lld}\n\n", sse_wall_ms());
+    metrics_add(METRIC_MESSAGES_OUT, 1);
+}
+
+static void sse_answer_on_written(struct bufferevent *bev, void *arg)
+{
+    PL_UNUSED(bev);
+    sse_answer_close(arg);
+}
+
+static void sse_on_answer_event(struct bufferevent *bev, short what, void *arg);
+
+static void sse_answer_on_done(enum agent_status st, const char *message, void *arg)
+{
+    struct sse_answer *a = arg;
+    struct evbuffer *out = bufferevent_get_output(a->bev);
+
+    a->agent = NULL;
+    if (st == AGENT_OK) {
+        evbuffer_add_printf(out, "event: ai_done\ndata: {\"content\":\"\",\"done\":true,\"timestamp\":%lld}\n\n",
+                            sse_wall_ms());
+    } else {
+        evbuffer_add_printf(out, "event: error\ndata: {\"type\":\"error\",\"code\":\"%s\",\"message\":\"",
+                            st == AGENT_TIMEOUT ? "agent_timeout" : "agent_unavailable");
+        event_escape(out, message, strlen(message));
+        evbuffer_add_printf(out, "\"}\n\n");
+    }
+    /* The answer is complete: end the response once it is written. */
+    bufferevent_setcb(a->bev, NULL, sse_answer_on_written, sse_on_answer_event, a);
+    bufferevent_setwatermark(a->bev, EV_WRITE, 0, 0);
+}
+
+static void sse_on_answer_event(struct bufferevent *bev, short what, void *arg)
+{
+    PL_UNUSED(bev);
+    PL_UNUSED(what);
+    sse_answer_close(arg);
+}
+
+static void sse_answer_start(struct http_hold *hold, const char *user, void *arg)
+{
+    struct sse_answer *a = arg;
+    evhtp_request_t *req = hold->req;
+    char head[256];
+    int n;
+
+    a->agent = agent_ask(a->query, a->room[0] ? a->room : NULL, user, sse_answer_on_chunk, sse_answer_on_done, a);
+    if (a->agent == NULL) {
+        http_error(req, 503, "agent_busy", "the agent is busy; try again shortly");
+        http_release(hold);
+        free(a);
+        return;
+    }
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                 "X-Accel-Buffering: no\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                 http_request_id(req));
+    http_log_response(req, 200);
+    a->bev = http_take_over(req);
+    hold->req = NULL;
+    http_release(hold);
+    evbuffer_add(bufferevent_get_output(a->bev), head, (size_t)n);
+    bufferevent_setcb(a->bev, sse_on_read, NULL, sse_on_answer_event, a);
+    bufferevent_enable(a->bev, EV_READ | EV_WRITE);
+    metrics_gauge_add(METRIC_CONN_SSE, 1);
+}
+
+static void sse_chat_stream(evhtp_request_t *req, const struct http_params *params)
+{
+    struct sse_answer *a = calloc(1, sizeof(*a));
+    char room[HTTP_PARAM_MAX];
+
+    PL_UNUSED(params);
+    if (a == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    if (http_query(req, "query", a->query, sizeof(a->query)) == NULL || a->query[0] == '\0') {
+        http_error(req, 400, "bad_request", "\"query\" is required (at most %zu bytes)", sizeof(a->query) - 1);
+        free(a);
+        return;
+    }
+    if (http_query(req, "room", room, sizeof(room)) != NULL) {
+        if (!name_valid(room)) {
+            http_error(req, 400, "bad_request", "invalid room name");
+            free(a);
+            return;
+        }
+        snprintf(a->room, sizeof(a->room), "%s", room);
+    }
+    if (auth_request(req, sse_answer_start, a) != PL_OK) {
+        free(a);
+    }
+}
+
 void sse_register(const struct conf *c)
 {
     cfg = c;
     http_route_add("/api/rooms/{}/events", HTTP_GET, sse_events);
+    http_route_add("/api/chat/stream", HTTP_GET, sse_chat_stream);
 }

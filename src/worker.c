@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <evhtp.h>
 
+#include "agent.h"
 #include "api.h"
 #include "auth.h"
 #include "bus.h"
@@ -225,6 +226,7 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     }
     http_init(self.base, cfg);
     auth_init(cfg);
+    agent_init(self.base, cfg);
     ops_register();
     api_register(cfg);
     sse_register(cfg);

@@ -151,7 +151,9 @@ static void ws_send_close(struct ws_conn *c, int code, const char *reason)
         rlen = rlen > WS_CONTROL_MAX - 2 ? WS_CONTROL_MAX - 2 : rlen;
         payload[0] = (uint8_t)(code >> 8);
         payload[1] = (uint8_t)(code & 0xff);
-        memcpy(payload + 2, reason, rlen);
+        if (rlen > 0) {
+            memcpy(payload + 2, reason, rlen);
+        }
         n = 2 + rlen;
     }
     ws_send_control(c, WS_OP_CLOSE, payload, n);

@@ -14,6 +14,7 @@ Suite *suite_names(void);
 Suite *suite_rate(void);
 Suite *suite_redis_url(void);
 Suite *suite_token(void);
+Suite *suite_ws_frame(void);
 
 /* Writes TEXT to a new temporary file and returns its path (static buffer). */
 const char *unit_write_temp(const char *text);

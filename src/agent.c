@@ -1,0 +1,86 @@
+/* agent.c - agent requests: limits, backend choice, delivery. */
+#include "agent.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "parley.h"
+
+static struct event_base *loop;
+static const struct conf *cfg;
+static const struct agent_backend *backend;
+static int running;
+
+int agent_init(struct event_base *base, const struct conf *c)
+{
+    loop = base;
+    cfg = c;
+    backend = &agent_builtin;
+    return PL_OK;
+}
+
+struct event_base *agent_loop(void)
+{
+    return loop;
+}
+
+const struct conf *agent_conf(void)
+{
+    return cfg;
+}
+
+static void agent_free(struct agent_request *r)
+{
+    running--;
+    free(r->query);
+    free(r);
+}
+
+struct agent_request *agent_ask(const char *query, const char *room, const char *user,
+                                agent_chunk_cb on_chunk, agent_done_cb on_done, void *arg)
+{
+    struct agent_request *r;
+
+    if (running >= cfg->agent_max_concurrent) {
+        return NULL;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->query = strdup(query)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    running++;
+    r->backend = backend;
+    snprintf(r->room, sizeof(r->room), "%s", room ? room : "");
+    snprintf(r->user, sizeof(r->user), "%s", user);
+    r->on_chunk = on_chunk;
+    r->on_done = on_done;
+    r->arg = arg;
+    if (r->backend->start(r) != PL_OK) {
+        agent_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void agent_cancel(struct agent_request *r)
+{
+    r->backend->cancel(r);
+    agent_free(r);
+}
+
+void agent_emit(struct agent_request *r, const char *text, size_t len)
+{
+    r->on_chunk(text, len, r->arg);
+}
+
+void agent_finish(struct agent_request *r, enum agent_status st, const char *message)
+{
+    if (st != AGENT_OK) {
+        log_warn("event=agent_failed status=%d reason=\"%s\"", st, message);
+    }
+    r->on_done(st, message, r->arg);
+    agent_free(r);
+}
