@@ -185,6 +185,21 @@ static void chat_on_user_event(struct bus_sub *sub, struct bus_event *ev)
 
 /* --- joining: subscribe, presence, welcome ------------------------------ */
 
+/* A join that came while joining, of someone the welcome already lists:
+ * old news for this client. */
+static int chat_welcomed_join(const struct chat_client *cl, const struct bus_event *ev)
+{
+    if (strcmp(ev->type, "presence") != 0 || strstr(ev->json, "\"event\":\"join\"") == NULL) {
+        return 0;
+    }
+    for (int i = 0; i < cl->nmembers; i++) {
+        if (strcmp(cl->members[i], ev->user) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void chat_send_welcome(struct chat_client *cl)
 {
     struct evbuffer *b = evbuffer_new();
@@ -207,7 +222,9 @@ static void chat_send_welcome(struct chat_client *cl)
 
     cl->st = CHAT_LIVE;
     for (int i = 0; i < cl->nheld; i++) {
-        chat_deliver(cl, cl->held[i]);
+        if (!chat_welcomed_join(cl, cl->held[i])) {
+            chat_deliver(cl, cl->held[i]);
+        }
         bus_event_unref(cl->held[i]);
     }
     cl->nheld = 0;
