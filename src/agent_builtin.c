@@ -86,13 +86,23 @@ static void builtin_speak(struct builtin *b)
     event_active(b->tick, EV_TIMEOUT, 0);
 }
 
+/* A store answer came back: 0 when the request was cancelled meanwhile
+ * (then B is gone). */
+static int builtin_resume(struct builtin *b)
+{
+    b->waiting = 0;
+    if (b->cancelled) {
+        builtin_free(b);
+        return 0;
+    }
+    return 1;
+}
+
 static void builtin_on_members(enum store_status st, const char *const *names, int n, void *arg)
 {
     struct builtin *b = arg;
 
-    b->waiting = 0;
-    if (b->cancelled) {
-        builtin_free(b);
+    if (!builtin_resume(b)) {
         return;
     }
     if (st != STORE_OK) {
@@ -113,9 +123,7 @@ static void builtin_on_history(enum store_status st, const struct store_events *
 {
     struct builtin *b = arg;
 
-    b->waiting = 0;
-    if (b->cancelled) {
-        builtin_free(b);
+    if (!builtin_resume(b)) {
         return;
     }
     if (st != STORE_OK) {
