@@ -8,7 +8,7 @@ import json
 import time
 import unittest
 
-from harness import Env, SSEClient, publish, redis_cli, session
+from harness import Env, SSEClient, publish, redis_cli, session, wait_for
 
 SECRET = "test-secret-for-jwt"
 
@@ -209,6 +209,48 @@ class Api(unittest.TestCase):
         self.assertIn(headers["retry-after"], ("1", "2"))
         # Another user is not affected.
         self.assertEqual(publish(p, session(p, "other"), "lobby", "x")[0], 201)
+
+    def test_chat_stream_builtin_agent(self):
+        tok = session(self.p, "lena")
+        c = SSEClient(self.p.port, "/api/chat/stream?query=" + "say+hello+world" + "&token=" + tok)
+        self.addCleanup(c.close)
+        self.assertEqual(c.wait_ready(), 200)
+        self.assertEqual(c.headers["content-type"], "text/event-stream")
+        done = c.wait_events(1, kind="ai_done")[0]["json"]
+        self.assertEqual((done["content"], done["done"]), ("", True))
+        chunks = [e["json"] for e in c.events if e.get("event") == "ai_chunk"]
+        self.assertEqual("".join(d["content"] for d in chunks), "You said: say hello world")
+        self.assertTrue(all(d["done"] is False and isinstance(d["timestamp"], int) for d in chunks))
+        self.assertEqual(c.events[-1].get("event"), "ai_done")
+        wait_for(lambda: c.closed, what="the stream to end")
+        # Knows the room when given one.
+        publish(self.p, tok, "agentroom", "we meet at noon")
+        c2 = SSEClient(self.p.port, "/api/chat/stream?room=agentroom&query=summary&token=" + tok)
+        self.addCleanup(c2.close)
+        c2.wait_events(1, kind="ai_done")
+        text = "".join(e["json"]["content"] for e in c2.events if e.get("event") == "ai_chunk")
+        self.assertIn('lena said "we meet at noon"', text)
+
+    def test_chat_stream_errors(self):
+        tok = session(self.p, "mona")
+        self.assertEqual(self.p.request("GET", "/api/chat/stream?token=" + tok)[0], 400)
+        self.assertEqual(self.p.request("GET", "/api/chat/stream?query=&token=" + tok)[0], 400)
+        self.assertEqual(self.p.request("GET", "/api/chat/stream?query=x&room=a%20b&token=" + tok)[0], 400)
+        self.assertEqual(self.p.request("GET", "/api/chat/stream?query=x")[0], 401)
+
+    def test_chat_stream_client_leaving_cancels(self):
+        env = Env()
+        self.addCleanup(env.close)
+        p = env.parleyd({"workers": "1", "agent_delay": "200ms"})
+        tok = session(p, "nina")
+        for _ in range(5):
+            c = SSEClient(p.port, "/api/chat/stream?query=" + "+".join(["word"] * 50) + "&token=" + tok)
+            c.wait_events(1, kind="ai_chunk")
+            c.close()
+        time.sleep(0.5)
+        self.assertEqual(p.get_json("/healthz")[0], 200)
+        _, _, body = p.request("GET", "/metrics")
+        self.assertIn('parley_connections{transport="sse"} 0', body.decode())
 
     def test_sse_requires_token(self):
         c = SSEClient(self.p.port, "/api/rooms/lobby/events")
