@@ -108,6 +108,7 @@ class Parleyd:
             f.write(extra_lines)
 
     def start(self, wait_ready=True):
+        before = len(re.findall(r"event=ready ", self.log())) if os.path.exists(self.logpath) else 0
         self._log = open(self.logpath, "ab")
         env = dict(os.environ)
         env.update(self.env or {})
@@ -115,9 +116,9 @@ class Parleyd:
                                      stdout=self._log, stderr=subprocess.STDOUT, env=env)
         _live.append(self.proc)
         if wait_ready:
-            self.wait_log(r"event=ready ", what="parleyd ready")
-            m = re.search(r"event=listening addr=\S+:(\d+)", self.log())
-            self.port = int(m.group(1))
+            # The log may hold an earlier run's lines (a restart): wait for one more.
+            self.wait_log(r"event=ready ", count=before + 1, what="parleyd ready")
+            self.port = int(re.findall(r"event=listening addr=\S+:(\d+)", self.log())[-1])
         return self
 
     def log(self):

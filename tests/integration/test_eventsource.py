@@ -1,0 +1,120 @@
+"""Resuming event streams: the seam between replay and live under load, and
+a real EventSource client (npm `eventsource`) riding out a parleyd restart."""
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import Env, SLOW, SSEClient, _live, publish, session, wait_for
+
+CLIENT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "eventsource")
+
+
+class Resume(unittest.TestCase):
+    def setUp(self):
+        self.env = Env()
+        self.addCleanup(self.env.close)
+
+    def test_resume_50_drop_20_then_30_more_with_a_second_publisher(self):
+        p = self.env.parleyd({"workers": "2"})
+        tok = session(p, "reader")
+        other = session(p, "noise")
+        first = SSEClient(p.port, "/api/rooms/seam/events?token=" + tok)
+        self.addCleanup(first.close)
+        first.wait_ready()
+        time.sleep(0.2)
+        ids = [publish(p, tok, "seam", "a%d" % i)[1]["id"] for i in range(50)]
+        got = first.wait_events(50, kind="message")
+        last_seen = got[19]["id"]           # the client "dropped" after 20
+        first.close()
+
+        # A second publisher keeps publishing throughout the reconnect.
+        noise_ids, stop = [], threading.Event()
+
+        def noise():
+            while not stop.is_set():
+                status, body = publish(p, other, "seam", "noise")
+                if status == 201:
+                    noise_ids.append(body["id"])
+                time.sleep(0.002)
+
+        t = threading.Thread(target=noise)
+        t.start()
+        try:
+            ids += [publish(p, tok, "seam", "b%d" % i)[1]["id"] for i in range(30)]
+            again = SSEClient(p.port, "/api/rooms/seam/events?token=" + tok,
+                              headers={"Last-Event-ID": last_seen})
+            self.addCleanup(again.close)
+            again.wait_events(60, kind="message")
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            t.join()
+        final = publish(p, tok, "seam", "live")[1]["id"]
+        all_ids = sorted(ids + noise_ids + [final], key=lambda x: tuple(map(int, x.split("-"))))
+        want = [i for i in all_ids if tuple(map(int, i.split("-"))) > tuple(map(int, last_seen.split("-")))]
+        got = [e["id"] for e in again.wait_events(len(want), kind="message")]
+        # Every stored event after the id, in order: no gap, no duplicate at
+        # the seam between replay and live, whatever the other publisher did.
+        self.assertEqual(got, want)
+        mine = [g for g in got if g in ids]
+        self.assertEqual(mine, ids[20:])     # the 30 missed + the 30 new
+        self.assertGreater(len(noise_ids), 0)
+
+
+@unittest.skipUnless(shutil.which("node"), "node is not installed")
+class RealEventSource(unittest.TestCase):
+    def setUp(self):
+        self.env = Env()
+        self.addCleanup(self.env.close)
+        if not os.path.isdir(os.path.join(CLIENT_DIR, "node_modules", "eventsource")):
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=CLIENT_DIR, check=True,
+                           timeout=300)
+
+    def start_client(self, url):
+        proc = subprocess.Popen(["node", os.path.join(CLIENT_DIR, "client.js"), url],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        _live.append(proc)
+        self.addCleanup(lambda: (proc.kill(), proc.wait()))
+        lines = []
+
+        def reader():
+            for line in proc.stdout:
+                lines.append(json.loads(line))
+
+        threading.Thread(target=reader, daemon=True).start()
+        return lines
+
+    def test_reconnects_after_restart_and_resumes_without_loss(self):
+        a = self.env.parleyd({"workers": "2", "sse_retry_ms": "200"})
+        b = self.env.parleyd({"workers": "1"})      # publishes while A is down
+        tok = session(b, "es")
+        lines = self.start_client("http://127.0.0.1:%d/api/rooms/es/events?token=%s" % (a.port, tok))
+        wait_for(lambda: any(l["kind"] == "open" for l in lines), what="EventSource open")
+        time.sleep(0.2)
+
+        def messages():
+            return [l for l in lines if l["kind"] == "event" and l["type"] == "message"]
+
+        ids = [publish(b, tok, "es", "before %d" % i)[1]["id"] for i in range(5)]
+        wait_for(lambda: len(messages()) == 5, what="5 live messages")
+        port = a.port
+        self.assertEqual(a.stop(), 0)
+        ids += [publish(b, tok, "es", "while down %d" % i)[1]["id"] for i in range(5)]
+        a.write_config({"listen": "127.0.0.1:%d" % port})
+        a.start()
+        wait_for(lambda: len(messages()) == 10, timeout=10, what="the 5 missed messages")
+        ids += [publish(a, tok, "es", "after %d" % i)[1]["id"] for i in range(5)]
+        wait_for(lambda: len(messages()) == 15, what="5 more live")
+        self.assertEqual([m["id"] for m in messages()], ids)
+        self.assertEqual([json.loads(m["data"])["content"] for m in messages()][5:10],
+                         ["while down %d" % i for i in range(5)])
+        self.assertGreaterEqual(sum(1 for l in lines if l["kind"] == "open"), 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
