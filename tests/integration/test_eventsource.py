@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -68,15 +69,29 @@ class Resume(unittest.TestCase):
 
 @unittest.skipUnless(shutil.which("node"), "node is not installed")
 class RealEventSource(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # Installed once, into a scratch copy when the tree is read-only
+        # (make distcheck) or has no node_modules yet.
+        cls.client_dir = CLIENT_DIR
+        if not os.path.isdir(os.path.join(CLIENT_DIR, "node_modules", "eventsource")):
+            cls.client_dir = tempfile.mkdtemp(prefix="parley-es-")
+            for name in ("package.json", "package-lock.json", "client.js"):
+                shutil.copy(os.path.join(CLIENT_DIR, name), cls.client_dir)
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=cls.client_dir,
+                           check=True, timeout=300)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.client_dir != CLIENT_DIR:
+            shutil.rmtree(cls.client_dir, ignore_errors=True)
+
     def setUp(self):
         self.env = Env()
         self.addCleanup(self.env.close)
-        if not os.path.isdir(os.path.join(CLIENT_DIR, "node_modules", "eventsource")):
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=CLIENT_DIR, check=True,
-                           timeout=300)
 
     def start_client(self, url):
-        proc = subprocess.Popen(["node", os.path.join(CLIENT_DIR, "client.js"), url],
+        proc = subprocess.Popen(["node", os.path.join(self.client_dir, "client.js"), url],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         _live.append(proc)
         self.addCleanup(lambda: (proc.kill(), proc.wait()))
