@@ -220,6 +220,7 @@ static void http_on_kick(evutil_socket_t fd, short what, void *arg)
     hc->kick_pending = 0;
     if (hc->conn->request == NULL && hc->conn->bev != NULL && !(hc->conn->flags & EVHTP_CONN_FLAG_PAUSED)
         && evbuffer_get_length(bufferevent_get_input(hc->conn->bev)) > 0) {
+        bufferevent_enable(hc->conn->bev, EV_READ);
         bufferevent_trigger(hc->conn->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
     }
 }
@@ -262,10 +263,22 @@ struct http_hold *http_hold(evhtp_request_t *req)
 
 void http_release(struct http_hold *hold)
 {
+    evhtp_connection_t *conn;
+
     if (hold->req != NULL) {
+        conn = hold->req->conn;
         evhtp_request_set_hook(hold->req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, NULL);
-        if (hold->req->conn->flags & EVHTP_CONN_FLAG_PAUSED) {
-            evhtp_request_resume(hold->req);    /* after the reply, as evhtp wants */
+        if (conn->flags & EVHTP_CONN_FLAG_PAUSED) {
+            /* Not evhtp_request_resume(): with pipelined requests queued its
+             * resume path parses the next one before the finished request's
+             * keep-alive bookkeeping and garbles them.  Unpausing plainly
+             * lets the write callback finish this request first; the
+             * request-fini kick then reads what is queued. */
+            conn->flags &= ~EVHTP_CONN_FLAG_PAUSED;
+            hold->req->status = EVHTP_RES_OK;
+            if (conn->bev != NULL) {
+                bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+            }
         }
     }
     free(hold);

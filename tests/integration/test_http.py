@@ -106,6 +106,27 @@ class Hygiene(unittest.TestCase):
         statuses = [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", resp)]
         self.assertEqual(statuses, [200, 404, 200])
 
+    def test_deep_pipeline_of_authenticated_publishes(self):
+        # Each publish waits for Redis (session lookup, then the store):
+        # thousands queued on one connection must all be answered, in order.
+        body = json.dumps({"content": "x"})
+        req = ("POST /api/rooms/pipe/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s" % (self.token, len(body), body)).encode()
+        n = 2000
+        s = socket.create_connection(("127.0.0.1", self.p.port), timeout=10 * SLOW)
+        self.addCleanup(s.close)
+        s.sendall(req * n)
+        data = b""
+        while data.count(b"HTTP/1.1 ") < n:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
+        self.assertEqual(statuses, [b"201"] * n)
+        ids = re.findall(rb'"id":"(\d+-\d+)"', data)
+        self.assertEqual(len(set(ids)), n)
+
     def test_wrong_content_type_415_and_bad_json_400(self):
         status, _, body = self.p.request("POST", "/api/rooms/lobby/messages", body=b"content=hi",
                                          headers={"Content-Type": "application/x-www-form-urlencoded",

@@ -1,0 +1,2305 @@
+/* loadgen.c - fan-out load generator: N WebSocket or SSE subscribers, HTTP publishers.
+ *
+ * Opens N subscribers to parley or nchan on loopback (spread over source
+ * addresses 127.0.0.1..127.0.0.K, optionally over P forked processes),
+ * publishes M messages over keep-alive HTTP (closed loop, or open loop at a
+ * fixed rate with pipelining), and measures every delivery: latency from the
+ * send time embedded in the message, losses, duplicates and reordering.  It
+ * also samples the servers' CPU time (/proc/PID/stat) around the measurement
+ * window and their memory (Pss, /proc/PID/smaps_rollup) before and after the
+ * subscribers connect, so servers can be compared by CPU per delivery and
+ * memory per idle connection.  The last line printed is machine-readable:
+ *
+ *   RESULT target=parley kind=ws subs=1000 ... p99_us=... lost=0 ...
+ *
+ * Process layout: the parent creates the session, samples the servers,
+ * publishes and aggregates; P children hold the subscribers, each in one
+ * single-threaded libevent loop, and talk to the parent over a socketpair
+ * with short text lines (READY, DRAIN, the report and its histogram).
+ *
+ * Every message's content is "n=<seq> p=<publisher connection> t=<ns>",
+ * t being CLOCK_MONOTONIC (system-wide, so comparable across processes).
+ * Order is checked per publisher connection, the only order a server can
+ * promise when several connections publish at once. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/evp.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define MAX_PUBS 16
+#define MAX_PROCS 64
+#define MAX_SRC_ADDRS 254
+#define RBUF_READ (64 * 1024)          /* bytes read per read() */
+#define MAX_PENDING (1024 * 1024)      /* unparsed bytes a subscriber may hold */
+#define MAX_FRAME (16 * 1024 * 1024)
+#define MAX_ERRORS_SHOWN 5
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+enum target { TARGET_PARLEY, TARGET_NCHAN };
+enum kind { KIND_WS, KIND_SSE };
+
+struct options {
+    enum target target;
+    enum kind kind;
+    char host[64];
+    int port;
+    int subs;
+    int procs;
+    int src_addrs;
+    long msgs;
+    double rate;                /* 0: closed loop */
+    int pubs;
+    char room[65];
+    const char *server_pids;
+    int settle_ms;
+    int drain_ms;
+    int hold_ms;
+    int connect_timeout_ms;
+    int concurrency;
+    int quiet;
+};
+
+static struct options opt = {
+    .target = TARGET_PARLEY, .kind = KIND_WS, .host = "127.0.0.1", .subs = 1000, .procs = 1,
+    .msgs = 1000, .rate = 100, .pubs = 2, .settle_ms = 1000, .drain_ms = 5000,
+    .connect_timeout_ms = 15000, .concurrency = 100,
+};
+
+static char token[128];         /* parley session token, "" for nchan */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("loadgen: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+/* ---- latency histogram: log-linear, 128 sub-buckets per power of two (<1% error) ---- */
+
+#define HIST_SUB_BITS 7
+#define HIST_SUB (1 << HIST_SUB_BITS)
+#define HIST_MAX_BITS 44             /* values up to 2^44 ns, about 4.9 hours */
+#define HIST_BUCKETS (HIST_SUB * (HIST_MAX_BITS - HIST_SUB_BITS + 1))
+
+struct hist {
+    uint64_t count[HIST_BUCKETS];
+    uint64_t total;
+};
+
+static int hist_index(uint64_t v)
+{
+    int k;
+
+    if (v >= (UINT64_C(1) << HIST_MAX_BITS)) {
+        v = (UINT64_C(1) << HIST_MAX_BITS) - 1;
+    }
+    if (v < HIST_SUB) {
+        return (int)v;
+    }
+    k = 63 - __builtin_clzll(v);
+    return HIST_SUB + (k - HIST_SUB_BITS) * HIST_SUB + (int)((v >> (k - HIST_SUB_BITS)) - HIST_SUB);
+}
+
+/* The middle of bucket IDX. */
+static double hist_value(int idx)
+{
+    int k, sub;
+
+    if (idx < HIST_SUB) {
+        return idx;
+    }
+    k = (idx - HIST_SUB) / HIST_SUB + HIST_SUB_BITS;
+    sub = (idx - HIST_SUB) % HIST_SUB + HIST_SUB;
+    return ldexp(sub + 0.5, k - HIST_SUB_BITS);
+}
+
+static void hist_add(struct hist *h, uint64_t v)
+{
+    h->count[hist_index(v)]++;
+    h->total++;
+}
+
+static double hist_percentile(const struct hist *h, double p)
+{
+    uint64_t rank = (uint64_t)ceil(p * (double)h->total), seen = 0;
+
+    if (h->total == 0) {
+        return 0;
+    }
+    if (rank < 1) {
+        rank = 1;
+    }
+    for (int i = 0; i < HIST_BUCKETS; i++) {
+        seen += h->count[i];
+        if (seen >= rank) {
+            return hist_value(i);
+        }
+    }
+    return hist_value(HIST_BUCKETS - 1);
+}
+
+/* ---- small helpers ---- */
+
+struct buf {
+    char *p;
+    uint32_t len;
+    uint32_t cap;
+};
+
+static int buf_append(struct buf *b, const char *data, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        char *p;
+
+        while (cap < b->len + n) {
+            cap *= 2;
+        }
+        if (cap > MAX_PENDING + RBUF_READ || (p = realloc(b->p, cap)) == NULL) {
+            return -1;
+        }
+        b->p = p;
+        b->cap = (uint32_t)cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += (uint32_t)n;
+    return 0;
+}
+
+static void buf_free(struct buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* Keeps the last N bytes of B (which start at B->p + B->len - N). */
+static void buf_keep_tail(struct buf *b, size_t n)
+{
+    if (n == 0) {
+        buf_free(b);
+        return;
+    }
+    memmove(b->p, b->p + b->len - n, n);
+    b->len = (uint32_t)n;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+            poll(&pfd, 1, 1000);
+            continue;
+        }
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void base64_encode(const unsigned char *in, int n, char *out)
+{
+    EVP_EncodeBlock((unsigned char *)out, in, n);
+}
+
+/* The Sec-WebSocket-Accept value for KEY (RFC 6455 section 4.2.2). */
+static void ws_accept_for(const char *key, char out[29])
+{
+    char cat[64 + sizeof(WS_GUID)];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int n = snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
+
+    EVP_Digest(cat, (size_t)n, md, &mdlen, EVP_sha1(), NULL);
+    base64_encode(md, (int)mdlen, out);
+}
+
+/* ---- HTTP/1.1 response parsing, for publishers and handshakes ---- */
+
+/* Finds header NAME in the header block HDR (HLEN bytes, status line
+ * included) and copies its value to OUT.  Returns 1 if it is there. */
+static int http_header(const char *hdr, size_t hlen, const char *name, char *out, size_t cap)
+{
+    const char *end = hdr + hlen, *line = memchr(hdr, '\n', hlen);
+    size_t nlen = strlen(name);
+
+    while (line != NULL && ++line < end) {
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (eol == NULL) {
+            eol = end;
+        }
+        if ((size_t)(eol - line) > nlen && strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
+            const char *v = line + nlen + 1, *ve = eol;
+            size_t n;
+
+            while (v < ve && (*v == ' ' || *v == '\t')) {
+                v++;
+            }
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) {
+                ve--;
+            }
+            n = (size_t)(ve - v) < cap - 1 ? (size_t)(ve - v) : cap - 1;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return 1;
+        }
+        line = eol < end ? eol : NULL;
+    }
+    return 0;
+}
+
+/* The status line of the response at P, for error messages. */
+static void http_status_line(const char *p, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    while (n < len && p[n] != '\r' && p[n] != '\n') {
+        n++;
+    }
+    if (n > cap - 1) {
+        n = cap - 1;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (!isprint((unsigned char)out[i])) {
+            out[i] = '?';
+        }
+    }
+}
+
+/* Parses one whole response (head and Content-Length or chunked body) at P.
+ * Returns 1 with *STATUS, *USED (bytes of this response), *BODY, *BODYLEN
+ * (raw body) and *CLOSE; 0 if more bytes are needed; -1 if malformed. */
+static int http_response_parse(const char *p, size_t len, int *status, size_t *used,
+                               const char **body, size_t *bodylen, int *close)
+{
+    const char *end = memmem(p, len, "\r\n\r\n", 4);
+    char val[64];
+    size_t hlen;
+
+    if (end == NULL) {
+        return len > 65536 ? -1 : 0;
+    }
+    hlen = (size_t)(end + 4 - p);
+    if (hlen < 12 || memcmp(p, "HTTP/1.", 7) != 0) {
+        return -1;
+    }
+    *status = atoi(p + 9);
+    *close = http_header(p, hlen, "Connection", val, sizeof(val)) && strcasestr(val, "close") != NULL;
+    *body = p + hlen;
+    if (http_header(p, hlen, "Transfer-Encoding", val, sizeof(val)) && strcasestr(val, "chunked")) {
+        size_t off = hlen;
+
+        for (;;) {
+            const char *eol = memmem(p + off, len - off, "\r\n", 2);
+            unsigned long size;
+
+            if (eol == NULL) {
+                return 0;
+            }
+            size = strtoul(p + off, NULL, 16);
+            off = (size_t)(eol + 2 - p);
+            if (size == 0) {
+                const char *fin = memmem(p + off, len - off, "\r\n", 2);   /* no trailers expected */
+                if (fin == NULL) {
+                    return 0;
+                }
+                *bodylen = (size_t)(p + off - *body);
+                *used = (size_t)(fin + 2 - p);
+                return 1;
+            }
+            if (len - off < size + 2) {
+                return 0;
+            }
+            off += size + 2;
+        }
+    }
+    if (http_header(p, hlen, "Content-Length", val, sizeof(val))) {
+        size_t cl = strtoul(val, NULL, 10);
+        if (len - hlen < cl) {
+            return 0;
+        }
+        *bodylen = cl;
+        *used = hlen + cl;
+        return 1;
+    }
+    if (*status == 204 || *status == 304 || *status / 100 == 1) {
+        *bodylen = 0;
+        *used = hlen;
+        return 1;
+    }
+    return -1;                  /* a body up to the close: not usable on keep-alive */
+}
+
+static int dial_loopback(int nonblock, const struct sockaddr_in *src)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port) };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+    int one = 1;
+
+    if (fd < 0) {
+        return -1;
+    }
+    inet_pton(AF_INET, opt.host, &sa.sin_addr);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (src != NULL) {
+        /* Choose the port at connect() time, per destination: without this
+         * every bound socket takes a port of its own and one source address
+         * runs out at ~28k connections in all. */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        if (bind(fd, (const struct sockaddr *)src, sizeof(*src)) < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* POST /api/sessions {"user":"bench"}: the token every connection uses. */
+static void parley_session(void)
+{
+    const char *req_body = "{\"user\":\"bench\"}";
+    char req[512], resp[8192], status[128];
+    struct timeval tv = { 5, 0 };
+    size_t have = 0, used, bodylen;
+    const char *body, *t;
+    int fd = dial_loopback(0, NULL), code, cl, n;
+
+    if (fd < 0) {
+        die("cannot connect to %s:%d: %s", opt.host, opt.port, strerror(errno));
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    n = snprintf(req, sizeof(req), "POST /api/sessions HTTP/1.1\r\nHost: %s:%d\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                 opt.host, opt.port, strlen(req_body), req_body);
+    if (write_all(fd, req, (size_t)n) < 0) {
+        die("POST /api/sessions: %s", strerror(errno));
+    }
+    for (;;) {
+        ssize_t r = read(fd, resp + have, sizeof(resp) - 1 - have);
+        if (r <= 0) {
+            die("POST /api/sessions: %s", r == 0 ? "connection closed" : strerror(errno));
+        }
+        have += (size_t)r;
+        resp[have] = '\0';
+        n = http_response_parse(resp, have, &code, &used, &body, &bodylen, &cl);
+        if (n < 0) {
+            die("POST /api/sessions: malformed response");
+        }
+        if (n > 0) {
+            break;
+        }
+    }
+    close(fd);
+    http_status_line(resp, have, status, sizeof(status));
+    if (code != 201 || (t = strstr(body, "\"token\":\"")) == NULL) {
+        die("POST /api/sessions: %s %.*s", status, (int)(bodylen > 200 ? 200 : bodylen), body);
+    }
+    t += 9;
+    n = (int)strcspn(t, "\"");
+    if (n <= 0 || n >= (int)sizeof(token)) {
+        die("POST /api/sessions: unusable token");
+    }
+    memcpy(token, t, (size_t)n);
+    token[n] = '\0';
+}
+
+/* ---- deliveries: "n=<seq> p=<pub> t=<ns>" ---- */
+
+/* Reads "KEY=<digits>" at *P (bounded by END), then skips one space. */
+static int parse_field(const char **p, const char *end, char key, int64_t *out)
+{
+    const char *q = *p;
+    int64_t v = 0;
+
+    if (end - q < 3 || q[0] != key || q[1] != '=' || q[2] < '0' || q[2] > '9') {
+        return -1;
+    }
+    for (q += 2; q < end && *q >= '0' && *q <= '9'; q++) {
+        v = v * 10 + (*q - '0');
+    }
+    if (q < end && *q == ' ') {
+        q++;
+    }
+    *p = q;
+    *out = v;
+    return 0;
+}
+
+static int parse_content(const char *p, size_t len, long *seq, int *pub, int64_t *t)
+{
+    const char *end = p + len;
+    int64_t n, pp;
+
+    if (parse_field(&p, end, 'n', &n) < 0 || parse_field(&p, end, 'p', &pp) < 0
+        || parse_field(&p, end, 't', t) < 0 || n > INT32_MAX || pp > MAX_PUBS) {
+        return -1;
+    }
+    *seq = (long)n;
+    *pub = (int)pp;
+    return 0;
+}
+
+/* ==================== subscriber processes ==================== */
+
+enum sub_state { SUB_IDLE, SUB_CONNECTING, SUB_HANDSHAKE, SUB_OPEN, SUB_CLOSED };
+enum ck_state { CK_SIZE, CK_EXT, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_DONE };
+
+struct sub {
+    struct event ev;
+    int fd;
+    int index;                  /* over all processes: picks the source address */
+    uint8_t state;
+    uint8_t ready;
+    uint8_t chunked;            /* SSE body in chunked transfer coding */
+    uint8_t ck_state;
+    uint8_t frag_op;            /* WS: opcode of the fragmented message being read, 0 none */
+    uint32_t ck_left;
+    int64_t started_ns;
+    char accept[29];            /* expected Sec-WebSocket-Accept */
+    struct buf pend;            /* bytes not parsed yet (handshake, partial frame or line) */
+    struct buf frag;            /* WS: fragments of a message */
+    uint32_t nrecv;             /* unique deliveries */
+    int32_t last[MAX_PUBS];     /* highest seq seen per publisher connection */
+    uint8_t *seen;              /* bit per seq, when affordable */
+};
+
+static struct {
+    struct event_base *base;
+    struct sub *subs;
+    int nsubs;
+    int first_index;
+    int next;                   /* next subscriber to start */
+    int inflight;               /* connecting or handshaking */
+    int nready, nfailed, nclosed;
+    int ready_sent;
+    int ctl;                    /* socketpair to the parent */
+    struct event *ctl_ev;
+    struct event *tick;
+    struct buf ctl_in;
+    struct hist *hist;
+    int64_t max_ns;
+    uint64_t deliveries, dups, ooo, foreign, app_errors;
+    int64_t first_delivery_ns, last_delivery_ns;
+    int track_seen;
+    int draining;
+    long expect;                /* unique deliveries each open subscriber should get */
+    int64_t drain_deadline;
+    int64_t cpu_ready_ns;
+    int errors_shown;
+    int proc;
+    unsigned ticks;
+} S;
+
+static char rbuf[RBUF_READ * 4];
+
+static int64_t rusage_ns(int who)
+{
+    struct rusage ru;
+
+    getrusage(who, &ru);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000
+           + ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+static void sub_error(struct sub *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sub_error(struct sub *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (S.errors_shown++ >= MAX_ERRORS_SHOWN) {
+        if (S.errors_shown == MAX_ERRORS_SHOWN + 1) {
+            fprintf(stderr, "loadgen[%d]: (further subscriber errors not shown)\n", S.proc);
+        }
+        return;
+    }
+    fprintf(stderr, "loadgen[%d]: subscriber %d: ", S.proc, s->index);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void subs_start_more(void);
+static void child_check_ready(void);
+
+/* Closes S's connection.  One that never got ready counts as failed, one
+ * that did as closed. */
+static void sub_close(struct sub *s)
+{
+    if (s->state == SUB_CLOSED || s->state == SUB_IDLE) {
+        return;
+    }
+    if (s->fd >= 0) {
+        event_del(&s->ev);
+        close(s->fd);
+        s->fd = -1;
+    }
+    buf_free(&s->pend);
+    buf_free(&s->frag);
+    if (s->ready) {
+        S.nclosed++;
+    } else {
+        S.nfailed++;
+        S.inflight--;
+    }
+    s->state = SUB_CLOSED;
+    if (!s->ready) {
+        subs_start_more();
+        child_check_ready();
+    }
+}
+
+static void sub_set_ready(struct sub *s)
+{
+    if (s->ready) {
+        return;
+    }
+    s->ready = 1;
+    S.nready++;
+    S.inflight--;
+    subs_start_more();
+    child_check_ready();
+}
+
+static void sub_deliver(struct sub *s, long seq, int pub, int64_t t, int64_t now)
+{
+    int64_t lat = now - t;
+
+    if (seq < 0 || seq >= opt.msgs || pub < 0 || pub >= MAX_PUBS) {
+        S.foreign++;
+        return;
+    }
+    if (s->seen != NULL) {
+        uint8_t bit = (uint8_t)(1u << (seq & 7));
+        if (s->seen[seq >> 3] & bit) {
+            S.dups++;
+            return;
+        }
+        s->seen[seq >> 3] |= bit;
+    } else if (S.track_seen) {
+        s->seen = calloc((size_t)(opt.msgs + 7) / 8, 1);
+        if (s->seen != NULL) {
+            s->seen[seq >> 3] |= (uint8_t)(1u << (seq & 7));
+        }
+    } else if (seq == s->last[pub]) {
+        S.dups++;
+        return;
+    }
+    if (seq < s->last[pub]) {
+        S.ooo++;
+    } else {
+        s->last[pub] = (int32_t)seq;
+    }
+    if (lat < 0) {
+        lat = 0;
+    }
+    hist_add(S.hist, (uint64_t)lat);
+    if (lat > S.max_ns) {
+        S.max_ns = lat;
+    }
+    if (S.first_delivery_ns == 0) {
+        S.first_delivery_ns = now;
+    }
+    S.last_delivery_ns = now;
+    s->nrecv++;
+    S.deliveries++;
+}
+
+/* A complete event payload: parley's JSON event, or nchan's raw body. */
+static void sub_on_payload(struct sub *s, const char *p, size_t len, int64_t now)
+{
+    long seq;
+    int pub;
+    int64_t t;
+
+    if (opt.target == TARGET_PARLEY) {
+        const char *c;
+
+        if (memmem(p, len, "\"type\":\"message\"", 16) == NULL) {
+            if (!s->ready && opt.kind == KIND_WS && memmem(p, len, "\"type\":\"welcome\"", 16) != NULL) {
+                sub_set_ready(s);
+            } else if (memmem(p, len, "\"type\":\"error\"", 14) != NULL) {
+                S.app_errors++;
+                sub_error(s, "server error event: %.*s", (int)(len > 200 ? 200 : len), p);
+            }
+            return;
+        }
+        c = memmem(p, len, "\"content\":\"", 11);
+        if (c == NULL) {
+            S.foreign++;
+            return;
+        }
+        c += 11;
+        len -= (size_t)(c - p);
+        p = c;
+    }
+    if (parse_content(p, len, &seq, &pub, &t) < 0) {
+        S.foreign++;
+        return;
+    }
+    sub_deliver(s, seq, pub, t, now);
+}
+
+static void ws_send(struct sub *s, int op, const char *payload, size_t len)
+{
+    unsigned char frame[2 + 4 + 125];
+    uint32_t r = (uint32_t)random();
+    unsigned char *mask = frame + 2;
+
+    if (len > 125) {
+        len = 125;
+    }
+    frame[0] = (unsigned char)(0x80 | op);
+    frame[1] = (unsigned char)(0x80 | len);
+    memcpy(mask, &r, 4);
+    for (size_t i = 0; i < len; i++) {
+        frame[6 + i] = (unsigned char)payload[i] ^ mask[i & 3];
+    }
+    /* Control frames are tiny; a socket buffer that cannot take one means
+     * the peer stopped reading, and the close below will tell. */
+    if (write(s->fd, frame, 6 + len) < 0 && errno != EAGAIN) {
+        sub_error(s, "write: %s", strerror(errno));
+    }
+}
+
+/* Parses the WebSocket frames in P; returns the bytes consumed, or -1 if
+ * the connection was closed. */
+static ssize_t ws_feed(struct sub *s, const char *p, size_t len, int64_t now)
+{
+    size_t off = 0;
+
+    while (len - off >= 2) {
+        const unsigned char *h = (const unsigned char *)p + off;
+        int fin = h[0] & 0x80, op = h[0] & 0x0f;
+        uint64_t plen = h[1] & 0x7f;
+        size_t hl = 2;
+        const char *payload;
+
+        if ((h[0] & 0x70) != 0 || (h[1] & 0x80) != 0) {
+            sub_error(s, "protocol error: %s", (h[1] & 0x80) ? "masked server frame" : "RSV bits set");
+            sub_close(s);
+            return -1;
+        }
+        if (plen == 126) {
+            if (len - off < 4) {
+                break;
+            }
+            plen = (uint64_t)h[2] << 8 | h[3];
+            hl = 4;
+        } else if (plen == 127) {
+            if (len - off < 10) {
+                break;
+            }
+            plen = 0;
+            for (int i = 2; i < 10; i++) {
+                plen = plen << 8 | h[i];
+            }
+            hl = 10;
+        }
+        if (plen > MAX_FRAME) {
+            sub_error(s, "frame of %" PRIu64 " bytes", plen);
+            sub_close(s);
+            return -1;
+        }
+        if (len - off < hl + plen) {
+            break;
+        }
+        payload = p + off + hl;
+        off += hl + plen;
+        switch (op) {
+        case 0x1:
+        case 0x2:
+            if (s->frag_op != 0) {
+                sub_error(s, "protocol error: new message inside a fragmented one");
+                sub_close(s);
+                return -1;
+            }
+            if (fin) {
+                sub_on_payload(s, payload, plen, now);
+            } else {
+                s->frag_op = (uint8_t)op;
+                if (buf_append(&s->frag, payload, plen) < 0) {
+                    sub_close(s);
+                    return -1;
+                }
+            }
+            break;
+        case 0x0:
+            if (s->frag_op == 0 || buf_append(&s->frag, payload, plen) < 0) {
+                sub_error(s, "protocol error: stray continuation frame");
+                sub_close(s);
+                return -1;
+            }
+            if (fin) {
+                sub_on_payload(s, s->frag.p, s->frag.len, now);
+                s->frag_op = 0;
+                buf_free(&s->frag);
+            }
+            break;
+        case 0x9:
+            ws_send(s, 0xA, payload, plen);
+            break;
+        case 0xA:
+            break;
+        case 0x8: {
+            int code = plen >= 2 ? ((unsigned char)payload[0] << 8 | (unsigned char)payload[1]) : 1005;
+            char echo[2] = { (char)(code >> 8), (char)code };
+
+            sub_error(s, "closed by the server: code %d%s%.*s", code, plen > 2 ? " " : "",
+                      plen > 2 ? (int)(plen - 2) : 0, payload + 2);
+            ws_send(s, 0x8, echo, code == 1005 ? 0 : 2);
+            sub_close(s);
+            return -1;
+        }
+        default:
+            sub_error(s, "protocol error: opcode %d", op);
+            sub_close(s);
+            return -1;
+        }
+    }
+    return (ssize_t)off;
+}
+
+/* Undoes the chunked transfer coding of P in place; returns the decoded
+ * length, -1 on a malformed stream, -2 at its last chunk. */
+static ssize_t sse_dechunk(struct sub *s, char *p, size_t len)
+{
+    size_t r = 0, w = 0;
+
+    while (r < len) {
+        char c;
+        size_t n;
+
+        switch (s->ck_state) {
+        case CK_SIZE:
+            c = p[r++];
+            if (isxdigit((unsigned char)c)) {
+                if (s->ck_left > MAX_FRAME) {
+                    return -1;
+                }
+                s->ck_left = s->ck_left * 16 + (uint32_t)(isdigit((unsigned char)c) ? c - '0' : (tolower(c) - 'a' + 10));
+                break;
+            }
+            if (c == ';' || c == '\r' || c == ' ') {
+                s->ck_state = CK_EXT;
+                break;
+            }
+            if (c != '\n') {
+                return -1;
+            }
+            /* fall through */
+        case CK_EXT:
+            if (s->ck_state == CK_EXT && p[r++] != '\n') {
+                break;
+            }
+            if (s->ck_left == 0) {
+                s->ck_state = CK_DONE;
+                return -2;
+            }
+            s->ck_state = CK_DATA;
+            break;
+        case CK_DATA:
+            n = len - r < s->ck_left ? len - r : s->ck_left;
+            memmove(p + w, p + r, n);
+            w += n;
+            r += n;
+            s->ck_left -= (uint32_t)n;
+            if (s->ck_left == 0) {
+                s->ck_state = CK_DATA_CR;
+            }
+            break;
+        case CK_DATA_CR:
+            c = p[r++];
+            if (c == '\r') {
+                s->ck_state = CK_DATA_LF;
+            } else if (c == '\n') {
+                s->ck_state = CK_SIZE;
+            } else {
+                return -1;
+            }
+            break;
+        case CK_DATA_LF:
+            if (p[r++] != '\n') {
+                return -1;
+            }
+            s->ck_state = CK_SIZE;
+            break;
+        default:
+            return -2;
+        }
+    }
+    return (ssize_t)w;
+}
+
+/* Parses the SSE lines in P; returns the bytes consumed (whole lines). */
+static ssize_t sse_feed(struct sub *s, const char *p, size_t len, int64_t now)
+{
+    size_t off = 0;
+    const char *nl;
+
+    while ((nl = memchr(p + off, '\n', len - off)) != NULL) {
+        const char *line = p + off;
+        size_t n = (size_t)(nl - line);
+
+        if (n > 0 && line[n - 1] == '\r') {
+            n--;
+        }
+        if (n >= 5 && memcmp(line, "data:", 5) == 0) {
+            size_t skip = n > 5 && line[5] == ' ' ? 6 : 5;
+            sub_on_payload(s, line + skip, n - skip, now);
+            if (s->state == SUB_CLOSED) {
+                return -1;
+            }
+        }
+        off = (size_t)(nl + 1 - p);
+    }
+    return (ssize_t)off;
+}
+
+/* Feeds body bytes (after the handshake) to the frame or line parser.
+ * DATA may be modified (dechunked) in place. */
+static void sub_feed_body(struct sub *s, char *data, size_t len, int64_t now)
+{
+    const char *work = data;
+    size_t wlen = len;
+    ssize_t used;
+
+    if (opt.kind == KIND_SSE && s->chunked) {
+        ssize_t d = sse_dechunk(s, data, len);
+        if (d == -1) {
+            sub_error(s, "malformed chunked stream");
+            sub_close(s);
+            return;
+        }
+        if (d == -2) {
+            sub_error(s, "event stream ended by the server");
+            sub_close(s);
+            return;
+        }
+        wlen = len = (size_t)d;
+    }
+    if (s->pend.len > 0) {
+        if (buf_append(&s->pend, data, len) < 0) {
+            sub_error(s, "more than %d bytes without a complete event", MAX_PENDING);
+            sub_close(s);
+            return;
+        }
+        work = s->pend.p;
+        wlen = s->pend.len;
+    }
+    used = opt.kind == KIND_WS ? ws_feed(s, work, wlen, now) : sse_feed(s, work, wlen, now);
+    if (used < 0 || s->state == SUB_CLOSED) {
+        return;
+    }
+    if (work == s->pend.p) {
+        buf_keep_tail(&s->pend, wlen - (size_t)used);
+    } else if ((size_t)used < wlen && buf_append(&s->pend, work + used, wlen - (size_t)used) < 0) {
+        sub_close(s);
+    }
+}
+
+/* The response head is complete in S->pend (HLEN bytes): check it. */
+static int sub_check_head(struct sub *s, size_t hlen)
+{
+    char status[160], val[128];
+    const char *p = s->pend.p;
+    int code = hlen > 12 && memcmp(p, "HTTP/1.", 7) == 0 ? atoi(p + 9) : 0;
+
+    http_status_line(p, hlen, status, sizeof(status));
+    if (opt.kind == KIND_WS) {
+        if (code != 101) {
+            size_t blen = s->pend.len - hlen;
+            sub_error(s, "upgrade failed: %s%s%.*s", status, blen ? " " : "",
+                      (int)(blen > 160 ? 160 : blen), p + hlen);
+            return -1;
+        }
+        if (!http_header(p, hlen, "Upgrade", val, sizeof(val)) || strcasecmp(val, "websocket") != 0) {
+            sub_error(s, "upgrade failed: %s without Upgrade: websocket", status);
+            return -1;
+        }
+        if (!http_header(p, hlen, "Sec-WebSocket-Accept", val, sizeof(val)) || strcmp(val, s->accept) != 0) {
+            sub_error(s, "upgrade failed: Sec-WebSocket-Accept is \"%s\", expected \"%s\"", val, s->accept);
+            return -1;
+        }
+        if (opt.target == TARGET_NCHAN) {
+            sub_set_ready(s);   /* nchan says nothing first; parley says welcome */
+        }
+        return 0;
+    }
+    if (code != 200) {
+        size_t blen = s->pend.len - hlen;
+        sub_error(s, "event stream failed: %s%s%.*s", status, blen ? " " : "",
+                  (int)(blen > 160 ? 160 : blen), p + hlen);
+        return -1;
+    }
+    if (!http_header(p, hlen, "Content-Type", val, sizeof(val)) || strncasecmp(val, "text/event-stream", 17) != 0) {
+        sub_error(s, "event stream failed: %s with Content-Type \"%s\"", status, val);
+        return -1;
+    }
+    s->chunked = http_header(p, hlen, "Transfer-Encoding", val, sizeof(val)) && strcasestr(val, "chunked");
+    sub_set_ready(s);
+    return 0;
+}
+
+static void sub_on_event(evutil_socket_t fd, short what, void *arg);
+
+static void sub_on_connected(struct sub *s)
+{
+    char req[1024];
+    int err = 0, n;
+    socklen_t elen = sizeof(err);
+
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || err != 0) {
+        sub_error(s, "connect to %s:%d: %s", opt.host, opt.port, strerror(err ? err : errno));
+        sub_close(s);
+        return;
+    }
+    if (opt.kind == KIND_WS) {
+        unsigned char raw[16];
+        char key[32];
+
+        if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+            for (int i = 0; i < 16; i++) {
+                raw[i] = (unsigned char)random();
+            }
+        }
+        base64_encode(raw, 16, key);
+        ws_accept_for(key, s->accept);
+        if (opt.target == TARGET_PARLEY) {
+            n = snprintf(req, sizeof(req), "GET /ws/chat/%s?token=%s HTTP/1.1\r\n", opt.room, token);
+        } else {
+            n = snprintf(req, sizeof(req), "GET /sub/%s HTTP/1.1\r\n", opt.room);
+        }
+        n += snprintf(req + n, sizeof(req) - (size_t)n,
+                      "Host: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", opt.host, opt.port, key);
+    } else {
+        if (opt.target == TARGET_PARLEY) {
+            n = snprintf(req, sizeof(req), "GET /api/rooms/%s/events?token=%s HTTP/1.1\r\n", opt.room, token);
+        } else {
+            n = snprintf(req, sizeof(req), "GET /sub/%s HTTP/1.1\r\n", opt.room);
+        }
+        n += snprintf(req + n, sizeof(req) - (size_t)n,
+                      "Host: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
+                      opt.host, opt.port);
+    }
+    /* A fresh socket's send buffer always takes a request this small. */
+    if (write(s->fd, req, (size_t)n) != n) {
+        sub_error(s, "write: %s", strerror(errno));
+        sub_close(s);
+        return;
+    }
+    s->state = SUB_HANDSHAKE;
+    event_del(&s->ev);
+    event_assign(&s->ev, S.base, s->fd, EV_READ | EV_PERSIST, sub_on_event, s);
+    event_add(&s->ev, NULL);
+}
+
+static void sub_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct sub *s = arg;
+    int64_t now;
+    ssize_t n;
+
+    (void)what;
+    if (s->state == SUB_CONNECTING) {
+        sub_on_connected(s);
+        return;
+    }
+    n = read(fd, rbuf, RBUF_READ);
+    now = now_ns();
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        if (s->state == SUB_HANDSHAKE && s->pend.len > 0) {
+            char status[160];
+            http_status_line(s->pend.p, s->pend.len, status, sizeof(status));
+            sub_error(s, "connection closed during the handshake after \"%s\"", status);
+        } else {
+            sub_error(s, "connection %s by the server%s", n == 0 ? "closed" : "reset",
+                      s->ready ? "" : " before it was ready");
+        }
+        sub_close(s);
+        return;
+    }
+    if (s->state == SUB_HANDSHAKE) {
+        const char *end;
+        size_t hlen, rest;
+
+        if (buf_append(&s->pend, rbuf, (size_t)n) < 0) {
+            sub_close(s);
+            return;
+        }
+        end = memmem(s->pend.p, s->pend.len, "\r\n\r\n", 4);
+        if (end == NULL) {
+            if (s->pend.len > 16384) {
+                sub_error(s, "response head over 16 KiB");
+                sub_close(s);
+            }
+            return;
+        }
+        hlen = (size_t)(end + 4 - s->pend.p);
+        if (sub_check_head(s, hlen) < 0) {
+            sub_close(s);
+            return;
+        }
+        s->state = SUB_OPEN;
+        rest = s->pend.len - hlen;
+        memcpy(rbuf, s->pend.p + hlen, rest);   /* pend holds < 16 KiB + one read */
+        buf_free(&s->pend);
+        if (rest > 0) {
+            sub_feed_body(s, rbuf, rest, now);
+        }
+        return;
+    }
+    sub_feed_body(s, rbuf, (size_t)n, now);
+}
+
+static void sub_start(struct sub *s)
+{
+    struct sockaddr_in src = { .sin_family = AF_INET };
+
+    src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + (uint32_t)(s->index % opt.src_addrs));
+    s->started_ns = now_ns();
+    s->state = SUB_CONNECTING;
+    S.inflight++;
+    for (int i = 0; i < MAX_PUBS; i++) {
+        s->last[i] = -1;
+    }
+    s->fd = dial_loopback(1, &src);
+    if (s->fd < 0) {
+        sub_error(s, "connect from 127.0.0.%d: %s", 1 + s->index % opt.src_addrs, strerror(errno));
+        sub_close(s);
+        return;
+    }
+    event_assign(&s->ev, S.base, s->fd, EV_WRITE, sub_on_event, s);
+    event_add(&s->ev, NULL);
+}
+
+static void subs_start_more(void)
+{
+    static int running;
+
+    /* sub_start can fail at once and call back in here: no recursion. */
+    if (running) {
+        return;
+    }
+    running = 1;
+    while (S.inflight < opt.concurrency && S.next < S.nsubs) {
+        sub_start(&S.subs[S.next++]);
+    }
+    running = 0;
+}
+
+static void ctl_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void ctl_send(const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (write_all(S.ctl, line, (size_t)n) < 0) {
+        exit(1);                /* the parent is gone */
+    }
+}
+
+static void child_check_ready(void)
+{
+    if (!S.ready_sent && S.nready + S.nfailed == S.nsubs) {
+        S.ready_sent = 1;
+        S.cpu_ready_ns = rusage_ns(RUSAGE_SELF);
+        ctl_send("READY ready=%d failed=%d\n", S.nready, S.nfailed);
+    }
+}
+
+static void child_report(void)
+{
+    int alive = 0;
+    char line[128];
+    struct buf out = { 0 };
+
+    for (int i = 0; i < S.nsubs; i++) {
+        alive += S.subs[i].state == SUB_OPEN && S.subs[i].ready;
+    }
+    ctl_send("REPORT ready=%d failed=%d closed=%d alive=%d deliveries=%" PRIu64 " dup=%" PRIu64
+             " ooo=%" PRIu64 " foreign=%" PRIu64 " app_errors=%" PRIu64 " max_ns=%" PRId64
+             " first_ns=%" PRId64 " last_ns=%" PRId64 " cpu_window_ns=%" PRId64 " cpu_total_ns=%" PRId64 "\n",
+             S.nready, S.nfailed, S.nclosed, alive, S.deliveries, S.dups, S.ooo, S.foreign, S.app_errors,
+             S.max_ns, S.first_delivery_ns, S.last_delivery_ns,
+             rusage_ns(RUSAGE_SELF) - S.cpu_ready_ns, rusage_ns(RUSAGE_SELF));
+    for (int i = 0; i < HIST_BUCKETS; i++) {
+        if (S.hist->count[i] != 0) {
+            int n = snprintf(line, sizeof(line), "H %d %" PRIu64 "\n", i, S.hist->count[i]);
+            buf_append(&out, line, (size_t)n);
+        }
+    }
+    buf_append(&out, "END\n", 4);
+    if (write_all(S.ctl, out.p, out.len) < 0) {
+        exit(1);
+    }
+    buf_free(&out);
+    event_base_loopbreak(S.base);
+}
+
+static int child_drained(void)
+{
+    if (S.deliveries >= (uint64_t)S.expect * (uint64_t)S.nready) {
+        return 1;
+    }
+    for (int i = 0; i < S.nsubs; i++) {
+        const struct sub *s = &S.subs[i];
+        if (s->state == SUB_OPEN && s->ready && s->nrecv < S.expect) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void child_on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    int64_t now = now_ns();
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (S.draining) {
+        if (now >= S.drain_deadline || child_drained()) {
+            S.draining = 0;
+            child_report();
+        }
+        return;
+    }
+    if (S.inflight > 0 && ++S.ticks % 25 == 0) {
+        int64_t limit = now - (int64_t)opt.connect_timeout_ms * 1000000;
+        for (int i = 0; i < S.next; i++) {
+            struct sub *s = &S.subs[i];
+            if ((s->state == SUB_CONNECTING || s->state == SUB_HANDSHAKE || (s->state == SUB_OPEN && !s->ready))
+                && s->started_ns < limit) {
+                sub_error(s, "no %s within %d ms", s->state == SUB_CONNECTING ? "connection" : "handshake",
+                          opt.connect_timeout_ms);
+                sub_close(s);
+            }
+        }
+    }
+}
+
+static void child_on_ctl(evutil_socket_t fd, short what, void *arg)
+{
+    char tmp[512], *nl;
+    ssize_t n = read(fd, tmp, sizeof(tmp));
+
+    (void)what;
+    (void)arg;
+    if (n <= 0) {
+        if (n < 0 && errno == EAGAIN) {
+            return;
+        }
+        exit(1);                /* the parent is gone */
+    }
+    buf_append(&S.ctl_in, tmp, (size_t)n);
+    while (S.ctl_in.len > 0 && (nl = memchr(S.ctl_in.p, '\n', S.ctl_in.len)) != NULL) {
+        long expect;
+        int timeout;
+
+        *nl = '\0';
+        if (sscanf(S.ctl_in.p, "DRAIN expect=%ld timeout_ms=%d", &expect, &timeout) == 2) {
+            S.expect = expect;
+            S.drain_deadline = now_ns() + (int64_t)timeout * 1000000;
+            S.draining = 1;
+        }
+        buf_keep_tail(&S.ctl_in, S.ctl_in.len - (size_t)(nl + 1 - S.ctl_in.p));
+    }
+    if (S.draining && child_drained()) {
+        S.draining = 0;
+        child_report();
+    }
+}
+
+static int child_main(int proc, int ctl, int first, int count)
+{
+    struct timeval tick = { 0, 20000 };
+    struct rlimit rl;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) {
+        exit(1);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    srandom((unsigned)(getpid() ^ now_ns()));
+    S.proc = proc;
+    S.ctl = ctl;
+    S.nsubs = count;
+    S.first_index = first;
+    S.subs = calloc((size_t)count > 0 ? (size_t)count : 1, sizeof(*S.subs));
+    S.hist = calloc(1, sizeof(*S.hist));
+    if (S.subs == NULL || S.hist == NULL) {
+        die("out of memory");
+    }
+    /* A bit per message per subscriber, up to 64 MiB per process. */
+    S.track_seen = (double)opt.msgs * count / 8 <= 64.0 * 1024 * 1024;
+    for (int i = 0; i < count; i++) {
+        S.subs[i].index = first + i;
+        S.subs[i].fd = -1;
+    }
+    S.base = event_base_new();
+    if (S.base == NULL) {
+        die("event_base_new failed");
+    }
+    evutil_make_socket_nonblocking(ctl);
+    S.ctl_ev = event_new(S.base, ctl, EV_READ | EV_PERSIST, child_on_ctl, NULL);
+    S.tick = event_new(S.base, -1, EV_PERSIST, child_on_tick, NULL);
+    event_add(S.ctl_ev, NULL);
+    event_add(S.tick, &tick);
+    subs_start_more();
+    child_check_ready();
+    event_base_dispatch(S.base);
+
+    for (int i = 0; i < count; i++) {
+        struct sub *s = &S.subs[i];
+        if (s->fd >= 0) {
+            event_del(&s->ev);
+            close(s->fd);
+        }
+        buf_free(&s->pend);
+        buf_free(&s->frag);
+        free(s->seen);
+    }
+    event_free(S.ctl_ev);
+    event_free(S.tick);
+    event_base_free(S.base);
+    buf_free(&S.ctl_in);
+    free(S.subs);
+    free(S.hist);
+    close(ctl);
+    return 0;
+}
+
+/* ==================== the servers, seen through /proc ==================== */
+
+struct pidset {
+    pid_t *v;
+    int n;
+};
+
+static int proc_stat(pid_t pid, pid_t *ppid, int64_t *ticks)
+{
+    char path[64], line[1024], *p;
+    FILE *f;
+    unsigned long long ut, st;
+    long long cut, cst;
+    int pp;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "r")) == NULL) {
+        return -1;
+    }
+    p = fgets(line, sizeof(line), f);
+    fclose(f);
+    if (p == NULL || (p = strrchr(line, ')')) == NULL) {
+        return -1;
+    }
+    /* Fields 3.. after the name: state ppid pgrp session tty tpgid flags
+     * minflt cminflt majflt cmajflt utime stime cutime cstime. */
+    if (sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %lld %lld",
+               &pp, &ut, &st, &cut, &cst) != 5) {
+        return -1;
+    }
+    if (ppid != NULL) {
+        *ppid = pp;
+    }
+    if (ticks != NULL) {
+        /* Children's times count once they are reaped, so a worker that
+         * exits during the window is not lost. */
+        *ticks = (int64_t)(ut + st) + cut + cst;
+    }
+    return 0;
+}
+
+/* The PIDs in the comma list ROOTS and all their descendants, now. */
+static void pidset_collect(const char *roots, struct pidset *set)
+{
+    pid_t *all = NULL, *parent = NULL;
+    int nall = 0, cap = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    char *copy = strdup(roots), *tok, *save = NULL;
+
+    set->v = NULL;
+    set->n = 0;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)atoi(de->d_name), pp;
+        if (pid <= 0 || proc_stat(pid, &pp, NULL) < 0) {
+            continue;
+        }
+        if (nall == cap) {
+            cap = cap ? cap * 2 : 1024;
+            all = realloc(all, (size_t)cap * sizeof(*all));
+            parent = realloc(parent, (size_t)cap * sizeof(*parent));
+        }
+        all[nall] = pid;
+        parent[nall++] = pp;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    set->v = calloc((size_t)nall + 64, sizeof(*set->v));
+    for (tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        pid_t pid = (pid_t)atoi(tok);
+        int dup = 0;
+        for (int i = 0; i < set->n; i++) {
+            dup |= set->v[i] == pid;
+        }
+        if (pid > 0 && !dup && set->n < nall + 64) {
+            set->v[set->n++] = pid;
+        }
+    }
+    /* Breadth first: every process whose parent is in the set joins it. */
+    for (int i = 0; i < set->n; i++) {
+        for (int j = 0; j < nall; j++) {
+            if (parent[j] == set->v[i]) {
+                int dup = 0;
+                for (int k = 0; k < set->n; k++) {
+                    dup |= set->v[k] == all[j];
+                }
+                if (!dup) {
+                    set->v[set->n++] = all[j];
+                }
+            }
+        }
+    }
+    free(all);
+    free(parent);
+    free(copy);
+}
+
+/* CPU time (ns) of the servers and all their children; -1 without PIDs. */
+static int64_t servers_cpu_ns(int *nprocs)
+{
+    struct pidset set;
+    int64_t sum = 0, t;
+    long hz = sysconf(_SC_CLK_TCK);
+
+    if (opt.server_pids == NULL) {
+        return -1;
+    }
+    pidset_collect(opt.server_pids, &set);
+    for (int i = 0; i < set.n; i++) {
+        if (proc_stat(set.v[i], NULL, &t) == 0) {
+            sum += t;
+        }
+    }
+    if (nprocs != NULL) {
+        *nprocs = set.n;
+    }
+    free(set.v);
+    return sum * (1000000000 / hz);
+}
+
+/* Sum of Pss (kB) of the servers and all their children; -1 without PIDs. */
+static long servers_pss_kb(void)
+{
+    struct pidset set;
+    long sum = 0;
+
+    if (opt.server_pids == NULL) {
+        return -1;
+    }
+    pidset_collect(opt.server_pids, &set);
+    for (int i = 0; i < set.n; i++) {
+        char path[64], line[256];
+        FILE *f;
+        long kb;
+
+        snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)set.v[i]);
+        if ((f = fopen(path, "r")) == NULL) {
+            continue;
+        }
+        while (fgets(line, sizeof(line), f) != NULL) {
+            if (sscanf(line, "Pss: %ld kB", &kb) == 1) {
+                sum += kb;
+                break;
+            }
+        }
+        fclose(f);
+    }
+    free(set.v);
+    return sum;
+}
+
+/* ==================== the parent: coordination and publishing ==================== */
+
+struct child {
+    pid_t pid;
+    int fd;
+    int count;
+    struct bufferevent *bev;
+    int ready_seen;
+    int report_seen;
+    int ready, failed, closed, alive;
+    uint64_t deliveries, dup, ooo, foreign, app_errors;
+    int64_t max_ns, first_ns, last_ns, cpu_window_ns, cpu_total_ns;
+};
+
+struct pub {
+    struct bufferevent *bev;
+    int index;
+    int connected;
+    long outstanding;
+};
+
+static struct {
+    struct event_base *base;
+    struct child child[MAX_PROCS];
+    int nchildren;
+    int nready_children, nreport_children;
+    struct pub pub[MAX_PUBS];
+    int npubs_connected;
+    struct event *settle_timer, *pace_timer, *resp_timer, *hold_timer, *progress_timer;
+    struct hist *hist;
+    long sent, ok, errors, unanswered;
+    long max_outstanding;
+    int pub_errors_shown;
+    int64_t pub_start_ns, pub_end_ns;
+    int64_t start_ns, connected_ns, hold_start_ns;
+    int64_t last_progress_ns;   /* last publish sent or answered */
+    long status_count[600];     /* publish responses by status code */
+    int64_t cpu_before_ns, cpu_after_ns;
+    int64_t client_cpu_before_ns;
+    long pss_before_kb, pss_after_kb;
+    int server_procs;
+    int publishing_done;
+    int failed;
+} P;
+
+static void parent_drain(void);
+static void pub_connect(struct pub *pb);
+static void pub_check_done(void);
+
+static void pub_fail_msg(int always, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Error responses are shown up to MAX_ERRORS_SHOWN; connection trouble
+ * (ALWAYS) every time, as it explains the unanswered count. */
+static void pub_fail_msg(int always, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!always && P.pub_errors_shown++ >= MAX_ERRORS_SHOWN) {
+        return;
+    }
+    fputs("loadgen: publish: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* Drops PB's connection (its unanswered requests count as such) and
+ * opens a new one if there is more to send. */
+static void pub_reset(struct pub *pb)
+{
+    P.unanswered += pb->outstanding;
+    pb->outstanding = 0;
+    if (pb->connected) {
+        pb->connected = 0;
+        P.npubs_connected--;
+    }
+    bufferevent_free(pb->bev);
+    pb->bev = NULL;
+    pub_connect(pb);
+    pub_check_done();
+}
+
+static void pub_send(struct pub *pb)
+{
+    struct evbuffer *out = bufferevent_get_output(pb->bev);
+    long seq = P.sent++;
+    char body[128];
+    int blen;
+
+    if (opt.target == TARGET_PARLEY) {
+        blen = snprintf(body, sizeof(body), "{\"content\":\"n=%ld p=%d t=%" PRId64 "\"}", seq, pb->index, now_ns());
+        evbuffer_add_printf(out, "POST /api/rooms/%s/messages HTTP/1.1\r\nHost: %s:%d\r\n"
+                            "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %d\r\n\r\n%s", opt.room, opt.host, opt.port, token, blen, body);
+    } else {
+        blen = snprintf(body, sizeof(body), "n=%ld p=%d t=%" PRId64, seq, pb->index, now_ns());
+        evbuffer_add_printf(out, "POST /pub/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
+                            "Content-Length: %d\r\n\r\n%s", opt.room, opt.host, opt.port, blen, body);
+    }
+    P.last_progress_ns = now_ns();
+    if (++pb->outstanding > P.max_outstanding) {
+        P.max_outstanding = pb->outstanding;
+    }
+}
+
+static void pub_check_done(void)
+{
+    if (!P.publishing_done && P.sent == opt.msgs && P.ok + P.errors + P.unanswered == opt.msgs) {
+        P.publishing_done = 1;
+        P.pub_end_ns = now_ns();
+        parent_drain();
+    }
+}
+
+/* Sends what the closed loop or the pace allows on PB. */
+static void pub_closed_loop_next(struct pub *pb)
+{
+    if (opt.rate == 0 && pb->connected && pb->outstanding == 0 && P.sent < opt.msgs) {
+        pub_send(pb);
+    }
+}
+
+static void pub_on_read(struct bufferevent *bev, void *arg)
+{
+    struct pub *pb = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    (void)bev;
+    while (evbuffer_get_length(in) > 0) {
+        size_t len = evbuffer_get_length(in), used, bodylen;
+        const char *p = (const char *)evbuffer_pullup(in, -1), *body;
+        int status, close_after, r = http_response_parse(p, len, &status, &used, &body, &bodylen, &close_after);
+
+        if (r == 0) {
+            return;
+        }
+        if (r < 0) {
+            char line[160];
+            http_status_line(p, len, line, sizeof(line));
+            pub_fail_msg(1, "connection %d: malformed response \"%s\" (%zu bytes buffered)", pb->index, line, len);
+            pub_reset(pb);
+            return;
+        }
+        P.last_progress_ns = now_ns();
+        if (status >= 100 && status < 600) {
+            P.status_count[status]++;
+        }
+        if (status / 100 == 2) {
+            P.ok++;
+        } else {
+            char line[160];
+            http_status_line(p, len, line, sizeof(line));
+            pub_fail_msg(0, "%s %.*s", line, (int)(bodylen > 200 ? 200 : bodylen), body);
+            P.errors++;
+        }
+        pb->outstanding--;
+        evbuffer_drain(in, used);
+        if (close_after) {
+            if (pb->outstanding > 0) {
+                pub_fail_msg(1, "connection %d: \"Connection: close\" with %ld requests unanswered",
+                             pb->index, pb->outstanding);
+            }
+            pub_reset(pb);
+            return;
+        }
+        pub_closed_loop_next(pb);
+    }
+    pub_check_done();
+}
+
+static void parent_start_publishing(void);
+
+static void pub_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct pub *pb = arg;
+
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+
+        setsockopt(bufferevent_getfd(pb->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        pb->connected = 1;
+        if (++P.npubs_connected == opt.pubs && P.pub_start_ns == 0) {
+            parent_start_publishing();
+        } else {
+            pub_closed_loop_next(pb);
+        }
+        return;
+    }
+    pub_fail_msg(1, "connection %d %s%s%s", pb->index, (what & BEV_EVENT_EOF) ? "closed by the server" : "failed",
+                 (what & BEV_EVENT_ERROR) ? ": " : "",
+                 (what & BEV_EVENT_ERROR) ? strerror(EVUTIL_SOCKET_ERROR()) : "");
+    if (!pb->connected) {
+        P.failed = 1;
+        event_base_loopbreak(P.base);
+        return;
+    }
+    pub_reset(pb);
+}
+
+static void pub_connect(struct pub *pb)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port) };
+
+    if (P.sent >= opt.msgs) {
+        return;                 /* nothing more to say */
+    }
+    inet_pton(AF_INET, opt.host, &sa.sin_addr);
+    pb->bev = bufferevent_socket_new(P.base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(pb->bev, pub_on_read, NULL, pub_on_event, pb);
+    bufferevent_enable(pb->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(pb->bev, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        pub_fail_msg(1, "cannot connect: %s", strerror(errno));
+        bufferevent_free(pb->bev);
+        pb->bev = NULL;
+        P.failed = 1;
+        event_base_loopbreak(P.base);
+    }
+}
+
+/* Open loop: every message due by now goes out, round robin over the
+ * connections, whatever is still unanswered on them. */
+static void parent_on_pace(evutil_socket_t fd, short what, void *arg)
+{
+    int64_t elapsed = now_ns() - P.pub_start_ns;
+    long due = (long)((double)elapsed * opt.rate / 1e9) + 1;
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (due > opt.msgs) {
+        due = opt.msgs;
+    }
+    while (P.sent < due) {
+        struct pub *pb = &P.pub[P.sent % opt.pubs];
+        int tries = 0;
+
+        while (!pb->connected && tries++ < opt.pubs) {
+            pb = &P.pub[(pb->index + 1) % opt.pubs];
+        }
+        if (!pb->connected) {
+            P.sent++;
+            P.errors++;         /* no connection to send it on */
+            continue;
+        }
+        pub_send(pb);
+    }
+    if (P.sent == opt.msgs) {
+        struct timeval tv = { opt.drain_ms / 1000, (opt.drain_ms % 1000) * 1000 };
+
+        event_del(P.pace_timer);
+        event_add(P.resp_timer, &tv);
+        pub_check_done();
+    }
+}
+
+/* Responses still missing this long after the last send: give up on them. */
+static void parent_on_resp_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (!P.publishing_done) {
+        long missing = opt.msgs - P.ok - P.errors - P.unanswered;
+        fprintf(stderr, "loadgen: %ld publish responses missing %d ms after the last send\n", missing, opt.drain_ms);
+        P.unanswered += missing;
+        pub_check_done();
+    }
+}
+
+static void parent_start_publishing(void)
+{
+    P.cpu_before_ns = servers_cpu_ns(&P.server_procs);
+    P.client_cpu_before_ns = rusage_ns(RUSAGE_SELF);
+    P.pub_start_ns = now_ns();
+    if (opt.rate > 0) {
+        double period_us = 1e6 / opt.rate;
+        struct timeval tv = { 0, period_us < 1000 ? 1000 : (period_us > 100000 ? 100000 : (long)period_us) };
+
+        P.pace_timer = event_new(P.base, -1, EV_PERSIST, parent_on_pace, NULL);
+        event_add(P.pace_timer, &tv);
+        parent_on_pace(-1, 0, NULL);
+    } else {
+        for (int i = 0; i < opt.pubs; i++) {
+            pub_closed_loop_next(&P.pub[i]);
+        }
+    }
+}
+
+static void parent_drain(void)
+{
+    char line[128];
+    int n = snprintf(line, sizeof(line), "DRAIN expect=%ld timeout_ms=%d\n", opt.msgs > 0 ? P.ok : 0,
+                     opt.msgs > 0 ? opt.drain_ms : 0);
+
+    for (int i = 0; i < P.nchildren; i++) {
+        if (write_all(P.child[i].fd, line, (size_t)n) < 0) {
+            fprintf(stderr, "loadgen: subscriber process %d is gone\n", i);
+        }
+    }
+}
+
+static void parent_on_hold(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    P.pub_end_ns = now_ns();    /* the end of the idle window */
+    parent_drain();
+}
+
+/* Everyone is connected and settled: measure memory, then publish. */
+static void parent_on_settled(evutil_socket_t fd, short what, void *arg)
+{
+    int ready = 0, failed = 0;
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    P.pss_after_kb = servers_pss_kb();
+    for (int i = 0; i < P.nchildren; i++) {
+        ready += P.child[i].ready;
+        failed += P.child[i].failed;
+    }
+    if (!opt.quiet && P.pss_after_kb >= 0) {
+        fprintf(stderr, "loadgen: %d subscribers ready, %d failed; server Pss %ld kB -> %ld kB\n",
+                ready, failed, P.pss_before_kb, P.pss_after_kb);
+    } else if (!opt.quiet) {
+        fprintf(stderr, "loadgen: %d subscribers ready, %d failed\n", ready, failed);
+    }
+    if (ready == 0) {
+        fprintf(stderr, "loadgen: no subscriber could connect\n");
+        P.failed = 1;
+        event_base_loopbreak(P.base);
+        return;
+    }
+    if (opt.msgs == 0) {
+        struct timeval tv = { opt.hold_ms / 1000, (opt.hold_ms % 1000) * 1000 };
+        P.cpu_before_ns = servers_cpu_ns(&P.server_procs);
+        P.hold_start_ns = now_ns();
+        P.hold_timer = evtimer_new(P.base, parent_on_hold, NULL);
+        event_add(P.hold_timer, &tv);
+        return;
+    }
+    for (int i = 0; i < opt.pubs; i++) {
+        P.pub[i].index = i;
+        pub_connect(&P.pub[i]);
+    }
+}
+
+static void parent_on_progress(evutil_socket_t fd, short what, void *arg)
+{
+    long outstanding = 0;
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    /* A server that stops answering must not hang the closed loop. */
+    for (int i = 0; i < opt.pubs; i++) {
+        outstanding += P.pub[i].outstanding;
+    }
+    if (P.pub_start_ns != 0 && !P.publishing_done && outstanding > 0
+        && now_ns() - P.last_progress_ns > (int64_t)(opt.drain_ms > 2000 ? opt.drain_ms : 2000) * 1000000) {
+        fprintf(stderr, "loadgen: publishing stalled: %ld sent, %ld answered; giving up on the rest\n",
+                P.sent, P.ok + P.errors);
+        P.errors += opt.msgs - P.sent;
+        P.sent = opt.msgs;
+        if (P.pace_timer != NULL) {
+            event_del(P.pace_timer);
+        }
+        P.unanswered = opt.msgs - P.ok - P.errors;
+        pub_check_done();
+    }
+    if (P.nready_children < P.nchildren && !opt.quiet) {
+        fprintf(stderr, "loadgen: %d of %d subscriber processes ready\n", P.nready_children, P.nchildren);
+    }
+}
+
+static void child_parse_report(struct child *c, const char *line)
+{
+    sscanf(line, "REPORT ready=%d failed=%d closed=%d alive=%d deliveries=%" SCNu64 " dup=%" SCNu64
+           " ooo=%" SCNu64 " foreign=%" SCNu64 " app_errors=%" SCNu64 " max_ns=%" SCNd64 " first_ns=%" SCNd64
+           " last_ns=%" SCNd64 " cpu_window_ns=%" SCNd64 " cpu_total_ns=%" SCNd64,
+           &c->ready, &c->failed, &c->closed, &c->alive, &c->deliveries, &c->dup, &c->ooo, &c->foreign,
+           &c->app_errors, &c->max_ns, &c->first_ns, &c->last_ns, &c->cpu_window_ns, &c->cpu_total_ns);
+}
+
+static void parent_on_ctl(struct bufferevent *bev, void *arg)
+{
+    struct child *c = arg;
+    char *line;
+
+    while ((line = evbuffer_readln(bufferevent_get_input(bev), NULL, EVBUFFER_EOL_LF)) != NULL) {
+        int idx;
+        uint64_t cnt;
+
+        if (strncmp(line, "READY ", 6) == 0) {
+            sscanf(line, "READY ready=%d failed=%d", &c->ready, &c->failed);
+            c->ready_seen = 1;
+            if (++P.nready_children == P.nchildren) {
+                P.connected_ns = now_ns();
+                struct timeval tv = { opt.settle_ms / 1000, (opt.settle_ms % 1000) * 1000 };
+                P.settle_timer = evtimer_new(P.base, parent_on_settled, NULL);
+                event_add(P.settle_timer, &tv);
+            }
+        } else if (strncmp(line, "REPORT ", 7) == 0) {
+            child_parse_report(c, line);
+        } else if (sscanf(line, "H %d %" SCNu64, &idx, &cnt) == 2 && idx >= 0 && idx < HIST_BUCKETS) {
+            P.hist->count[idx] += cnt;
+            P.hist->total += cnt;
+        } else if (strcmp(line, "END") == 0) {
+            c->report_seen = 1;
+            if (++P.nreport_children == P.nchildren) {
+                P.cpu_after_ns = servers_cpu_ns(NULL);
+                event_base_loopbreak(P.base);
+            }
+        }
+        free(line);
+    }
+}
+
+static void parent_on_ctl_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct child *c = arg;
+
+    (void)bev;
+    (void)what;
+    if (!c->report_seen) {
+        fprintf(stderr, "loadgen: subscriber process %d (pid %d) died\n", (int)(c - P.child), (int)c->pid);
+        P.failed = 1;
+        event_base_loopbreak(P.base);
+    }
+}
+
+static void fmt_us(char *out, size_t cap, double ns)
+{
+    if (ns >= 1e7) {
+        snprintf(out, cap, "%.0f ms", ns / 1e6);
+    } else if (ns >= 1e6) {
+        snprintf(out, cap, "%.1f ms", ns / 1e6);
+    } else {
+        snprintf(out, cap, "%.0f us", ns / 1e3);
+    }
+}
+
+static void parent_report(void)
+{
+    int ready = 0, failed = 0, closed = 0, alive = 0;
+    uint64_t deliveries = 0, dup = 0, ooo = 0, foreign = 0, app_errors = 0;
+    int64_t max_ns = 0, last_ns = 0, client_win = 0, client_total = 0;
+    double expected, lost, window_s, dps, p50, p99, srv_cpu_s = -1, cpu_per = -1, pss_per = -1;
+    double connect_s = (double)(P.connected_ns - P.start_ns) / 1e9;
+    char rate[32], a[32], b[32], c[32];
+    const char *tname = opt.target == TARGET_PARLEY ? "parley" : "nchan";
+    const char *kname = opt.kind == KIND_WS ? "ws" : "sse";
+
+    for (int i = 0; i < P.nchildren; i++) {
+        struct child *ch = &P.child[i];
+        ready += ch->ready;
+        failed += ch->failed;
+        closed += ch->closed;
+        alive += ch->alive;
+        deliveries += ch->deliveries;
+        dup += ch->dup;
+        ooo += ch->ooo;
+        foreign += ch->foreign;
+        app_errors += ch->app_errors;
+        max_ns = ch->max_ns > max_ns ? ch->max_ns : max_ns;
+        last_ns = ch->last_ns > last_ns ? ch->last_ns : last_ns;
+        client_win += ch->cpu_window_ns;
+        client_total += ch->cpu_total_ns;
+    }
+    client_win += rusage_ns(RUSAGE_SELF) - P.client_cpu_before_ns;
+    client_total += rusage_ns(RUSAGE_SELF);
+    expected = (double)P.ok * ready;
+    lost = expected - (double)deliveries;
+    if (lost < 0) {
+        lost = 0;
+    }
+    window_s = last_ns > P.pub_start_ns && P.pub_start_ns > 0 ? (double)(last_ns - P.pub_start_ns) / 1e9 : 0;
+    dps = window_s > 0 ? (double)deliveries / window_s : 0;
+    p50 = hist_percentile(P.hist, 0.50);
+    p99 = hist_percentile(P.hist, 0.99);
+    if (P.cpu_before_ns >= 0 && P.cpu_after_ns > 0) {
+        srv_cpu_s = (double)(P.cpu_after_ns - P.cpu_before_ns) / 1e9;
+        cpu_per = deliveries > 0 ? srv_cpu_s * 1e6 / (double)deliveries : -1;
+    }
+    if (P.pss_before_kb >= 0 && ready > 0) {
+        pss_per = (double)(P.pss_after_kb - P.pss_before_kb) * 1024.0 / ready;
+    }
+    if (opt.msgs == 0) {
+        snprintf(rate, sizeof(rate), "idle");
+    } else if (opt.rate > 0) {
+        snprintf(rate, sizeof(rate), "%g", opt.rate);
+    } else {
+        snprintf(rate, sizeof(rate), "closed");
+    }
+
+    printf("loadgen: %s %s on %s:%d room %s: %d subscribers requested, %d connected, %d failed, "
+           "%d closed later, %d still open at the end (%d processes, %d source addresses)\n",
+           tname, kname, opt.host, opt.port, opt.room, opt.subs, ready, failed, closed, alive,
+           P.nchildren, opt.src_addrs);
+    printf("  handshakes done in %.2f s (%.0f/s)\n", connect_s, connect_s > 0 ? (ready + failed) / connect_s : 0);
+    if (opt.msgs == 0 && srv_cpu_s >= 0) {
+        double hold_s = (double)(P.pub_end_ns - P.hold_start_ns) / 1e9;
+        printf("  server CPU %.3f s over %d processes while the connections idled for %.1f s (%.1f%% of a core)\n",
+               srv_cpu_s, P.server_procs, hold_s, hold_s > 0 ? 100 * srv_cpu_s / hold_s : 0);
+    }
+    if (opt.msgs > 0) {
+        fmt_us(a, sizeof(a), p50);
+        fmt_us(b, sizeof(b), p99);
+        fmt_us(c, sizeof(c), (double)max_ns);
+        printf("  published %ld messages (%s%s, %d connections): %ld ok, %ld errors, %ld unanswered, "
+               "at most %ld pipelined on a connection, in %.2f s\n",
+               opt.msgs, rate, opt.rate > 0 ? "/s" : " loop", opt.pubs, P.ok, P.errors, P.unanswered, P.max_outstanding,
+               (double)(P.pub_end_ns - P.pub_start_ns) / 1e9);
+        if (P.errors > 0) {
+            printf("  publish responses by status:");
+            for (int i = 100; i < 600; i++) {
+                if (P.status_count[i] > 0) {
+                    printf(" %d x%ld", i, P.status_count[i]);
+                }
+            }
+            printf("\n");
+        }
+        printf("  deliveries %" PRIu64 " of %.0f expected in %.2f s = %.0f/s; lost %.0f, duplicates %" PRIu64
+               ", out of order %" PRIu64 ", unrecognised %" PRIu64 ", error events %" PRIu64 "\n",
+               deliveries, expected, window_s, dps, lost, dup, ooo, foreign, app_errors);
+        printf("  latency p50 %s, p99 %s, max %s\n", a, b, c);
+        if (srv_cpu_s >= 0) {
+            printf("  server CPU %.3f s over %d processes = %.2f us per delivery\n", srv_cpu_s,
+                   P.server_procs, cpu_per);
+        }
+    }
+    printf("  loadgen CPU %.3f s in the window, %.3f s in all\n", (double)client_win / 1e9, (double)client_total / 1e9);
+    if (P.pss_before_kb >= 0) {
+        printf("  server Pss %ld kB before the subscribers, %ld kB with them = %.0f bytes per subscriber\n",
+               P.pss_before_kb, P.pss_after_kb, pss_per);
+    }
+    printf("RESULT target=%s kind=%s subs=%d ready=%d failed=%d alive=%d msgs=%ld rate=%s pub_ok=%ld pub_err=%ld "
+           "deliveries=%" PRIu64 " expected=%.0f deliveries_per_s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f "
+           "lost=%.0f dup=%" PRIu64 " ooo=%" PRIu64 " server_cpu_s=%.3f server_cpu_us_per_delivery=%.3f "
+           "client_cpu_s=%.3f server_pss_before_kb=%ld server_pss_kb=%ld pss_per_sub_bytes=%.0f connect_s=%.2f\n",
+           tname, kname, opt.subs, ready, failed, alive, opt.msgs, rate, P.ok, P.errors + P.unanswered,
+           deliveries, expected, dps, p50 / 1e3, p99 / 1e3, (double)max_ns / 1e3, lost, dup, ooo,
+           srv_cpu_s, cpu_per, (double)client_win / 1e9, P.pss_before_kb, P.pss_after_kb, pss_per, connect_s);
+    fflush(stdout);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: loadgen --target parley|nchan --kind ws|sse --port PORT [options]\n"
+            "  --host ADDR          server address, in 127.0.0.0/8 (127.0.0.1)\n"
+            "  --subs N             subscribers (1000)\n"
+            "  --procs P            subscriber processes, N/P each (1); each may open %s\n"
+            "  --src-addrs K        source addresses 127.0.0.1..127.0.0.K (1 + N/20000)\n"
+            "  --msgs M             messages to publish; 0: idle connections only (1000)\n"
+            "  --rate R             open loop at R messages/s, pipelined; 0: closed loop (100)\n"
+            "  --pubs C             publisher connections (2, at most %d)\n"
+            "  --room NAME          room / channel (bench<pid>)\n"
+            "  --server-pids a,b,c  servers to measure (CPU, Pss), children included\n"
+            "  --settle-ms MS       pause after the subscribers connect (1000)\n"
+            "  --drain-ms MS        wait for late deliveries and responses (5000)\n"
+            "  --hold-ms MS         with --msgs 0: keep the idle connections this long (0)\n"
+            "  --connect-timeout-ms MS  per subscriber handshake (15000)\n"
+            "  --concurrency C      handshakes in flight per process (100)\n"
+            "  --quiet              no progress lines on stderr\n",
+            "up to its RLIMIT_NOFILE hard limit", MAX_PUBS);
+}
+
+static void parse_args(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        { "target", required_argument, NULL, 't' }, { "kind", required_argument, NULL, 'k' },
+        { "host", required_argument, NULL, 'H' }, { "port", required_argument, NULL, 'p' },
+        { "subs", required_argument, NULL, 'n' }, { "procs", required_argument, NULL, 'P' },
+        { "src-addrs", required_argument, NULL, 'K' }, { "msgs", required_argument, NULL, 'm' },
+        { "rate", required_argument, NULL, 'r' }, { "pubs", required_argument, NULL, 'c' },
+        { "room", required_argument, NULL, 'R' }, { "server-pids", required_argument, NULL, 's' },
+        { "settle-ms", required_argument, NULL, 1 }, { "drain-ms", required_argument, NULL, 2 },
+        { "hold-ms", required_argument, NULL, 3 }, { "connect-timeout-ms", required_argument, NULL, 4 },
+        { "concurrency", required_argument, NULL, 5 }, { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+    };
+    struct in_addr a;
+    struct rlimit rl;
+    int c;
+
+    snprintf(opt.room, sizeof(opt.room), "bench%d", (int)getpid());
+    while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            if (strcmp(optarg, "parley") == 0) {
+                opt.target = TARGET_PARLEY;
+            } else if (strcmp(optarg, "nchan") == 0) {
+                opt.target = TARGET_NCHAN;
+            } else {
+                die("--target: \"%s\" is not parley or nchan", optarg);
+            }
+            break;
+        case 'k':
+            if (strcmp(optarg, "ws") == 0) {
+                opt.kind = KIND_WS;
+            } else if (strcmp(optarg, "sse") == 0) {
+                opt.kind = KIND_SSE;
+            } else {
+                die("--kind: \"%s\" is not ws or sse", optarg);
+            }
+            break;
+        case 'H':
+            snprintf(opt.host, sizeof(opt.host), "%s", optarg);
+            break;
+        case 'p':
+            opt.port = atoi(optarg);
+            break;
+        case 'n':
+            opt.subs = atoi(optarg);
+            break;
+        case 'P':
+            opt.procs = atoi(optarg);
+            break;
+        case 'K':
+            opt.src_addrs = atoi(optarg);
+            break;
+        case 'm':
+            opt.msgs = atol(optarg);
+            break;
+        case 'r':
+            opt.rate = atof(optarg);
+            break;
+        case 'c':
+            opt.pubs = atoi(optarg);
+            break;
+        case 'R':
+            snprintf(opt.room, sizeof(opt.room), "%s", optarg);
+            break;
+        case 's':
+            opt.server_pids = optarg;
+            break;
+        case 1:
+            opt.settle_ms = atoi(optarg);
+            break;
+        case 2:
+            opt.drain_ms = atoi(optarg);
+            break;
+        case 3:
+            opt.hold_ms = atoi(optarg);
+            break;
+        case 4:
+            opt.connect_timeout_ms = atoi(optarg);
+            break;
+        case 5:
+            opt.concurrency = atoi(optarg);
+            break;
+        case 'q':
+            opt.quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        exit(2);
+    }
+    if (inet_pton(AF_INET, opt.host, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127) {
+        die("--host: \"%s\" is not an IPv4 address in 127.0.0.0/8 (loopback only)", opt.host);
+    }
+    if (opt.port <= 0 || opt.port > 65535) {
+        die("--port: give the server's port (1..65535)");
+    }
+    if (opt.subs < 1 || opt.procs < 1 || opt.procs > MAX_PROCS || opt.procs > opt.subs) {
+        die("--subs/--procs: need 1 <= procs <= %d and procs <= subs", MAX_PROCS);
+    }
+    if (opt.src_addrs == 0) {
+        opt.src_addrs = 1 + opt.subs / 20000;
+    }
+    if (opt.src_addrs < 1 || opt.src_addrs > MAX_SRC_ADDRS) {
+        die("--src-addrs: 1..%d", MAX_SRC_ADDRS);
+    }
+    if (opt.msgs < 0 || opt.msgs > INT32_MAX || opt.rate < 0 || opt.pubs < 1 || opt.pubs > MAX_PUBS) {
+        die("--msgs/--rate/--pubs out of range");
+    }
+    if (opt.concurrency < 1) {
+        opt.concurrency = 1;
+    }
+    for (const char *r = opt.room; *r; r++) {
+        if (!isalnum((unsigned char)*r) && *r != '_' && *r != '-' && *r != '.') {
+            die("--room: \"%s\" is not 1..64 of A-Z a-z 0-9 _ . -", opt.room);
+        }
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if ((rlim_t)(opt.subs / opt.procs + 1 + 32) > rl.rlim_max) {
+        die("--subs %d over --procs %d is %d connections per process, more than its open file limit (%lu): "
+            "use --procs %d or more", opt.subs, opt.procs, (opt.subs + opt.procs - 1) / opt.procs,
+            (unsigned long)rl.rlim_max, (int)((opt.subs + rl.rlim_max - 64) / (rl.rlim_max - 64)));
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct timeval progress = { 2, 0 };
+    int first = 0, rc;
+
+    parse_args(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (opt.target == TARGET_PARLEY) {
+        parley_session();
+    }
+    P.cpu_before_ns = -1;
+    P.pss_before_kb = servers_pss_kb();
+    P.pss_after_kb = -1;
+    P.hist = calloc(1, sizeof(*P.hist));
+    if (P.hist == NULL) {
+        die("out of memory");
+    }
+    fflush(NULL);
+    P.start_ns = now_ns();
+    for (int i = 0; i < opt.procs; i++) {
+        int sv[2], count = opt.subs / opt.procs + (i < opt.subs % opt.procs);
+        pid_t pid;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+            die("socketpair: %s", strerror(errno));
+        }
+        pid = fork();
+        if (pid < 0) {
+            die("fork: %s", strerror(errno));
+        }
+        if (pid == 0) {
+            for (int j = 0; j < i; j++) {
+                close(P.child[j].fd);
+            }
+            close(sv[0]);
+            free(P.hist);
+            rc = child_main(i, sv[1], first, count);
+            _exit(rc);
+        }
+        close(sv[1]);
+        P.child[i].pid = pid;
+        P.child[i].fd = sv[0];
+        P.child[i].count = count;
+        first += count;
+        P.nchildren++;
+    }
+
+    P.base = event_base_new();
+    if (P.base == NULL) {
+        die("event_base_new failed");
+    }
+    for (int i = 0; i < P.nchildren; i++) {
+        struct child *c = &P.child[i];
+        c->bev = bufferevent_socket_new(P.base, c->fd, 0);
+        bufferevent_setcb(c->bev, parent_on_ctl, NULL, parent_on_ctl_event, c);
+        bufferevent_enable(c->bev, EV_READ);
+    }
+    P.resp_timer = evtimer_new(P.base, parent_on_resp_timeout, NULL);
+    P.progress_timer = event_new(P.base, -1, EV_PERSIST, parent_on_progress, NULL);
+    event_add(P.progress_timer, &progress);
+    event_base_dispatch(P.base);
+
+    if (!P.failed) {
+        parent_report();
+    }
+    for (int i = 0; i < P.nchildren; i++) {
+        int st;
+
+        if (P.failed) {
+            kill(P.child[i].pid, SIGTERM);
+        }
+        waitpid(P.child[i].pid, &st, 0);
+        bufferevent_free(P.child[i].bev);
+        close(P.child[i].fd);
+    }
+    for (int i = 0; i < MAX_PUBS; i++) {
+        if (P.pub[i].bev != NULL) {
+            bufferevent_free(P.pub[i].bev);
+        }
+    }
+    if (P.pace_timer != NULL) {
+        event_free(P.pace_timer);
+    }
+    if (P.settle_timer != NULL) {
+        event_free(P.settle_timer);
+    }
+    if (P.hold_timer != NULL) {
+        event_free(P.hold_timer);
+    }
+    event_free(P.resp_timer);
+    event_free(P.progress_timer);
+    event_base_free(P.base);
+    free(P.hist);
+    return P.failed ? 1 : 0;
+}
