@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "outq.h"
 #include "presence.h"
 #include "store.h"
 
@@ -28,6 +29,7 @@ enum sse_state { SSE_SUBSCRIBING, SSE_REPLAYING, SSE_LIVE };
 
 struct sse_client {
     struct bufferevent *bev;
+    struct outq_item out;
     struct event *ping;
     struct bus_sub room_sub;
     struct bus_sub user_sub;
@@ -102,6 +104,7 @@ static void sse_close(struct sse_client *c, const char *why)
         presence_leave(c->room, c->user);
     }
     event_free(c->ping);
+    outq_detach(&c->out);
     bufferevent_free(c->bev);
     if (!c->replay_pending) {
         sse_free(c);
@@ -124,6 +127,7 @@ static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const cha
     if (chunk == NULL || chunk_append(bufferevent_get_output(c->bev), chunk) != PL_OK) {
         return;
     }
+    outq_schedule(&c->out);
     metrics_add(METRIC_MESSAGES_OUT, 1);
     metrics_add(METRIC_BYTES_OUT, chunk->len);
     if (id[0] != '\0') {
@@ -276,6 +280,7 @@ static void sse_on_ping(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     evbuffer_add(bufferevent_get_output(c->bev), ": ping\n\n", 8);
+    outq_schedule(&c->out);
     sse_backlogged(c);
 }
 
@@ -290,6 +295,22 @@ static void sse_on_conn_event(struct bufferevent *bev, short what, void *arg)
 {
     PL_UNUSED(bev);
     sse_close(arg, (what & BEV_EVENT_EOF) ? "eof" : "error");
+}
+
+static void sse_on_write(struct bufferevent *bev, void *arg)
+{
+    struct sse_client *c = arg;
+
+    PL_UNUSED(bev);
+    outq_written(&c->out);
+}
+
+static void sse_on_written(struct outq_item *it, int error, size_t queued)
+{
+    PL_UNUSED(queued);
+    if (error) {
+        sse_close(PL_CONTAINER_OF(it, struct sse_client, out), "write_error");
+    }
 }
 
 static void sse_start(struct http_hold *hold, const char *user, void *arg)
@@ -329,8 +350,10 @@ static void sse_start(struct http_hold *hold, const char *user, void *arg)
     http_release(hold);
 
     evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
-    bufferevent_setcb(c->bev, sse_on_read, NULL, sse_on_conn_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, sse_on_read, sse_on_write, sse_on_conn_event, c);
+    bufferevent_enable(c->bev, EV_READ);
+    outq_attach(&c->out, c->bev, sse_on_written);
+    outq_schedule(&c->out);
     c->ping = event_new(bufferevent_get_base(c->bev), -1, EV_PERSIST, sse_on_ping, c);
     event_add(c->ping, &ping);
     LIST_INSERT_HEAD(&clients, c, link);

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
+#include "outq.h"
 #include "parley.h"
 #include "presence.h"
 #include "sse.h"
@@ -225,6 +226,7 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
         return 1;
     }
     http_init(self.base, cfg);
+    outq_init(self.base);
     auth_init(cfg);
     agent_init(self.base, cfg);
     ops_register();

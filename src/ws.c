@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "outq.h"
 #include "parley.h"
 #include "ws_frame.h"
 
@@ -40,6 +41,7 @@ struct ws_conn {
     int64_t ping_sent_ms;
     int64_t deadline_ms;        /* CLOSING/FLUSHING: hard close after this */
     struct evbuffer *fragments; /* a fragmented message being assembled */
+    struct outq_item out;
     LIST_ENTRY(ws_conn) link;
 };
 
@@ -50,6 +52,7 @@ static LIST_HEAD(, ws_conn) dead = LIST_HEAD_INITIALIZER(dead);
 static int nconns;
 static struct event *sweep_ev;
 static struct event *reap_ev;
+
 
 int ws_count(void)
 {
@@ -111,6 +114,7 @@ static void ws_queue(struct ws_conn *c, struct chunk *frame)
         return;
     }
     metrics_add(METRIC_BYTES_OUT, frame->len);
+    outq_schedule(&c->out);
     ws_check_backlog(c);
 }
 
@@ -207,6 +211,7 @@ static void ws_release(struct ws_conn *c)
     nconns--;
     metrics_gauge_add(METRIC_CONN_WS, -1);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    outq_detach(&c->out);
     handlers->on_close(c, c->state);
     LIST_INSERT_HEAD(&dead, c, link);
     event_active(reap_ev, EV_TIMEOUT, 0);
@@ -293,16 +298,34 @@ static void ws_on_read(struct bufferevent *bev, void *arg)
     }
 }
 
-static void ws_on_write(struct bufferevent *bev, void *arg)
+/* What a drained (or draining) output allows: hang up after the last
+ * frame, or read again from a client that was backed up. */
+static void ws_after_write(struct ws_conn *c, size_t queued)
 {
-    struct ws_conn *c = arg;
-    size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
-
     if (c->st == WS_FLUSHING && queued == 0) {
         ws_release(c);
     } else if (c->read_paused && queued <= cfg->ws_max_backlog / 4 && c->st == WS_OPEN) {
         c->read_paused = 0;
         bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+static void ws_on_write(struct bufferevent *bev, void *arg)
+{
+    struct ws_conn *c = arg;
+
+    outq_written(&c->out);
+    ws_after_write(c, evbuffer_get_length(bufferevent_get_output(bev)));
+}
+
+static void ws_on_written(struct outq_item *it, int error, size_t queued)
+{
+    struct ws_conn *c = PL_CONTAINER_OF(it, struct ws_conn, out);
+
+    if (error) {
+        ws_release(c);          /* the peer is gone */
+    } else {
+        ws_after_write(c, queued);
     }
 }
 
@@ -388,7 +411,9 @@ static void ws_accept(struct http_hold *hold, const char *user, void *arg)
     metrics_gauge_add(METRIC_CONN_WS, 1);
     evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
     bufferevent_setcb(c->bev, ws_on_read, ws_on_write, ws_on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
+    outq_attach(&c->out, c->bev, ws_on_written);
+    outq_schedule(&c->out);
     c->state = handlers->on_open(c, user, pend->room);
     free(pend);
     if (c->state == NULL) {

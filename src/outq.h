@@ -1,0 +1,48 @@
+/* outq.h - client output written once per loop pass, straight from the
+ * buffer.
+ *
+ * A bufferevent with write interest enabled costs two epoll_ctl calls per
+ * message (interest on when data arrives, off when drained).  Streams keep
+ * write interest off instead and put themselves on this queue when they
+ * have output: once per loop pass every queued stream is written with one
+ * writev, however many events it got.  Only a client that cannot take it
+ * all gets write interest, until libevent has drained it; its write
+ * callback must then call outq_written(). */
+#ifndef PARLEY_OUTQ_H
+#define PARLEY_OUTQ_H
+
+#include <stddef.h>
+#include <sys/queue.h>
+
+struct bufferevent;
+struct event_base;
+struct outq_item;
+
+/* After a write attempt: ERROR when the peer is gone (the owner closes),
+ * else how much is still queued. */
+typedef void (*outq_written_cb)(struct outq_item *it, int error, size_t queued);
+
+/* Embedded in a stream's state. */
+struct outq_item {
+    struct bufferevent *bev;
+    outq_written_cb on_written;
+    int queued;                 /* on the queue */
+    TAILQ_ENTRY(outq_item) link;
+};
+
+void outq_init(struct event_base *base);
+
+/* Starts IT on BEV: write interest off, output written by the queue. */
+void outq_attach(struct outq_item *it, struct bufferevent *bev, outq_written_cb on_written);
+
+/* IT has new output: write it at the end of this loop pass. */
+void outq_schedule(struct outq_item *it);
+
+/* IT's owner is going away: take it off the queue. */
+void outq_detach(struct outq_item *it);
+
+/* For the bufferevent's write callback: libevent drained what the direct
+ * write could not; back to direct writes when empty. */
+void outq_written(struct outq_item *it);
+
+#endif
