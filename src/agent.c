@@ -17,8 +17,8 @@ int agent_init(struct event_base *base, const struct conf *c)
 {
     loop = base;
     cfg = c;
-    backend = &agent_builtin;
-    return PL_OK;
+    backend = strcmp(c->agent, "openai") == 0 ? &agent_openai : &agent_builtin;
+    return backend->init != NULL ? backend->init() : PL_OK;
 }
 
 struct event_base *agent_loop(void)

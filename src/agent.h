@@ -3,10 +3,11 @@
  * A question goes in; the answer comes back as a stream of chunks, then one
  * final callback with the outcome.  The backend is chosen by "agent":
  * "builtin" (default) is a small deterministic assistant that needs nothing
- * else, so the quick start and the tests work offline.  Each worker runs at
- * most agent_max_concurrent requests; beyond that agent_ask refuses (the
- * caller answers agent_busy).  Cancelling (the asker went away) stops the
- * work and guarantees no further callback. */
+ * else, so the quick start and the tests work offline; "openai" streams the
+ * answer from any OpenAI-compatible chat completions endpoint.  Each worker
+ * runs at most agent_max_concurrent requests; beyond that agent_ask refuses
+ * (the caller answers agent_busy).  Cancelling (the asker went away) stops
+ * the work and guarantees no further callback. */
 #ifndef PARLEY_AGENT_H
 #define PARLEY_AGENT_H
 
@@ -40,6 +41,9 @@ void agent_cancel(struct agent_request *r);
 
 /* Backend interface, for agent_builtin.c (and others). */
 struct agent_backend {
+    /* Optional: once at worker start, after agent_loop()/agent_conf() are
+     * set; PL_ERR is logged by the backend and the worker carries on. */
+    int (*init)(void);
     /* Starts R; calls agent_emit/agent_finish from the loop later. */
     int (*start)(struct agent_request *r);
     void (*cancel)(struct agent_request *r);
@@ -64,5 +68,11 @@ void agent_emit(struct agent_request *r, const char *text, size_t len);
 void agent_finish(struct agent_request *r, enum agent_status st, const char *message);
 
 extern const struct agent_backend agent_builtin;
+/* An OpenAI-compatible /v1/chat/completions endpoint (agent_openai.c). */
+extern const struct agent_backend agent_openai;
+
+/* For conf_check() when agent = openai: agent_url is set and well-formed,
+ * the key file (if any) is readable; else "FILE:LINE: message" in ERR. */
+int agent_openai_check(const struct conf *cfg, char *err, size_t errlen);
 
 #endif

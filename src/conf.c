@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "log.h"
 #include "names.h"
 #include "parley.h"
@@ -67,6 +68,18 @@ static const struct conf_key conf_keys[] = {
     { "agent_name",       CONF_NAME,      FIELD(agent_name),       0, 0, "agent" },
     { "agent_delay",      CONF_DURATION,  FIELD(agent_delay_ms),   0, 60 * 1000, "30ms" },
     { "agent_max_concurrent", CONF_INT,   FIELD(agent_max_concurrent), 1, 100000, "64" },
+    { "agent",            CONF_STRING,    FIELD(agent),            1, 0, "builtin" },
+    { "agent_url",        CONF_STRING,    FIELD(agent_url),        0, 0, "" },
+    { "agent_model",      CONF_STRING,    FIELD(agent_model),      1, 0, "gpt-4o-mini" },
+    { "agent_api_key_env", CONF_STRING,   FIELD(agent_api_key_env), 0, 0, "PARLEY_AGENT_API_KEY" },
+    { "agent_api_key_file", CONF_STRING,  FIELD(agent_api_key_file), 0, 0, "" },
+    { "agent_system_prompt", CONF_STRING, FIELD(agent_system_prompt), 0, 0,
+      "You are a helpful assistant in a group chat. Each message from a person starts "
+      "with their name. Answer briefly and plainly." },
+    { "agent_context_messages", CONF_INT, FIELD(agent_context_messages), 0, 200, "10" },
+    { "agent_connect_timeout", CONF_DURATION, FIELD(agent_connect_timeout_ms), 100, 3600 * 1000, "5s" },
+    { "agent_first_token_timeout", CONF_DURATION, FIELD(agent_first_token_timeout_ms), 100, 3600 * 1000, "30s" },
+    { "agent_total_timeout", CONF_DURATION, FIELD(agent_total_timeout_ms), 100, 3600 * 1000, "120s" },
     { "log_level",        CONF_LOG_LEVEL, FIELD(log_level),        0, 0, "info" },
     { "log_file",         CONF_STRING,    FIELD(log_file),         0, 0, "" },
     { "shutdown_timeout", CONF_DURATION,  FIELD(shutdown_timeout_ms), 100, 3600 * 1000, "10s" },
@@ -411,6 +424,22 @@ static int conf_check_web_root(const struct conf *cfg, char *err, size_t errlen)
     return PL_OK;
 }
 
+/* The agent backend's name, and what the openai backend needs. */
+static int conf_check_agent(const struct conf *cfg, char *err, size_t errlen)
+{
+    char where[1100];
+
+    if (strcmp(cfg->agent, "openai") == 0) {
+        return agent_openai_check(cfg, err, errlen);
+    }
+    if (strcmp(cfg->agent, "builtin") != 0) {
+        conf_where(cfg, "agent", where, sizeof(where));
+        snprintf(err, errlen, "%s: invalid value '%s' for 'agent' (builtin or openai)", where, cfg->agent);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
 int conf_check(struct conf *cfg, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
@@ -441,6 +470,9 @@ int conf_check(struct conf *cfg, char *err, size_t errlen)
     memcpy(&cfg->listen_addr, res->ai_addr, res->ai_addrlen);
     cfg->listen_addrlen = res->ai_addrlen;
     freeaddrinfo(res);
+    if (conf_check_agent(cfg, err, errlen) != PL_OK) {
+        return PL_ERR;
+    }
     return conf_check_web_root(cfg, err, errlen);
 }
 

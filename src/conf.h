@@ -13,7 +13,7 @@
 #include "parley.h"
 #include "redis_url.h"
 
-#define CONF_MAX_KEYS 48
+#define CONF_MAX_KEYS 64
 #define CONF_ERR_LEN  512
 
 struct conf_origin {
@@ -50,6 +50,16 @@ struct conf {
     char agent_name[PL_NAME_MAX + 1];
     int agent_delay_ms;
     int agent_max_concurrent;
+    char agent[16];             /* backend: "builtin" or "openai" (conf_check) */
+    char agent_url[512];        /* openai: http://HOST[:PORT][/PREFIX] */
+    char agent_model[128];
+    char agent_api_key_env[128];    /* name of the variable holding the key */
+    char agent_api_key_file[1024];  /* wins over the variable */
+    char agent_system_prompt[4096];
+    int agent_context_messages;
+    int agent_connect_timeout_ms;
+    int agent_first_token_timeout_ms;
+    int agent_total_timeout_ms;
     int log_level;
     char log_file[1024];
     int shutdown_timeout_ms;

@@ -32,6 +32,7 @@ int main(void)
     srunner_add_suite(sr, suite_names());
     srunner_add_suite(sr, suite_rate());
     srunner_add_suite(sr, suite_redis_url());
+    srunner_add_suite(sr, suite_sse_parse());
     srunner_add_suite(sr, suite_token());
     srunner_add_suite(sr, suite_ws_frame());
     srunner_run_all(sr, CK_NORMAL);

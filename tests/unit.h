@@ -13,6 +13,7 @@ Suite *suite_http(void);
 Suite *suite_names(void);
 Suite *suite_rate(void);
 Suite *suite_redis_url(void);
+Suite *suite_sse_parse(void);
 Suite *suite_token(void);
 Suite *suite_ws_frame(void);
 

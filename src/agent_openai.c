@@ -1,0 +1,1141 @@
+/* agent_openai.c - the agent as any OpenAI-compatible chat completions stream.
+ *
+ * Each question is one POST {agent_url}/v1/chat/completions with "stream":
+ * true: the system prompt, the room's last agent_context_messages messages
+ * (people's as "user" with "name: text", the agent's own as "assistant"),
+ * then the question.  The answer is read by a small HTTP/1.1 client on a
+ * libevent bufferevent - status line, headers, then a chunked, Content-Length
+ * or close-delimited body - whose bytes go through sse_parse: every event's
+ * choices[0].delta.content is a chunk; "[DONE]", or the end of the stream
+ * after a finish_reason, ends the answer.  A server that answers with one
+ * application/json completion instead of a stream is understood too.
+ *
+ * Plain HTTP only, on purpose (no TLS library): for an https endpoint, run a
+ * TLS proxy such as stunnel next to parleyd and point agent_url at it.
+ *
+ * Every failure ends the request with a readable message: connection
+ * errors, HTTP 4xx/5xx (with the upstream's own error message when it sent
+ * JSON) and anything that is not the expected stream are AGENT_UNAVAILABLE;
+ * the connect, first-token and total timeouts are AGENT_TIMEOUT.  Cancelling
+ * closes the upstream connection at once.  The API key is only ever written
+ * into the Authorization header: it is never logged, and is blanked out of
+ * upstream error messages that echo it. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <json-c/json.h>
+
+#include "agent.h"
+#include "log.h"
+#include "parley.h"
+#include "sse_parse.h"
+#include "store.h"
+#include "ws_frame.h"
+
+#define OPENAI_PATH        "/v1/chat/completions"
+#define OPENAI_LINE_MAX    8192             /* a status, header or chunk-size line */
+#define OPENAI_HEAD_MAX    (64 * 1024)      /* all header lines together */
+#define OPENAI_ERROR_MAX   (64 * 1024)      /* of an error body, kept for its message */
+#define OPENAI_JSON_MAX    (1024 * 1024)    /* a completion that is not streamed */
+#define OPENAI_MESSAGE_MAX 512
+#define OPENAI_KEY_MAX     1024
+
+struct openai_url {
+    char host[256];             /* without the brackets of an IPv6 address */
+    char port[8];
+    char authority[300];        /* HOST[:PORT] as written, for the Host header */
+    char target[600];           /* the prefix, then OPENAI_PATH */
+};
+
+/* The worker's endpoint, set up once by openai_init(). */
+static struct {
+    int ready;
+    struct openai_url url;
+    struct sockaddr_storage addr;   /* when the host is an address */
+    int addrlen;
+    struct evdns_base *dns;         /* when it is a name */
+    char key[OPENAI_KEY_MAX];       /* "" for none; never logged */
+} openai;
+
+enum openai_phase {
+    OPENAI_CONTEXT,             /* reading the room's last messages */
+    OPENAI_CONNECTING,
+    OPENAI_STATUS,              /* connected, waiting for the status line */
+    OPENAI_HEADERS,
+    OPENAI_BODY,
+};
+
+enum openai_body {
+    OPENAI_BODY_CLOSE,          /* until the server closes */
+    OPENAI_BODY_LENGTH,         /* Content-Length bytes */
+    OPENAI_BODY_CHUNK_SIZE,     /* chunked: the size line */
+    OPENAI_BODY_CHUNK_DATA,
+    OPENAI_BODY_CHUNK_END,      /* the CRLF after a chunk's data */
+    OPENAI_BODY_TRAILER,        /* after the last chunk, up to a blank line */
+};
+
+enum openai_deadline {
+    OPENAI_DEADLINE_TOTAL,
+    OPENAI_DEADLINE_FIRST_TOKEN,
+    OPENAI_DEADLINE_CONNECT,
+};
+
+/* One question in flight.  The read loop, a pending store call and a
+ * pending name resolution hold it: when the request ends or is cancelled
+ * meanwhile, req becomes NULL and they free it. */
+struct openai_call {
+    struct agent_request *req;  /* NULL once ended or cancelled */
+    struct bufferevent *bev;
+    struct event *timer;        /* the start, then the nearest deadline */
+    enum openai_phase phase;
+    enum openai_body body;
+    int64_t started_ms, connect_ms;
+    int status;
+    char reason[64];
+    int chunked;
+    int64_t length;             /* Content-Length, -1 when absent */
+    int json;                   /* Content-Type: application/json */
+    uint64_t left;              /* bytes left in the chunk or the body */
+    size_t head_bytes;
+    struct evbuffer *request;   /* the request's bytes, for each address tried */
+    struct evdns_getaddrinfo_request *resolving;   /* its callback is due */
+    struct evutil_addrinfo *addrs, *addr;   /* what the name resolved to; the one tried */
+    struct evbuffer *saved;     /* an error body, or a completion not streamed */
+    struct sse_parser sse;
+    int got_token;              /* the first piece of content arrived */
+    int got_finish;             /* a choice had a finish_reason */
+    int store_pending;
+    int busy;                   /* inside the read callback */
+};
+
+static int64_t openai_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- the endpoint ------------------------------------------------------ */
+
+/* Splits "http://HOST[:PORT][/PREFIX]" into U.  A trailing "/v1" in the
+ * prefix is accepted too, as OpenAI SDKs write base URLs. */
+static int openai_url_parse(const char *url, struct openai_url *u, char *why, size_t whylen)
+{
+    const char *auth = url + 7, *end, *host, *host_end, *port = NULL, *path;
+    size_t path_len;
+    long n;
+
+    memset(u, 0, sizeof(*u));
+    if (strncasecmp(url, "https://", 8) == 0) {
+        snprintf(why, whylen, "https is not supported: run a TLS proxy such as stunnel and give its http:// address");
+        return PL_ERR;
+    }
+    if (strncasecmp(url, "http://", 7) != 0) {
+        snprintf(why, whylen, "expected http://HOST[:PORT][/PREFIX]");
+        return PL_ERR;
+    }
+    for (const char *p = url; *p != '\0'; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '?' || *p == '#' || *p == '@') {
+            snprintf(why, whylen, "expected http://HOST[:PORT][/PREFIX], without spaces, user, query or fragment");
+            return PL_ERR;
+        }
+    }
+    end = auth + strcspn(auth, "/");
+    path = end;
+    if (end == auth || (size_t)(end - auth) >= sizeof(u->authority)) {
+        snprintf(why, whylen, "missing or too long host");
+        return PL_ERR;
+    }
+    memcpy(u->authority, auth, (size_t)(end - auth));
+    if (auth[0] == '[') {
+        host = auth + 1;
+        host_end = memchr(auth, ']', (size_t)(end - auth));
+        if (host_end == NULL || (host_end + 1 < end && host_end[1] != ':')) {
+            snprintf(why, whylen, "expected [IPv6 address]");
+            return PL_ERR;
+        }
+        port = host_end + 1 < end ? host_end + 2 : NULL;
+    } else {
+        host = auth;
+        host_end = memchr(auth, ':', (size_t)(end - auth));
+        if (host_end != NULL) {
+            port = host_end + 1;
+        } else {
+            host_end = end;
+        }
+    }
+    if (host_end == host || (size_t)(host_end - host) >= sizeof(u->host)) {
+        snprintf(why, whylen, "missing or too long host");
+        return PL_ERR;
+    }
+    memcpy(u->host, host, (size_t)(host_end - host));
+    n = 80;
+    if (port != NULL) {
+        n = 0;
+        for (const char *p = port; p < end && n <= 65535; p++) {
+            n = isdigit((unsigned char)*p) ? n * 10 + (*p - '0') : 65536;
+        }
+        if (port == end || n < 1 || n > 65535) {
+            snprintf(why, whylen, "invalid port (1..65535)");
+            return PL_ERR;
+        }
+    }
+    snprintf(u->port, sizeof(u->port), "%ld", n);
+    path_len = strlen(path);
+    while (path_len > 0 && path[path_len - 1] == '/') {
+        path_len--;
+    }
+    if (path_len >= 3 && memcmp(path + path_len - 3, "/v1", 3) == 0) {
+        path_len -= 3;
+    }
+    if (path_len + sizeof(OPENAI_PATH) > sizeof(u->target)) {
+        snprintf(why, whylen, "path too long");
+        return PL_ERR;
+    }
+    memcpy(u->target, path, path_len);
+    memcpy(u->target + path_len, OPENAI_PATH, sizeof(OPENAI_PATH));
+    return PL_OK;
+}
+
+int agent_openai_check(const struct conf *cfg, char *err, size_t errlen)
+{
+    struct openai_url u;
+    char where[1100], why[256];
+
+    if (cfg->agent_url[0] == '\0') {
+        conf_where(cfg, "agent", where, sizeof(where));
+        snprintf(err, errlen, "%s: agent = openai needs agent_url (the endpoint's base URL, "
+                 "e.g. http://127.0.0.1:8081)", where);
+        return PL_ERR;
+    }
+    if (openai_url_parse(cfg->agent_url, &u, why, sizeof(why)) != PL_OK) {
+        conf_where(cfg, "agent_url", where, sizeof(where));
+        snprintf(err, errlen, "%s: invalid value '%s' for 'agent_url': %s", where, cfg->agent_url, why);
+        return PL_ERR;
+    }
+    if (cfg->agent_api_key_file[0] != '\0' && access(cfg->agent_api_key_file, R_OK) != 0) {
+        conf_where(cfg, "agent_api_key_file", where, sizeof(where));
+        snprintf(err, errlen, "%s: cannot read agent_api_key_file '%s': %s", where,
+                 cfg->agent_api_key_file, strerror(errno));
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+/* Reads the API key: from agent_api_key_file when set, else from the
+ * variable named by agent_api_key_env.  Outer white space is dropped; a key
+ * with spaces or control characters inside is refused (it would break the
+ * header).  Only where it came from is logged. */
+static void openai_key_load(const struct conf *cfg)
+{
+    const char *source = "none", *value;
+    char *k = openai.key;
+    size_t n = 0, start = 0;
+    FILE *f;
+
+    k[0] = '\0';
+    if (cfg->agent_api_key_file[0] != '\0') {
+        source = "file";
+        if ((f = fopen(cfg->agent_api_key_file, "r")) == NULL) {
+            log_error(errno, "event=agent_key_unreadable file=%s", cfg->agent_api_key_file);
+            return;
+        }
+        n = fread(k, 1, OPENAI_KEY_MAX - 1, f);
+        if (fgetc(f) != EOF) {
+            n = OPENAI_KEY_MAX;
+        }
+        fclose(f);
+    } else if (cfg->agent_api_key_env[0] != '\0' && (value = getenv(cfg->agent_api_key_env)) != NULL) {
+        source = "env";
+        n = strlen(value);
+        if (n < OPENAI_KEY_MAX) {
+            memcpy(k, value, n);
+        }
+    }
+    if (n >= OPENAI_KEY_MAX) {
+        log_error(0, "event=agent_key_invalid source=%s reason=\"longer than %d bytes\"", source, OPENAI_KEY_MAX - 1);
+        k[0] = '\0';
+        return;
+    }
+    while (n > 0 && isspace((unsigned char)k[n - 1])) {
+        n--;
+    }
+    while (start < n && isspace((unsigned char)k[start])) {
+        start++;
+    }
+    memmove(k, k + start, n - start);
+    k[n - start] = '\0';
+    for (char *p = k; *p != '\0'; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+            log_error(0, "event=agent_key_invalid source=%s reason=\"spaces or control characters inside\"", source);
+            k[0] = '\0';
+            return;
+        }
+    }
+    log_info("event=agent_key source=%s set=%s", source, k[0] != '\0' ? "yes" : "no");
+}
+
+static int openai_init(void)
+{
+    const struct conf *cfg = agent_conf();
+    char why[256], hostport[300];
+
+    memset(&openai, 0, sizeof(openai));
+    openai_key_load(cfg);
+    if (openai_url_parse(cfg->agent_url, &openai.url, why, sizeof(why)) != PL_OK) {
+        log_error(0, "event=agent_bad_url url=\"%s\" reason=\"%s\"", cfg->agent_url, why);
+        return PL_ERR;
+    }
+    snprintf(hostport, sizeof(hostport), strchr(openai.url.host, ':') ? "[%s]:%s" : "%s:%s",
+             openai.url.host, openai.url.port);
+    openai.addrlen = (int)sizeof(openai.addr);
+    if (evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&openai.addr, &openai.addrlen) != 0) {
+        /* A name: resolve it for each request, without blocking the loop. */
+        openai.dns = evdns_base_new(agent_loop(), EVDNS_BASE_INITIALIZE_NAMESERVERS
+                                                  | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (openai.dns == NULL) {
+            log_error(0, "event=agent_dns_failed host=%s", openai.url.host);
+            return PL_ERR;
+        }
+    }
+    openai.ready = 1;
+    log_info("event=agent_backend backend=openai url=%s model=\"%s\"", cfg->agent_url, cfg->agent_model);
+    return PL_OK;
+}
+
+/* --- a call's life ------------------------------------------------------ */
+
+/* Makes MSG fit to show and to log: the key blanked out, no quotes or
+ * control characters, valid UTF-8. */
+static void openai_sanitize(char *msg)
+{
+    size_t klen = strlen(openai.key), n, i;
+    char *p;
+
+    for (p = msg; klen > 0 && (p = strstr(p, openai.key)) != NULL; p += klen) {
+        memset(p, '*', klen);
+    }
+    for (p = msg; *p != '\0'; p++) {
+        if ((unsigned char)*p < ' ' || *p == 0x7f) {
+            *p = ' ';
+        } else if (*p == '"') {
+            *p = '\'';
+        }
+    }
+    /* A character cut at the end by the size limit goes; then, if bytes
+     * that were never UTF-8 remain, every non-ASCII byte is replaced. */
+    n = strlen(msg);
+    for (i = n; i > 0 && n - i < 3 && ((unsigned char)msg[i - 1] & 0xc0) == 0x80; i--) {
+    }
+    if (i > 0 && (unsigned char)msg[i - 1] >= 0xc0
+        && n - (i - 1) < ((unsigned char)msg[i - 1] >= 0xf0 ? 4u : (unsigned char)msg[i - 1] >= 0xe0 ? 3u : 2u)) {
+        n = i - 1;
+        msg[n] = '\0';
+    }
+    if (!ws_utf8_valid((const uint8_t *)msg, n)) {
+        for (p = msg; *p != '\0'; p++) {
+            if ((unsigned char)*p >= 0x80) {
+                *p = '?';
+            }
+        }
+    }
+}
+
+static void openai_free(struct openai_call *c)
+{
+    sse_parser_free(&c->sse);
+    if (c->addrs != NULL) {
+        evutil_freeaddrinfo(c->addrs);
+    }
+    if (c->request != NULL) {
+        evbuffer_free(c->request);
+    }
+    if (c->saved != NULL) {
+        evbuffer_free(c->saved);
+    }
+    free(c);
+}
+
+/* Detaches C from its request and closes the connection (its socket is
+ * closed as the loop turns); frees C unless the read loop, a store call or
+ * a name resolution still holds it. */
+static void openai_detach(struct openai_call *c)
+{
+    if (c->req != NULL) {
+        c->req->state = NULL;
+        c->req = NULL;
+    }
+    if (c->resolving != NULL) {
+        evdns_getaddrinfo_cancel(c->resolving);     /* its callback frees C */
+    }
+    if (c->bev != NULL) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    if (c->timer != NULL) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
+    if (!c->store_pending && !c->busy && c->resolving == NULL) {
+        openai_free(c);
+    }
+}
+
+static void openai_end(struct openai_call *c, enum agent_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Ends the request with ST and a message (the result of FMT). */
+static void openai_end(struct openai_call *c, enum agent_status st, const char *fmt, ...)
+{
+    struct agent_request *r = c->req;
+    char msg[OPENAI_MESSAGE_MAX];
+    va_list ap;
+
+    if (r == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    openai_sanitize(msg);
+    openai_detach(c);
+    agent_finish(r, st, msg);
+}
+
+static void openai_succeed(struct openai_call *c)
+{
+    openai_end(c, AGENT_OK, "%s", "");
+}
+
+static void openai_cancel(struct agent_request *r)
+{
+    if (r->state != NULL) {
+        openai_detach(r->state);
+    }
+}
+
+/* The nearest deadline of C, and which one it is. */
+static int64_t openai_deadline(const struct openai_call *c, enum openai_deadline *which)
+{
+    const struct conf *cfg = agent_conf();
+    int64_t d = c->started_ms + cfg->agent_total_timeout_ms;
+
+    *which = OPENAI_DEADLINE_TOTAL;
+    if (!c->got_token && c->started_ms + cfg->agent_first_token_timeout_ms < d) {
+        d = c->started_ms + cfg->agent_first_token_timeout_ms;
+        *which = OPENAI_DEADLINE_FIRST_TOKEN;
+    }
+    if (c->phase == OPENAI_CONNECTING && c->connect_ms + cfg->agent_connect_timeout_ms < d) {
+        d = c->connect_ms + cfg->agent_connect_timeout_ms;
+        *which = OPENAI_DEADLINE_CONNECT;
+    }
+    return d;
+}
+
+static void openai_arm(struct openai_call *c)
+{
+    enum openai_deadline which;
+    int64_t left = openai_deadline(c, &which) - openai_now_ms();
+    struct timeval tv;
+
+    if (left < 0) {
+        left = 0;
+    }
+    tv.tv_sec = (time_t)(left / 1000);
+    tv.tv_usec = (long)(left % 1000) * 1000;
+    evtimer_add(c->timer, &tv);
+}
+
+/* --- the answer --------------------------------------------------------- */
+
+static int openai_ok(const struct openai_call *c)
+{
+    return c->status >= 200 && c->status < 300;
+}
+
+/* LEN bytes of S as one JSON value with nothing but white space after it,
+ * or NULL. */
+static json_object *openai_parse_json(const char *s, size_t len)
+{
+    struct json_tokener *tok;
+    json_object *obj;
+    size_t end;
+
+    if (s == NULL || len == 0 || (tok = json_tokener_new()) == NULL) {
+        return NULL;
+    }
+    obj = json_tokener_parse_ex(tok, s, (int)len);
+    end = json_tokener_get_error(tok) == json_tokener_success ? json_tokener_get_parse_end(tok) : 0;
+    json_tokener_free(tok);
+    if (obj == NULL) {
+        return NULL;
+    }
+    while (end < len && isspace((unsigned char)s[end])) {
+        end++;
+    }
+    if (end < len || !json_object_is_type(obj, json_type_object)) {
+        json_object_put(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* The message of an error object, {"error":{"message":"..."}} or
+ * {"error":"..."}, or NULL when OBJ is not one. */
+static const char *openai_error_text(json_object *obj)
+{
+    json_object *err, *msg;
+
+    if (obj == NULL || !json_object_object_get_ex(obj, "error", &err)) {
+        return NULL;
+    }
+    if (json_object_is_type(err, json_type_object) && json_object_object_get_ex(err, "message", &msg)
+        && json_object_is_type(msg, json_type_string)) {
+        return json_object_get_string(msg);
+    }
+    return json_object_get_string(err);
+}
+
+/* choices[0] of OBJ: 1 with *CHOICE set, 0 for an empty list (a usage
+ * report), -1 when there is no list at all. */
+static int openai_choice(json_object *obj, json_object **choice)
+{
+    json_object *choices;
+
+    if (!json_object_object_get_ex(obj, "choices", &choices) || !json_object_is_type(choices, json_type_array)) {
+        return -1;
+    }
+    if (json_object_array_length(choices) == 0) {
+        return 0;
+    }
+    *choice = json_object_array_get_idx(choices, 0);
+    return json_object_is_type(*choice, json_type_object) ? 1 : -1;
+}
+
+/* CHOICE.PART.content ("delta" streamed, "message" whole), or NULL. */
+static const char *openai_choice_text(json_object *choice, const char *part, size_t *len)
+{
+    json_object *o, *content;
+
+    if (!json_object_object_get_ex(choice, part, &o) || !json_object_is_type(o, json_type_object)
+        || !json_object_object_get_ex(o, "content", &content) || !json_object_is_type(content, json_type_string)) {
+        return NULL;
+    }
+    *len = (size_t)json_object_get_string_len(content);
+    return json_object_get_string(content);
+}
+
+/* Passes a piece of the answer on, as UTF-8 whatever the agent sent (the
+ * chunks go into WebSocket text frames). */
+static void openai_emit(struct openai_call *c, const char *text, size_t len)
+{
+    char *copy;
+
+    if (len == 0) {
+        return;
+    }
+    if (!c->got_token) {
+        c->got_token = 1;
+        openai_arm(c);
+    }
+    if (ws_utf8_valid((const uint8_t *)text, len)) {
+        agent_emit(c->req, text, len);
+        return;
+    }
+    if ((copy = malloc(len)) == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        copy[i] = (unsigned char)text[i] < 0x80 ? text[i] : '?';
+    }
+    agent_emit(c->req, copy, len);
+    free(copy);
+}
+
+/* One event of the stream. */
+static void openai_event(struct openai_call *c, const struct sse_event *ev)
+{
+    json_object *obj, *choice, *finish;
+    const char *text, *error;
+    size_t len;
+    int n;
+
+    if (strcmp(ev->type, "message") != 0 && strcmp(ev->type, "error") != 0) {
+        return;                 /* an extension this client does not know */
+    }
+    if (strcmp(ev->type, "message") == 0 && strcmp(ev->data, "[DONE]") == 0) {
+        openai_succeed(c);
+        return;
+    }
+    obj = openai_parse_json(ev->data, ev->len);
+    error = openai_error_text(obj);
+    if (error != NULL || strcmp(ev->type, "error") == 0) {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent reported an error: %.300s", error != NULL ? error : ev->data);
+    } else if (obj == NULL) {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent sent an event that is not a JSON object: %.60s", ev->data);
+    } else if ((n = openai_choice(obj, &choice)) < 0) {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent sent an event without choices");
+    } else if (n > 0) {
+        if (json_object_object_get_ex(choice, "finish_reason", &finish)
+            && json_object_is_type(finish, json_type_string)) {
+            c->got_finish = 1;
+        }
+        if ((text = openai_choice_text(choice, "delta", &len)) != NULL) {
+            openai_emit(c, text, len);
+        }
+    }
+    json_object_put(obj);
+}
+
+/* The body is complete (or the server closed a body without a length). */
+static void openai_body_end(struct openai_call *c)
+{
+    json_object *obj, *choice;
+    const char *text, *error;
+    size_t len;
+
+    if (openai_ok(c) && !c->json) {
+        if (c->got_finish) {
+            openai_succeed(c);
+        } else {
+            openai_end(c, AGENT_UNAVAILABLE, "the agent's answer ended before it was complete");
+        }
+        return;
+    }
+    obj = openai_parse_json((const char *)evbuffer_pullup(c->saved, -1), evbuffer_get_length(c->saved));
+    if (!openai_ok(c)) {
+        error = openai_error_text(obj);
+        openai_end(c, AGENT_UNAVAILABLE, "the agent answered HTTP %d%s%.300s", c->status,
+                   error != NULL ? ": " : " ", error != NULL ? error : c->reason);
+    } else if (obj == NULL || openai_choice(obj, &choice) <= 0) {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent's answer has no choices");
+    } else {
+        if ((text = openai_choice_text(choice, "message", &len)) != NULL) {
+            openai_emit(c, text, len);
+        }
+        openai_succeed(c);
+    }
+    json_object_put(obj);
+}
+
+/* Bytes of the body: the event stream, or an error or completion kept
+ * whole (bounded). */
+static void openai_data(struct openai_call *c, const char *p, size_t n)
+{
+    struct sse_event ev;
+    size_t used;
+
+    if (!openai_ok(c) || c->json) {
+        size_t have = evbuffer_get_length(c->saved), max = c->json ? OPENAI_JSON_MAX : OPENAI_ERROR_MAX;
+        if (have + n > max) {
+            if (openai_ok(c)) {
+                openai_end(c, AGENT_UNAVAILABLE, "the agent's answer is longer than %zu bytes", max);
+                return;
+            }
+            n = max - have;     /* the start of an error says enough */
+        }
+        evbuffer_add(c->saved, p, n);
+        return;
+    }
+    while (n > 0 && c->req != NULL) {
+        int rc = sse_parse_feed(&c->sse, p, n, &used, &ev);
+
+        p += used;
+        n -= used;
+        if (rc == PL_AGAIN) {
+            return;
+        }
+        if (rc == PL_ERR) {
+            openai_end(c, AGENT_UNAVAILABLE, "the agent sent an event longer than %d bytes", SSE_PARSE_MAX_DEFAULT);
+            return;
+        }
+        openai_event(c, &ev);
+    }
+}
+
+/* The next line of IN, without its line end: PL_OK with *LINE (to free),
+ * PL_AGAIN when it is not complete yet, PL_ERR when it is too long (the
+ * call has ended). */
+static int openai_readln(struct openai_call *c, struct evbuffer *in, char **line)
+{
+    size_t n;
+
+    *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+    if (*line != NULL) {
+        return PL_OK;
+    }
+    if (evbuffer_get_length(in) > OPENAI_LINE_MAX) {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent sent a line longer than %d bytes", OPENAI_LINE_MAX);
+        return PL_ERR;
+    }
+    return PL_AGAIN;
+}
+
+static void openai_status_line(struct openai_call *c, const char *line)
+{
+    int minor, code, n = 0;
+
+    if (sscanf(line, "HTTP/1.%d %3d%n", &minor, &code, &n) < 2 || code < 100
+        || (line[n] != '\0' && line[n] != ' ')) {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent does not speak HTTP/1.x: '%.40s'", line);
+        return;
+    }
+    c->status = code;
+    snprintf(c->reason, sizeof(c->reason), "%s", line + n + (line[n] == ' '));
+    c->phase = OPENAI_HEADERS;
+    c->chunked = 0;
+    c->length = -1;
+    c->json = 0;
+}
+
+static void openai_header(struct openai_call *c, char *line)
+{
+    char *colon = strchr(line, ':'), *v, *end;
+    long long n;
+
+    if (colon == NULL) {
+        return;
+    }
+    *colon = '\0';
+    for (v = colon + 1; *v == ' ' || *v == '\t'; v++) {
+    }
+    if (strcasecmp(line, "Transfer-Encoding") == 0) {
+        c->chunked = strcasestr(v, "chunked") != NULL;
+    } else if (strcasecmp(line, "Content-Length") == 0) {
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        c->length = isdigit((unsigned char)*v) && errno == 0 && (*end == '\0' || isspace((unsigned char)*end)) ? n : -1;
+    } else if (strcasecmp(line, "Content-Type") == 0) {
+        c->json = strncasecmp(v, "application/json", 16) == 0;
+    }
+}
+
+/* The blank line after the headers. */
+static void openai_body_begin(struct openai_call *c)
+{
+    if (c->status < 200) {
+        c->phase = OPENAI_STATUS;       /* 1xx: the real answer follows */
+        return;
+    }
+    c->phase = OPENAI_BODY;
+    if (c->status == 204 || c->status == 304) {
+        openai_body_end(c);
+    } else if (c->chunked) {
+        c->body = OPENAI_BODY_CHUNK_SIZE;
+    } else if (c->length >= 0) {
+        c->body = OPENAI_BODY_LENGTH;
+        c->left = (uint64_t)c->length;
+        if (c->left == 0) {
+            openai_body_end(c);
+        }
+    } else {
+        c->body = OPENAI_BODY_CLOSE;
+    }
+}
+
+/* One line of the status line and headers. */
+static int openai_head(struct openai_call *c, struct evbuffer *in)
+{
+    char *line;
+    int rc = openai_readln(c, in, &line);
+
+    if (rc != PL_OK) {
+        return rc;
+    }
+    c->head_bytes += strlen(line) + 2;
+    if (c->head_bytes > OPENAI_HEAD_MAX) {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent's response headers are longer than %d bytes", OPENAI_HEAD_MAX);
+    } else if (c->phase == OPENAI_STATUS) {
+        openai_status_line(c, line);
+    } else if (line[0] == '\0') {
+        openai_body_begin(c);
+    } else {
+        openai_header(c, line);
+    }
+    free(line);
+    return c->req != NULL ? PL_OK : PL_ERR;
+}
+
+/* A chunk-size line, the end of a chunk's data, or a trailer line. */
+static void openai_chunk_line(struct openai_call *c, const char *line)
+{
+    unsigned long long size;
+    char *end;
+
+    if (c->body == OPENAI_BODY_CHUNK_SIZE) {
+        errno = 0;
+        size = strtoull(line, &end, 16);
+        if (!isxdigit((unsigned char)line[0]) || errno != 0
+            || (*end != '\0' && *end != ';' && *end != ' ' && *end != '\t')) {
+            openai_end(c, AGENT_UNAVAILABLE, "the agent sent a malformed chunk");
+        } else if (size == 0) {
+            c->body = OPENAI_BODY_TRAILER;
+        } else {
+            c->left = size;
+            c->body = OPENAI_BODY_CHUNK_DATA;
+        }
+    } else if (c->body == OPENAI_BODY_CHUNK_END) {
+        if (line[0] != '\0') {
+            openai_end(c, AGENT_UNAVAILABLE, "the agent sent a malformed chunk");
+        } else {
+            c->body = OPENAI_BODY_CHUNK_SIZE;
+        }
+    } else if (line[0] == '\0') {
+        openai_body_end(c);
+    }
+}
+
+/* Some of the body. */
+static int openai_body(struct openai_call *c, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in), n;
+    char *line;
+    int rc;
+
+    switch (c->body) {
+    case OPENAI_BODY_CHUNK_SIZE:
+    case OPENAI_BODY_CHUNK_END:
+    case OPENAI_BODY_TRAILER:
+        if ((rc = openai_readln(c, in, &line)) != PL_OK) {
+            return rc;
+        }
+        openai_chunk_line(c, line);
+        free(line);
+        break;
+    case OPENAI_BODY_CLOSE:
+    case OPENAI_BODY_LENGTH:
+    case OPENAI_BODY_CHUNK_DATA:
+        if (avail == 0) {
+            return PL_AGAIN;
+        }
+        n = c->body == OPENAI_BODY_CLOSE || avail < c->left ? avail : (size_t)c->left;
+        openai_data(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)n), n);
+        if (c->req == NULL) {
+            return PL_ERR;      /* ended: the connection is closed already */
+        }
+        evbuffer_drain(in, n);
+        if (c->body != OPENAI_BODY_CLOSE && (c->left -= n) == 0) {
+            if (c->body == OPENAI_BODY_CHUNK_DATA) {
+                c->body = OPENAI_BODY_CHUNK_END;
+            } else {
+                openai_body_end(c);
+            }
+        }
+        break;
+    }
+    return c->req != NULL ? PL_OK : PL_ERR;
+}
+
+static void openai_on_read(struct bufferevent *bev, void *arg)
+{
+    struct openai_call *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    int rc = PL_OK;
+
+    c->busy = 1;
+    while (rc == PL_OK && c->req != NULL) {
+        if (c->phase == OPENAI_STATUS || c->phase == OPENAI_HEADERS) {
+            rc = openai_head(c, in);
+        } else if (c->phase == OPENAI_BODY) {
+            rc = openai_body(c, in);
+        } else {
+            rc = PL_AGAIN;
+        }
+    }
+    c->busy = 0;
+    if (c->req == NULL) {
+        openai_free(c);         /* ended or cancelled meanwhile */
+    }
+}
+
+static void openai_on_eof(struct openai_call *c)
+{
+    if (c->phase != OPENAI_BODY) {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent closed the connection without answering");
+    } else if (c->body == OPENAI_BODY_CLOSE || !openai_ok(c)) {
+        openai_body_end(c);
+    } else if (!c->json && c->got_finish) {
+        openai_succeed(c);
+    } else {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent closed the connection in the middle of the answer");
+    }
+}
+
+static int openai_connect_next(struct openai_call *c);
+
+static void openai_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct openai_call *c = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+
+    PL_UNUSED(bev);
+    if (what & BEV_EVENT_CONNECTED) {
+        c->phase = OPENAI_STATUS;
+        openai_arm(c);
+    } else if (c->phase == OPENAI_CONNECTING) {
+        if (openai_connect_next(c) != PL_OK) {
+            openai_end(c, AGENT_UNAVAILABLE, "cannot connect to the agent at %s: %s", openai.url.authority,
+                       err != 0 ? strerror(err) : "connection failed");
+        }
+    } else if (what & BEV_EVENT_EOF) {
+        openai_on_eof(c);
+    } else if (c->phase == OPENAI_BODY && openai_ok(c) && !c->json && c->got_finish) {
+        openai_succeed(c);    /* a reset after the last word */
+    } else {
+        openai_end(c, AGENT_UNAVAILABLE, "the connection to the agent failed: %s",
+                   err != 0 ? strerror(err) : "unknown error");
+    }
+}
+
+/* --- the request -------------------------------------------------------- */
+
+static void openai_message_add(json_object *messages, const char *role, const char *content)
+{
+    json_object *m = json_object_new_object();
+
+    if (m == NULL) {
+        return;
+    }
+    json_object_object_add(m, "role", json_object_new_string(role));
+    json_object_object_add(m, "content", json_object_new_string(content));
+    json_object_array_add(messages, m);
+}
+
+/* The request's JSON: the model, the system prompt, the room's last
+ * messages (EVS, may be NULL) and the question. */
+static json_object *openai_body_build(const struct agent_request *r, const struct store_events *evs)
+{
+    const struct conf *cfg = agent_conf();
+    json_object *root = json_object_new_object(), *messages = json_object_new_array();
+    char *line;
+
+    if (root == NULL || messages == NULL) {
+        json_object_put(root);
+        json_object_put(messages);
+        return NULL;
+    }
+    json_object_object_add(root, "model", json_object_new_string(cfg->agent_model));
+    json_object_object_add(root, "stream", json_object_new_boolean(1));
+    if (cfg->agent_system_prompt[0] != '\0') {
+        openai_message_add(messages, "system", cfg->agent_system_prompt);
+    }
+    for (int i = 0; evs != NULL && i < evs->count; i++) {
+        json_object *m = json_tokener_parse(evs->items[i].json), *from, *content;
+
+        if (m != NULL && json_object_object_get_ex(m, "from", &from)
+            && json_object_object_get_ex(m, "content", &content)) {
+            const char *who = json_object_get_string(from), *text = json_object_get_string(content);
+            if (strcmp(who, cfg->agent_name) == 0) {
+                openai_message_add(messages, "assistant", text);
+            } else if (asprintf(&line, "%s: %s", who, text) >= 0) {
+                openai_message_add(messages, "user", line);
+                free(line);
+            }
+        }
+        json_object_put(m);
+    }
+    openai_message_add(messages, "user", r->query);
+    json_object_object_add(root, "messages", messages);
+    return root;
+}
+
+/* Connects to the address being tried (the configured one, or the next
+ * one the name resolved to) and sends the request; the answer comes to
+ * openai_on_read.  Callbacks are deferred, so a connect that fails at once
+ * reports it from the loop, never from inside this function. */
+static void openai_connect(struct openai_call *c)
+{
+    const struct sockaddr *sa = c->addr != NULL ? c->addr->ai_addr : (const struct sockaddr *)&openai.addr;
+    int salen = c->addr != NULL ? (int)c->addr->ai_addrlen : openai.addrlen;
+
+    c->bev = bufferevent_socket_new(agent_loop(), -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (c->bev == NULL) {
+        openai_end(c, AGENT_UNAVAILABLE, "out of memory");
+        return;
+    }
+    bufferevent_setcb(c->bev, openai_on_read, NULL, openai_on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    evbuffer_add(bufferevent_get_output(c->bev), evbuffer_pullup(c->request, -1), evbuffer_get_length(c->request));
+    if (bufferevent_socket_connect(c->bev, (struct sockaddr *)sa, salen) != 0) {
+        openai_end(c, AGENT_UNAVAILABLE, "cannot connect to the agent at %s: %s", openai.url.authority,
+                   errno != 0 ? strerror(errno) : "connection failed");
+    }
+}
+
+/* A connection attempt failed: the next address, if the name had more. */
+static int openai_connect_next(struct openai_call *c)
+{
+    if (c->addr == NULL || c->addr->ai_next == NULL) {
+        return PL_ERR;
+    }
+    bufferevent_free(c->bev);
+    c->addr = c->addr->ai_next;
+    openai_connect(c);
+    return PL_OK;
+}
+
+static void openai_on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct openai_call *c = arg;
+
+    c->resolving = NULL;
+    if (c->req == NULL) {
+        /* Cancelled, or timed out (RESULT is EVUTIL_EAI_CANCEL). */
+        if (res != NULL) {
+            evutil_freeaddrinfo(res);
+        }
+        openai_free(c);
+        return;
+    }
+    if (result != 0 || res == NULL) {
+        openai_end(c, AGENT_UNAVAILABLE, "cannot resolve %s: %s", openai.url.host,
+                   evutil_gai_strerror(result != 0 ? result : EVUTIL_EAI_NONAME));
+        return;
+    }
+    c->addrs = c->addr = res;
+    openai_connect(c);
+}
+
+/* Builds the request, then resolves the name (without blocking the loop)
+ * or connects to the address. */
+static void openai_request(struct openai_call *c, const struct store_events *evs)
+{
+    struct evdns_getaddrinfo_request *q;
+    struct evutil_addrinfo hints;
+    json_object *body;
+    const char *text;
+    size_t len;
+
+    if (!openai.ready) {
+        openai_end(c, AGENT_UNAVAILABLE, "the agent is not set up (see the log at start-up)");
+        return;
+    }
+    if ((body = openai_body_build(c->req, evs)) == NULL || (c->request = evbuffer_new()) == NULL) {
+        json_object_put(body);
+        openai_end(c, AGENT_UNAVAILABLE, "out of memory");
+        return;
+    }
+    text = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    len = strlen(text);
+    evbuffer_add_printf(c->request, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: parley/%s\r\n"
+                        "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+                        "Content-Length: %zu\r\nConnection: close\r\n",
+                        openai.url.target, openai.url.authority, PACKAGE_VERSION, len);
+    if (openai.key[0] != '\0') {
+        evbuffer_add_printf(c->request, "Authorization: Bearer %s\r\n", openai.key);
+    }
+    evbuffer_add(c->request, "\r\n", 2);
+    evbuffer_add(c->request, text, len);
+    json_object_put(body);
+
+    c->phase = OPENAI_CONNECTING;
+    c->connect_ms = openai_now_ms();
+    openai_arm(c);
+    if (openai.dns == NULL) {
+        openai_connect(c);
+        return;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+    q = evdns_getaddrinfo(openai.dns, openai.url.host, openai.url.port, &hints, openai_on_resolved, c);
+    if (q != NULL) {
+        c->resolving = q;
+    }
+    /* Else the answer came at once (a number, /etc/hosts): C may be gone. */
+}
+
+static void openai_on_context(enum store_status st, const struct store_events *evs, void *arg)
+{
+    struct openai_call *c = arg;
+
+    c->store_pending = 0;
+    if (c->req == NULL) {
+        openai_free(c);         /* cancelled or timed out meanwhile */
+        return;
+    }
+    if (st != STORE_OK) {
+        log_debug("event=agent_context_unavailable room=%s", c->req->room);
+    }
+    openai_request(c, st == STORE_OK ? evs : NULL);
+}
+
+/* The timer: first the start (without context to read), then deadlines. */
+static void openai_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct openai_call *c = arg;
+    const struct conf *cfg = agent_conf();
+    enum openai_deadline which;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    if (c->phase == OPENAI_CONTEXT && !c->store_pending) {
+        openai_request(c, NULL);
+        return;
+    }
+    openai_deadline(c, &which);
+    switch (which) {
+    case OPENAI_DEADLINE_CONNECT:
+        openai_end(c, AGENT_TIMEOUT, "could not connect to the agent at %s within %d ms",
+                   openai.url.authority, cfg->agent_connect_timeout_ms);
+        break;
+    case OPENAI_DEADLINE_FIRST_TOKEN:
+        openai_end(c, AGENT_TIMEOUT, "the agent did not start answering within %d ms",
+                   cfg->agent_first_token_timeout_ms);
+        break;
+    case OPENAI_DEADLINE_TOTAL:
+        openai_end(c, AGENT_TIMEOUT, "the agent did not finish its answer within %d ms",
+                   cfg->agent_total_timeout_ms);
+        break;
+    }
+}
+
+static int openai_start(struct agent_request *r)
+{
+    const struct conf *cfg = agent_conf();
+    struct openai_call *c = calloc(1, sizeof(*c));
+
+    if (c == NULL || (c->saved = evbuffer_new()) == NULL
+        || (c->timer = evtimer_new(agent_loop(), openai_on_timer, c)) == NULL) {
+        if (c != NULL && c->saved != NULL) {
+            evbuffer_free(c->saved);
+        }
+        free(c);
+        return PL_ERR;
+    }
+    sse_parser_init(&c->sse, 0);
+    c->req = r;
+    c->started_ms = openai_now_ms();
+    c->phase = OPENAI_CONTEXT;
+    r->state = c;
+    if (r->room[0] != '\0' && cfg->agent_context_messages > 0
+        && store_history(r->room, NULL, NULL, cfg->agent_context_messages, openai_on_context, c) == PL_OK) {
+        c->store_pending = 1;
+        openai_arm(c);
+    } else {
+        event_active(c->timer, EV_TIMEOUT, 0);  /* start from the loop */
+    }
+    return PL_OK;
+}
+
+const struct agent_backend agent_openai = {
+    .init = openai_init,
+    .start = openai_start,
+    .cancel = openai_cancel,
+};
