@@ -22,6 +22,7 @@
 #include "outq.h"
 #include "presence.h"
 #include "store.h"
+#include "ws_frame.h"
 
 #define SSE_CACHE_SLOT 1        /* bus_event cache slot of the SSE encoding */
 
@@ -507,8 +508,9 @@ static void sse_chat_stream(evhtp_request_t *req, const struct http_params *para
         http_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    if (http_query(req, "query", a->query, sizeof(a->query)) == NULL || a->query[0] == '\0') {
-        http_error(req, 400, "bad_request", "\"query\" is required (at most %zu bytes)", sizeof(a->query) - 1);
+    if (http_query(req, "query", a->query, sizeof(a->query)) == NULL || a->query[0] == '\0'
+        || !ws_utf8_valid((const uint8_t *)a->query, strlen(a->query))) {
+        http_error(req, 400, "bad_request", "\"query\" is required: UTF-8, at most %zu bytes", sizeof(a->query) - 1);
         free(a);
         return;
     }

@@ -237,6 +237,7 @@ class Api(unittest.TestCase):
         self.assertEqual(self.p.request("GET", "/api/chat/stream?query=&token=" + tok)[0], 400)
         self.assertEqual(self.p.request("GET", "/api/chat/stream?query=x&room=a%20b&token=" + tok)[0], 400)
         self.assertEqual(self.p.request("GET", "/api/chat/stream?query=x")[0], 401)
+        self.assertEqual(self.p.request("GET", "/api/chat/stream?query=%ff%fe&token=" + tok)[0], 400)
 
     def test_chat_stream_client_leaving_cancels(self):
         env = Env()
