@@ -257,6 +257,9 @@ static void ws_on_frame(struct ws_conn *c, const struct ws_frame *f)
         c->st = WS_FLUSHING;
         c->deadline_ms = ws_now_ms() + WS_CLOSE_WAIT_MS;
         bufferevent_disable(c->bev, EV_READ);
+        /* The handshake is complete: hang up as soon as the output is out
+         * (at once when we had started it and nothing is left to send). */
+        outq_schedule(&c->out);
         break;
     default:
         if (c->st == WS_OPEN) {

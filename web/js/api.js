@@ -1,0 +1,104 @@
+// api.js - parley's HTTP API: sessions, history, publishing, and the URLs of
+// the WebSocket, the room's event stream and the agent's answer stream.
+
+const REQUEST_TIMEOUT_MS = 10000;
+
+/** A failed API call: status 0 means the server could not be reached. */
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter = 0) {
+    super(message || code);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/** Room and user names: 1..64 of [A-Za-z0-9_.-], not "." or "..". */
+export function validName(name) {
+  return typeof name === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(name) && name !== '.' && name !== '..';
+}
+
+/** Orders Redis stream ids ("<ms>-<seq>"); negative when a comes first. */
+export function compareIds(a, b) {
+  const [am, as = '0'] = a.split('-');
+  const [bm, bs = '0'] = b.split('-');
+  return (Number(am) - Number(bm)) || (Number(as) - Number(bs));
+}
+
+/** A random client_msg_id (crypto.getRandomValues works outside secure contexts too). */
+export function newClientMsgId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return 'c' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function request(method, path, { token, body } = {}) {
+  const headers = {};
+  if (token) headers.Authorization = 'Bearer ' + token;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+      signal: abort.signal,
+    });
+  } catch (err) {
+    throw new ApiError(0, 'unreachable', 'the server could not be reached');
+  } finally {
+    clearTimeout(timer);
+  }
+  let doc = null;
+  try {
+    doc = await resp.json();
+  } catch (err) {
+    doc = null;
+  }
+  if (!resp.ok) {
+    const e = (doc && doc.error) || {};
+    const retry = Number(resp.headers.get('Retry-After')) || 0;
+    throw new ApiError(resp.status, e.code || 'http_' + resp.status, e.message || resp.statusText, retry);
+  }
+  return doc;
+}
+
+/** POST /api/sessions → {token, user, expires_in}. */
+export function createSession(user) {
+  return request('POST', '/api/sessions', { body: { user } });
+}
+
+/** GET /api/rooms/{room}/messages → messages, oldest first. */
+export async function fetchMessages(token, room, { before, after, limit } = {}) {
+  const q = new URLSearchParams();
+  if (before) q.set('before', before);
+  if (after) q.set('after', after);
+  if (limit) q.set('limit', String(limit));
+  const doc = await request('GET', `/api/rooms/${encodeURIComponent(room)}/messages?${q}`, { token });
+  return (doc && doc.messages) || [];
+}
+
+/** POST /api/rooms/{room}/messages → the stored message's id. */
+export async function postMessage(token, room, content, clientMsgId) {
+  const body = { content };
+  if (clientMsgId) body.client_msg_id = clientMsgId;
+  const doc = await request('POST', `/api/rooms/${encodeURIComponent(room)}/messages`, { token, body });
+  return doc.id;
+}
+
+export function wsUrl(room, token) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${location.host}/ws/chat/${encodeURIComponent(room)}?token=${encodeURIComponent(token)}`;
+}
+
+export function eventsUrl(room, token, lastId) {
+  const q = new URLSearchParams({ token });
+  if (lastId) q.set('last_event_id', lastId);
+  return `/api/rooms/${encodeURIComponent(room)}/events?${q}`;
+}
+
+export function askStreamUrl(query, token) {
+  return `/api/chat/stream?${new URLSearchParams({ query, token })}`;
+}

@@ -1,0 +1,735 @@
+// app.js - the chat page: sign-in, rooms, the message log, presence,
+// typing, direct messages and the agent, wired to a RoomConnection.
+
+import { askStreamUrl, createSession, fetchMessages, newClientMsgId, validName } from './api.js';
+import { RoomConnection } from './connection.js';
+import {
+  MessageLog, appendNodeText, el, messageNode, noticeNode, renderMembers, renderRooms, renderStatus,
+  renderTyping, setNodeState, setNodeText, setNodeTime,
+} from './ui.js';
+
+const TYPING_SEND_MS = 3000;        // at most one typing event this often
+const TYPING_SHOW_MS = 4000;        // how long someone shows as typing
+const MAX_CONTENT_BYTES = 4096;     // the server's default max_content
+const OLDER_PAGE = 50;
+const RECENT_ROOMS = 12;
+const STREAM_STALL_MS = 60000;      // an agent answer silent this long has failed
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+// ?transport=sse forces the fallback (for testing); ws disables it.
+const TRANSPORT = ['ws', 'sse'].includes(params.get('transport')) ? params.get('transport') : 'auto';
+
+const app = {
+  session: null,              // {user, token}
+  room: null,
+  conn: null,
+  log: new MessageLog($('scroller'), $('log'), $('pending')),
+  members: new Set(),
+  typing: new Map(),          // user → timer
+  dmTarget: null,
+  lastTypingSent: 0,
+  olderLoading: false,
+  historyComplete: false,
+  historyLoaded: false,
+  streams: new Map(),         // request_id → {node, text, id}
+  pendingDirects: [],         // cmids of directs not yet acknowledged
+  agents: new Set(),          // names seen answering as the agent (kept in localStorage)
+  noticeSeq: 0,
+  statusTimer: null,
+};
+
+// ---- storage -----------------------------------------------------------
+
+function loadJson(key, fallback) {
+  try {
+    const v = JSON.parse(localStorage.getItem(key));
+    return v === null ? fallback : v;
+  } catch (err) {
+    return fallback;
+  }
+}
+
+function saveJson(key, value) {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, JSON.stringify(value));
+  } catch (err) {
+    // Private mode or full storage: the page still works for this visit.
+  }
+}
+
+function loadSession() {
+  const s = loadJson('parley.session', null);
+  return s && validName(s.user) && typeof s.token === 'string' ? s : null;
+}
+
+function recentRooms() {
+  const rooms = loadJson('parley.rooms', []);
+  return Array.isArray(rooms) ? rooms.filter(validName) : [];
+}
+
+function rememberRoom(room) {
+  saveJson('parley.rooms', [room, ...recentRooms().filter((r) => r !== room)].slice(0, RECENT_ROOMS));
+}
+
+const auth = {
+  get token() {
+    return app.session ? app.session.token : '';
+  },
+  async renew() {
+    const s = await createSession(app.session.user);
+    app.session = { user: s.user, token: s.token };
+    saveJson('parley.session', app.session);
+  },
+};
+
+// ---- sign-in -----------------------------------------------------------
+
+function roomFromLocation() {
+  const h = decodeURIComponent(location.hash.replace(/^#/, ''));
+  return validName(h) ? h : null;
+}
+
+function showLogin(message = '') {
+  leaveRoom();
+  $('chat').hidden = true;
+  $('login').hidden = false;
+  const last = loadJson('parley.lastUser', '');
+  if (!$('login-name').value && typeof last === 'string') $('login-name').value = last;
+  const room = roomFromLocation() || recentRooms()[0];
+  if (room) $('login-room').value = room;
+  $('login-error').textContent = message;
+  $('login-name').focus();
+}
+
+async function onLogin(ev) {
+  ev.preventDefault();
+  const name = $('login-name').value.trim();
+  const room = $('login-room').value.trim();
+  if (!validName(name)) {
+    $('login-error').textContent = 'Pick a name of 1–64 letters, digits, “_”, “.” or “-”.';
+    return;
+  }
+  if (!validName(room)) {
+    $('login-error').textContent = 'Room names are 1–64 letters, digits, “_”, “.” or “-”.';
+    return;
+  }
+  $('login-submit').disabled = true;
+  $('login-error').textContent = '';
+  try {
+    const s = await createSession(name);
+    app.session = { user: s.user, token: s.token };
+    saveJson('parley.session', app.session);
+    saveJson('parley.lastUser', s.user);
+    enterRoom(room);
+  } catch (err) {
+    $('login-error').textContent = err.status === 0 ? 'The server cannot be reached; try again in a moment.'
+      : `Could not sign in: ${err.message}`;
+  } finally {
+    $('login-submit').disabled = false;
+  }
+}
+
+function logout() {
+  saveJson('parley.session', null);
+  app.session = null;
+  showLogin();
+}
+
+// ---- rooms -------------------------------------------------------------
+
+function leaveRoom() {
+  if (app.conn) app.conn.stop();
+  app.conn = null;
+  clearInterval(app.statusTimer);
+  for (const t of app.typing.values()) clearTimeout(t);
+  app.typing.clear();
+  for (const s of app.streams.values()) {
+    clearTimeout(s.timer);
+    if (s.source) s.source.close();
+  }
+  app.streams.clear();
+  app.members.clear();
+  app.pendingDirects = [];
+  app.log.clear();
+  app.historyComplete = false;
+  app.historyLoaded = false;
+  app.olderLoading = false;
+  setDmTarget(null);
+}
+
+function enterRoom(room) {
+  leaveRoom();
+  app.room = room;
+  rememberRoom(room);
+  if (roomFromLocation() !== room) history.replaceState(null, '', `${location.pathname}${location.search}#${room}`);
+  document.title = `#${room} · parley`;
+  $('login').hidden = true;
+  $('chat').hidden = false;
+  $('room-name').textContent = room;
+  $('me-name').textContent = app.session.user;
+  $('side-me-name').textContent = app.session.user;
+  $('input').placeholder = `Message #${room}`;
+  $('input').title = 'Enter sends, Shift+Enter starts a new line, /ask … asks the agent';
+  renderRooms($('rooms'), recentRooms(), room, switchRoom);
+  app.members = new Set([app.session.user]);
+  renderPresence();
+  renderTyping($('typing'), []);
+  updateHistoryState();
+  openSidebar(false);
+
+  const conn = new RoomConnection({ room, user: app.session.user, auth, transport: TRANSPORT });
+  app.conn = conn;
+  conn.on('state', onState)
+    .on('welcome', (w) => {
+      app.members = new Set(w.members || []);
+      app.members.add(app.session.user);
+      renderPresence();
+    })
+    .on('messages', onMessages)
+    .on('message', (m) => withScroll(() => addMessage(m), m.from === app.session.user))
+    .on('delivered', onDelivered)
+    .on('failed', ({ cmid, reason }) => {
+      const node = app.log.get(`p:${cmid}`);
+      if (node) setNodeState(node, `failed: ${reason}`);
+    })
+    .on('presence', onPresence)
+    .on('typing', onTyping)
+    .on('direct', onDirect)
+    .on('ack', onDirectAck)
+    .on('ai_chunk', onAiChunk)
+    .on('ai_done', onAiDone)
+    .on('error', onServerError)
+    .on('reset', () => notice('Some older messages are no longer kept and could not be loaded.', 'warn'))
+    .on('notice', ({ text, quiet }) => {
+      if (!quiet) notice(text);
+    });
+  for (const item of conn.pending()) addPendingMessage(item, 'queued');
+  app.statusTimer = setInterval(() => {
+    if (app.conn && app.conn.state === 'waiting') renderStatus($('status'), app.conn);
+  }, 500);
+  conn.start();
+  $('input').focus();
+}
+
+function switchRoom(room) {
+  if (room !== app.room) enterRoom(room);
+  else openSidebar(false);
+}
+
+function onJoin(ev) {
+  ev.preventDefault();
+  const room = $('join-room').value.trim();
+  if (!validName(room)) {
+    $('join-error').textContent = 'Room names are 1–64 letters, digits, “_”, “.” or “-”.';
+    return;
+  }
+  $('join-error').textContent = '';
+  $('join-room').value = '';
+  switchRoom(room);
+}
+
+// ---- connection state ----------------------------------------------------
+
+function onState(s) {
+  renderStatus($('status'), s);
+  $('retry-now').hidden = s.state !== 'waiting';
+  // Pending messages say whether they are going out or waiting.
+  const label = s.state === 'online' ? 'sending' : 'queued';
+  for (const item of app.conn.pending()) {
+    const node = app.log.get(`p:${item.cmid}`);
+    if (node && !node.classList.contains('failed')) setNodeState(node, label);
+  }
+  const live = s.mode === 'ws';
+  $('members-hint').textContent = live ? 'Pick a name to send a direct message.'
+    : 'Without WebSocket this list shows who joined since you came; direct messages need WebSocket.';
+  if (s.state !== 'online') {
+    for (const t of app.typing.values()) clearTimeout(t);
+    app.typing.clear();
+    renderTyping($('typing'), []);
+  }
+}
+
+// ---- the log -----------------------------------------------------------
+
+/** Runs FN; keeps the view at the bottom if it was there (or FORCE). */
+function withScroll(fn, force = false) {
+  const stick = force || app.log.nearBottom();
+  fn();
+  if (stick) app.log.scrollToBottom();
+  else if (!app.log.nearBottom()) $('jump').hidden = false;
+}
+
+/** A sort key just after the newest entry, for local entries (notices, streams). */
+function sortAfterNewest() {
+  const last = $('log').lastElementChild;
+  if (!last) return '0-1';
+  const [ms, seq] = last.dataset.sort.split('-');
+  return `${ms}-${Number(seq) + 0.001}`;
+}
+
+function notice(text, level = 'info') {
+  withScroll(() => {
+    app.noticeSeq += 1;
+    app.log.place(`n:${app.noticeSeq}`, noticeNode(text, level), sortAfterNewest());
+  });
+}
+
+function learnAgent(name) {
+  if (!validName(name) || app.agents.has(name)) return;
+  app.agents.add(name);
+  saveJson('parley.agents', [...app.agents]);
+}
+
+function isAgent(name) {
+  return app.agents.has(name);
+}
+
+/** A stored message: shown once, whatever path it came by. */
+function addMessage(m) {
+  if (!m || typeof m.id !== 'string') return;
+  const key = `m:${m.id}`;
+  stopTyping(m.from);
+  const existing = app.log.get(key);
+  if (existing) {
+    // A streamed answer that became this message: the stored text is final.
+    if (existing.dataset.request) {
+      learnAgent(m.from);
+      existing.querySelector('.from').textContent = m.from;
+      setNodeText(existing, m.content);
+      setNodeTime(existing, m.ts);
+    }
+    return;
+  }
+  // The stored answer of a stream still on screen: merge rather than repeat it.
+  for (const [rid, s] of app.streams) {
+    if (!s.id && !s.private && s.text === m.content) {
+      adoptStream(rid, s, m.id, m);
+      return;
+    }
+  }
+  const node = messageNode({ from: m.from, content: m.content, ts: m.ts,
+    mine: m.from === app.session.user, agent: isAgent(m.from) });
+  node.dataset.stored = '1';
+  app.log.place(key, node, m.id);
+}
+
+function onMessages({ messages, initial, complete }) {
+  const first = !app.historyLoaded;
+  withScroll(() => messages.forEach(addMessage), first);
+  if (initial) {
+    app.historyLoaded = true;
+    app.historyComplete = complete;
+    updateHistoryState();
+  }
+}
+
+function addPendingMessage(item, state) {
+  const node = messageNode({ from: app.session.user, content: item.content, ts: item.ts, mine: true, state });
+  app.log.addPending(`p:${item.cmid}`, node);
+}
+
+function onDelivered({ cmid, id }) {
+  const key = `p:${cmid}`;
+  if (!app.log.has(key)) return;
+  if (app.log.has(`m:${id}`)) {
+    app.log.remove(key);            // the broadcast came first
+    return;
+  }
+  withScroll(() => {
+    const node = app.log.rekey(key, `m:${id}`, id);
+    node.dataset.stored = '1';
+    setNodeState(node, undefined);
+  });
+}
+
+async function loadOlder() {
+  if (app.olderLoading || app.historyComplete || !app.historyLoaded || !app.conn) return;
+  const before = app.log.oldestId();
+  if (!before) {
+    app.historyComplete = true;
+    updateHistoryState();
+    return;
+  }
+  const room = app.room;
+  app.olderLoading = true;
+  updateHistoryState();
+  try {
+    let messages;
+    try {
+      messages = await fetchMessages(auth.token, room, { before, limit: OLDER_PAGE });
+    } catch (err) {
+      if (err.status !== 401) throw err;
+      await auth.renew();
+      messages = await fetchMessages(auth.token, room, { before, limit: OLDER_PAGE });
+    }
+    if (room !== app.room) return;
+    const scroller = $('scroller');
+    const height = scroller.scrollHeight;
+    messages.forEach(addMessage);
+    scroller.scrollTop += scroller.scrollHeight - height;   // keep what the reader looks at in place
+    if (messages.length < OLDER_PAGE) app.historyComplete = true;
+  } catch (err) {
+    if (room === app.room) notice(`Could not load older messages: ${err.message}`, 'error');
+  } finally {
+    if (room === app.room) {
+      app.olderLoading = false;
+      updateHistoryState();
+    }
+  }
+}
+
+function updateHistoryState() {
+  const button = $('load-older');
+  const label = $('history-label');
+  if (!app.historyLoaded || app.olderLoading) {
+    button.hidden = true;
+    label.textContent = 'loading…';
+  } else if (app.historyComplete) {
+    button.hidden = true;
+    label.textContent = `This is the beginning of #${app.room}.`;
+  } else {
+    button.hidden = false;
+    label.textContent = '';
+  }
+}
+
+function onScroll() {
+  const scroller = $('scroller');
+  if (scroller.scrollTop < 120) loadOlder();
+  if (app.log.nearBottom()) $('jump').hidden = true;
+}
+
+// ---- presence and typing -------------------------------------------------
+
+function renderPresence() {
+  renderMembers($('members'), app.members, app.session.user, (name) => {
+    setDmTarget(name);
+    openSidebar(false);
+  });
+  $('member-count').textContent = String(app.members.size);
+}
+
+function onPresence(p) {
+  if (p.event === 'join') app.members.add(p.user);
+  else if (p.event === 'leave' && p.user !== app.session.user) {
+    app.members.delete(p.user);
+    stopTyping(p.user);
+    if (app.dmTarget === p.user) setDmTarget(null);
+  }
+  renderPresence();
+}
+
+function onTyping({ user }) {
+  if (!user || user === app.session.user) return;
+  clearTimeout(app.typing.get(user));
+  app.typing.set(user, setTimeout(() => stopTyping(user), TYPING_SHOW_MS));
+  renderTyping($('typing'), app.typing.keys());
+}
+
+function stopTyping(user) {
+  if (!app.typing.has(user)) return;
+  clearTimeout(app.typing.get(user));
+  app.typing.delete(user);
+  renderTyping($('typing'), app.typing.keys());
+}
+
+function onInput() {
+  const input = $('input');
+  input.style.height = 'auto';
+  input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+  const now = Date.now();
+  if (input.value.trim() && app.conn && app.conn.live && now - app.lastTypingSent > TYPING_SEND_MS) {
+    app.lastTypingSent = now;
+    app.conn.send({ type: 'typing' });
+  }
+}
+
+// ---- direct messages -----------------------------------------------------
+
+function setDmTarget(name) {
+  app.dmTarget = name;
+  $('dm-target').hidden = !name;
+  $('dm-name').textContent = name || '';
+  $('composer').classList.toggle('direct', Boolean(name));
+  if (name) $('input').focus();
+}
+
+function sendDirect(to, content) {
+  if (!app.conn.live) {
+    notice('Direct messages need a live WebSocket connection; try again when online.', 'warn');
+    return false;
+  }
+  const cmid = newClientMsgId();
+  app.conn.send({ type: 'direct', to, content, client_msg_id: cmid });
+  app.pendingDirects.push(cmid);
+  withScroll(() => app.log.addPending(`pd:${cmid}`,
+    messageNode({ kind: 'direct-out', to, content, ts: Date.now(), mine: true, state: 'sending' })), true);
+  return true;
+}
+
+function onDirect(d) {
+  if (typeof d.id !== 'string') return;
+  const mine = d.from === app.session.user;
+  if (app.log.has(`d:${d.id}`)) return;
+  withScroll(() => app.log.place(`d:${d.id}`, messageNode({ kind: mine ? 'direct-out' : 'direct-in',
+    from: d.from, to: d.to, content: d.content, ts: d.ts, mine }), d.id));
+}
+
+function onDirectAck({ client_msg_id: cmid, id }) {
+  const i = app.pendingDirects.indexOf(cmid);
+  if (i < 0) return;
+  app.pendingDirects.splice(i, 1);
+  if (app.log.has(`d:${id}`)) {
+    app.log.remove(`pd:${cmid}`);
+    return;
+  }
+  const node = app.log.rekey(`pd:${cmid}`, `d:${id}`, id);
+  if (node) setNodeState(node, undefined);
+}
+
+// ---- the agent -----------------------------------------------------------
+
+function askAgent(question) {
+  if (app.conn.live) {
+    app.conn.send({ type: 'ask', content: question });
+    showQuestion(question, false);
+    return true;
+  }
+  if (app.conn.state === 'online') {
+    askOverHttp(question);          // SSE fallback: a private answer stream
+    return true;
+  }
+  notice('The agent can be asked once the connection is back.', 'warn');
+  return false;
+}
+
+function showQuestion(question, isPrivate) {
+  app.noticeSeq += 1;
+  const node = messageNode({ kind: 'question', from: app.session.user, content: question, ts: Date.now(), mine: true });
+  node.querySelector('.from').after(el('span', { class: 'tag', text: isPrivate ? 'asked the agent privately' : 'asked the agent' }));
+  withScroll(() => app.log.place(`q:${app.noticeSeq}`, node, sortAfterNewest()), true);
+}
+
+function streamNode(rid, isPrivate) {
+  let s = app.streams.get(rid);
+  if (s) return s;
+  const node = messageNode({ kind: 'message', from: 'agent', content: '', ts: Date.now(), agent: true, state: 'streaming' });
+  node.dataset.request = rid;
+  if (isPrivate) node.querySelector('.meta .tag').textContent = 'agent · only you see this';
+  s = { node, text: '', id: null, private: isPrivate, source: null, timer: null, last: Date.now() };
+  app.streams.set(rid, s);
+  app.log.place(`s:${rid}`, node, sortAfterNewest());
+  return s;
+}
+
+function onAiChunk({ request_id: rid, content }) {
+  if (typeof rid !== 'string' || typeof content !== 'string') return;
+  withScroll(() => {
+    const s = streamNode(rid, false);
+    s.text += content;
+    s.last = Date.now();
+    appendNodeText(s.node, content);
+    watchStream(rid, s);
+  });
+}
+
+/** An answer that stops without ai_done (the agent failed) is marked, not left spinning. */
+function watchStream(rid, s) {
+  clearTimeout(s.timer);
+  s.timer = setTimeout(() => {
+    if (app.streams.get(rid) !== s) return;
+    app.streams.delete(rid);
+    setNodeState(s.node, 'failed: the answer stopped');
+  }, STREAM_STALL_MS);
+}
+
+/** The stream RID became the stored message ID (M when it is known). */
+function adoptStream(rid, s, id, m) {
+  s.id = id;
+  const node = app.log.rekey(`s:${rid}`, `m:${id}`, id);
+  node.dataset.stored = '1';
+  setNodeState(node, undefined);
+  if (m) {
+    learnAgent(m.from);
+    node.querySelector('.from').textContent = m.from;
+    setNodeText(node, m.content);
+    setNodeTime(node, m.ts);
+  }
+}
+
+function onAiDone({ request_id: rid, id }) {
+  const s = app.streams.get(rid);
+  if (!s) return;                   // joined after it began: the stored message shows it
+  app.streams.delete(rid);
+  clearTimeout(s.timer);
+  if (s.id) return;                 // already merged with its stored message
+  if (typeof id !== 'string') {
+    setNodeState(s.node, undefined);
+    return;
+  }
+  const stored = app.log.get(`m:${id}`);
+  if (stored) {
+    // The stored message came first and was shown: it replaces the stream.
+    app.log.remove(`s:${rid}`);
+    stored.classList.add('agent');
+    learnAgent(stored.querySelector('.from').textContent);
+    return;
+  }
+  withScroll(() => adoptStream(rid, s, id, null));
+}
+
+function askOverHttp(question) {
+  showQuestion(question, true);
+  const rid = `http-${newClientMsgId()}`;
+  const s = streamNode(rid, true);
+  const source = new EventSource(askStreamUrl(question, auth.token));
+  s.source = source;
+  const finish = (state) => {
+    source.close();
+    app.streams.delete(rid);
+    setNodeState(s.node, state);
+  };
+  source.addEventListener('ai_chunk', (ev) => {
+    let d;
+    try {
+      d = JSON.parse(ev.data);
+    } catch (err) {
+      return;
+    }
+    if (typeof d.content !== 'string') return;
+    withScroll(() => {
+      s.text += d.content;
+      appendNodeText(s.node, d.content);
+    });
+  });
+  source.addEventListener('ai_done', () => finish(undefined));
+  // The response ends after ai_done; an error before it means no answer.
+  source.onerror = () => finish(s.text ? 'failed: the answer was cut off' : 'failed: the agent is not reachable');
+}
+
+// ---- errors from the server ------------------------------------------------
+
+const ERROR_TEXT = {
+  user_offline: 'That person is not connected any more.',
+  rate_limited: 'Slow down: messages are being sent too fast.',
+  too_large: 'That message is too long.',
+  agent_busy: 'The agent is busy; ask again in a moment.',
+  agent_timeout: 'The agent took too long to answer.',
+  agent_unavailable: 'The agent is not available.',
+  redis_unavailable: 'The server cannot store messages right now.',
+};
+
+function onServerError({ code, message }) {
+  if (code === 'user_offline' && app.pendingDirects.length) {
+    const cmid = app.pendingDirects.shift();
+    const node = app.log.get(`pd:${cmid}`);
+    if (node) setNodeState(node, 'failed: not delivered, they are offline');
+  }
+  if (code && code.startsWith('agent_')) {
+    // Errors go to the asker only, without a request id: end the answers
+    // that went quiet (one still streaming is someone else's).
+    for (const [rid, s] of app.streams) {
+      if (s.private || s.id || Date.now() - s.last < 1500) continue;
+      clearTimeout(s.timer);
+      app.streams.delete(rid);
+      if (s.text) setNodeState(s.node, 'failed: the answer was cut off');
+      else app.log.remove(`s:${rid}`);
+    }
+  }
+  const base = ERROR_TEXT[code] || 'The server refused that.';
+  notice(message ? `${base} (${message})` : base, 'error');
+}
+
+// ---- composing -------------------------------------------------------------
+
+function contentTooLong(text) {
+  return new TextEncoder().encode(text).length > MAX_CONTENT_BYTES;
+}
+
+function submit(asAsk) {
+  const input = $('input');
+  const text = input.value;
+  if (!text.trim() || !app.conn) return;
+  if (contentTooLong(text)) {
+    notice(`Messages are limited to ${MAX_CONTENT_BYTES} bytes.`, 'error');
+    return;
+  }
+  let ok;
+  const ask = text.match(/^\/ask\s+([\s\S]+)$/);
+  if (asAsk || ask) ok = askAgent(ask ? ask[1].trim() : text.trim());
+  else if (app.dmTarget) ok = sendDirect(app.dmTarget, text);
+  else {
+    const item = app.conn.enqueue(text);
+    withScroll(() => addPendingMessage(item, app.conn.state === 'online' ? 'sending' : 'queued'), true);
+    ok = true;
+  }
+  if (ok) {
+    input.value = '';
+    input.style.height = 'auto';
+    app.lastTypingSent = 0;
+  }
+  input.focus();
+}
+
+function onKeyDown(ev) {
+  if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    submit(false);
+  } else if (ev.key === 'Escape' && app.dmTarget) {
+    setDmTarget(null);
+  }
+}
+
+// ---- layout ----------------------------------------------------------------
+
+function openSidebar(open) {
+  document.body.classList.toggle('side-open', open);
+  $('toggle-side').setAttribute('aria-expanded', String(open));
+  $('backdrop').hidden = !open;
+}
+
+// ---- start -----------------------------------------------------------------
+
+function start() {
+  $('login-form').addEventListener('submit', onLogin);
+  $('join-form').addEventListener('submit', onJoin);
+  $('logout').addEventListener('click', logout);
+  $('side-logout').addEventListener('click', logout);
+  $('composer').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    submit(false);
+  });
+  $('ask').addEventListener('click', () => submit(true));
+  $('input').addEventListener('keydown', onKeyDown);
+  $('input').addEventListener('input', onInput);
+  $('dm-cancel').addEventListener('click', () => setDmTarget(null));
+  $('scroller').addEventListener('scroll', onScroll, { passive: true });
+  $('load-older').addEventListener('click', loadOlder);
+  $('jump').addEventListener('click', () => {
+    app.log.scrollToBottom();
+    $('jump').hidden = true;
+  });
+  $('retry-now').addEventListener('click', () => app.conn && app.conn.reconnectNow());
+  $('toggle-side').addEventListener('click', () => openSidebar(!document.body.classList.contains('side-open')));
+  $('backdrop').addEventListener('click', () => openSidebar(false));
+  window.addEventListener('online', () => app.conn && app.conn.reconnectNow());
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && app.conn) app.conn.reconnectNow();
+  });
+  window.addEventListener('hashchange', () => {
+    const room = roomFromLocation();
+    if (room && app.session && room !== app.room) enterRoom(room);
+  });
+
+  app.session = loadSession();
+  const agents = loadJson('parley.agents', []);
+  if (Array.isArray(agents)) agents.filter(validName).forEach((a) => app.agents.add(a));
+  const room = roomFromLocation() || recentRooms()[0];
+  if (app.session && room) enterRoom(room);
+  else showLogin();
+}
+
+start();
+
