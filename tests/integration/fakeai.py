@@ -25,7 +25,8 @@ else by FakeAI.mode:
   stall      the first piece, then nothing until the client goes away
   stallstart headers, then nothing until the client goes away
   cut        two pieces, then the socket closes mid-body
-  slow       a piece every 50 ms for ten seconds (or until the client leaves)
+  slow       a piece every 50 ms for ten seconds (or until the client leaves),
+             then a proper end
 
 Every request is recorded (path, lower-cased headers, parsed body), and so
 is every stream whose client went away before its end (disconnects)."""
@@ -119,12 +120,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Sleeps up to SECONDS; raises Disconnected as soon as the client
         closes its end (the request body was read, so readable means EOF)."""
         deadline = time.monotonic() + seconds
+        # poll, not select: a benchmark may hold more than 1024 sockets.
+        poller = select.poll()
+        poller.register(self.connection, select.POLLIN)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            r, _, _ = select.select([self.connection], [], [], left)
-            if r:
+            if poller.poll(left * 1000):
                 try:
                     data = self.connection.recv(1, socket.MSG_PEEK)
                 except (ConnectionResetError, OSError):
@@ -244,12 +247,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for i in range(200):
             self._chunks(_event(_chunk(content="w%d " % i)), [100])
             self._wait_gone(0.05)
+        self._chunks(_event(_chunk(content="end.", finish="stop")) + "data: [DONE]\n\n", [100])
         self._end_chunks()
 
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 4096   # benchmarks open a thousand streams at once
 
 
 class FakeAI:

@@ -259,5 +259,31 @@ class Api(unittest.TestCase):
         self.assertEqual(c.wait_ready(), 401)
 
 
+class SlowSSE(unittest.TestCase):
+    def test_sse_client_that_stops_reading_is_cut_off(self):
+        import socket
+        env = Env()
+        self.addCleanup(env.close)
+        p = env.parleyd({"workers": "1", "sse_max_backlog": "16k"})
+        tok = session(p, "sloth")
+        good = SSEClient(p.port, "/api/rooms/slow/events?token=" + tok)
+        self.addCleanup(good.close)
+        good.wait_ready()
+        # A stream nobody reads: a tiny receive buffer, never read from.
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", p.port))
+        self.addCleanup(s.close)
+        s.sendall(("GET /api/rooms/slow/events?token=%s HTTP/1.1\r\nHost: x\r\n\r\n" % tok).encode())
+        wait_for(lambda: 'parley_connections{transport="sse"} 2' in p.request("GET", "/metrics")[2].decode(),
+                 what="two streams open")
+        ids = [publish(p, tok, "slow", "%04d" % i + "x" * 1020)[1]["id"] for i in range(400)]
+        wait_for(lambda: "parley_slow_consumers_closed_total 1" in p.request("GET", "/metrics")[2].decode(),
+                 timeout=10, what="the slow stream cut off")
+        self.assertIn("event=slow_consumer transport=sse", p.log())
+        # The other stream got everything, in order.
+        self.assertEqual([e["id"] for e in good.wait_events(400, kind="message")], ids)
+
+
 if __name__ == "__main__":
     unittest.main()
