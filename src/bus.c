@@ -196,13 +196,31 @@ static void bus_on_ready_due(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* A room channel needs a starting point for catching up even before its
+ * first message: the stream's newest id when the subscription went live. */
+static void bus_on_start_id(enum store_status st, const char *id, void *arg)
+{
+    char *channel = arg;
+    struct bus_chan *ch = dict_find(B.chans, channel);
+
+    if (st == STORE_OK && ch != NULL && ch->last_id[0] == '\0') {
+        snprintf(ch->last_id, sizeof(ch->last_id), "%s", id[0] ? id : "0-0");
+    }
+    free(channel);
+}
+
 /* Subscribers wait on B.ready until their channel is confirmed; the call
  * comes from the loop, never from inside the caller of bus_sub_add. */
 static void bus_chan_confirm(struct bus_chan *ch)
 {
     struct bus_sub *sub, *next;
+    char *channel;
 
     ch->confirmed = 1;
+    if (ch->room[0] != '\0' && ch->last_id[0] == '\0' && (channel = strdup(ch->name)) != NULL
+        && store_last_id(ch->room, bus_on_start_id, channel) != PL_OK) {
+        free(channel);
+    }
     for (sub = TAILQ_FIRST(&B.ready); sub != NULL; sub = next) {
         next = TAILQ_NEXT(sub, link);
         if (sub->chan == ch) {

@@ -203,6 +203,25 @@ class Bus(unittest.TestCase):
         self.assertEqual(len(a.workers()), 2)
         self.assertNotIn("event=worker_died", a.log())
 
+    def test_overrun_before_any_message_is_caught_up_too(self):
+        # The worker has delivered nothing in the room yet when it falls a
+        # ring behind: it still knows where the room stood when it joined.
+        a = self.env.parleyd({"workers": "1", "bus_ring_size": "64k"})
+        b = self.env.parleyd({"workers": "1"})
+        tok = session(b, "alice")
+        publish(b, tok, "quiet", "old news")
+        s = self.stream(a, tok, "quiet")
+        time.sleep(0.3)
+        worker = a.workers()[0]
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            ids = [publish(b, tok, "quiet", "x" * 300 + " %d" % i)[1]["id"] for i in range(400)]
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        got = s.wait_events(400, timeout=20, kind="message")
+        self.assertEqual([e["id"] for e in got], ids)       # not the old one, none missing
+        a.wait_log(r"event=bus_overrun")
+
     def test_presence_join_leave_across_instances(self):
         a = self.env.parleyd({"workers": "2"})
         b = self.env.parleyd({"workers": "2"})
