@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "parley.h"
 
 static struct event_base *loop;
@@ -44,6 +45,7 @@ struct agent_request *agent_ask(const char *query, const char *room, const char 
     struct agent_request *r;
 
     if (running >= cfg->agent_max_concurrent) {
+        metrics_add(METRIC_AGENT_BUSY, 1);
         return NULL;
     }
     r = calloc(1, sizeof(*r));
@@ -62,6 +64,7 @@ struct agent_request *agent_ask(const char *query, const char *room, const char 
         agent_free(r);
         return NULL;
     }
+    metrics_add(METRIC_AGENT_REQUESTS, 1);
     return r;
 }
 
@@ -79,6 +82,7 @@ void agent_emit(struct agent_request *r, const char *text, size_t len)
 void agent_finish(struct agent_request *r, enum agent_status st, const char *message)
 {
     if (st != AGENT_OK) {
+        metrics_add(METRIC_AGENT_FAILED, 1);
         log_warn("event=agent_failed status=%d reason=\"%s\"", st, message);
     }
     r->on_done(st, message, r->arg);

@@ -175,6 +175,9 @@ static const struct metrics_desc counter_desc[METRIC_COUNTERS] = {
     [METRIC_BYTES_OUT]     = { "parley_bytes_sent_total", "counter", "Bytes sent to clients." },
     [METRIC_SLOW_CLOSED]   = { "parley_slow_consumers_closed_total", "counter", "Connections closed because their unsent backlog passed the limit." },
     [METRIC_BUS_OVERRUNS]  = { "parley_bus_overruns_total", "counter", "Times a worker fell more than the ring behind and caught up from Redis." },
+    [METRIC_AGENT_REQUESTS] = { "parley_agent_requests_total", "counter", "Questions the agent took." },
+    [METRIC_AGENT_BUSY]    = { "parley_agent_busy_total", "counter", "Questions refused because a worker was at agent_max_concurrent." },
+    [METRIC_AGENT_FAILED]  = { "parley_agent_failures_total", "counter", "Agent answers that ended unavailable or timed out." },
 };
 
 static const char *const gauge_transport[METRIC_GAUGES] = {

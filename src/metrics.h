@@ -29,6 +29,9 @@ enum metrics_counter {
     METRIC_BYTES_OUT,
     METRIC_SLOW_CLOSED,         /* connections cut off for a full backlog */
     METRIC_BUS_OVERRUNS,        /* times this worker fell a ring behind */
+    METRIC_AGENT_REQUESTS,      /* questions the agent took */
+    METRIC_AGENT_BUSY,          /* questions refused: too many at once */
+    METRIC_AGENT_FAILED,        /* answers that ended unavailable or timed out */
     METRIC_COUNTERS
 };
 

@@ -332,6 +332,9 @@ class Agent(unittest.TestCase):
         status, _, body = self.busy.request("GET", path)
         self.assertEqual(status, 503)
         self.assertEqual(json.loads(body)["error"]["code"], "agent_busy")
+        metrics = self.busy.request("GET", "/metrics")[2].decode()
+        self.assertRegex(metrics, r"parley_agent_busy_total [2-9]")
+        self.assertRegex(metrics, r"parley_agent_requests_total [1-9]")
         # The asker leaves: the slot is free again.
         a.shutdown()
 
