@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <json-c/json.h>
 
 #include "agent.h"
@@ -39,6 +40,8 @@ struct chat_client {
     struct bus_sub room_sub;
     struct bus_sub user_sub;
     enum chat_state st;
+    int64_t opened_ms;          /* for the join deadline */
+    LIST_ENTRY(chat_client) joining;    /* on the joining list until welcomed */
     int joined;                 /* counted in the room's presence */
     int closed;
     int pending;                /* store calls that will come back to us */
@@ -72,6 +75,8 @@ struct chat_ask {
 
 static const struct conf *cfg;
 static uint64_t direct_seq;
+static LIST_HEAD(, chat_client) joining = LIST_HEAD_INITIALIZER(joining);
+static struct event *join_sweep;
 
 static void chat_ask_free(struct chat_ask *ask);
 
@@ -221,6 +226,7 @@ static void chat_send_welcome(struct chat_client *cl)
     evbuffer_free(b);
 
     cl->st = CHAT_LIVE;
+    LIST_REMOVE(cl, joining);
     for (int i = 0; i < cl->nheld; i++) {
         if (!chat_welcomed_join(cl, cl->held[i])) {
             chat_deliver(cl, cl->held[i]);
@@ -308,6 +314,8 @@ static void *chat_open(struct ws_conn *ws, const char *user, const char *room)
     snprintf(cl->user, sizeof(cl->user), "%s", user);
     snprintf(cl->room, sizeof(cl->room), "%s", room);
     rate_init(&cl->bucket, cfg->rate_burst, chat_now_ms());
+    cl->opened_ms = chat_now_ms();
+    LIST_INSERT_HEAD(&joining, cl, joining);
     cl->room_sub.on_event = chat_on_room_event;
     cl->room_sub.on_ready = chat_on_room_ready;
     cl->user_sub.on_event = chat_on_user_event;
@@ -315,6 +323,7 @@ static void *chat_open(struct ws_conn *ws, const char *user, const char *room)
     if (bus_sub_add(&cl->room_sub, store_room_channel(room, channel, sizeof(channel))) != PL_OK
         || bus_sub_add(&cl->user_sub, store_user_channel(user, channel, sizeof(channel))) != PL_OK) {
         bus_sub_remove(&cl->room_sub);
+        LIST_REMOVE(cl, joining);
         free(cl);
         return NULL;
     }
@@ -326,6 +335,9 @@ static void chat_close(struct ws_conn *ws, void *state)
     struct chat_client *cl = state;
 
     PL_UNUSED(ws);
+    if (cl->st == CHAT_JOINING) {
+        LIST_REMOVE(cl, joining);
+    }
     bus_sub_remove(&cl->room_sub);
     bus_sub_remove(&cl->user_sub);
     while (!LIST_EMPTY(&cl->asks)) {
@@ -762,9 +774,33 @@ static const struct ws_handlers chat_handlers = {
     .on_close = chat_close,
 };
 
+/* A connection that cannot be welcomed (Redis down or unanswering) is told
+ * so and closed, instead of waiting silently. */
+static void chat_on_join_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    int64_t now = chat_now_ms();
+    struct chat_client *cl, *next;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    for (cl = LIST_FIRST(&joining); cl != NULL; cl = next) {
+        next = LIST_NEXT(cl, joining);
+        if (now - cl->opened_ms > 2 * cfg->redis_timeout_ms && !cl->closed) {
+            chat_error(cl, "redis_unavailable", "cannot join the room now; try again later");
+            ws_close(cl->ws, 1011, "redis unavailable");
+            cl->opened_ms = now;        /* the close is under way: say it once */
+        }
+    }
+}
+
 void chat_register(struct event_base *base, const struct conf *c)
 {
+    struct timeval tick = { 1, 0 };
+
     cfg = c;
+    join_sweep = event_new(base, -1, EV_PERSIST, chat_on_join_sweep, NULL);
+    event_add(join_sweep, &tick);
     if (getrandom(&direct_seq, sizeof(direct_seq), 0) != sizeof(direct_seq)) {
         direct_seq = (uint64_t)time(NULL);
     }

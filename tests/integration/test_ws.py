@@ -912,6 +912,26 @@ class Protocol(WSCase):
 # Keepalive, slow consumers, shutdown
 # ---------------------------------------------------------------------------
 
+class RedisDownAtJoin(unittest.TestCase):
+    def test_join_without_redis_ends_with_an_error_not_a_hang(self):
+        # A JWT needs no Redis to pass the handshake; the room cannot be
+        # joined while Redis is gone, and the client is told so.
+        env = Env()
+        self.addCleanup(env.close)
+        p = env.parleyd({"workers": "1", "jwt_secret": JWT_SECRET, "redis_timeout": "500ms"})
+        env.redis.stop()
+        wait_for(lambda: p.request("GET", "/healthz")[0] == 503, what="redis down")
+        tok = jwt({"sub": "early", "exp": int(time.time()) + 60})
+        c = WSClient.connect(p.port, "/ws/chat/lobby?token=" + tok, timeout=T)
+        self.addCleanup(c.shutdown)
+        t0 = time.monotonic()
+        err = c.recv_json(T, type="error")
+        self.assertEqual(err["code"], "redis_unavailable")
+        code, _ = c.expect_close(T)
+        self.assertEqual(code, 1011)
+        self.assertLess(time.monotonic() - t0, 4 * SLOW)
+
+
 class Keepalive(WSCase):
     settings = {"workers": "1", "ws_ping_interval": "1s", "ws_pong_timeout": "1s"}
 
