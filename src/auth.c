@@ -105,6 +105,7 @@ int auth_request(evhtp_request_t *req, auth_cb cb, void *arg)
         } else if ((hold = http_hold(req)) == NULL) {
             http_error(req, 503, "unavailable", "out of memory");
         } else {
+            hold->auth_expires = token_jwt_expiry(token);
             cb(hold, user, arg);
             return PL_OK;
         }

@@ -256,6 +256,7 @@ struct http_hold *http_hold(evhtp_request_t *req)
         return NULL;
     }
     hold->req = req;
+    hold->auth_expires = 0;
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, hold);
     evhtp_request_pause(req);
     return hold;

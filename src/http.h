@@ -9,6 +9,7 @@
 #define PARLEY_HTTP_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include <evhtp.h>
@@ -80,6 +81,7 @@ void http_error(evhtp_request_t *req, int status, const char *code, const char *
  * request died meanwhile.  Reply (or not), then http_release. */
 struct http_hold {
     evhtp_request_t *req;
+    int64_t auth_expires;       /* set by auth: when the caller's JWT expires (s), 0 if never */
 };
 struct http_hold *http_hold(evhtp_request_t *req);
 void http_release(struct http_hold *hold);

@@ -334,6 +334,23 @@ int token_jwt_verify(const char *jwt, const char *secret, int64_t now,
     return PL_ERR;
 }
 
+int64_t token_jwt_expiry(const char *jwt)
+{
+    struct token_jwt_parts parts;
+    json_object *claims;
+    int64_t exp = 0;
+
+    if (token_jwt_split(jwt, &parts) != PL_OK
+        || (claims = token_json_part(parts.seg[1], parts.len[1])) == NULL) {
+        return 0;
+    }
+    if (token_claim_time(claims, "exp", &exp) != PL_OK) {
+        exp = 0;
+    }
+    json_object_put(claims);
+    return exp;
+}
+
 int token_jwt_sign(const char *claims, const char *secret, char *out, size_t outlen)
 {
     static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";

@@ -35,6 +35,9 @@ int token_is_jwt(const char *token);
 int token_jwt_verify(const char *jwt, const char *secret, int64_t now,
                      char *user, char *err, size_t errlen);
 
+/* The "exp" of a JWT that token_jwt_verify accepted (seconds), or 0. */
+int64_t token_jwt_expiry(const char *jwt);
+
 /* Signs CLAIMS (a JSON object text) into a JWT in OUT.  For tests and tools.
  * Returns PL_OK, or PL_ERR when OUTLEN is too small. */
 int token_jwt_sign(const char *claims, const char *secret, char *out, size_t outlen);

@@ -40,6 +40,7 @@ struct ws_conn {
     int64_t last_seen_ms;       /* last frame from the peer */
     int64_t ping_sent_ms;
     int64_t deadline_ms;        /* CLOSING/FLUSHING: hard close after this */
+    int64_t auth_expires;       /* the JWT's exp (wall-clock s), 0: never */
     struct evbuffer *fragments; /* a fragmented message being assembled */
     struct outq_item out;
     LIST_ENTRY(ws_conn) link;
@@ -355,6 +356,8 @@ static void ws_on_sweep(evutil_socket_t fd, short what, void *arg)
             if (now >= c->deadline_ms) {
                 ws_release(c);
             }
+        } else if (c->auth_expires != 0 && time(NULL) >= c->auth_expires) {
+            ws_close(c, 1008, "token expired");
         } else if (c->ping_outstanding && now - c->ping_sent_ms >= cfg->ws_pong_timeout_ms) {
             log_debug("event=ws_pong_timeout");
             ws_fail(c, 1011, "no pong");
@@ -402,6 +405,7 @@ static void ws_accept(struct http_hold *hold, const char *user, void *arg)
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Accept: %s\r\nX-Request-Id: %s\r\n\r\n", pend->accept, http_request_id(req));
     http_log_response(req, 101);
+    c->auth_expires = hold->auth_expires;
     c->bev = http_take_over(req);
     hold->req = NULL;
     http_release(hold);

@@ -932,6 +932,19 @@ class RedisDownAtJoin(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 4 * SLOW)
 
 
+class AuthExpiry(unittest.TestCase):
+    def test_expired_jwt_closes_with_1008(self):
+        env = Env()
+        self.addCleanup(env.close)
+        p = env.parleyd({"workers": "1", "jwt_secret": JWT_SECRET})
+        tok = jwt({"sub": "brief", "exp": int(time.time()) + 2})
+        c = WSClient.connect(p.port, "/ws/chat/lobby?token=" + tok, timeout=T)
+        self.addCleanup(c.shutdown)
+        self.assertEqual(c.recv_json(T)["type"], "welcome")
+        code, reason = c.expect_close(6 * SLOW)
+        self.assertEqual((code, reason), (1008, "token expired"))
+
+
 class Keepalive(WSCase):
     settings = {"workers": "1", "ws_ping_interval": "1s", "ws_pong_timeout": "1s"}
 
