@@ -420,6 +420,18 @@ START_TEST(jwt_error_buffer)
 }
 END_TEST
 
+START_TEST(jwt_expiry)
+{
+    char jwt[512];
+
+    ck_assert_int_eq(token_jwt_sign("{\"sub\":\"ann\",\"exp\":4102444800}", "k", jwt, sizeof(jwt)), PL_OK);
+    ck_assert_int_eq(token_jwt_expiry(jwt), 4102444800LL);
+    ck_assert_int_eq(token_jwt_sign("{\"sub\":\"ann\"}", "k", jwt, sizeof(jwt)), PL_OK);
+    ck_assert_int_eq(token_jwt_expiry(jwt), 0);
+    ck_assert_int_eq(token_jwt_expiry("not.a.jwt!"), 0);
+}
+END_TEST
+
 Suite *suite_token(void)
 {
     Suite *s = suite_create("token");
@@ -436,6 +448,7 @@ Suite *suite_token(void)
     tcase_add_test(tc, jwt_signature);
     tcase_add_test(tc, jwt_empty_secret);
     tcase_add_test(tc, jwt_error_buffer);
+    tcase_add_test(tc, jwt_expiry);
     suite_add_tcase(s, tc);
     return s;
 }
