@@ -5,80 +5,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
 #include "auth.h"
-#include "dict.h"
 #include "event.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
 #include "parley.h"
-#include "rate.h"
 #include "store.h"
 
 #define API_HISTORY_DEFAULT 50
 #define API_HISTORY_MAX     200
 #define API_CMID_MAX        128
 
-#define API_RATE_SWEEP_S   60     /* forget idle users' buckets this often */
-
 static const struct conf *cfg;
-static struct dict *buckets;    /* user -> struct rate_bucket, this worker's share */
-static int64_t buckets_swept_ms;
-
-static int64_t api_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Per-user publishing limit.  Each worker keeps its own buckets, so the
- * effective limit is per worker a connection lands on; idle buckets are
- * dropped once a minute so that memory follows active users. */
-static int api_rate_ok(evhtp_request_t *req, const char *user)
-{
-    int64_t now = api_now_ms(), wait = 0;
-    struct rate_bucket *b;
-    char retry[16];
-
-    if (cfg->rate_limit == 0) {
-        return 1;
-    }
-    if (now - buckets_swept_ms >= API_RATE_SWEEP_S * 1000) {
-        struct dict_iter it;
-        const char *k;
-        void *v;
-        dict_iter_init(&it);
-        while (dict_next(buckets, &it, &k, &v)) {
-            if (now - ((struct rate_bucket *)v)->refill_ms >= API_RATE_SWEEP_S * 1000) {
-                free(dict_delete(buckets, k));
-            }
-        }
-        buckets_swept_ms = now;
-    }
-    b = dict_find(buckets, user);
-    if (b == NULL && (b = malloc(sizeof(*b))) != NULL) {
-        rate_init(b, cfg->rate_burst, now);
-        if (dict_add(buckets, user, b) != PL_OK) {
-            free(b);
-            return 1;
-        }
-    }
-    if (b == NULL || rate_take(b, cfg->rate_limit, cfg->rate_burst, now, &wait)) {
-        return 1;
-    }
-    snprintf(retry, sizeof(retry), "%lld", (long long)((wait + 999) / 1000));
-    http_header_set(req, "Retry-After", retry);
-    http_error(req, 429, "rate_limited", "too many messages; retry after %s s", retry);
-    return 0;
-}
 
 /* Reads REQ's body as a JSON object.  On failure answers 415 or 400 and
  * returns NULL; the caller owns (json_object_put) what it gets. */
@@ -206,16 +150,20 @@ struct api_publish {
     char room[PL_NAME_MAX + 1];
 };
 
-static void api_on_published(enum store_status st, const char *id, int stored, void *arg)
+static void api_on_published(enum store_status st, const char *id, long detail, void *arg)
 {
     struct api_publish *p = arg;
     evhtp_request_t *req = p->hold->req;
-    char body[96];
+    char body[96], retry[24];
 
-    if (req != NULL && st != STORE_OK) {
+    if (req != NULL && st == STORE_LIMITED) {
+        snprintf(retry, sizeof(retry), "%ld", (detail + 999) / 1000);
+        http_header_set(req, "Retry-After", retry);
+        http_error(req, 429, "rate_limited", "too many messages; retry after %s s", retry);
+    } else if (req != NULL && st != STORE_OK) {
         http_error(req, 503, "redis_unavailable", "the message could not be stored");
     } else if (req != NULL) {
-        if (stored) {
+        if (detail == 1) {
             metrics_add(METRIC_MESSAGES_IN, 1);
         }
         snprintf(body, sizeof(body), "{\"id\":\"%s\"}", id);
@@ -235,7 +183,7 @@ static void api_publish_as(struct http_hold *hold, const char *user, void *arg)
     int bad = 0;
 
     p->hold = hold;
-    if (body == NULL || !api_rate_ok(req, user)) {
+    if (body == NULL) {
         goto done;
     }
     content = api_string(body, "content", &len, &bad);
@@ -246,7 +194,7 @@ static void api_publish_as(struct http_hold *hold, const char *user, void *arg)
         http_error(req, 413, "too_large", "\"content\" is longer than %zu bytes", cfg->max_content);
     } else if (cmid != NULL && (cmid_len == 0 || cmid_len > API_CMID_MAX || strlen(cmid) != cmid_len)) {
         http_error(req, 400, "bad_request", "\"client_msg_id\" must be 1..%d characters", API_CMID_MAX);
-    } else if (store_message_publish(p->room, user, content, len, cmid, api_on_published, p) != PL_OK) {
+    } else if (store_message_publish(p->room, user, content, len, cmid, 1, api_on_published, p) != PL_OK) {
         http_error(req, 503, "redis_unavailable", "the message store is unavailable");
     } else {
         json_object_put(body);
@@ -367,7 +315,6 @@ static void api_history(evhtp_request_t *req, const struct http_params *params)
 void api_register(const struct conf *c)
 {
     cfg = c;
-    buckets = dict_create();
     http_route_add("/api/sessions", HTTP_POST, api_sessions);
     http_route_add("/api/rooms/{}/messages", HTTP_POST, api_publish);
     http_route_add("/api/rooms/{}/messages", HTTP_GET, api_history);

@@ -449,11 +449,11 @@ static void chat_send_ack(struct chat_client *cl, const struct chat_ack *a, cons
     evbuffer_free(b);
 }
 
-static void chat_on_published(enum store_status st, const char *id, int stored, void *arg)
+static void chat_on_published(enum store_status st, const char *id, long detail, void *arg)
 {
     struct chat_ack *a = arg;
 
-    PL_UNUSED(stored);
+    PL_UNUSED(detail);
     if (chat_unpin(a->cl)) {
         if (st == STORE_OK) {
             chat_send_ack(a->cl, a, id);
@@ -494,7 +494,7 @@ static void chat_message(struct chat_client *cl, json_object *msg)
     if (content == NULL || (a = chat_ack_new(cl, msg)) == NULL) {
         return;
     }
-    if (store_message_publish(cl->room, cl->user, content, len, a->has_cmid ? a->cmid : NULL,
+    if (store_message_publish(cl->room, cl->user, content, len, a->has_cmid ? a->cmid : NULL, 0,
                               chat_on_published, a) != PL_OK) {
         chat_error(cl, "redis_unavailable", "the message could not be stored");
         free(a);
@@ -665,13 +665,13 @@ static void chat_ask_on_chunk(const char *text, size_t len, void *arg)
 
 /* The complete answer is stored as the agent's message, then ai_done names
  * its id, so late joiners and resumed clients see it in the history. */
-static void chat_ask_on_stored(enum store_status st, const char *id, int stored, void *arg)
+static void chat_ask_on_stored(enum store_status st, const char *id, long detail, void *arg)
 {
     char *request = arg;
     const char *room = request + strlen(request) + 1;
     struct evbuffer *json = evbuffer_new();
 
-    PL_UNUSED(stored);
+    PL_UNUSED(detail);
     if (json != NULL && st == STORE_OK) {
         evbuffer_add_printf(json, "{\"type\":\"ai_done\",\"request_id\":\"%s\",\"id\":\"%s\"}", request, id);
         chat_publish_room(room, "ai_done", cfg->agent_name, json);
@@ -697,7 +697,7 @@ static void chat_ask_on_done(enum agent_status st, const char *message, void *ar
         memcpy(ids, ask->request_id, rlen + 1);
         memcpy(ids + rlen + 1, ask->room, mlen + 1);
         if (store_message_publish(ask->room, cfg->agent_name, (const char *)evbuffer_pullup(ask->answer, -1),
-                                  len, NULL, chat_ask_on_stored, ids) != PL_OK) {
+                                  len, NULL, 0, chat_ask_on_stored, ids) != PL_OK) {
             chat_error(ask->cl, "redis_unavailable", "the answer could not be stored");
             free(ids);
         }

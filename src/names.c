@@ -100,3 +100,8 @@ int key_dedup(char *out, size_t outlen, const char *prefix, const char *user, co
 {
     return KEY_JOIN(out, outlen, prefix, "dedup:", user, ":", client_msg_id);
 }
+
+int key_rate(char *out, size_t outlen, const char *prefix, const char *user)
+{
+    return KEY_JOIN(out, outlen, prefix, "rate:", user);
+}

@@ -1,7 +1,7 @@
 /* rate.h - token-bucket rate limiting (rate_limit per second, rate_burst).
  *
- * Used per WebSocket connection and per user for HTTP publishing.  A zero
- * rate means no limit. */
+ * Used per WebSocket connection (the per-user bucket of HTTP publishing
+ * lives in Redis, in the publish script).  A zero rate means no limit. */
 #ifndef PARLEY_RATE_H
 #define PARLEY_RATE_H
 

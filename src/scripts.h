@@ -14,9 +14,11 @@
 #include "redis_conn.h"
 
 enum script_id {
-    /* KEYS: log, dedup.  ARGV: maxlen, channel, from, content, json tail
-     * ("room":..,"from":..,"content":..), client_msg_id or "", dedup ttl.
-     * Returns {id, 1} when stored, {first id, 0} for a repeated id. */
+    /* KEYS: log, dedup, rate.  ARGV: maxlen, channel, from, content, json
+     * tail ("room":..,"from":..,"content":..), client_msg_id or "", dedup
+     * ttl, rate (per second, 0: no limit), burst.  Returns {id, 1} when
+     * stored, {first id, 0} for a repeated id, {"", -ms} when the sender's
+     * bucket is empty (ms until the next token). */
     SCRIPT_PUBLISH_MESSAGE,
     /* KEYS: members, instance presence.  ARGV: user, owner field
      * ("PID|ROOM|USER"), delta (1 or -1), channel, event.  Publishes EVENT

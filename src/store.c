@@ -209,19 +209,22 @@ static void store_on_published(redisReply *r, void *arg)
     struct store_call *c = arg;
 
     if (store_failed(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2
-        || r->element[0]->type != REDIS_REPLY_STRING) {
+        || r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_INTEGER) {
         c->cb.publish(STORE_UNAVAILABLE, NULL, 0, c->arg);
+    } else if (r->element[1]->integer < 0) {
+        c->cb.publish(STORE_LIMITED, NULL, (long)-r->element[1]->integer, c->arg);
     } else {
-        c->cb.publish(STORE_OK, r->element[0]->str, r->element[1]->integer == 1, c->arg);
+        c->cb.publish(STORE_OK, r->element[0]->str, (long)r->element[1]->integer, c->arg);
     }
     free(c);
 }
 
 int store_message_publish(const char *room, const char *from, const char *content, size_t len,
-                          const char *cmid, store_publish_cb cb, void *arg)
+                          const char *cmid, int limited, store_publish_cb cb, void *arg)
 {
     struct store_call *c = store_call_new(room, arg);
     char log_key[STORE_KEY_MAX], dedup[STORE_KEY_MAX * 2], channel[STORE_KEY_MAX], maxlen[16];
+    char rate_key[STORE_KEY_MAX], rate[16], burst[16];
     struct evbuffer *tail = evbuffer_new();
     int rc;
 
@@ -240,13 +243,18 @@ int store_message_publish(const char *room, const char *from, const char *conten
         cmid = NULL;
     }
     snprintf(maxlen, sizeof(maxlen), "%d", cfg->history_length);
+    key_rate(rate_key, sizeof(rate_key), cfg->redis_prefix, from);
+    snprintf(rate, sizeof(rate), "%d", limited ? cfg->rate_limit : 0);
+    snprintf(burst, sizeof(burst), "%d", cfg->rate_burst);
     event_message_tail(tail, room, from, content, len);
     {
-        const char *argv[] = { log_key, dedup, maxlen, channel, from, content,
-                               (const char *)evbuffer_pullup(tail, -1), cmid ? cmid : "", STORE_DEDUP_TTL };
-        size_t lens[] = { strlen(log_key), strlen(dedup), strlen(maxlen), strlen(channel), strlen(from),
-                          len, evbuffer_get_length(tail), cmid ? strlen(cmid) : 0, strlen(STORE_DEDUP_TTL) };
-        rc = store_run(c, SCRIPT_PUBLISH_MESSAGE, store_on_published, 2, 9, argv, lens);
+        const char *argv[] = { log_key, dedup, rate_key, maxlen, channel, from, content,
+                               (const char *)evbuffer_pullup(tail, -1), cmid ? cmid : "", STORE_DEDUP_TTL,
+                               rate, burst };
+        size_t lens[] = { strlen(log_key), strlen(dedup), strlen(rate_key), strlen(maxlen), strlen(channel),
+                          strlen(from), len, evbuffer_get_length(tail), cmid ? strlen(cmid) : 0,
+                          strlen(STORE_DEDUP_TTL), strlen(rate), strlen(burst) };
+        rc = store_run(c, SCRIPT_PUBLISH_MESSAGE, store_on_published, 3, 12, argv, lens);
     }
     evbuffer_free(tail);
     return rc;

@@ -19,6 +19,7 @@ enum store_status {
     STORE_OK,
     STORE_NOT_FOUND,            /* unknown or expired session; unknown resume id */
     STORE_UNAVAILABLE,          /* Redis down, slow or answering errors */
+    STORE_LIMITED,              /* the sender is over its rate limit */
 };
 
 /* One stored event (a message) read back from a room's stream. */
@@ -36,7 +37,9 @@ struct store_events {
 
 typedef void (*store_token_cb)(enum store_status st, const char *token, void *arg);
 typedef void (*store_user_cb)(enum store_status st, const char *user, void *arg);
-typedef void (*store_publish_cb)(enum store_status st, const char *id, int stored, void *arg);
+/* DETAIL: 1 when stored, 0 for a repeated client_msg_id; with
+ * STORE_LIMITED, the milliseconds until the sender may publish again. */
+typedef void (*store_publish_cb)(enum store_status st, const char *id, long detail, void *arg);
 typedef void (*store_events_cb)(enum store_status st, const struct store_events *evs, void *arg);
 typedef void (*store_count_cb)(enum store_status st, long long n, void *arg);
 typedef void (*store_names_cb)(enum store_status st, const char *const *names, int n, void *arg);
@@ -51,9 +54,12 @@ int store_session_create(const char *user, store_token_cb cb, void *arg);
 /* Finds the user of a session token and renews its TTL. */
 int store_session_lookup(const char *token, store_user_cb cb, void *arg);
 
-/* Stores and publishes a message in ROOM (idempotent on CMID, may be NULL). */
+/* Stores and publishes a message in ROOM (idempotent on CMID, may be NULL).
+ * With LIMITED, FROM's publishing is held to rate_limit/rate_burst across
+ * all workers and hosts (HTTP publishing; WebSocket connections have their
+ * own buckets). */
 int store_message_publish(const char *room, const char *from, const char *content, size_t len,
-                          const char *cmid, store_publish_cb cb, void *arg);
+                          const char *cmid, int limited, store_publish_cb cb, void *arg);
 
 /* Reads up to LIMIT messages of ROOM strictly after AFTER and/or strictly
  * before BEFORE (either may be NULL), oldest first; without AFTER, the

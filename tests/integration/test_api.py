@@ -196,7 +196,9 @@ class Api(unittest.TestCase):
     def test_http_publish_rate_limited_per_user(self):
         env = Env()
         self.addCleanup(env.close)
-        p = env.parleyd({"workers": "1", "rate_limit": "2", "rate_burst": "3"})
+        # Two workers, and a new connection per request: the bucket is the
+        # user's in Redis, whichever worker (or host) takes the request.
+        p = env.parleyd({"workers": "2", "rate_limit": "2", "rate_burst": "3"})
         tok = session(p, "lim")
         codes = [publish(p, tok, "lobby", "m%d" % i)[0] for i in range(5)]
         self.assertEqual(codes[:3], [201, 201, 201])
@@ -209,6 +211,7 @@ class Api(unittest.TestCase):
         self.assertIn(headers["retry-after"], ("1", "2"))
         # Another user is not affected.
         self.assertEqual(publish(p, session(p, "other"), "lobby", "x")[0], 201)
+        self.assertEqual(redis_cli(env.redis, "EXISTS", "parley:rate:lim"), "1")
 
     def test_chat_stream_builtin_agent(self):
         tok = session(self.p, "lena")
