@@ -30,7 +30,8 @@ struct bus_chan {
     int delivering;                 /* inside a delivery loop: do not free */
     int needs_catchup;
     int catching_up;
-    char last_id[BUS_ID_MAX];       /* newest stored event delivered */
+    char last_id[BUS_ID_MAX];       /* newest stored id delivered (catch-up starts here) */
+    struct event_id last_sid;       /* the same, parsed */
     struct bus_event **queue;       /* live events held during a catch-up */
     int nqueue;
     int cap;
@@ -75,6 +76,9 @@ static struct bus_event *bus_event_new(const char *type, const char *id, const c
     ((char *)(ev + 1))[len] = '\0';
     ev->json = (const char *)(ev + 1);
     ev->json_len = len;
+    /* Worked out once here, not for every subscriber it goes to. */
+    ev->stored = strcmp(ev->type, "message") == 0 && event_id_parse(ev->id, &ev->sid) == 0;
+    ev->private_to_others = strcmp(ev->type, "presence") == 0 || strcmp(ev->type, "typing") == 0;
     return ev;
 }
 
@@ -196,6 +200,12 @@ static void bus_on_ready_due(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void bus_chan_set_last(struct bus_chan *ch, const char *id)
+{
+    snprintf(ch->last_id, sizeof(ch->last_id), "%s", id);
+    event_id_parse(id, &ch->last_sid);
+}
+
 /* A room channel needs a starting point for catching up even before its
  * first message: the stream's newest id when the subscription went live. */
 static void bus_on_start_id(enum store_status st, const char *id, void *arg)
@@ -204,7 +214,7 @@ static void bus_on_start_id(enum store_status st, const char *id, void *arg)
     struct bus_chan *ch = dict_find(B.chans, channel);
 
     if (st == STORE_OK && ch != NULL && ch->last_id[0] == '\0') {
-        snprintf(ch->last_id, sizeof(ch->last_id), "%s", id[0] ? id : "0-0");
+        bus_chan_set_last(ch, id[0] ? id : "0-0");
     }
     free(channel);
 }
@@ -330,11 +340,11 @@ static void bus_deliver(struct bus_chan *ch, struct bus_event *ev)
     struct bus_sub *sub, *next;
     int outer = ch->delivering;
 
-    if (ev->id[0] != '\0') {
-        if (ch->last_id[0] != '\0' && event_id_cmp(ev->id, ch->last_id) <= 0) {
+    if (ev->stored) {
+        if (ch->last_id[0] != '\0' && event_id_order(&ev->sid, &ch->last_sid) <= 0) {
             return;                 /* already delivered (catch-up overlap) */
         }
-        snprintf(ch->last_id, sizeof(ch->last_id), "%s", ev->id);
+        bus_chan_set_last(ch, ev->id);
     }
     ch->delivering = 1;
     for (sub = TAILQ_FIRST(&ch->subs); sub != NULL; sub = next) {

@@ -16,10 +16,12 @@
 #define PARLEY_BUS_H
 
 #include <stddef.h>
+#include <string.h>
 #include <sys/queue.h>
 
 #include "bus_zone.h"
 #include "conf.h"
+#include "event.h"
 #include "parley.h"
 
 struct event_base;
@@ -35,6 +37,10 @@ struct bus_event {
     char type[16];              /* "message", "presence", "typing", ... */
     char id[BUS_ID_MAX];        /* stream id, "" for live-only events */
     char user[PL_NAME_MAX + 1]; /* the user the event is about, "" if none */
+    int stored;                 /* a message from a room's stream: it has its place in
+                                 * the room's order (sid); other ids (direct) do not */
+    struct event_id sid;        /* the stream id, parsed, when stored */
+    int private_to_others;      /* presence or typing: not for its own user */
     const char *json;           /* the event, one line of JSON */
     size_t json_len;
     void *cache[BUS_CACHE_SLOTS];
@@ -62,6 +68,12 @@ void bus_shutdown(void);
 /* Subscribes SUB to CHANNEL (a full Redis channel name). */
 int bus_sub_add(struct bus_sub *sub, const char *channel);
 void bus_sub_remove(struct bus_sub *sub);
+
+/* Whether EV is for USER: nobody gets their own presence or typing. */
+static inline int bus_event_for(const struct bus_event *ev, const char *user)
+{
+    return !ev->private_to_others || strcmp(ev->user, user) != 0;
+}
 
 /* Makes an event from a ring or pub/sub payload ("TYPE ID USER\nJSON").
  * Returns NULL on a malformed payload (logged). */

@@ -48,6 +48,7 @@ struct chat_client {
     char user[PL_NAME_MAX + 1];
     char room[PL_NAME_MAX + 1];
     char welcome_last[BUS_ID_MAX];  /* stored events up to here are history */
+    struct event_id welcome_sid;    /* the same, parsed ("": 0-0) */
     struct bus_event **held;    /* events that came before the welcome */
     int nheld;
     int capheld;
@@ -142,12 +143,7 @@ static void *chat_encode(struct bus_event *ev)
 
 static int chat_wants(const struct chat_client *cl, const struct bus_event *ev)
 {
-    if ((strcmp(ev->type, "presence") == 0 || strcmp(ev->type, "typing") == 0)
-        && strcmp(ev->user, cl->user) == 0) {
-        return 0;               /* nobody gets their own join or typing */
-    }
-    return ev->id[0] == '\0' || strcmp(ev->type, "message") != 0
-           || event_id_cmp(ev->id, cl->welcome_last) > 0;
+    return bus_event_for(ev, cl->user) && (!ev->stored || event_id_order(&ev->sid, &cl->welcome_sid) > 0);
 }
 
 static void chat_deliver(struct chat_client *cl, struct bus_event *ev)
@@ -249,6 +245,7 @@ static void chat_on_last_id(enum store_status st, const char *id, void *arg)
         return;
     }
     snprintf(cl->welcome_last, sizeof(cl->welcome_last), "%s", id);
+    event_id_parse(id, &cl->welcome_sid);      /* stays 0-0 for an empty room */
     chat_send_welcome(cl);
 }
 

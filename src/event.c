@@ -117,15 +117,29 @@ int64_t event_id_ms(const char *id)
     return event_id_valid(id) ? strtoll(id, NULL, 10) : -1;
 }
 
+int event_id_parse(const char *id, struct event_id *out)
+{
+    if (!event_id_valid(id)) {
+        return -1;
+    }
+    out->ms = strtoull(id, NULL, 10);
+    out->seq = strtoull(strchr(id, '-') + 1, NULL, 10);
+    return 0;
+}
+
+int event_id_order(const struct event_id *a, const struct event_id *b)
+{
+    if (a->ms != b->ms) {
+        return a->ms < b->ms ? -1 : 1;
+    }
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
 int event_id_cmp(const char *a, const char *b)
 {
-    unsigned long long ams = strtoull(a, NULL, 10), bms = strtoull(b, NULL, 10);
-    const char *ad = strchr(a, '-'), *bd = strchr(b, '-');
-    unsigned long long aseq = ad ? strtoull(ad + 1, NULL, 10) : 0;
-    unsigned long long bseq = bd ? strtoull(bd + 1, NULL, 10) : 0;
+    struct event_id x = { 0, 0 }, y = { 0, 0 };
 
-    if (ams != bms) {
-        return ams < bms ? -1 : 1;
-    }
-    return aseq < bseq ? -1 : aseq > bseq;
+    event_id_parse(a, &x);
+    event_id_parse(b, &y);
+    return event_id_order(&x, &y);
 }

@@ -44,6 +44,18 @@ int64_t event_id_ms(const char *id);
 /* Non-zero when ID is a well-formed stream id "<ms>-<seq>". */
 int event_id_valid(const char *id);
 
+/* A stream id parsed once, for comparisons on hot paths. */
+struct event_id {
+    uint64_t ms;
+    uint64_t seq;
+};
+
+/* Parses "<ms>-<seq>" into OUT.  Returns 0, or -1 when malformed. */
+int event_id_parse(const char *id, struct event_id *out);
+
+/* Orders parsed ids: <0, 0, >0. */
+int event_id_order(const struct event_id *a, const struct event_id *b);
+
 /* Compares stream ids numerically: <0, 0, >0. */
 int event_id_cmp(const char *a, const char *b);
 

@@ -38,7 +38,7 @@ struct sse_client {
     char room[PL_NAME_MAX + 1];
     char user[PL_NAME_MAX + 1];
     char resume[BUS_ID_MAX];        /* Last-Event-ID, "" for none */
-    char last_sent[BUS_ID_MAX];     /* newest stored id written */
+    struct event_id last_sid;       /* newest stored id written (0-0: none) */
     int reset;                      /* the Last-Event-ID was malformed */
     struct bus_event **held;        /* live events that came during replay */
     int nheld;
@@ -75,7 +75,8 @@ static struct chunk *sse_chunk_build(const char *type, const char *id, const cha
 
 static void *sse_encode(struct bus_event *ev)
 {
-    return sse_chunk_build(ev->type, ev->id, ev->json, ev->json_len);
+    /* Only a stored message is a place to resume from: "id:" for it alone. */
+    return sse_chunk_build(ev->type, ev->stored ? ev->id : "", ev->json, ev->json_len);
 }
 
 static void sse_free(struct sse_client *c)
@@ -123,7 +124,8 @@ static int sse_backlogged(struct sse_client *c)
     return 1;
 }
 
-static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const char *id)
+/* Writes CHUNK; SID (may be NULL) is the stored message it carries. */
+static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const struct event_id *sid)
 {
     if (chunk == NULL || chunk_append(bufferevent_get_output(c->bev), chunk) != PL_OK) {
         return;
@@ -131,8 +133,8 @@ static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const cha
     outq_schedule(&c->out);
     metrics_add(METRIC_MESSAGES_OUT, 1);
     metrics_add(METRIC_BYTES_OUT, chunk->len);
-    if (id[0] != '\0') {
-        snprintf(c->last_sent, sizeof(c->last_sent), "%s", id);
+    if (sid != NULL) {
+        c->last_sid = *sid;
     }
     sse_backlogged(c);
 }
@@ -141,17 +143,14 @@ static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const cha
  * stored that it already has. */
 static int sse_wants(const struct sse_client *c, const struct bus_event *ev)
 {
-    if ((strcmp(ev->type, "presence") == 0 || strcmp(ev->type, "typing") == 0)
-        && strcmp(ev->user, c->user) == 0) {
-        return 0;
-    }
-    return ev->id[0] == '\0' || c->last_sent[0] == '\0' || event_id_cmp(ev->id, c->last_sent) > 0;
+    return bus_event_for(ev, c->user) && (!ev->stored || event_id_order(&ev->sid, &c->last_sid) > 0);
 }
 
 static void sse_send_event(struct sse_client *c, struct bus_event *ev)
 {
     if (sse_wants(c, ev)) {
-        sse_write_chunk(c, bus_event_cache(ev, SSE_CACHE_SLOT, sse_encode, chunk_free_cached), ev->id);
+        sse_write_chunk(c, bus_event_cache(ev, SSE_CACHE_SLOT, sse_encode, chunk_free_cached),
+                        ev->stored ? &ev->sid : NULL);
     }
 }
 
@@ -210,7 +209,7 @@ static void sse_write_reset(struct sse_client *c, const char *oldest)
                      oldest[0] ? "\"" : "", oldest[0] ? oldest : "null", oldest[0] ? "\"" : "");
     struct chunk *chunk = sse_chunk_build("reset", "", json, (size_t)n);
 
-    sse_write_chunk(c, chunk, "");
+    sse_write_chunk(c, chunk, NULL);
     chunk_unref(chunk);
 }
 
@@ -234,7 +233,8 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
         for (int i = 0; i < evs->count && !c->closed; i++) {
             struct chunk *chunk = sse_chunk_build("message", evs->items[i].id,
                                                   evs->items[i].json, evs->items[i].len);
-            sse_write_chunk(c, chunk, evs->items[i].id);
+            struct event_id sid;
+            sse_write_chunk(c, chunk, event_id_parse(evs->items[i].id, &sid) == 0 ? &sid : NULL);
             chunk_unref(chunk);
         }
     }

@@ -121,6 +121,23 @@ START_TEST(ids)
 }
 END_TEST
 
+START_TEST(parsed_ids)
+{
+    struct event_id a, b, untouched = { 7, 7 };
+
+    ck_assert_int_eq(event_id_parse("1700000000000-18446744073709551615", &a), 0);
+    ck_assert_uint_eq(a.ms, 1700000000000ULL);
+    ck_assert_uint_eq(a.seq, 18446744073709551615ULL);
+    ck_assert_int_eq(event_id_parse("9-5", &a), 0);
+    ck_assert_int_eq(event_id_parse("10-0", &b), 0);
+    ck_assert_int_lt(event_id_order(&a, &b), 0);
+    ck_assert_int_gt(event_id_order(&b, &a), 0);
+    ck_assert_int_eq(event_id_order(&a, &a), 0);
+    ck_assert_int_eq(event_id_parse("x-1", &untouched), -1);
+    ck_assert_uint_eq(untouched.ms, 7);             /* left as it was */
+}
+END_TEST
+
 Suite *suite_event(void)
 {
     Suite *s = suite_create("event");
@@ -134,6 +151,7 @@ Suite *suite_event(void)
     tcase_add_test(tc, presence_typing_direct);
     tcase_add_test(tc, header);
     tcase_add_test(tc, ids);
+    tcase_add_test(tc, parsed_ids);
     suite_add_tcase(s, tc);
     return s;
 }

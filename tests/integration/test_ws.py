@@ -391,6 +391,24 @@ class Chat(WSCase):
         _, _, hist = self.p.request("GET", "/api/rooms/%s/messages?token=%s" % (room, self.token(bob)))
         self.assertEqual([m["id"] for m in json.loads(hist)["messages"]], [body["id"], ack["id"]])
 
+    def test_direct_over_sse_is_no_resume_point(self):
+        # A direct message is live only: on an event stream it carries no
+        # "id:" line, so the browser's Last-Event-ID stays on the last stored
+        # message and a reconnect resumes instead of being reset.
+        room, alice, bob = self.name("dsse"), self.name("alice"), self.name("bob")
+        a = self.connect(alice, room)
+        sse = SSEClient(self.p.port, "/api/rooms/%s/events?token=%s" % (room, self.token(bob)))
+        self.addCleanup(sse.close)
+        self.assertEqual(sse.wait_ready(), 200)
+        self.next_of(a, "presence")
+        a.send_json({"type": "direct", "to": bob, "content": "psst"})
+        direct = sse.wait_events(1, kind="direct")[0]
+        self.assertNotIn("id", direct)
+        self.assertTrue(direct["json"]["id"])
+        self.send_message(a, "after the direct", "dsse-1")
+        msg = sse.wait_events(1, kind="message")[0]
+        self.assertEqual(msg["id"], msg["json"]["id"])
+
     def test_direct_message(self):
         r1, r2 = self.name("d1"), self.name("d2")
         alice, bob, carol = self.name("alice"), self.name("bob"), self.name("carol")
