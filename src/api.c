@@ -76,15 +76,6 @@ static const char *api_string(json_object *obj, const char *key, size_t *len, in
     return json_object_get_string(v);
 }
 
-static int api_room(evhtp_request_t *req, const struct http_params *params)
-{
-    if (!name_valid(params->value[0])) {
-        http_error(req, 400, "bad_request", "invalid room name (1..64 of A-Z a-z 0-9 _ . -)");
-        return 0;
-    }
-    return 1;
-}
-
 static void api_reply_json(evhtp_request_t *req, int status, struct evbuffer *body)
 {
     http_reply(req, status, "application/json", evbuffer_pullup(body, -1), evbuffer_get_length(body));
@@ -210,7 +201,7 @@ static void api_publish(evhtp_request_t *req, const struct http_params *params)
 {
     struct api_publish *p;
 
-    if (!api_room(req, params)) {
+    if (!http_room_ok(req, params->value[0])) {
         return;
     }
     p = calloc(1, sizeof(*p));
@@ -280,7 +271,7 @@ static void api_history(evhtp_request_t *req, const struct http_params *params)
     char *end;
     long n = API_HISTORY_DEFAULT;
 
-    if (!api_room(req, params)) {
+    if (!http_room_ok(req, params->value[0])) {
         return;
     }
     a = http_query(req, "after", after, sizeof(after));

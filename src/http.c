@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "names.h"
 #include "parley.h"
 
 #define HTTP_MAX_ROUTES 32
@@ -331,6 +332,15 @@ int http_origin_allowed(evhtp_request_t *req, const char *allowed)
         }
         p += n;
     }
+    return 0;
+}
+
+int http_room_ok(evhtp_request_t *req, const char *name)
+{
+    if (name_valid(name)) {
+        return 1;
+    }
+    http_error(req, 400, "bad_request", "invalid room name (1..64 of A-Z a-z 0-9 _ . -)");
     return 0;
 }
 

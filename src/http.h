@@ -96,6 +96,9 @@ struct bufferevent *http_take_over(evhtp_request_t *req);
  * list separated by commas or spaces).  No Origin header is always fine. */
 int http_origin_allowed(evhtp_request_t *req, const char *allowed);
 
+/* Whether NAME is a valid room name; if not, answers 400 bad_request. */
+int http_room_ok(evhtp_request_t *req, const char *name);
+
 /* A query parameter of REQ (percent-decoded into BUF), or NULL. */
 const char *http_query(evhtp_request_t *req, const char *name, char *buf, size_t len);
 

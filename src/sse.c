@@ -375,8 +375,7 @@ static void sse_events(evhtp_request_t *req, const struct http_params *params)
 {
     struct sse_client *c;
 
-    if (!name_valid(params->value[0])) {
-        http_error(req, 400, "bad_request", "invalid room name (1..64 of A-Z a-z 0-9 _ . -)");
+    if (!http_room_ok(req, params->value[0])) {
         return;
     }
     c = calloc(1, sizeof(*c));
@@ -515,8 +514,7 @@ static void sse_chat_stream(evhtp_request_t *req, const struct http_params *para
         return;
     }
     if (http_query(req, "room", room, sizeof(room)) != NULL) {
-        if (!name_valid(room)) {
-            http_error(req, 400, "bad_request", "invalid room name");
+        if (!http_room_ok(req, room)) {
             free(a);
             return;
         }

@@ -456,8 +456,7 @@ static void ws_upgrade(evhtp_request_t *req, const struct http_params *params)
         http_error(req, 403, "forbidden", "origin not allowed");
         return;
     }
-    if (!name_valid(params->value[0])) {
-        http_error(req, 400, "bad_request", "invalid room name (1..64 of A-Z a-z 0-9 _ . -)");
+    if (!http_room_ok(req, params->value[0])) {
         return;
     }
     pend = calloc(1, sizeof(*pend));

@@ -30,6 +30,16 @@ def open_stream(p, token, room="lobby", headers=None):
     return c
 
 
+def lap_frozen_worker(worker, publisher, token, room, n=400):
+    """Publishes N 300-byte messages through PUBLISHER while WORKER is
+    frozen, enough to lap a 64 KiB ring; returns their ids."""
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        return [publish(publisher, token, room, "x" * 300 + " %d" % i)[1]["id"] for i in range(n)]
+    finally:
+        os.kill(worker, signal.SIGCONT)
+
+
 class Bus(unittest.TestCase):
     def setUp(self):
         self.env = Env()
@@ -178,12 +188,7 @@ class Bus(unittest.TestCase):
         s = self.stream(a, tok)
         publish(b, tok, "lobby", "first")
         s.wait_events(1, kind="message")
-        worker = a.workers()[0]
-        os.kill(worker, signal.SIGSTOP)
-        try:
-            ids = [publish(b, tok, "lobby", "x" * 300 + " %d" % i)[1]["id"] for i in range(400)]
-        finally:
-            os.kill(worker, signal.SIGCONT)
+        ids = lap_frozen_worker(a.workers()[0], b, tok, "lobby")
         got = s.wait_events(401, timeout=20, kind="message")
         self.assertEqual([e["id"] for e in got[1:]], ids)
         a.wait_log(r"event=bus_overrun")
@@ -212,12 +217,7 @@ class Bus(unittest.TestCase):
         publish(b, tok, "quiet", "old news")
         s = self.stream(a, tok, "quiet")
         time.sleep(0.3)
-        worker = a.workers()[0]
-        os.kill(worker, signal.SIGSTOP)
-        try:
-            ids = [publish(b, tok, "quiet", "x" * 300 + " %d" % i)[1]["id"] for i in range(400)]
-        finally:
-            os.kill(worker, signal.SIGCONT)
+        ids = lap_frozen_worker(a.workers()[0], b, tok, "quiet")
         got = s.wait_events(400, timeout=20, kind="message")
         self.assertEqual([e["id"] for e in got], ids)       # not the old one, none missing
         a.wait_log(r"event=bus_overrun")
