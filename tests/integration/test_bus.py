@@ -179,6 +179,32 @@ class Bus(unittest.TestCase):
         self.assertEqual(got[1]["json"]["content"], "after")
         self.assertIsNone(a.proc.poll())
 
+    def test_frozen_redis_fails_fast_and_recovers(self):
+        # A Redis that stops answering (no FIN, no RST) must not hang a
+        # request: the command times out, the caller gets redis_unavailable,
+        # and the connection comes back once Redis does.
+        a = self.env.parleyd({"workers": "1", "redis_timeout": "500ms"})
+        tok = session(a, "alice")
+        self.assertEqual(publish(a, tok, "lobby", "before")[0], 201)
+        os.kill(self.env.redis.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            status, body = publish(a, tok, "lobby", "during")
+            self.assertEqual((status, body["error"]["code"]), (503, "redis_unavailable"))
+            self.assertLess(time.monotonic() - t0, 3 * SLOW)
+            a.wait_log(r"event=redis_timeout")
+        finally:
+            os.kill(self.env.redis.proc.pid, signal.SIGCONT)
+        wait_for(lambda: publish(a, tok, "lobby", "after")[0] == 201, timeout=10, what="publishing again")
+
+    def test_history_capped_at_history_length(self):
+        a = self.env.parleyd({"workers": "1", "history_length": "10"})
+        tok = session(a, "alice")
+        for i in range(300):
+            publish(a, tok, "capped", "m%d" % i)
+        # MAXLEN ~ trims whole stream nodes (100 entries by default).
+        self.assertLess(int(redis_cli(self.env.redis, "XLEN", "parley:room:capped:log")), 200)
+
     def test_ring_overrun_caught_up_from_stream(self):
         # A worker stopped long enough for the ring (64 KiB) to lap it
         # detects the overrun and re-reads the gap from the room's stream.
