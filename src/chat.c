@@ -149,7 +149,7 @@ static int chat_wants(const struct chat_client *cl, const struct bus_event *ev)
 static void chat_deliver(struct chat_client *cl, struct bus_event *ev)
 {
     if (chat_wants(cl, ev)) {
-        ws_send_frame(cl->ws, bus_event_cache(ev, CHAT_CACHE_SLOT, chat_encode, chunk_free_cached));
+        ws_send_event(cl->ws, bus_event_cache(ev, CHAT_CACHE_SLOT, chat_encode, chunk_free_cached));
     }
 }
 

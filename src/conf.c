@@ -65,6 +65,7 @@ static const struct conf_key conf_keys[] = {
     { "ws_max_backlog",   CONF_SIZE,      FIELD(ws_max_backlog),   4096, 1 << 30, "1m" },
     { "ws_ping_interval", CONF_DURATION,  FIELD(ws_ping_interval_ms), 1000, 3600 * 1000, "30s" },
     { "ws_pong_timeout",  CONF_DURATION,  FIELD(ws_pong_timeout_ms), 1000, 3600 * 1000, "10s" },
+    { "write_delay",      CONF_DURATION,  FIELD(write_delay_ms),   0, 1000, "0" },
     { "agent_name",       CONF_NAME,      FIELD(agent_name),       0, 0, "agent" },
     { "agent_delay",      CONF_DURATION,  FIELD(agent_delay_ms),   0, 60 * 1000, "30ms" },
     { "agent_max_concurrent", CONF_INT,   FIELD(agent_max_concurrent), 1, 100000, "64" },

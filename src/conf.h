@@ -47,6 +47,7 @@ struct conf {
     size_t ws_max_backlog;
     int ws_ping_interval_ms;
     int ws_pong_timeout_ms;
+    int write_delay_ms;         /* room events may wait this long to share a write */
     char agent_name[PL_NAME_MAX + 1];
     int agent_delay_ms;
     int agent_max_concurrent;

@@ -1,4 +1,5 @@
-/* outq.c - per-loop-pass direct writes of stream output. */
+/* outq.c - per-loop-pass direct writes of stream output, and batching of
+ * room events. */
 #include "outq.h"
 
 #include <errno.h>
@@ -9,8 +10,15 @@
 
 #include "parley.h"
 
-static TAILQ_HEAD(, outq_item) queue = TAILQ_HEAD_INITIALIZER(queue);
-static struct event *flush_ev;
+enum { OUTQ_IDLE, OUTQ_NOW, OUTQ_BATCHED };
+
+TAILQ_HEAD(outq_list, outq_item);
+
+static struct outq_list now_queue = TAILQ_HEAD_INITIALIZER(now_queue);
+static struct outq_list batched_queue = TAILQ_HEAD_INITIALIZER(batched_queue);
+static struct event *flush_ev;      /* active: end of this pass */
+static struct event *batch_ev;      /* pending: the batch is due */
+static struct timeval write_delay;
 
 static void outq_flush_one(struct outq_item *it)
 {
@@ -35,50 +43,76 @@ static void outq_flush_one(struct outq_item *it)
     it->on_written(it, 0, evbuffer_get_length(out));
 }
 
-static void outq_on_flush(evutil_socket_t fd, short what, void *arg)
+static void outq_flush(struct outq_list *q)
 {
     struct outq_item *it;
 
-    PL_UNUSED(fd);
-    PL_UNUSED(what);
-    PL_UNUSED(arg);
     /* on_written may close streams (outq_detach) or queue more output;
      * always take the current head. */
-    while ((it = TAILQ_FIRST(&queue)) != NULL) {
-        TAILQ_REMOVE(&queue, it, link);
-        it->queued = 0;
+    while ((it = TAILQ_FIRST(q)) != NULL) {
+        TAILQ_REMOVE(q, it, link);
+        it->queued = OUTQ_IDLE;
         outq_flush_one(it);
     }
 }
 
-void outq_init(struct event_base *base)
+static void outq_on_flush(evutil_socket_t fd, short what, void *arg)
 {
-    flush_ev = event_new(base, -1, 0, outq_on_flush, NULL);
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    outq_flush(arg);
+}
+
+void outq_init(struct event_base *base, int write_delay_ms)
+{
+    flush_ev = event_new(base, -1, 0, outq_on_flush, &now_queue);
+    batch_ev = evtimer_new(base, outq_on_flush, &batched_queue);
+    write_delay.tv_sec = write_delay_ms / 1000;
+    write_delay.tv_usec = (write_delay_ms % 1000) * 1000;
 }
 
 void outq_attach(struct outq_item *it, struct bufferevent *bev, outq_written_cb on_written)
 {
     it->bev = bev;
     it->on_written = on_written;
-    it->queued = 0;
+    it->queued = OUTQ_IDLE;
     bufferevent_disable(bev, EV_WRITE);
 }
 
 void outq_schedule(struct outq_item *it)
 {
-    if (it->queued) {
+    if (it->queued == OUTQ_NOW) {
         return;
     }
-    it->queued = 1;
-    TAILQ_INSERT_TAIL(&queue, it, link);
+    if (it->queued == OUTQ_BATCHED) {
+        TAILQ_REMOVE(&batched_queue, it, link);
+    }
+    it->queued = OUTQ_NOW;
+    TAILQ_INSERT_TAIL(&now_queue, it, link);
     event_active(flush_ev, EV_TIMEOUT, 0);
+}
+
+void outq_schedule_batched(struct outq_item *it)
+{
+    if (!evutil_timerisset(&write_delay)) {
+        outq_schedule(it);
+        return;
+    }
+    if (it->queued != OUTQ_IDLE) {
+        return;                 /* goes out with what is already waiting */
+    }
+    it->queued = OUTQ_BATCHED;
+    TAILQ_INSERT_TAIL(&batched_queue, it, link);
+    if (!evtimer_pending(batch_ev, NULL)) {
+        evtimer_add(batch_ev, &write_delay);
+    }
 }
 
 void outq_detach(struct outq_item *it)
 {
-    if (it->queued) {
-        TAILQ_REMOVE(&queue, it, link);
-        it->queued = 0;
+    if (it->queued != OUTQ_IDLE) {
+        TAILQ_REMOVE(it->queued == OUTQ_NOW ? &now_queue : &batched_queue, it, link);
+        it->queued = OUTQ_IDLE;
     }
 }
 

@@ -1,5 +1,5 @@
 /* outq.h - client output written once per loop pass, straight from the
- * buffer.
+ * buffer, and room events batched for up to write_delay.
  *
  * A bufferevent with write interest enabled costs two epoll_ctl calls per
  * message (interest on when data arrives, off when drained).  Streams keep
@@ -7,7 +7,14 @@
  * have output: once per loop pass every queued stream is written with one
  * writev, however many events it got.  Only a client that cannot take it
  * all gets write interest, until libevent has drained it; its write
- * callback must then call outq_written(). */
+ * callback must then call outq_written().
+ *
+ * Nearly all the cost of a delivery is the kernel's, one write per client
+ * per write call, whatever its size.  With write_delay > 0 room events wait
+ * up to that long (one timer per worker) so that the ones arriving
+ * meanwhile share the write: fewer writes for a little latency.  Replies,
+ * control frames and anything scheduled with outq_schedule() go out at the
+ * end of the pass and take the waiting output with them. */
 #ifndef PARLEY_OUTQ_H
 #define PARLEY_OUTQ_H
 
@@ -26,17 +33,21 @@ typedef void (*outq_written_cb)(struct outq_item *it, int error, size_t queued);
 struct outq_item {
     struct bufferevent *bev;
     outq_written_cb on_written;
-    int queued;                 /* on the queue */
+    int queued;                 /* 0, or which queue it is on */
     TAILQ_ENTRY(outq_item) link;
 };
 
-void outq_init(struct event_base *base);
+/* WRITE_DELAY_MS: how long room events may wait (0: end of the pass). */
+void outq_init(struct event_base *base, int write_delay_ms);
 
 /* Starts IT on BEV: write interest off, output written by the queue. */
 void outq_attach(struct outq_item *it, struct bufferevent *bev, outq_written_cb on_written);
 
 /* IT has new output: write it at the end of this loop pass. */
 void outq_schedule(struct outq_item *it);
+
+/* IT has a new room event: write it within write_delay. */
+void outq_schedule_batched(struct outq_item *it);
 
 /* IT's owner is going away: take it off the queue. */
 void outq_detach(struct outq_item *it);

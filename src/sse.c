@@ -124,13 +124,19 @@ static int sse_backlogged(struct sse_client *c)
     return 1;
 }
 
-/* Writes CHUNK; SID (may be NULL) is the stored message it carries. */
-static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const struct event_id *sid)
+/* Writes CHUNK; SID (may be NULL) is the stored message it carries.  A live
+ * room event (BATCHED) may wait up to write_delay to share a write. */
+static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const struct event_id *sid,
+                            int batched)
 {
     if (chunk == NULL || chunk_append(bufferevent_get_output(c->bev), chunk) != PL_OK) {
         return;
     }
-    outq_schedule(&c->out);
+    if (batched) {
+        outq_schedule_batched(&c->out);
+    } else {
+        outq_schedule(&c->out);
+    }
     metrics_add(METRIC_MESSAGES_OUT, 1);
     metrics_add(METRIC_BYTES_OUT, chunk->len);
     if (sid != NULL) {
@@ -150,7 +156,7 @@ static void sse_send_event(struct sse_client *c, struct bus_event *ev)
 {
     if (sse_wants(c, ev)) {
         sse_write_chunk(c, bus_event_cache(ev, SSE_CACHE_SLOT, sse_encode, chunk_free_cached),
-                        ev->stored ? &ev->sid : NULL);
+                        ev->stored ? &ev->sid : NULL, 1);
     }
 }
 
@@ -209,7 +215,7 @@ static void sse_write_reset(struct sse_client *c, const char *oldest)
                      oldest[0] ? "\"" : "", oldest[0] ? oldest : "null", oldest[0] ? "\"" : "");
     struct chunk *chunk = sse_chunk_build("reset", "", json, (size_t)n);
 
-    sse_write_chunk(c, chunk, NULL);
+    sse_write_chunk(c, chunk, NULL, 0);
     chunk_unref(chunk);
 }
 
@@ -234,7 +240,7 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
             struct chunk *chunk = sse_chunk_build("message", evs->items[i].id,
                                                   evs->items[i].json, evs->items[i].len);
             struct event_id sid;
-            sse_write_chunk(c, chunk, event_id_parse(evs->items[i].id, &sid) == 0 ? &sid : NULL);
+            sse_write_chunk(c, chunk, event_id_parse(evs->items[i].id, &sid) == 0 ? &sid : NULL, 0);
             chunk_unref(chunk);
         }
     }

@@ -226,7 +226,7 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
         return 1;
     }
     http_init(self.base, cfg);
-    outq_init(self.base);
+    outq_init(self.base, cfg->write_delay_ms);
     auth_init(cfg);
     agent_init(self.base, cfg);
     ops_register();

@@ -109,30 +109,40 @@ static void ws_check_backlog(struct ws_conn *c)
     }
 }
 
-static void ws_queue(struct ws_conn *c, struct chunk *frame)
+/* BATCHED: a room event, which may wait for write_delay. */
+static void ws_queue(struct ws_conn *c, struct chunk *frame, int batched)
 {
     if (frame == NULL || chunk_append(bufferevent_get_output(c->bev), frame) != PL_OK) {
         return;
     }
     metrics_add(METRIC_BYTES_OUT, frame->len);
-    outq_schedule(&c->out);
+    if (batched) {
+        outq_schedule_batched(&c->out);
+    } else {
+        outq_schedule(&c->out);
+    }
     ws_check_backlog(c);
 }
 
-void ws_send_frame(struct ws_conn *c, struct chunk *frame)
+static void ws_send_data(struct ws_conn *c, struct chunk *frame, int batched)
 {
     if (c->st != WS_OPEN) {
         return;                 /* nothing but the close goes out after a close */
     }
     metrics_add(METRIC_MESSAGES_OUT, 1);
-    ws_queue(c, frame);
+    ws_queue(c, frame, batched);
+}
+
+void ws_send_event(struct ws_conn *c, struct chunk *frame)
+{
+    ws_send_data(c, frame, 1);
 }
 
 void ws_send_text(struct ws_conn *c, const char *text, size_t len)
 {
     struct chunk *frame = ws_text_frame(text, len);
 
-    ws_send_frame(c, frame);
+    ws_send_data(c, frame, 0);
     chunk_unref(frame);
 }
 
@@ -140,7 +150,7 @@ static void ws_send_control(struct ws_conn *c, int opcode, const void *payload, 
 {
     struct chunk *frame = ws_frame_chunk(opcode, payload, len);
 
-    ws_queue(c, frame);
+    ws_queue(c, frame, 0);
     chunk_unref(frame);
 }
 

@@ -36,8 +36,9 @@ void ws_register(struct event_base *base, const struct conf *cfg, const struct w
 /* Builds a server text frame holding TEXT, to share between clients. */
 struct chunk *ws_text_frame(const char *text, size_t len);
 
-/* Queues a frame built by ws_text_frame / a text message (copied). */
-void ws_send_frame(struct ws_conn *c, struct chunk *frame);
+/* Queues a room event's frame built by ws_text_frame (it may wait up to
+ * write_delay to share a write) / a reply (copied, sent at once). */
+void ws_send_event(struct ws_conn *c, struct chunk *frame);
 void ws_send_text(struct ws_conn *c, const char *text, size_t len);
 
 /* Starts the closing handshake with CODE. */

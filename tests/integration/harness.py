@@ -253,7 +253,7 @@ class SSEClient:
         lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1", "Accept: text/event-stream"]
         lines += ["%s: %s" % kv for kv in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self.events = []            # dicts with id, event, data (parsed JSON when possible)
+        self.events = []            # dicts with id, event, data (parsed JSON when possible), t
         self.comments = 0
         self.status = None
         self.headers = {}
@@ -288,6 +288,7 @@ class SSEClient:
                                     event["json"] = json.loads(event["data"])
                                 except ValueError:
                                     pass
+                            event["t"] = time.monotonic()     # arrival
                             self.events.append(event)
                             self._cond.notify_all()
                     event = {}

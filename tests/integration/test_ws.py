@@ -1087,6 +1087,58 @@ class SlowConsumer(WSCase):
         self.send_message(b, "after the cut", "after-1")
 
 
+class WriteDelay(WSCase):
+    """write_delay: room events wait so that later ones share the write;
+    replies and control frames never wait, and take waiting events along."""
+
+    DELAY = 1.0
+    settings = {"write_delay": "1000ms"}
+
+    def test_room_events_wait_and_go_out_together(self):
+        room, alice, bob, carol = self.name("wd"), self.name("alice"), self.name("bob"), self.name("carol")
+        a = self.connect(alice, room)
+        b = self.connect(bob, room)
+        sse = SSEClient(self.p.port, "/api/rooms/%s/events?token=%s" % (room, self.token(carol)))
+        self.addCleanup(sse.close)
+        self.assertEqual(sse.wait_ready(), 200)
+        for who in (bob, carol):        # presence is a room event too: it waits
+            self.assertEqual(self.next_of(a, "presence")["user"], who)
+        t0 = time.monotonic()
+        for i in range(3):
+            b.send_json({"type": "message", "content": "m%d" % i, "client_msg_id": "wd%d" % i})
+        acks = [self.next_of(b, "ack") for _ in range(3)]
+        self.assertLess(time.monotonic() - t0, self.DELAY * 0.8, "acks are replies: never delayed")
+        arrivals = []
+        for i in range(3):
+            doc = self.next_of(a, "message")
+            arrivals.append(time.monotonic())
+            self.assert_message(doc, acks[i]["id"], room, bob, "m%d" % i)
+        self.assertGreaterEqual(arrivals[0] - t0, self.DELAY * 0.95)
+        self.assertLess(arrivals[-1] - arrivals[0], 0.3, "one write, not three")
+        evs = sse.wait_events(3, kind="message")
+        self.assertEqual([e["id"] for e in evs], [ack["id"] for ack in acks])
+        self.assertGreaterEqual(evs[0]["t"] - t0, self.DELAY * 0.95)
+        self.assertLess(evs[-1]["t"] - evs[0]["t"], 0.3)
+
+    def test_a_pong_takes_the_waiting_events_along(self):
+        room, alice, bob = self.name("wdp"), self.name("alice"), self.name("bob")
+        a = self.connect(alice, room)
+        time.sleep(self.DELAY * 1.2)     # alice's own join, if any, is out
+        a.drain(quiet=0.1)
+        t0 = time.monotonic()
+        status, body = publish(self.p, self.token(bob), room, "waiting")
+        self.assertEqual(status, 201, body)
+        with self.assertRaises(socket.timeout, msg="the event waits"):
+            a.recv_frame(timeout=self.DELAY * 0.3)
+        a.ping(b"now")
+        opcode, payload, _ = a.recv_frame(timeout=T)
+        self.assertEqual(opcode, OP_TEXT, "the waiting event comes first, in order")
+        self.assert_message(json.loads(payload), body["id"], room, bob, "waiting")
+        opcode, payload, _ = a.recv_frame(timeout=T)
+        self.assertEqual((opcode, payload), (OP_PONG, b"now"))
+        self.assertLess(time.monotonic() - t0, self.DELAY * 0.8)
+
+
 class Shutdown(WSCase):
     settings = {"workers": "2", "shutdown_timeout": "5s"}
 
