@@ -161,8 +161,8 @@ class Parleyd:
             try:
                 with open("/proc/%d/comm" % pid) as f:
                     out[pid] = f.read().strip()
-            except FileNotFoundError:
-                pass
+            except OSError:
+                pass            # it exited meanwhile (ENOENT or ESRCH)
         return out
 
     def workers(self):
