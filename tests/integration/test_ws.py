@@ -726,8 +726,8 @@ class RateLimit(WSCase):
         time.sleep(0.5)
         self.send_message(a, "still open", "open-1")
 
-    @unittest.skipUnless(os.environ.get("PARLEY_TEST_LONG"), "takes over 10 s; set PARLEY_TEST_LONG=1")
     def test_flood_closed_with_1008(self):
+        # The rule needs ten seconds of flooding: the suite's longest test.
         room, alice = self.name("flood"), self.name("alice")
         a = self.connect(alice, room)
         frame = WSClient.encode_frame(OP_TEXT, b'{"type":"typing"}')
