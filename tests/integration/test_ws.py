@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import http.client
 import json
-import os
 import re
 import signal
 import socket
