@@ -16,9 +16,11 @@ TAILQ_HEAD(outq_list, outq_item);
 
 static struct outq_list now_queue = TAILQ_HEAD_INITIALIZER(now_queue);
 static struct outq_list batched_queue = TAILQ_HEAD_INITIALIZER(batched_queue);
+static struct event_base *loop;
 static struct event *flush_ev;      /* active: end of this pass */
 static struct event *batch_ev;      /* pending: the batch is due */
 static struct timeval write_delay;
+static struct timeval last_batch;   /* when the batched queue was last written */
 
 static void outq_flush_one(struct outq_item *it)
 {
@@ -63,10 +65,37 @@ static void outq_on_flush(evutil_socket_t fd, short what, void *arg)
     outq_flush(arg);
 }
 
+static void outq_on_batch(evutil_socket_t fd, short what, void *arg)
+{
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    event_base_gettimeofday_cached(loop, &last_batch);
+    outq_flush(&batched_queue);
+}
+
+/* The batch goes write_delay after the previous one: at once after a quiet
+ * spell, and no more often than that while events keep coming. */
+static void outq_arm_batch(void)
+{
+    struct timeval now, due, wait = { 0, 0 };
+
+    event_base_gettimeofday_cached(loop, &now);
+    evutil_timeradd(&last_batch, &write_delay, &due);
+    if (evutil_timercmp(&due, &now, >)) {
+        evutil_timersub(&due, &now, &wait);
+        if (evutil_timercmp(&wait, &write_delay, >)) {
+            wait = write_delay;         /* the clock went back */
+        }
+    }
+    evtimer_add(batch_ev, &wait);
+}
+
 void outq_init(struct event_base *base, int write_delay_ms)
 {
+    loop = base;
     flush_ev = event_new(base, -1, 0, outq_on_flush, &now_queue);
-    batch_ev = evtimer_new(base, outq_on_flush, &batched_queue);
+    batch_ev = evtimer_new(base, outq_on_batch, NULL);
     write_delay.tv_sec = write_delay_ms / 1000;
     write_delay.tv_usec = (write_delay_ms % 1000) * 1000;
 }
@@ -104,7 +133,7 @@ void outq_schedule_batched(struct outq_item *it)
     it->queued = OUTQ_BATCHED;
     TAILQ_INSERT_TAIL(&batched_queue, it, link);
     if (!evtimer_pending(batch_ev, NULL)) {
-        evtimer_add(batch_ev, &write_delay);
+        outq_arm_batch();
     }
 }
 

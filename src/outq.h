@@ -10,11 +10,13 @@
  * callback must then call outq_written().
  *
  * Nearly all the cost of a delivery is the kernel's, one write per client
- * per write call, whatever its size.  With write_delay > 0 room events wait
- * up to that long (one timer per worker) so that the ones arriving
- * meanwhile share the write: fewer writes for a little latency.  Replies,
- * control frames and anything scheduled with outq_schedule() go out at the
- * end of the pass and take the waiting output with them. */
+ * per write call, whatever its size.  With write_delay > 0 room events are
+ * written in batches at least write_delay apart (one timer per worker): the
+ * first event after a quiet spell goes at once, later ones wait for the
+ * next batch and share its write, so a busy room costs fewer writes for at
+ * most write_delay of latency.  Replies, control frames and anything
+ * scheduled with outq_schedule() go out at the end of the pass and take the
+ * waiting output with them. */
 #ifndef PARLEY_OUTQ_H
 #define PARLEY_OUTQ_H
 
