@@ -2,6 +2,7 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,8 @@ static struct event *sweep_ev;
  * the answer owed when libevhtp drops a request it could not parse. */
 struct http_conn {
     evhtp_connection_t *conn;
-    int64_t headers_started_ms;     /* 0 outside a request's headers */
+    int in_head;                    /* the next bytes are a request head (not a body) */
+    int64_t headers_started_ms;     /* 0 outside a request's head */
     size_t header_bytes;
     int reject_status;              /* 400, 408, 413 or 431 to send before closing */
     int kick_pending;
@@ -55,6 +57,10 @@ struct http_conn {
 };
 
 static uint64_t http_conn_serial;
+
+/* libevhtp's own bufferevent callbacks, called behind the head gate. */
+static bufferevent_data_cb evhtp_read_cb, evhtp_write_cb;
+static bufferevent_event_cb evhtp_event_cb;
 
 static LIST_HEAD(, http_conn) http_conns = LIST_HEAD_INITIALIZER(http_conns);
 
@@ -404,6 +410,10 @@ static void http_dispatch(evhtp_request_t *req, void *arg)
     unsigned bit = http_method_bit(req->method);
 
     PL_UNUSED(arg);
+    if (req->conn->hooks != NULL && req->conn->hooks->on_connection_fini_arg != NULL) {
+        struct http_conn *hc = req->conn->hooks->on_connection_fini_arg;
+        hc->in_head = 1;        /* the whole message is in: a head comes next */
+    }
     inflight++;
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, NULL);
     metrics_add(METRIC_REQUESTS, 1);
@@ -473,6 +483,7 @@ static void http_send_rejection(evhtp_connection_t *conn, int status)
         { 400, "Bad Request", "bad_request", "malformed request" },
         { 408, "Request Timeout", "request_timeout", "the request headers took too long" },
         { 413, "Payload Too Large", "too_large", "the request body is larger than max_body" },
+        { 414, "URI Too Long", "uri_too_long", "the request target is too long" },
         { 431, "Request Header Fields Too Large", "headers_too_large", "the request headers are too large" },
     };
     char buf[512], id[32];
@@ -500,20 +511,71 @@ static void http_send_rejection(evhtp_connection_t *conn, int status)
     }
 }
 
+/* A lingering close after a rejection: closing a socket with unread input
+ * resets it, and the reset can destroy the answer before the client reads
+ * it (a 413 while the body is still coming).  So a duplicate of the socket
+ * stops sending and reads and drops what still arrives, until the client
+ * closes or HTTP_LINGER_MS pass. */
+#define HTTP_LINGER_MS 2000
+
+struct http_lingerer {
+    struct event *ev;
+    int64_t until_ms;           /* a trickling client does not extend it */
+};
+
+static void http_on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_lingerer *l = arg;
+    char buf[16384];
+
+    if ((what & EV_READ) && http_now_ms() < l->until_ms) {
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
+            return;
+        }
+    }
+    event_free(l->ev);
+    free(l);
+    close(fd);
+}
+
+static void http_linger(evhtp_connection_t *conn)
+{
+    struct timeval wait = { HTTP_LINGER_MS / 1000, (HTTP_LINGER_MS % 1000) * 1000 };
+    struct http_lingerer *l = malloc(sizeof(*l));
+    int fd = l != NULL ? dup(bufferevent_getfd(conn->bev)) : -1;
+
+    if (fd < 0) {
+        free(l);
+        return;                 /* out of memory or descriptors: a plain close */
+    }
+    shutdown(fd, SHUT_WR);
+    l->until_ms = http_now_ms() + HTTP_LINGER_MS;
+    l->ev = event_new(conn->evbase, fd, EV_READ | EV_PERSIST, http_on_linger, l);
+    if (l->ev == NULL || event_add(l->ev, &wait) != 0) {
+        if (l->ev != NULL) {
+            event_free(l->ev);
+        }
+        free(l);
+        close(fd);
+    }
+}
+
 static evhtp_res http_connection_fini(evhtp_connection_t *conn, void *arg)
 {
     struct http_conn *hc = arg;
     int status = hc->reject_status;
 
     if (status == 0 && conn->request != NULL && !(conn->request->flags & EVHTP_REQ_FLAG_FINISHED)) {
-        if (conn->max_body_size > 0 && conn->body_bytes_read >= conn->max_body_size) {
-            status = 413;
+        if (conn->request->status == EVHTP_RES_DATA_TOO_LONG) {
+            status = 413;       /* a chunked body grew past max_body */
         } else if (conn->parser != NULL && htparser_get_error(conn->parser) != htparse_error_none) {
             status = htparser_get_error(conn->parser) == htparse_error_too_big ? 431 : 400;
         }
     }
-    if (status != 0) {
+    if (status != 0 && conn->bev != NULL) {
         http_send_rejection(conn, status);
+        http_linger(conn);
     }
     metrics_gauge_add(METRIC_CONN_HTTP, -1);
     LIST_REMOVE(hc, link);
@@ -526,7 +588,6 @@ static evhtp_res http_on_headers_start(evhtp_request_t *req, void *arg)
     struct http_conn *hc = arg;
 
     PL_UNUSED(req);
-    hc->headers_started_ms = http_now_ms();
     hc->header_bytes = 0;
     return EVHTP_RES_OK;
 }
@@ -544,19 +605,120 @@ static evhtp_res http_on_header(evhtp_request_t *req, evhtp_header_t *hdr, void 
     return EVHTP_RES_OK;
 }
 
-/* Refuses a body that announces more than max_body before reading any. */
 static evhtp_res http_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
 {
     struct http_conn *hc = arg;
-    const char *cl = evhtp_kv_find(hdrs, "Content-Length");
 
     PL_UNUSED(req);
+    PL_UNUSED(hdrs);
     hc->headers_started_ms = 0;
-    if (cl != NULL && strtoull(cl, NULL, 10) > http_cfg->max_body) {
-        hc->reject_status = 413;
-        return EVHTP_RES_ERROR;
-    }
+    hc->in_head = 0;            /* a body may follow, until the request is dispatched */
     return EVHTP_RES_OK;
+}
+
+/* Whether the LEN bytes at S, without surrounding blanks, are NAME (any
+ * case) followed by a colon; sets *VALUE and *VLEN to the value. */
+static int http_head_field(const char *s, size_t len, const char *name, const char **value, size_t *vlen)
+{
+    size_t n = strlen(name);
+
+    if (len <= n || s[n] != ':' || strncasecmp(s, name, n) != 0) {
+        return 0;
+    }
+    s += n + 1;
+    len -= n + 1;
+    while (len > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        len--;
+    }
+    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r')) {
+        len--;
+    }
+    *value = s;
+    *vlen = len;
+    return 1;
+}
+
+int http_head_check(const char *buf, size_t len, size_t max_headers, uint64_t max_body)
+{
+    const char *first = memchr(buf, '\n', len < HTTP_MAX_REQUEST_LINE ? len : HTTP_MAX_REQUEST_LINE);
+    const char *end = buf + len, *line, *value, *nl;
+    size_t vlen;
+    int have_length = 0, chunked = 0;
+    uint64_t length = 0;
+
+    if (first == NULL) {
+        return len >= HTTP_MAX_REQUEST_LINE ? 414 : -1;
+    }
+    for (line = first + 1; (nl = memchr(line, '\n', (size_t)(end - line))) != NULL; line = nl + 1) {
+        size_t n = (size_t)(nl - line);
+
+        if (n == 0 || (n == 1 && line[0] == '\r')) {
+            if (chunked && have_length) {
+                return 400;     /* both framings: refuse rather than guess (smuggling) */
+            }
+            return have_length && length > max_body ? 413 : 0;
+        }
+        if (http_head_field(line, n, "Content-Length", &value, &vlen)) {
+            uint64_t v = 0;
+            size_t i;
+
+            for (i = 0; i < vlen && isdigit((unsigned char)value[i]); i++) {
+                v = i < 19 ? v * 10 + (uint64_t)(value[i] - '0') : UINT64_MAX;
+            }
+            if (vlen == 0 || i != vlen || (have_length && v != length)) {
+                return 400;
+            }
+            have_length = 1;
+            length = v;
+        } else if (http_head_field(line, n, "Transfer-Encoding", &value, &vlen)) {
+            chunked = 1;
+        }
+    }
+    return (size_t)(end - first) > max_headers ? 431 : -1;
+}
+
+/* --- the head gate -------------------------------------------------------
+ * libevhtp parses whatever one read brought, and its parser duplicates the
+ * last byte of a request target cut by a read boundary (a read is at most
+ * 4 KiB), garbling long query strings.  So it gets a request head only once
+ * the whole head is buffered; bodies pass straight through. */
+
+static void http_on_read(struct bufferevent *bev, void *arg)
+{
+    struct http_conn *hc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in);
+
+    if (hc->in_head && len > 0) {
+        size_t look = http_cfg->max_header_size + HTTP_MAX_REQUEST_LINE + 4;
+        int status;
+
+        if (hc->headers_started_ms == 0) {
+            hc->headers_started_ms = http_now_ms();     /* slowloris deadline */
+        }
+        status = http_head_check((const char *)evbuffer_pullup(in, (ev_ssize_t)(len < look ? len : look)),
+                                 len < look ? len : look, http_cfg->max_header_size, http_cfg->max_body);
+        if (status < 0) {
+            return;             /* wait for the rest of the head */
+        }
+        if (status > 0) {
+            hc->reject_status = status;
+            evhtp_connection_free(hc->conn);    /* the fini hook answers */
+            return;
+        }
+    }
+    evhtp_read_cb(bev, hc->conn);
+}
+
+static void http_on_write(struct bufferevent *bev, void *arg)
+{
+    evhtp_write_cb(bev, ((struct http_conn *)arg)->conn);
+}
+
+static void http_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    evhtp_event_cb(bev, what, ((struct http_conn *)arg)->conn);
 }
 
 static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
@@ -568,6 +730,7 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
         return EVHTP_RES_ERROR;
     }
     hc->conn = conn;
+    hc->in_head = 1;
     hc->serial = ++http_conn_serial;
     LIST_INSERT_HEAD(&http_conns, hc, link);
     metrics_add(METRIC_ACCEPTED, 1);
@@ -576,6 +739,8 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
     evhtp_connection_set_hook(conn, evhtp_hook_on_headers_start, (evhtp_hook)http_on_headers_start, hc);
     evhtp_connection_set_hook(conn, evhtp_hook_on_header, (evhtp_hook)http_on_header, hc);
     evhtp_connection_set_hook(conn, evhtp_hook_on_headers, (evhtp_hook)http_on_headers, hc);
+    bufferevent_getcb(conn->bev, &evhtp_read_cb, &evhtp_write_cb, &evhtp_event_cb, NULL);
+    bufferevent_setcb(conn->bev, http_on_read, http_on_write, http_on_event, hc);
     return EVHTP_RES_OK;
 }
 
@@ -617,7 +782,8 @@ void http_attach(evhtp_t *htp)
 
     evhtp_set_gencb(htp, http_dispatch, NULL);
     evhtp_set_post_accept_cb(htp, http_connection_accepted, NULL);
-    evhtp_set_max_body_size(htp, http_cfg->max_body);
+    /* libevhtp refuses a body that reaches its limit; max_body itself is fine. */
+    evhtp_set_max_body_size(htp, http_cfg->max_body + 1);
     evhtp_set_timeouts(htp, &idle, NULL);
 }
 

@@ -1,4 +1,5 @@
-/* test_http.c - route pattern matching and percent-decoding. */
+/* test_http.c - route pattern matching, percent-decoding and request head checks. */
+#include <stdio.h>
 #include <string.h>
 
 #include "http.h"
@@ -50,15 +51,79 @@ START_TEST(overlong_segment)
 }
 END_TEST
 
+/* http_head_check on a NUL-terminated head. */
+static int head(const char *h)
+{
+    return http_head_check(h, strlen(h), 4096, 2048);
+}
+
+START_TEST(head_complete_or_not)
+{
+    ck_assert_int_eq(head(""), -1);
+    ck_assert_int_eq(head("GET /healthz HTTP/1.1"), -1);
+    ck_assert_int_eq(head("GET / HTTP/1.1\r\nHost: x\r\n"), -1);
+    ck_assert_int_eq(head("GET / HTTP/1.1\r\nHost: x\r\n\r"), -1);
+    ck_assert_int_eq(head("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+    ck_assert_int_eq(head("GET / HTTP/1.1\nHost: x\n\n"), 0);
+    ck_assert_int_eq(head("GET / HTTP/1.1\r\n\r\n"), 0);
+    /* The body that follows a complete head is not looked at. */
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\r\n\r\n"), 0);
+}
+END_TEST
+
+START_TEST(head_content_length)
+{
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 2048\r\n\r\n"), 0);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\ncontent-length:\t2048 \r\n\r\n"), 0);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 2049\r\n\r\n"), 413);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"), 413);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 18446744073709551617\r\n\r\n"), 413);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), 400);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n"), 400);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n"), 400);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"), 400);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"), 0);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), 400);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"), 400);
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), 0);
+    /* Not the header, only alike. */
+    ck_assert_int_eq(head("POST / HTTP/1.1\r\nX-Content-Length: -1\r\nContent-Lengthy: x\r\n\r\n"), 0);
+}
+END_TEST
+
+START_TEST(head_sizes)
+{
+    static char buf[20000];
+    size_t n;
+
+    /* A request line of HTTP_MAX_REQUEST_LINE bytes without its end: 414. */
+    memset(buf, 'a', HTTP_MAX_REQUEST_LINE);
+    ck_assert_int_eq(http_head_check(buf, HTTP_MAX_REQUEST_LINE - 1, 4096, 2048), -1);
+    ck_assert_int_eq(http_head_check(buf, HTTP_MAX_REQUEST_LINE, 4096, 2048), 414);
+    /* Header lines past the limit without the blank line: 431. */
+    n = (size_t)sprintf(buf, "GET / HTTP/1.1\r\n");
+    while (n < 4096 + 100) {
+        n += (size_t)sprintf(buf + n, "X-Pad: 0123456789\r\n");
+    }
+    ck_assert_int_eq(http_head_check(buf, 4000, 4096, 2048), -1);
+    ck_assert_int_eq(http_head_check(buf, n, 4096, 2048), 431);
+}
+END_TEST
+
 Suite *suite_http(void)
 {
     Suite *s = suite_create("http");
     TCase *tc = tcase_create("routes");
+    TCase *heads = tcase_create("heads");
 
     tcase_add_test(tc, literal_paths);
     tcase_add_test(tc, captures);
     tcase_add_test(tc, bad_escapes);
     tcase_add_test(tc, overlong_segment);
     suite_add_tcase(s, tc);
+    tcase_add_test(heads, head_complete_or_not);
+    tcase_add_test(heads, head_content_length);
+    tcase_add_test(heads, head_sizes);
+    suite_add_tcase(s, heads);
     return s;
 }
