@@ -98,18 +98,30 @@ void event_header(struct evbuffer *out, const char *type, const char *id, const 
     evbuffer_add_printf(out, "%s %s %s\n", type, id && id[0] ? id : "-", user && user[0] ? user : "-");
 }
 
-int event_id_valid(const char *id)
+/* The length of the decimal number at S if it fits in 64 bits (as both
+ * halves of a Redis stream id must), else 0. */
+static size_t event_id_part(const char *s)
 {
-    size_t i = 0, digits;
+    size_t n = 0;
 
-    for (digits = 0; isdigit((unsigned char)id[i]); i++, digits++) {
+    while (isdigit((unsigned char)s[n])) {
+        n++;
     }
-    if (digits == 0 || digits > 20 || id[i] != '-') {
+    if (n > 20 || (n == 20 && strncmp(s, "18446744073709551615", 20) > 0)) {
         return 0;
     }
-    for (i++, digits = 0; isdigit((unsigned char)id[i]); i++, digits++) {
+    return n;
+}
+
+int event_id_valid(const char *id)
+{
+    size_t ms = event_id_part(id), seq;
+
+    if (ms == 0 || id[ms] != '-') {
+        return 0;
     }
-    return digits > 0 && digits <= 20 && id[i] == '\0';
+    seq = event_id_part(id + ms + 1);
+    return seq > 0 && id[ms + 1 + seq] == '\0';
 }
 
 int64_t event_id_ms(const char *id)

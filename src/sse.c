@@ -39,7 +39,6 @@ struct sse_client {
     char user[PL_NAME_MAX + 1];
     char resume[BUS_ID_MAX];        /* Last-Event-ID, "" for none */
     struct event_id last_sid;       /* newest stored id written (0-0: none) */
-    int reset;                      /* the Last-Event-ID was malformed */
     struct bus_event **held;        /* live events that came during replay */
     int nheld;
     int capheld;
@@ -258,10 +257,7 @@ static void sse_on_ready(struct sse_client *c)
     }
     c->state = SSE_REPLAYING;
     presence_join(c->room, c->user);
-    if (c->reset) {
-        sse_write_reset(c, "");
-        sse_go_live(c);
-    } else if (c->resume[0] == '\0') {
+    if (c->resume[0] == '\0') {
         sse_go_live(c);
     } else if (store_history_resume(c->room, c->resume, sse_on_replay, c) == PL_OK) {
         c->replay_pending = 1;
@@ -333,11 +329,19 @@ static void sse_start(struct http_hold *hold, const char *user, void *arg)
     if (last == NULL) {
         last = http_query(req, "last_event_id", qlast, sizeof(qlast));
     }
-    if (last != NULL && last[0] != '\0') {
-        if (event_id_valid(last)) {
-            snprintf(c->resume, sizeof(c->resume), "%s", last);
-        } else {
-            c->reset = 1;
+    if (last != NULL) {
+        size_t n;
+
+        last += strspn(last, " \t");
+        for (n = strlen(last); n > 0 && (last[n - 1] == ' ' || last[n - 1] == '\t'); n--) {
+        }
+        /* A malformed id cannot be in the stream; "0-0" never is, so the
+         * resume answers with a reset naming the oldest kept id. */
+        if (n > 0) {
+            snprintf(c->resume, sizeof(c->resume), "%.*s", (int)n, last);
+            if (n >= sizeof(c->resume) || !event_id_valid(c->resume)) {
+                snprintf(c->resume, sizeof(c->resume), "0-0");
+            }
         }
     }
     snprintf(c->user, sizeof(c->user), "%s", user);

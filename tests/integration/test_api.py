@@ -184,14 +184,24 @@ class Api(unittest.TestCase):
         self.assertEqual(c.retry, 2000)
         later = publish(self.p, tok, "resume", "live")[1]["id"]
         self.assertEqual(c.wait_events(4, kind="message")[3]["id"], later)
-        # Unknown or malformed ids: reset, then live.
-        for bad in ("1-0", "garbage"):
+        # Unknown, malformed or out-of-range ids: a reset naming the oldest
+        # kept id, then live.
+        for bad in ("1-0", "garbage", "18446744073709551616-0", "1-" + "1" * 40):
             r = SSEClient(self.p.port, "/api/rooms/resume/events?token=%s&last_event_id=%s" % (tok, bad))
             self.addCleanup(r.close)
             reset = r.wait_events(1, kind="reset")[0]
-            self.assertEqual(reset["json"]["type"], "reset")
-            if bad == "1-0":
-                self.assertEqual(reset["json"]["oldest"], ids[0])
+            self.assertEqual(reset["json"], {"type": "reset", "oldest": ids[0]}, bad)
+            self.assertNotIn("id", reset)
+        # The header's surrounding blanks are not part of the id.
+        r = SSEClient(self.p.port, "/api/rooms/resume/events?token=" + tok, headers={"Last-Event-ID": " %s " % ids[4]})
+        self.addCleanup(r.close)
+        self.assertEqual([e["id"] for e in r.wait_events(2, kind="message")], [ids[5], later])
+        self.assertFalse([e for e in r.events if e.get("event") == "reset"])
+        # An out-of-range id in history is a bad request, not a Redis failure.
+        for q in ("after", "before"):
+            status, _, body = self.p.request("GET", "/api/rooms/resume/messages?%s=18446744073709551616-0&token=%s"
+                                             % (q, tok))
+            self.assertEqual((status, json.loads(body)["error"]["code"]), (400, "bad_request"), q)
 
     def test_http_publish_rate_limited_per_user(self):
         env = Env()
