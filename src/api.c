@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "event.h"
 #include "http.h"
+#include "json_field.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
@@ -57,25 +58,6 @@ static json_object *api_json_body(evhtp_request_t *req)
     return obj;
 }
 
-/* A string member of OBJ, or NULL (and *BAD set) when present but not a
- * string. */
-static const char *api_string(json_object *obj, const char *key, size_t *len, int *bad)
-{
-    json_object *v;
-
-    if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null)) {
-        return NULL;
-    }
-    if (!json_object_is_type(v, json_type_string)) {
-        *bad = 1;
-        return NULL;
-    }
-    if (len != NULL) {
-        *len = (size_t)json_object_get_string_len(v);
-    }
-    return json_object_get_string(v);
-}
-
 static void api_reply_json(evhtp_request_t *req, int status, struct evbuffer *body)
 {
     http_reply(req, status, "application/json", evbuffer_pullup(body, -1), evbuffer_get_length(body));
@@ -117,7 +99,7 @@ static void api_sessions(evhtp_request_t *req, const struct http_params *params)
     if (body == NULL) {
         return;
     }
-    user = api_string(body, "user", NULL, &bad);
+    user = json_field_string(body, "user", NULL, &bad);
     if (user == NULL || !name_valid(user)) {
         http_error(req, 400, "bad_request", "\"user\" must be 1..64 of A-Z a-z 0-9 _ . -");
     } else if ((s = calloc(1, sizeof(*s))) == NULL || (s->hold = http_hold(req)) == NULL) {
@@ -177,13 +159,13 @@ static void api_publish_as(struct http_hold *hold, const char *user, void *arg)
     if (body == NULL) {
         goto done;
     }
-    content = api_string(body, "content", &len, &bad);
-    cmid = api_string(body, "client_msg_id", &cmid_len, &bad);
+    content = json_field_string(body, "content", &len, &bad);
+    cmid = json_field_string(body, "client_msg_id", &cmid_len, &bad);
     if (bad || content == NULL || len == 0) {
         http_error(req, 400, "bad_request", "\"content\" must be a non-empty string; \"client_msg_id\" a string");
     } else if (len > cfg->max_content) {
         http_error(req, 413, "too_large", "\"content\" is longer than %zu bytes", cfg->max_content);
-    } else if (cmid != NULL && (cmid_len == 0 || cmid_len > API_CMID_MAX || strlen(cmid) != cmid_len)) {
+    } else if (cmid != NULL && (cmid_len == 0 || cmid_len > API_CMID_MAX)) {
         http_error(req, 400, "bad_request", "\"client_msg_id\" must be 1..%d characters", API_CMID_MAX);
     } else if (store_message_publish(p->room, user, content, len, cmid, 1, api_on_published, p) != PL_OK) {
         http_error(req, 503, "redis_unavailable", "the message store is unavailable");

@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "bus.h"
 #include "event.h"
+#include "json_field.h"
 #include "log.h"
 #include "names.h"
 #include "parley.h"
@@ -385,28 +386,12 @@ static int chat_rate_ok(struct chat_client *cl)
     return 0;
 }
 
-/* A string field: NULL when absent; *BAD set when present but not a string. */
-static const char *chat_string(json_object *msg, const char *key, size_t *len, int *bad)
-{
-    json_object *v;
-
-    if (!json_object_object_get_ex(msg, key, &v) || json_object_is_type(v, json_type_null)) {
-        return NULL;
-    }
-    if (!json_object_is_type(v, json_type_string)) {
-        *bad = 1;
-        return NULL;
-    }
-    *len = (size_t)json_object_get_string_len(v);
-    return json_object_get_string(v);
-}
-
 /* Validates "content": 1..max_content bytes.  Returns it, or NULL after
  * sending the error. */
 static const char *chat_content(struct chat_client *cl, json_object *msg, size_t *len)
 {
     int bad = 0;
-    const char *content = chat_string(msg, "content", len, &bad);
+    const char *content = json_field_string(msg, "content", len, &bad);
 
     if (content == NULL || *len == 0) {
         chat_error(cl, "bad_request", "\\\"content\\\" must be a non-empty string");
@@ -468,8 +453,8 @@ static struct chat_ack *chat_ack_new(struct chat_client *cl, json_object *msg)
     size_t len = 0;
     int bad = 0;
 
-    cmid = chat_string(msg, "client_msg_id", &len, &bad);
-    if (bad || (cmid != NULL && (len == 0 || len > CHAT_CMID_MAX || strlen(cmid) != len))) {
+    cmid = json_field_string(msg, "client_msg_id", &len, &bad);
+    if (bad || (cmid != NULL && (len == 0 || len > CHAT_CMID_MAX))) {
         chat_error(cl, "bad_request", "\\\"client_msg_id\\\" must be a string of 1..128 characters");
         return NULL;
     }
@@ -527,7 +512,7 @@ static void chat_direct(struct chat_client *cl, json_object *msg)
     struct evbuffer *b;
     int64_t now = chat_wall_ms();
 
-    to = chat_string(msg, "to", &tolen, &bad);
+    to = json_field_string(msg, "to", &tolen, &bad);
     if (to == NULL || !name_valid(to)) {
         chat_error(cl, "bad_request", "\\\"to\\\" must be a user name");
         return;
@@ -603,7 +588,7 @@ static void chat_history(struct chat_client *cl, json_object *msg)
     int bad = 0;
     int64_t limit = CHAT_HISTORY_DEFAULT;
 
-    before = chat_string(msg, "before", &len, &bad);
+    before = json_field_string(msg, "before", &len, &bad);
     if (bad || (before != NULL && !event_id_valid(before))) {
         chat_error(cl, "bad_request", "\\\"before\\\" must be a stream id");
         return;

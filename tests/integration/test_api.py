@@ -59,7 +59,7 @@ class Api(unittest.TestCase):
         self.assertEqual(len(tokens), 20)
 
     def test_session_bad_input(self):
-        for user in ("", "a b", "x" * 65, "..", ".", "é", 5, None):
+        for user in ("", "a b", "x" * 65, "..", ".", "é", 5, None, "a\u0000b", "ab\u0000"):
             status, _, body = self.post("/api/sessions", {"user": user})
             self.assert_error(status, body, 400, "bad_request")
         status, _, body = self.post("/api/sessions", b"{not json", raw=True)
@@ -147,7 +147,8 @@ class Api(unittest.TestCase):
         tok = session(self.p, "ivy")
         status, body = publish(self.p, tok, "lobby", "x" * 101)
         self.assert_error(status, body, 413, "too_large")
-        for doc in ({"content": ""}, {"content": 5}, {}, {"content": "x", "client_msg_id": 7}):
+        for doc in ({"content": ""}, {"content": 5}, {}, {"content": "x", "client_msg_id": 7},
+                    {"content": "a\u0000b"}, {"content": "x", "client_msg_id": "c\u0000"}):
             status, _, body = self.post("/api/rooms/lobby/messages", doc, headers={"Authorization": "Bearer " + tok})
             self.assert_error(status, body, 400, "bad_request")
         status, _, body = self.post("/api/rooms/lobby/messages", b'{"content":"\xff"}', raw=True,

@@ -545,6 +545,8 @@ class Chat(WSCase):
             (json.dumps({"type": "message", "content": ""}), "bad_request"),
             (json.dumps({"type": "message"}), "bad_request"),
             (json.dumps({"type": "message", "content": "x", "client_msg_id": 7}), "bad_request"),
+            (json.dumps({"type": "message", "content": "cut\u0000here"}), "bad_request"),
+            (json.dumps({"type": "direct", "to": alice + "\u0000x", "content": "x"}), "bad_request"),
             (json.dumps({"type": "direct", "to": 5, "content": "x"}), "bad_request"),
             (json.dumps({"type": "direct", "to": "bad name", "content": "x"}), "bad_request"),
             (json.dumps({"type": "direct", "to": alice, "content": ["x"]}), "bad_request"),
