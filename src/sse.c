@@ -326,6 +326,14 @@ static void sse_start(struct http_hold *hold, const char *user, void *arg)
     char channel[256];
     int n;
 
+    if (!store_is_up() || !bus_redis_up()) {
+        /* Nothing could be replayed or subscribed: say so now rather than
+         * open a stream that stays silent. */
+        http_error(req, 503, "redis_unavailable", "the message bus is unavailable; try again later");
+        http_release(hold);
+        free(c);
+        return;
+    }
     if (last == NULL) {
         last = http_query(req, "last_event_id", qlast, sizeof(qlast));
     }

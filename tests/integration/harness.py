@@ -4,6 +4,9 @@ Every process started here is recorded and stopped by its PID when the test
 that started it ends, and again at interpreter exit, whatever happened."""
 
 import atexit
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -359,3 +362,14 @@ def redis_cli(redis, *args):
     r = subprocess.run(["redis-cli", "-s", redis.socket] + [str(a) for a in args],
                        capture_output=True, text=True, timeout=10)
     return r.stdout.strip()
+
+
+def jwt(claims, secret, alg="HS256"):
+    """A JWT of CLAIMS signed with HMAC-SHA256 under SECRET (ALG is only
+    what the header claims, to test refusals)."""
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
+    return head + "." + body + "." + b64(sig)

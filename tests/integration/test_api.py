@@ -1,27 +1,18 @@
 """Sessions, tokens, publishing and history over HTTP, on a real parleyd and
 redis-server."""
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 import unittest
 
+import harness
 from harness import Env, SSEClient, publish, redis_cli, session, wait_for
 
 SECRET = "test-secret-for-jwt"
 
 
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def jwt(claims, secret=SECRET, alg="HS256"):
-    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
-    return head + "." + body + "." + b64(sig)
+    return harness.jwt(claims, secret, alg)
 
 
 class Api(unittest.TestCase):

@@ -11,7 +11,7 @@ import threading
 import time
 import unittest
 
-from harness import Env, SLOW, SSEClient, publish, redis_cli, session, wait_for
+from harness import Env, SLOW, SSEClient, jwt, publish, redis_cli, session, wait_for
 
 
 def sse_per_worker(p):
@@ -160,7 +160,7 @@ class Bus(unittest.TestCase):
         self.assertEqual(got[-1]["id"], body["id"])
 
     def test_redis_restart_recovers_without_restarting_parleyd(self):
-        a = self.env.parleyd({"workers": "2", "redis_timeout": "1s"})
+        a = self.env.parleyd({"workers": "2", "redis_timeout": "1s", "jwt_secret": "bus-secret"})
         tok = session(a, "alice")
         s = self.stream(a, tok)
         time.sleep(0.2)
@@ -173,6 +173,11 @@ class Bus(unittest.TestCase):
         status, body = publish(a, tok, "lobby", "during")
         self.assertEqual(status, 503)
         self.assertEqual(body["error"]["code"], "redis_unavailable")
+        # A new event stream (a JWT needs no Redis to check) is refused
+        # rather than left silent.
+        token = jwt({"sub": "bob", "exp": int(time.time()) + 60}, "bus-secret")
+        status, _, body = a.request("GET", "/api/rooms/lobby/events?token=" + token)
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (503, "redis_unavailable"))
         self.assertFalse(s.closed)          # local connections stay open
         self.env.redis.start()
         # Sessions were in the old (memory-only) Redis: log in again.

@@ -5,8 +5,6 @@ application errors, rate limits), RFC 6455 violations and their close
 codes, keepalive, slow consumers and graceful shutdown."""
 
 import base64
-import hashlib
-import hmac
 import http.client
 import json
 import re
@@ -17,6 +15,7 @@ import threading
 import time
 import unittest
 
+import harness
 from harness import Env, SLOW, SSEClient, publish, redis_cli, session, wait_for
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, ConnectionClosed,
                       WSClient, accept_for, build_request, handshake, new_key, raw_handshake)
@@ -27,13 +26,7 @@ ID = re.compile(r"^\d+-\d+$")
 
 
 def jwt(claims, secret=JWT_SECRET):
-    """An HS256 JWT."""
-    def b64(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
-    sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
-    return head + "." + body + "." + b64(sig)
+    return harness.jwt(claims, secret)
 
 
 def id_key(stream_id):
