@@ -419,8 +419,8 @@ void sse_close_all(void)
 struct sse_answer {
     struct bufferevent *bev;
     struct agent_request *agent;    /* NULL once it has ended */
-    char query[4096];
     char room[PL_NAME_MAX + 1];
+    char query[];               /* the question, 1..max_content bytes */
 };
 
 static long long sse_wall_ms(void)
@@ -517,20 +517,25 @@ static void sse_answer_start(struct http_hold *hold, const char *user, void *arg
 
 static void sse_chat_stream(evhtp_request_t *req, const struct http_params *params)
 {
-    struct sse_answer *a = calloc(1, sizeof(*a));
-    char room[HTTP_PARAM_MAX];
+    struct sse_answer *a;
+    char room[HTTP_PARAM_MAX], query[HTTP_MAX_REQUEST_LINE];
+    size_t len;
 
     PL_UNUSED(params);
-    if (a == NULL) {
+    if (http_query(req, "query", query, sizeof(query)) == NULL || query[0] == '\0'
+        || !ws_utf8_valid((const uint8_t *)query, (len = strlen(query)))) {
+        http_error(req, 400, "bad_request", "\"query\" is required, in UTF-8");
+        return;
+    }
+    if (len > cfg->max_content) {
+        http_error(req, 413, "too_large", "\"query\" is longer than %zu bytes", cfg->max_content);
+        return;
+    }
+    if ((a = calloc(1, sizeof(*a) + len + 1)) == NULL) {
         http_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    if (http_query(req, "query", a->query, sizeof(a->query)) == NULL || a->query[0] == '\0'
-        || !ws_utf8_valid((const uint8_t *)a->query, strlen(a->query))) {
-        http_error(req, 400, "bad_request", "\"query\" is required: UTF-8, at most %zu bytes", sizeof(a->query) - 1);
-        free(a);
-        return;
-    }
+    memcpy(a->query, query, len + 1);
     if (http_query(req, "room", room, sizeof(room)) != NULL) {
         if (!http_room_ok(req, room)) {
             free(a);

@@ -193,8 +193,9 @@ static json_object *token_json_part(const char *seg, size_t len)
     return obj;
 }
 
-/* Reads a NumericDate claim (RFC 7519: seconds, possibly a JSON float).
- * Returns PL_OK with the value, or PL_ERR when it is not an integral number. */
+/* Reads a NumericDate claim (RFC 7519: seconds, which may have a
+ * fraction; rounded down, so an "exp" ends no later than it says).
+ * Returns PL_OK with the value, or PL_ERR when it is not a number. */
 static int token_claim_time(json_object *claims, const char *name, int64_t *out)
 {
     json_object *v;
@@ -210,10 +211,13 @@ static int token_claim_time(json_object *claims, const char *name, int64_t *out)
     if (json_object_is_type(v, json_type_double)) {
         d = json_object_get_double(v);
         /* Written so that NaN fails too; the range makes the cast defined. */
-        if (!(d >= -9.2e18 && d <= 9.2e18) || (double)(int64_t)d != d) {
+        if (!(d >= -9.2e18 && d <= 9.2e18)) {
             return PL_ERR;
         }
         *out = (int64_t)d;
+        if ((double)*out > d) {
+            (*out)--;           /* the cast rounded a negative up */
+        }
         return PL_OK;
     }
     return PL_ERR;

@@ -243,6 +243,11 @@ class Api(unittest.TestCase):
         self.assertEqual(self.p.request("GET", "/api/chat/stream?query=x&room=a%20b&token=" + tok)[0], 400)
         self.assertEqual(self.p.request("GET", "/api/chat/stream?query=x")[0], 401)
         self.assertEqual(self.p.request("GET", "/api/chat/stream?query=%ff%fe&token=" + tok)[0], 400)
+        # The question is content: max_content (100 here) bytes at most.
+        status, _, body = self.p.request("GET", "/api/chat/stream?query=%s&token=%s" % ("q" * 101, tok))
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (413, "too_large"))
+        status, headers, _ = self.p.request("GET", "/api/chat/stream?query=%s&token=%s" % ("q" * 100, tok))
+        self.assertEqual((status, headers["content-type"]), (200, "text/event-stream"))
 
     def test_chat_stream_client_leaving_cancels(self):
         env = Env()
