@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "dict.h"
 #include "log.h"
@@ -11,9 +12,30 @@
 
 static struct dict *counts;     /* "room|user" -> count, stored in the pointer */
 
+/* Redis came back, maybe without its data (restarted, no persistence):
+ * count this worker's users in again where it forgot them. */
+static void presence_restore(void)
+{
+    struct dict_iter it;
+    const char *key;
+    void *value;
+    char room[PL_NAME_MAX + 1];
+
+    dict_iter_init(&it);
+    while (dict_next(counts, &it, &key, &value)) {
+        const char *bar = strchr(key, '|');
+
+        snprintf(room, sizeof(room), "%.*s", (int)(bar - key), key);
+        if (store_presence(room, bar + 1, 0) != PL_OK) {
+            return;             /* down again: the next "up" retries */
+        }
+    }
+}
+
 int presence_init(void)
 {
     counts = dict_create();
+    store_on_up(presence_restore);
     return counts ? PL_OK : PL_ERR;
 }
 

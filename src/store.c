@@ -82,12 +82,22 @@ static int store_failed(const redisReply *r)
     return r == NULL || r->type == REDIS_REPLY_ERROR;
 }
 
+static void (*up_cb)(void);
+
 static void store_on_state(struct redis_conn *rc, int up, void *arg)
 {
     PL_UNUSED(arg);
     if (up) {
         scripts_load(rc);
+        if (up_cb != NULL) {
+            up_cb();
+        }
     }
+}
+
+void store_on_up(void (*cb)(void))
+{
+    up_cb = cb;
 }
 
 int store_init(struct event_base *base, const struct conf *c)
@@ -488,7 +498,7 @@ int store_presence(const char *room, const char *user, int delta)
     snprintf(owner, sizeof(owner), "%ld|%s|%s", (long)getpid(), room, user);
     snprintf(d, sizeof(d), "%d", delta);
     event_header(ev, "presence", NULL, user);
-    event_presence(ev, delta > 0, user, room);
+    event_presence(ev, delta >= 0, user, room);
     {
         const char *argv[] = { members, presence, user, owner, d, channel,
                                (const char *)evbuffer_pullup(ev, -1) };

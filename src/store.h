@@ -80,8 +80,13 @@ int store_publish_live(const char *channel, const char *payload, size_t len,
                        store_count_cb cb, void *arg);
 
 /* Counts USER in ROOM up (+1) or down (-1) for this worker; the first
- * connection on any host publishes "join", the last one "leave". */
+ * connection on any host publishes "join", the last one "leave".  DELTA 0
+ * restores this worker's count after Redis lost its data: +1 unless Redis
+ * still holds it. */
 int store_presence(const char *room, const char *user, int delta);
+
+/* CB runs each time this worker's Redis connection comes up (again). */
+void store_on_up(void (*cb)(void));
 
 /* The users present in ROOM. */
 int store_members(const char *room, store_names_cb cb, void *arg);

@@ -187,6 +187,9 @@ class Bus(unittest.TestCase):
         got = s.wait_events(2, kind="message")
         self.assertEqual(got[0]["id"], first["id"])
         self.assertEqual(got[1]["json"]["content"], "after")
+        # Redis came back empty: alice, still connected, is counted in again.
+        members = lambda: redis_cli(self.env.redis, "HGETALL", "parley:room:lobby:members")
+        wait_for(lambda: members() == "alice\n1", timeout=5, what="presence restored")
         self.assertIsNone(a.proc.poll())
 
     def test_frozen_redis_fails_fast_and_recovers(self):
@@ -195,6 +198,9 @@ class Bus(unittest.TestCase):
         # and the connection comes back once Redis does.
         a = self.env.parleyd({"workers": "1", "redis_timeout": "500ms"})
         tok = session(a, "alice")
+        self.stream(a, tok)
+        members = lambda: redis_cli(self.env.redis, "HGETALL", "parley:room:lobby:members")
+        wait_for(lambda: members() == "alice\n1", what="alice present")
         self.assertEqual(publish(a, tok, "lobby", "before")[0], 201)
         os.kill(self.env.redis.proc.pid, signal.SIGSTOP)
         try:
@@ -206,6 +212,9 @@ class Bus(unittest.TestCase):
         finally:
             os.kill(self.env.redis.proc.pid, signal.SIGCONT)
         wait_for(lambda: publish(a, tok, "lobby", "after")[0] == 201, timeout=10, what="publishing again")
+        # Redis kept its data: reconnecting does not count alice twice.
+        time.sleep(0.3)
+        self.assertEqual(members(), "alice\n1")
 
     def test_history_capped_at_history_length(self):
         a = self.env.parleyd({"workers": "1", "history_length": "10"})
