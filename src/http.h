@@ -48,18 +48,6 @@ int http_percent_decode(const char *s, size_t len, char *out, size_t outlen);
  * no match, -1 when a "{}" segment is not valid percent-encoding. */
 int http_route_match(const char *pattern, const char *path, struct http_params *params);
 
-/* The longest request line accepted (414 beyond); libevhtp's parser keeps
- * the target in an 8 KiB buffer. */
-#define HTTP_MAX_REQUEST_LINE 8000
-
-/* Checks a request head at the start of BUF (LEN bytes buffered) before
- * libevhtp parses it.  Returns 0 when the head is complete and acceptable,
- * -1 when it is not complete yet, or the status to refuse it with: 414 for
- * a request line over HTTP_MAX_REQUEST_LINE, 431 for header lines over
- * MAX_HEADERS bytes, 400 for an invalid or conflicting Content-Length or
- * one next to Transfer-Encoding, 413 for a Content-Length over MAX_BODY. */
-int http_head_check(const char *buf, size_t len, size_t max_headers, uint64_t max_body);
-
 /* Worker start-up: limits from CFG, and the timer that enforces the
  * header deadline (http_header_timeout). */
 void http_init(struct event_base *base, const struct conf *cfg);

@@ -16,6 +16,7 @@
 #include "chunk.h"
 #include "event.h"
 #include "http.h"
+#include "http_head.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"

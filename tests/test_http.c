@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "http_head.h"
 #include "parley.h"
 #include "unit.h"
 
