@@ -49,6 +49,7 @@ static struct event *sweep_ev;
 struct http_conn {
     evhtp_connection_t *conn;
     int in_head;                    /* the next bytes are a request head (not a body) */
+    struct http_head_scan scan;     /* of that head, while in_head */
     int64_t headers_started_ms;     /* 0 outside a request's head */
     size_t header_bytes;
     int reject_status;              /* 400, 408, 413 or 431 to send before closing */
@@ -414,6 +415,7 @@ static void http_dispatch(evhtp_request_t *req, void *arg)
     if (req->conn->hooks != NULL && req->conn->hooks->on_connection_fini_arg != NULL) {
         struct http_conn *hc = req->conn->hooks->on_connection_fini_arg;
         hc->in_head = 1;        /* the whole message is in: a head comes next */
+        memset(&hc->scan, 0, sizeof(hc->scan));
     }
     inflight++;
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, NULL);
@@ -636,8 +638,10 @@ static void http_on_read(struct bufferevent *bev, void *arg)
         if (hc->headers_started_ms == 0) {
             hc->headers_started_ms = http_now_ms();     /* slowloris deadline */
         }
-        status = http_head_check((const char *)evbuffer_pullup(in, (ev_ssize_t)(len < look ? len : look)),
-                                 len < look ? len : look, http_cfg->max_header_size, http_cfg->max_body);
+        /* At LOOK bytes a head is over one limit or the other: a verdict. */
+        len = len < look ? len : look;
+        status = http_head_scan(&hc->scan, (const char *)evbuffer_pullup(in, (ev_ssize_t)len), len,
+                                http_cfg->max_header_size, http_cfg->max_body);
         if (status < 0) {
             return;             /* wait for the rest of the head */
         }
