@@ -4,8 +4,9 @@
  * when the first one arrives or the last one leaves, so that a user with
  * ten tabs costs Redis one update, not ten.  Redis keeps the count across
  * workers and hosts (store_presence) and publishes join and leave.  When
- * Redis comes back after losing its data, the worker counts its users in
- * again (a join for each, as they are new to Redis). */
+ * Redis comes back, the worker makes it hold exactly its share again: users
+ * Redis lost (restarted without its data) are counted in, leaves it missed
+ * while it was down are taken back. */
 #ifndef PARLEY_PRESENCE_H
 #define PARLEY_PRESENCE_H
 

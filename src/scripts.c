@@ -72,9 +72,10 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "return {id, 1}\n",
     [SCRIPT_PRESENCE] =
         "local d = tonumber(ARGV[3])\n"
-        "if d == 0 then\n"
-        "  if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end\n"
-        "  d = 1\n"
+        "if d == nil then\n"
+        "  local has = redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1\n"
+        "  if has == (ARGV[3] == 'in') then return 0 end\n"
+        "  d = has and -1 or 1\n"
         "end\n"
         "local n = redis.call('HINCRBY', KEYS[1], ARGV[1], d)\n"
         "local o = redis.call('HINCRBY', KEYS[2], ARGV[2], d)\n"

@@ -482,10 +482,12 @@ int store_publish_live(const char *channel, const char *payload, size_t len,
     return store_send(c, store_on_count, 3, argv, lens);
 }
 
-int store_presence(const char *room, const char *user, int delta)
+/* Runs the presence script: MODE "1"/"-1" counts up/down, "in"/"out"
+ * syncs; JOIN says which event a change publishes. */
+static int store_presence_run(const char *room, const char *user, const char *mode, int join)
 {
     char members[STORE_KEY_MAX], presence[STORE_KEY_MAX], channel[STORE_KEY_MAX];
-    char owner[PL_NAME_MAX * 2 + 32], d[4];
+    char owner[PL_NAME_MAX * 2 + 32];
     struct evbuffer *ev = evbuffer_new();
     int rc;
 
@@ -496,18 +498,27 @@ int store_presence(const char *room, const char *user, int delta)
     key_instance_presence(presence, sizeof(presence), cfg->redis_prefix, cfg->instance_id);
     key_room_channel(channel, sizeof(channel), cfg->redis_prefix, room);
     snprintf(owner, sizeof(owner), "%ld|%s|%s", (long)getpid(), room, user);
-    snprintf(d, sizeof(d), "%d", delta);
     event_header(ev, "presence", NULL, user);
-    event_presence(ev, delta >= 0, user, room);
+    event_presence(ev, join, user, room);
     {
-        const char *argv[] = { members, presence, user, owner, d, channel,
+        const char *argv[] = { members, presence, user, owner, mode, channel,
                                (const char *)evbuffer_pullup(ev, -1) };
-        size_t lens[] = { strlen(members), strlen(presence), strlen(user), strlen(owner), strlen(d),
+        size_t lens[] = { strlen(members), strlen(presence), strlen(user), strlen(owner), strlen(mode),
                           strlen(channel), evbuffer_get_length(ev) };
         rc = script_run(conn, SCRIPT_PRESENCE, NULL, NULL, 2, 7, argv, lens);
     }
     evbuffer_free(ev);
     return rc;
+}
+
+int store_presence(const char *room, const char *user, int delta)
+{
+    return store_presence_run(room, user, delta > 0 ? "1" : "-1", delta > 0);
+}
+
+int store_presence_sync(const char *room, const char *user, int present)
+{
+    return store_presence_run(room, user, present ? "in" : "out", present);
 }
 
 static void store_on_members(redisReply *r, void *arg)

@@ -80,10 +80,13 @@ int store_publish_live(const char *channel, const char *payload, size_t len,
                        store_count_cb cb, void *arg);
 
 /* Counts USER in ROOM up (+1) or down (-1) for this worker; the first
- * connection on any host publishes "join", the last one "leave".  DELTA 0
- * restores this worker's count after Redis lost its data: +1 unless Redis
- * still holds it. */
+ * connection on any host publishes "join", the last one "leave". */
 int store_presence(const char *room, const char *user, int delta);
+
+/* Makes Redis count USER in ROOM for this worker if PRESENT, not if not,
+ * whatever it held (after Redis lost its data, or missed a change while it
+ * was down); joins and leaves are published as above. */
+int store_presence_sync(const char *room, const char *user, int present);
 
 /* CB runs each time this worker's Redis connection comes up (again). */
 void store_on_up(void (*cb)(void));

@@ -62,6 +62,7 @@ class Redis:
     """A private redis-server on a unix socket, with persistence off."""
 
     def __init__(self, tmpdir):
+        self.dir = tmpdir           # where SHUTDOWN SAVE writes (and start reloads)
         self.socket = os.path.join(tmpdir, "redis.sock")
         self.proc = None
 
@@ -69,7 +70,7 @@ class Redis:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", "0", "--unixsocket", self.socket,
              "--save", "", "--appendonly", "no", "--daemonize", "no",
-             "--loglevel", "warning"],
+             "--loglevel", "warning", "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _live.append(self.proc)
         wait_for(lambda: os.path.exists(self.socket), what="redis socket")

@@ -216,6 +216,26 @@ class Bus(unittest.TestCase):
         time.sleep(0.3)
         self.assertEqual(members(), "alice\n1")
 
+    def test_leave_missed_while_redis_was_down_is_taken_back(self):
+        # Redis goes away with its data saved and comes back with it: bob
+        # left meanwhile, so the worker must take his presence back.
+        a = self.env.parleyd({"workers": "1"})
+        self.stream(a, session(a, "alice"))
+        bob = self.stream(a, session(a, "bob"))
+
+        def members():
+            out = redis_cli(self.env.redis, "HGETALL", "parley:room:lobby:members").split()
+            return dict(zip(out[::2], out[1::2]))
+        wait_for(lambda: members() == {"alice": "1", "bob": "1"}, what="both present")
+        redis_cli(self.env.redis, "SHUTDOWN", "SAVE")
+        self.env.redis.proc.wait(10)
+        wait_for(lambda: a.request("GET", "/healthz")[0] == 503, what="healthz 503")
+        bob.close()
+        self.streams.remove(bob)
+        a.wait_log(r"event=presence_not_recorded room=lobby user=bob delta=-1")
+        self.env.redis.start()            # with the saved data: bob still in
+        wait_for(lambda: members() == {"alice": "1"}, timeout=10, what="bob taken back")
+
     def test_history_capped_at_history_length(self):
         a = self.env.parleyd({"workers": "1", "history_length": "10"})
         tok = session(a, "alice")
