@@ -582,6 +582,9 @@ static evhtp_res http_connection_fini(evhtp_connection_t *conn, void *arg)
     }
     metrics_gauge_add(METRIC_CONN_HTTP, -1);
     LIST_REMOVE(hc, link);
+    /* libevhtp frees the connection's request after this hook, and
+     * http_request_fini looks the connection's state up through here. */
+    conn->hooks->on_connection_fini_arg = NULL;
     free(hc);
     return EVHTP_RES_OK;
 }
@@ -637,6 +640,18 @@ static void http_on_read(struct bufferevent *bev, void *arg)
 
         if (hc->headers_started_ms == 0) {
             hc->headers_started_ms = http_now_ms();     /* slowloris deadline */
+        }
+        if (hc->scan.scanned == 0) {
+            /* Empty lines before a request line are ignored (RFC 9112 2.2);
+             * libevhtp would stall on them. */
+            char c;
+            while (len > 0 && evbuffer_copyout(in, &c, 1) == 1 && (c == '\r' || c == '\n')) {
+                evbuffer_drain(in, 1);
+                len--;
+            }
+            if (len == 0) {
+                return;
+            }
         }
         /* At LOOK bytes a head is over one limit or the other: a verdict. */
         len = len < look ? len : look;

@@ -124,6 +124,27 @@ class Hygiene(unittest.TestCase):
             self.assertEqual(status, 200, (n, body[:200]))
             self.assertEqual([m["content"] for m in json.loads(body)["messages"]], ["m17", "m18", "m19"], n)
 
+    def test_close_with_another_request_buffered(self):
+        # The connection goes away with the second request unread; its
+        # request bookkeeping must not touch the connection's freed state.
+        for _ in range(3):
+            resp = raw(self.p.port, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+                                    b"GET /healthz HTTP/1.1\r\n\r\n")
+            self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", resp), [b"200"])
+        self.assertEqual(self.p.get_json("/healthz")[0], 200)
+        self.assertIsNone(self.p.proc.poll())
+        self.assertNotIn("event=worker_died", self.p.log())
+
+    def test_empty_lines_before_a_request_are_ignored(self):
+        t0 = time.monotonic()
+        resp = raw(self.p.port, b"\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                                b"\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", resp), [b"200", b"200"])
+        self.assertLess(time.monotonic() - t0, 1 * SLOW)
+        # And the request line after them is still held to its limit.
+        resp = raw(self.p.port, b"\r\nGET /healthz?" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")
+        self.assertEqual(status_of(resp), 414, resp)
+
     def test_headers_over_limit_431(self):
         head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(
             b"X-Filler-%d: %s\r\n" % (i, b"v" * 100) for i in range(60)) + b"\r\n"
