@@ -3,6 +3,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dict.h"
@@ -11,21 +12,45 @@
 #include "store.h"
 
 static struct dict *counts;     /* "room|user" -> count, stored in the pointer */
-static struct dict *missed;     /* "room|user" whose leave Redis did not get */
+static struct dict *missed;     /* "room|user" whose leave Redis may not have */
 
-/* Calls store_presence_sync for the "room|user" KEY. */
-static int presence_sync(const char *key, int present)
+/* A leave (or a sync taking one back) was answered: Redis has it, unless
+ * it failed (then the key stays in missed for the next restore). */
+static void presence_on_left(enum store_status st, long long n, void *arg)
+{
+    char *key = arg;
+
+    PL_UNUSED(n);
+    if (st == STORE_OK) {
+        dict_delete(missed, key);
+    }
+    free(key);
+}
+
+/* Sends a leave (DELTA -1) or a sync (DELTA 0, PRESENT) for the "room|user"
+ * KEY; a leave-like change is confirmed through presence_on_left. */
+static int presence_send(const char *key, int delta, int present)
 {
     const char *bar = strchr(key, '|');
-    char room[PL_NAME_MAX + 1];
+    char room[PL_NAME_MAX + 1], *copy = NULL;
+    int rc;
 
     snprintf(room, sizeof(room), "%.*s", (int)(bar - key), key);
-    return store_presence_sync(room, bar + 1, present);
+    if (delta < 0 || (delta == 0 && !present)) {
+        if ((copy = strdup(key)) == NULL) {
+            return PL_ERR;
+        }
+    }
+    rc = delta != 0 ? store_presence(room, bar + 1, delta, copy ? presence_on_left : NULL, copy)
+                    : store_presence_sync(room, bar + 1, present, copy ? presence_on_left : NULL, copy);
+    if (rc != PL_OK) {
+        free(copy);
+    }
+    return rc;
 }
 
 /* Redis is up again, maybe without its data (restarted, no persistence),
- * maybe having missed leaves while it was down: make it hold exactly this
- * worker's share. */
+ * maybe having missed leaves: make it hold exactly this worker's share. */
 static void presence_restore(void)
 {
     struct dict_iter it;
@@ -34,16 +59,17 @@ static void presence_restore(void)
 
     dict_iter_init(&it);
     while (dict_next(counts, &it, &key, &value)) {
-        if (presence_sync(key, 1) != PL_OK) {
+        if (presence_send(key, 0, 1) != PL_OK) {
             return;             /* down again: the next "up" retries */
         }
     }
     dict_iter_init(&it);
     while (dict_next(missed, &it, &key, &value)) {
-        if (dict_find(counts, key) == NULL && presence_sync(key, 0) != PL_OK) {
+        if (dict_find(counts, key) != NULL) {
+            dict_delete(missed, key);   /* back meanwhile: counted in above */
+        } else if (presence_send(key, 0, 0) != PL_OK) {
             return;
         }
-        dict_delete(missed, key);       /* safe while iterating */
     }
 }
 
@@ -67,14 +93,17 @@ static void presence_change(const char *room, const char *user, int delta)
     } else {
         dict_set(counts, key, (void *)n);
     }
-    if ((delta > 0 && n == 1) || (delta < 0 && n == 0)) {
-        if (store_presence(room, user, delta) != PL_OK) {
-            /* Redis is down: presence_restore sets it right once it is
-             * back (joins are in counts, leaves are remembered here). */
-            log_warn("event=presence_not_recorded room=%s user=%s delta=%d", room, user, delta);
-            if (delta < 0) {
-                dict_set(missed, key, (void *)1);
-            }
+    if (delta > 0 && n == 1) {
+        /* If Redis does not get it, presence_restore counts it in later. */
+        if (store_presence(room, user, 1, NULL, NULL) != PL_OK) {
+            log_warn("event=presence_not_recorded room=%s user=%s delta=1", room, user);
+        }
+    } else if (delta < 0 && n == 0) {
+        /* Remembered until Redis confirms it: a leave lost on the way (Redis
+         * down, or gone with the command in flight) is taken back later. */
+        dict_set(missed, key, (void *)1);
+        if (presence_send(key, -1, 0) != PL_OK) {
+            log_warn("event=presence_not_recorded room=%s user=%s delta=-1", room, user);
         }
     }
 }

@@ -484,7 +484,8 @@ int store_publish_live(const char *channel, const char *payload, size_t len,
 
 /* Runs the presence script: MODE "1"/"-1" counts up/down, "in"/"out"
  * syncs; JOIN says which event a change publishes. */
-static int store_presence_run(const char *room, const char *user, const char *mode, int join)
+static int store_presence_run(const char *room, const char *user, const char *mode, int join,
+                              store_count_cb cb, void *arg)
 {
     char members[STORE_KEY_MAX], presence[STORE_KEY_MAX], channel[STORE_KEY_MAX];
     char owner[PL_NAME_MAX * 2 + 32];
@@ -505,20 +506,28 @@ static int store_presence_run(const char *room, const char *user, const char *mo
                                (const char *)evbuffer_pullup(ev, -1) };
         size_t lens[] = { strlen(members), strlen(presence), strlen(user), strlen(owner), strlen(mode),
                           strlen(channel), evbuffer_get_length(ev) };
-        rc = script_run(conn, SCRIPT_PRESENCE, NULL, NULL, 2, 7, argv, lens);
+        if (cb == NULL) {
+            rc = script_run(conn, SCRIPT_PRESENCE, NULL, NULL, 2, 7, argv, lens);
+        } else {
+            struct store_call *c = store_call_new(room, arg);
+            if (c != NULL) {
+                c->cb.count = cb;
+            }
+            rc = store_run(c, SCRIPT_PRESENCE, store_on_count, 2, 7, argv, lens);
+        }
     }
     evbuffer_free(ev);
     return rc;
 }
 
-int store_presence(const char *room, const char *user, int delta)
+int store_presence(const char *room, const char *user, int delta, store_count_cb cb, void *arg)
 {
-    return store_presence_run(room, user, delta > 0 ? "1" : "-1", delta > 0);
+    return store_presence_run(room, user, delta > 0 ? "1" : "-1", delta > 0, cb, arg);
 }
 
-int store_presence_sync(const char *room, const char *user, int present)
+int store_presence_sync(const char *room, const char *user, int present, store_count_cb cb, void *arg)
 {
-    return store_presence_run(room, user, present ? "in" : "out", present);
+    return store_presence_run(room, user, present ? "in" : "out", present, cb, arg);
 }
 
 static void store_on_members(redisReply *r, void *arg)

@@ -194,9 +194,9 @@ static json_object *token_json_part(const char *seg, size_t len)
 }
 
 /* Reads a NumericDate claim (RFC 7519: seconds, which may have a
- * fraction; rounded down, so an "exp" ends no later than it says).
+ * fraction; rounded toward caution: down for "exp", up for "nbf", with UP).
  * Returns PL_OK with the value, or PL_ERR when it is not a number. */
-static int token_claim_time(json_object *claims, const char *name, int64_t *out)
+static int token_claim_time(json_object *claims, const char *name, int up, int64_t *out)
 {
     json_object *v;
     double d;
@@ -214,9 +214,12 @@ static int token_claim_time(json_object *claims, const char *name, int64_t *out)
         if (!(d >= -9.2e18 && d <= 9.2e18)) {
             return PL_ERR;
         }
-        *out = (int64_t)d;
+        *out = (int64_t)d;      /* toward zero */
         if ((double)*out > d) {
-            (*out)--;           /* the cast rounded a negative up */
+            (*out)--;
+        }
+        if (up && (double)*out < d) {
+            (*out)++;
         }
         return PL_OK;
     }
@@ -296,11 +299,11 @@ static const char *token_jwt_claims(const struct token_jwt_parts *parts, int64_t
         && strlen(json_object_get_string(v)) == (size_t)json_object_get_string_len(v)) {
         sub = json_object_get_string(v);
     }
-    if (token_claim_time(claims, "exp", &exp) != PL_OK) {
+    if (token_claim_time(claims, "exp", 0, &exp) != PL_OK) {
         reason = "missing exp";
     } else if (exp <= now) {
         reason = "expired";
-    } else if (has_nbf && token_claim_time(claims, "nbf", &nbf) != PL_OK) {
+    } else if (has_nbf && token_claim_time(claims, "nbf", 1, &nbf) != PL_OK) {
         reason = "malformed";
     } else if (nbf > now) {
         reason = "not yet valid";
@@ -348,7 +351,7 @@ int64_t token_jwt_expiry(const char *jwt)
         || (claims = token_json_part(parts.seg[1], parts.len[1])) == NULL) {
         return 0;
     }
-    if (token_claim_time(claims, "exp", &exp) != PL_OK) {
+    if (token_claim_time(claims, "exp", 0, &exp) != PL_OK) {
         exp = 0;
     }
     json_object_put(claims);

@@ -236,6 +236,27 @@ class Bus(unittest.TestCase):
         self.env.redis.start()            # with the saved data: bob still in
         wait_for(lambda: members() == {"alice": "1"}, timeout=10, what="bob taken back")
 
+    def test_leave_lost_in_flight_is_taken_back(self):
+        # Redis accepts bob's leave but never runs it: it is paused, the
+        # worker gives up on the connection, and Redis drops the command
+        # with the connection.  Once Redis answers again the worker syncs.
+        a = self.env.parleyd({"workers": "1", "redis_timeout": "500ms"})
+        tok = session(a, "alice")
+        self.stream(a, tok)
+        bob = self.stream(a, session(a, "bob"))
+
+        def members():
+            out = redis_cli(self.env.redis, "HGETALL", "parley:room:lobby:members").split()
+            return dict(zip(out[::2], out[1::2]))
+        wait_for(lambda: members() == {"alice": "1", "bob": "1"}, what="both present")
+        self.assertEqual(redis_cli(self.env.redis, "CLIENT", "PAUSE", "3000", "ALL"), "OK")
+        bob.close()
+        self.streams.remove(bob)
+        status, _ = publish(a, tok, "lobby", "during")      # times out: the connection is dropped
+        self.assertEqual(status, 503)
+        a.wait_log(r"event=redis_timeout")
+        wait_for(lambda: members() == {"alice": "1"}, timeout=10, what="bob taken back")
+
     def test_history_capped_at_history_length(self):
         a = self.env.parleyd({"workers": "1", "history_length": "10"})
         tok = session(a, "alice")
