@@ -106,6 +106,32 @@ void bus_event_ref(struct bus_event *ev)
     ev->refs++;
 }
 
+int bus_held_push(struct bus_held *h, struct bus_event *ev)
+{
+    if (h->n == h->cap) {
+        int cap = h->cap ? h->cap * 2 : 16;
+        struct bus_event **grown = realloc(h->ev, (size_t)cap * sizeof(*grown));
+        if (grown == NULL) {
+            return PL_ERR;
+        }
+        h->ev = grown;
+        h->cap = cap;
+    }
+    bus_event_ref(ev);
+    h->ev[h->n++] = ev;
+    return PL_OK;
+}
+
+void bus_held_clear(struct bus_held *h)
+{
+    for (int i = 0; i < h->n; i++) {
+        bus_event_unref(h->ev[i]);
+    }
+    free(h->ev);
+    h->ev = NULL;
+    h->n = h->cap = 0;
+}
+
 void bus_event_unref(struct bus_event *ev)
 {
     if (ev != NULL && --ev->refs == 0) {

@@ -82,6 +82,21 @@ struct bus_event *bus_event_parse(const char *payload, size_t len);
 void bus_event_ref(struct bus_event *ev);
 void bus_event_unref(struct bus_event *ev);
 
+/* Events a subscriber keeps, in arrival order, until it can deliver them
+ * (before a WebSocket's welcome, during an SSE replay).  Zeroed to start;
+ * each kept event holds a reference. */
+struct bus_held {
+    struct bus_event **ev;
+    int n, cap;
+};
+
+/* Keeps EV.  PL_ERR when out of memory: the caller must not go on as if
+ * the event had been kept (a gap), but close the stream. */
+int bus_held_push(struct bus_held *h, struct bus_event *ev);
+
+/* Drops the kept events (after delivering them) and the memory. */
+void bus_held_clear(struct bus_held *h);
+
 /* The transport's encoded form of EV in SLOT, made by ENCODE on first use. */
 void *bus_event_cache(struct bus_event *ev, int slot, void *(*encode)(struct bus_event *),
                       void (*free_fn)(void *));

@@ -50,9 +50,7 @@ struct chat_client {
     char room[PL_NAME_MAX + 1];
     char welcome_last[BUS_ID_MAX];  /* stored events up to here are history */
     struct event_id welcome_sid;    /* the same, parsed ("": 0-0) */
-    struct bus_event **held;    /* events that came before the welcome */
-    int nheld;
-    int capheld;
+    struct bus_held held;       /* events that came before the welcome */
     char **members;             /* names for the welcome, while it is built */
     int nmembers;
     LIST_HEAD(, chat_ask) asks; /* agent answers this client asked for */
@@ -100,10 +98,7 @@ static int64_t chat_wall_ms(void)
 
 static void chat_free(struct chat_client *cl)
 {
-    for (int i = 0; i < cl->nheld; i++) {
-        bus_event_unref(cl->held[i]);
-    }
-    free(cl->held);
+    bus_held_clear(&cl->held);
     for (int i = 0; i < cl->nmembers; i++) {
         free(cl->members[i]);
     }
@@ -156,23 +151,11 @@ static void chat_deliver(struct chat_client *cl, struct bus_event *ev)
 
 static void chat_on_event(struct chat_client *cl, struct bus_event *ev)
 {
-    struct bus_event **h;
-
     if (cl->st == CHAT_LIVE) {
         chat_deliver(cl, ev);
-        return;
+    } else if (!cl->closed && bus_held_push(&cl->held, ev) != PL_OK) {
+        ws_close(cl->ws, 1011, "out of memory");    /* rather than a silent gap */
     }
-    if (cl->nheld == cl->capheld) {
-        int cap = cl->capheld ? cl->capheld * 2 : 8;
-        h = realloc(cl->held, (size_t)cap * sizeof(*h));
-        if (h == NULL) {
-            return;
-        }
-        cl->held = h;
-        cl->capheld = cap;
-    }
-    bus_event_ref(ev);
-    cl->held[cl->nheld++] = ev;
 }
 
 static void chat_on_room_event(struct bus_sub *sub, struct bus_event *ev)
@@ -224,13 +207,12 @@ static void chat_send_welcome(struct chat_client *cl)
 
     cl->st = CHAT_LIVE;
     LIST_REMOVE(cl, joining);
-    for (int i = 0; i < cl->nheld; i++) {
-        if (!chat_welcomed_join(cl, cl->held[i])) {
-            chat_deliver(cl, cl->held[i]);
+    for (int i = 0; i < cl->held.n; i++) {
+        if (!chat_welcomed_join(cl, cl->held.ev[i])) {
+            chat_deliver(cl, cl->held.ev[i]);
         }
-        bus_event_unref(cl->held[i]);
     }
-    cl->nheld = 0;
+    bus_held_clear(&cl->held);
 }
 
 static void chat_on_last_id(enum store_status st, const char *id, void *arg)

@@ -14,8 +14,8 @@
 static struct dict *counts;     /* "room|user" -> count, stored in the pointer */
 static struct dict *missed;     /* "room|user" whose leave Redis may not have */
 
-/* A leave (or a sync taking one back) was answered: Redis has it, unless
- * it failed (then the key stays in missed for the next restore). */
+/* A leave was answered: Redis has it, unless it failed (then the key stays
+ * in missed for the next restore). */
 static void presence_on_left(enum store_status st, long long n, void *arg)
 {
     char *key = arg;
@@ -27,30 +27,28 @@ static void presence_on_left(enum store_status st, long long n, void *arg)
     free(key);
 }
 
-/* Sends a leave (DELTA -1) or a sync (DELTA 0, PRESENT) for the "room|user"
- * KEY; a leave-like change is confirmed through presence_on_left. */
-static int presence_send(const char *key, int delta, int present)
+/* Tells Redis whether the "room|user" KEY is PRESENT on this worker; a
+ * leave stays in missed until Redis confirms it. */
+static int presence_send(const char *key, int present)
 {
     const char *bar = strchr(key, '|');
     char room[PL_NAME_MAX + 1], *copy = NULL;
-    int rc;
 
     snprintf(room, sizeof(room), "%.*s", (int)(bar - key), key);
-    if (delta < 0 || (delta == 0 && !present)) {
-        if ((copy = strdup(key)) == NULL) {
+    if (!present) {
+        if (dict_set(missed, key, (void *)1) != PL_OK || (copy = strdup(key)) == NULL) {
             return PL_ERR;
         }
     }
-    rc = delta != 0 ? store_presence(room, bar + 1, delta, copy ? presence_on_left : NULL, copy)
-                    : store_presence_sync(room, bar + 1, present, copy ? presence_on_left : NULL, copy);
-    if (rc != PL_OK) {
+    if (store_presence(room, bar + 1, present, copy ? presence_on_left : NULL, copy) != PL_OK) {
         free(copy);
+        return PL_ERR;
     }
-    return rc;
+    return PL_OK;
 }
 
 /* Redis is up again, maybe without its data (restarted, no persistence),
- * maybe having missed leaves: make it hold exactly this worker's share. */
+ * maybe having missed changes: tell it this worker's share again. */
 static void presence_restore(void)
 {
     struct dict_iter it;
@@ -59,7 +57,7 @@ static void presence_restore(void)
 
     dict_iter_init(&it);
     while (dict_next(counts, &it, &key, &value)) {
-        if (presence_send(key, 0, 1) != PL_OK) {
+        if (presence_send(key, 1) != PL_OK) {
             return;             /* down again: the next "up" retries */
         }
     }
@@ -67,7 +65,7 @@ static void presence_restore(void)
     while (dict_next(missed, &it, &key, &value)) {
         if (dict_find(counts, key) != NULL) {
             dict_delete(missed, key);   /* back meanwhile: counted in above */
-        } else if (presence_send(key, 0, 0) != PL_OK) {
+        } else if (presence_send(key, 0) != PL_OK) {
             return;
         }
     }
@@ -93,18 +91,10 @@ static void presence_change(const char *room, const char *user, int delta)
     } else {
         dict_set(counts, key, (void *)n);
     }
-    if (delta > 0 && n == 1) {
-        /* If Redis does not get it, presence_restore counts it in later. */
-        if (store_presence(room, user, 1, NULL, NULL) != PL_OK) {
-            log_warn("event=presence_not_recorded room=%s user=%s delta=1", room, user);
-        }
-    } else if (delta < 0 && n == 0) {
-        /* Remembered until Redis confirms it: a leave lost on the way (Redis
-         * down, or gone with the command in flight) is taken back later. */
-        dict_set(missed, key, (void *)1);
-        if (presence_send(key, -1, 0) != PL_OK) {
-            log_warn("event=presence_not_recorded room=%s user=%s delta=-1", room, user);
-        }
+    /* Only the first connection and the last one concern Redis.  A change
+     * Redis does not get is put right by presence_restore. */
+    if (((delta > 0 && n == 1) || (delta < 0 && n == 0)) && presence_send(key, delta > 0) != PL_OK) {
+        log_warn("event=presence_not_recorded room=%s user=%s delta=%d", room, user, delta);
     }
 }
 

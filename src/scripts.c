@@ -71,17 +71,18 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "if cmid ~= '' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end\n"
         "return {id, 1}\n",
     [SCRIPT_PRESENCE] =
-        "local d = tonumber(ARGV[3])\n"
-        "if d == nil then\n"
-        "  local has = redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1\n"
-        "  if has == (ARGV[3] == 'in') then return 0 end\n"
-        "  d = has and -1 or 1\n"
+        "local has = redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1\n"
+        "if has == (ARGV[3] == 'in') then return 0 end\n"
+        "local n\n"
+        "if has then\n"
+        "  redis.call('HDEL', KEYS[2], ARGV[2])\n"
+        "  n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)\n"
+        "  if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
+        "else\n"
+        "  redis.call('HSET', KEYS[2], ARGV[2], 1)\n"
+        "  n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
         "end\n"
-        "local n = redis.call('HINCRBY', KEYS[1], ARGV[1], d)\n"
-        "local o = redis.call('HINCRBY', KEYS[2], ARGV[2], d)\n"
-        "if o <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end\n"
-        "if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
-        "if (d > 0 and n == d) or (d < 0 and n <= 0) then redis.call('PUBLISH', ARGV[4], ARGV[5]) end\n"
+        "if (has and n <= 0) or (not has and n == 1) then redis.call('PUBLISH', ARGV[4], ARGV[5]) end\n"
         "return n\n",
     [SCRIPT_RELEASE] =
         LUA_RELEASE_FN

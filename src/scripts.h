@@ -21,8 +21,10 @@ enum script_id {
      * bucket is empty (ms until the next token). */
     SCRIPT_PUBLISH_MESSAGE,
     /* KEYS: members, instance presence.  ARGV: user, owner field
-     * ("PID|ROOM|USER"), delta (1 or -1), channel, event.  Publishes EVENT
-     * when the user's count goes 0 -> 1 (join) or 1 -> 0 (leave). */
+     * ("PID|ROOM|USER"), "in" or "out", channel, event.  Makes the owner
+     * field exist ("in") or not ("out"), counting the user up or down once
+     * when it changes - so repeating it is harmless; publishes EVENT when
+     * the user's count goes 0 -> 1 (join) or 1 -> 0 (leave). */
     SCRIPT_PRESENCE,
     /* KEYS: instance presence.  ARGV: prefix, field prefix ("PID|", or ""
      * for all).  Takes back the matching presence and publishes leaves. */

@@ -40,9 +40,7 @@ struct sse_client {
     char user[PL_NAME_MAX + 1];
     char resume[BUS_ID_MAX];        /* Last-Event-ID, "" for none */
     struct event_id last_sid;       /* newest stored id written (0-0: none) */
-    struct bus_event **held;        /* live events that came during replay */
-    int nheld;
-    int capheld;
+    struct bus_held held;           /* live events that came during replay */
     int replay_pending;             /* a store call holds a pointer to us */
     int closed;
     LIST_ENTRY(sse_client) link;
@@ -81,10 +79,7 @@ static void *sse_encode(struct bus_event *ev)
 
 static void sse_free(struct sse_client *c)
 {
-    for (int i = 0; i < c->nheld; i++) {
-        bus_event_unref(c->held[i]);
-    }
-    free(c->held);
+    bus_held_clear(&c->held);
     free(c);
 }
 
@@ -160,28 +155,12 @@ static void sse_send_event(struct sse_client *c, struct bus_event *ev)
     }
 }
 
-static void sse_hold(struct sse_client *c, struct bus_event *ev)
-{
-    if (c->nheld == c->capheld) {
-        int cap = c->capheld ? c->capheld * 2 : 16;
-        struct bus_event **h = realloc(c->held, (size_t)cap * sizeof(*h));
-        if (h == NULL) {
-            sse_close(c, "out_of_memory");
-            return;
-        }
-        c->held = h;
-        c->capheld = cap;
-    }
-    bus_event_ref(ev);
-    c->held[c->nheld++] = ev;
-}
-
 static void sse_on_event(struct sse_client *c, struct bus_event *ev)
 {
     if (c->state == SSE_LIVE) {
         sse_send_event(c, ev);
-    } else {
-        sse_hold(c, ev);
+    } else if (bus_held_push(&c->held, ev) != PL_OK) {
+        sse_close(c, "out_of_memory");
     }
 }
 
@@ -199,13 +178,10 @@ static void sse_on_user_event(struct bus_sub *sub, struct bus_event *ev)
 static void sse_go_live(struct sse_client *c)
 {
     c->state = SSE_LIVE;
-    for (int i = 0; i < c->nheld && !c->closed; i++) {
-        sse_send_event(c, c->held[i]);
+    for (int i = 0; i < c->held.n && !c->closed; i++) {
+        sse_send_event(c, c->held.ev[i]);
     }
-    for (int i = 0; i < c->nheld; i++) {
-        bus_event_unref(c->held[i]);
-    }
-    c->nheld = 0;
+    bus_held_clear(&c->held);
 }
 
 static void sse_write_reset(struct sse_client *c, const char *oldest)

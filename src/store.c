@@ -482,10 +482,7 @@ int store_publish_live(const char *channel, const char *payload, size_t len,
     return store_send(c, store_on_count, 3, argv, lens);
 }
 
-/* Runs the presence script: MODE "1"/"-1" counts up/down, "in"/"out"
- * syncs; JOIN says which event a change publishes. */
-static int store_presence_run(const char *room, const char *user, const char *mode, int join,
-                              store_count_cb cb, void *arg)
+int store_presence(const char *room, const char *user, int present, store_count_cb cb, void *arg)
 {
     char members[STORE_KEY_MAX], presence[STORE_KEY_MAX], channel[STORE_KEY_MAX];
     char owner[PL_NAME_MAX * 2 + 32];
@@ -500,8 +497,9 @@ static int store_presence_run(const char *room, const char *user, const char *mo
     key_room_channel(channel, sizeof(channel), cfg->redis_prefix, room);
     snprintf(owner, sizeof(owner), "%ld|%s|%s", (long)getpid(), room, user);
     event_header(ev, "presence", NULL, user);
-    event_presence(ev, join, user, room);
+    event_presence(ev, present, user, room);
     {
+        const char *mode = present ? "in" : "out";
         const char *argv[] = { members, presence, user, owner, mode, channel,
                                (const char *)evbuffer_pullup(ev, -1) };
         size_t lens[] = { strlen(members), strlen(presence), strlen(user), strlen(owner), strlen(mode),
@@ -520,15 +518,6 @@ static int store_presence_run(const char *room, const char *user, const char *mo
     return rc;
 }
 
-int store_presence(const char *room, const char *user, int delta, store_count_cb cb, void *arg)
-{
-    return store_presence_run(room, user, delta > 0 ? "1" : "-1", delta > 0, cb, arg);
-}
-
-int store_presence_sync(const char *room, const char *user, int present, store_count_cb cb, void *arg)
-{
-    return store_presence_run(room, user, present ? "in" : "out", present, cb, arg);
-}
 
 static void store_on_members(redisReply *r, void *arg)
 {

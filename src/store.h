@@ -79,15 +79,12 @@ int store_last_id(const char *room, store_token_cb cb, void *arg);
 int store_publish_live(const char *channel, const char *payload, size_t len,
                        store_count_cb cb, void *arg);
 
-/* Counts USER in ROOM up (+1) or down (-1) for this worker; the first
- * connection on any host publishes "join", the last one "leave".  CB (may
- * be NULL) learns whether Redis took it (STORE_OK) or not. */
-int store_presence(const char *room, const char *user, int delta, store_count_cb cb, void *arg);
-
-/* Makes Redis count USER in ROOM for this worker if PRESENT, not if not,
- * whatever it held (after Redis lost its data, or missed a change while it
- * was down); joins and leaves are published as above. */
-int store_presence_sync(const char *room, const char *user, int present, store_count_cb cb, void *arg);
+/* Makes Redis count USER in ROOM for this worker (once, however many of
+ * its connections) if PRESENT, not if not; repeating it changes nothing, so
+ * it also puts things right after Redis lost data or missed a change.  The
+ * first worker on any host to count a user in publishes "join", the last to
+ * count it out "leave".  CB (may be NULL) learns whether Redis took it. */
+int store_presence(const char *room, const char *user, int present, store_count_cb cb, void *arg);
 
 /* CB runs each time this worker's Redis connection comes up (again). */
 void store_on_up(void (*cb)(void));
