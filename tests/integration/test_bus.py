@@ -52,6 +52,11 @@ class Bus(unittest.TestCase):
         self.streams.append(s)
         return s
 
+    def members(self, room="lobby"):
+        """The room's presence in Redis: {user: count}."""
+        out = redis_cli(self.env.redis, "HGETALL", "parley:room:%s:members" % room).split()
+        return dict(zip(out[::2], out[1::2]))
+
     def subscribers_everywhere(self, instances, token):
         """Opens streams until every worker of every instance has one."""
         for p in instances:
@@ -188,8 +193,7 @@ class Bus(unittest.TestCase):
         self.assertEqual(got[0]["id"], first["id"])
         self.assertEqual(got[1]["json"]["content"], "after")
         # Redis came back empty: alice, still connected, is counted in again.
-        members = lambda: redis_cli(self.env.redis, "HGETALL", "parley:room:lobby:members")
-        wait_for(lambda: members() == "alice\n1", timeout=5, what="presence restored")
+        wait_for(lambda: self.members() == {"alice": "1"}, timeout=5, what="presence restored")
         self.assertIsNone(a.proc.poll())
 
     def test_frozen_redis_fails_fast_and_recovers(self):
@@ -199,8 +203,7 @@ class Bus(unittest.TestCase):
         a = self.env.parleyd({"workers": "1", "redis_timeout": "500ms"})
         tok = session(a, "alice")
         self.stream(a, tok)
-        members = lambda: redis_cli(self.env.redis, "HGETALL", "parley:room:lobby:members")
-        wait_for(lambda: members() == "alice\n1", what="alice present")
+        wait_for(lambda: self.members() == {"alice": "1"}, what="alice present")
         self.assertEqual(publish(a, tok, "lobby", "before")[0], 201)
         os.kill(self.env.redis.proc.pid, signal.SIGSTOP)
         try:
@@ -214,7 +217,7 @@ class Bus(unittest.TestCase):
         wait_for(lambda: publish(a, tok, "lobby", "after")[0] == 201, timeout=10, what="publishing again")
         # Redis kept its data: reconnecting does not count alice twice.
         time.sleep(0.3)
-        self.assertEqual(members(), "alice\n1")
+        self.assertEqual(self.members(), {"alice": "1"})
 
     def test_leave_missed_while_redis_was_down_is_taken_back(self):
         # Redis goes away with its data saved and comes back with it: bob
@@ -222,11 +225,7 @@ class Bus(unittest.TestCase):
         a = self.env.parleyd({"workers": "1"})
         self.stream(a, session(a, "alice"))
         bob = self.stream(a, session(a, "bob"))
-
-        def members():
-            out = redis_cli(self.env.redis, "HGETALL", "parley:room:lobby:members").split()
-            return dict(zip(out[::2], out[1::2]))
-        wait_for(lambda: members() == {"alice": "1", "bob": "1"}, what="both present")
+        wait_for(lambda: self.members() == {"alice": "1", "bob": "1"}, what="both present")
         redis_cli(self.env.redis, "SHUTDOWN", "SAVE")
         self.env.redis.proc.wait(10)
         wait_for(lambda: a.request("GET", "/healthz")[0] == 503, what="healthz 503")
@@ -234,7 +233,7 @@ class Bus(unittest.TestCase):
         self.streams.remove(bob)
         a.wait_log(r"event=presence_not_recorded room=lobby user=bob delta=-1")
         self.env.redis.start()            # with the saved data: bob still in
-        wait_for(lambda: members() == {"alice": "1"}, timeout=10, what="bob taken back")
+        wait_for(lambda: self.members() == {"alice": "1"}, timeout=10, what="bob taken back")
 
     def test_leave_lost_in_flight_is_taken_back(self):
         # Redis accepts bob's leave but never runs it: it is paused, the
@@ -244,18 +243,14 @@ class Bus(unittest.TestCase):
         tok = session(a, "alice")
         self.stream(a, tok)
         bob = self.stream(a, session(a, "bob"))
-
-        def members():
-            out = redis_cli(self.env.redis, "HGETALL", "parley:room:lobby:members").split()
-            return dict(zip(out[::2], out[1::2]))
-        wait_for(lambda: members() == {"alice": "1", "bob": "1"}, what="both present")
+        wait_for(lambda: self.members() == {"alice": "1", "bob": "1"}, what="both present")
         self.assertEqual(redis_cli(self.env.redis, "CLIENT", "PAUSE", "3000", "ALL"), "OK")
         bob.close()
         self.streams.remove(bob)
         status, _ = publish(a, tok, "lobby", "during")      # times out: the connection is dropped
         self.assertEqual(status, 503)
         a.wait_log(r"event=redis_timeout")
-        wait_for(lambda: members() == {"alice": "1"}, timeout=10, what="bob taken back")
+        wait_for(lambda: self.members() == {"alice": "1"}, timeout=10, what="bob taken back")
 
     def test_history_capped_at_history_length(self):
         a = self.env.parleyd({"workers": "1", "history_length": "10"})
