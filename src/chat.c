@@ -215,6 +215,14 @@ static void chat_send_welcome(struct chat_client *cl)
     bus_held_clear(&cl->held);
 }
 
+/* The room cannot be joined (Redis down or not answering): say so and
+ * close, rather than leave the client waiting for a welcome. */
+static void chat_join_failed(struct chat_client *cl)
+{
+    chat_error(cl, "redis_unavailable", "cannot join the room now; try again later");
+    ws_close(cl->ws, 1011, "redis unavailable");
+}
+
 static void chat_on_last_id(enum store_status st, const char *id, void *arg)
 {
     struct chat_client *cl = arg;
@@ -223,8 +231,7 @@ static void chat_on_last_id(enum store_status st, const char *id, void *arg)
         return;
     }
     if (st != STORE_OK) {
-        chat_error(cl, "redis_unavailable", "cannot join the room now");
-        ws_close(cl->ws, 1011, "redis unavailable");
+        chat_join_failed(cl);
         return;
     }
     snprintf(cl->welcome_last, sizeof(cl->welcome_last), "%s", id);
@@ -250,8 +257,7 @@ static void chat_on_members(enum store_status st, const char *const *names, int 
     if (store_last_id(cl->room, chat_on_last_id, cl) == PL_OK) {
         cl->pending++;
     } else {
-        chat_error(cl, "redis_unavailable", "cannot join the room now");
-        ws_close(cl->ws, 1011, "redis unavailable");
+        chat_join_failed(cl);
     }
 }
 
@@ -266,8 +272,7 @@ static void chat_on_ready(struct chat_client *cl)
     if (store_members(cl->room, chat_on_members, cl) == PL_OK) {
         cl->pending++;
     } else {
-        chat_error(cl, "redis_unavailable", "cannot join the room now");
-        ws_close(cl->ws, 1011, "redis unavailable");
+        chat_join_failed(cl);
     }
 }
 
@@ -751,8 +756,7 @@ static void chat_on_join_sweep(evutil_socket_t fd, short what, void *arg)
     for (cl = LIST_FIRST(&joining); cl != NULL; cl = next) {
         next = LIST_NEXT(cl, joining);
         if (now - cl->opened_ms > 2 * cfg->redis_timeout_ms && !cl->closed) {
-            chat_error(cl, "redis_unavailable", "cannot join the room now; try again later");
-            ws_close(cl->ws, 1011, "redis unavailable");
+            chat_join_failed(cl);
             cl->opened_ms = now;        /* the close is under way: say it once */
         }
     }
