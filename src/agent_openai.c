@@ -41,6 +41,7 @@
 #include "agent.h"
 #include "log.h"
 #include "parley.h"
+#include "secret.h"
 #include "sse_parse.h"
 #include "store.h"
 #include "ws_frame.h"
@@ -236,66 +237,14 @@ int agent_openai_check(const struct conf *cfg, char *err, size_t errlen)
     return PL_OK;
 }
 
-/* Reads the API key: from agent_api_key_file when set, else from the
- * variable named by agent_api_key_env.  Outer white space is dropped; a key
- * with spaces or control characters inside is refused (it would break the
- * header).  Only where it came from is logged. */
-static void openai_key_load(const struct conf *cfg)
-{
-    const char *source = "none", *value;
-    char *k = openai.key;
-    size_t n = 0, start = 0;
-    FILE *f;
-
-    k[0] = '\0';
-    if (cfg->agent_api_key_file[0] != '\0') {
-        source = "file";
-        if ((f = fopen(cfg->agent_api_key_file, "r")) == NULL) {
-            log_error(errno, "event=agent_key_unreadable file=%s", cfg->agent_api_key_file);
-            return;
-        }
-        n = fread(k, 1, OPENAI_KEY_MAX - 1, f);
-        if (fgetc(f) != EOF) {
-            n = OPENAI_KEY_MAX;
-        }
-        fclose(f);
-    } else if (cfg->agent_api_key_env[0] != '\0' && (value = getenv(cfg->agent_api_key_env)) != NULL) {
-        source = "env";
-        n = strlen(value);
-        if (n < OPENAI_KEY_MAX) {
-            memcpy(k, value, n);
-        }
-    }
-    if (n >= OPENAI_KEY_MAX) {
-        log_error(0, "event=agent_key_invalid source=%s reason=\"longer than %d bytes\"", source, OPENAI_KEY_MAX - 1);
-        k[0] = '\0';
-        return;
-    }
-    while (n > 0 && isspace((unsigned char)k[n - 1])) {
-        n--;
-    }
-    while (start < n && isspace((unsigned char)k[start])) {
-        start++;
-    }
-    memmove(k, k + start, n - start);
-    k[n - start] = '\0';
-    for (char *p = k; *p != '\0'; p++) {
-        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-            log_error(0, "event=agent_key_invalid source=%s reason=\"spaces or control characters inside\"", source);
-            k[0] = '\0';
-            return;
-        }
-    }
-    log_info("event=agent_key source=%s set=%s", source, k[0] != '\0' ? "yes" : "no");
-}
-
 static int openai_init(void)
 {
     const struct conf *cfg = agent_conf();
     char why[256], hostport[300];
 
     memset(&openai, 0, sizeof(openai));
-    openai_key_load(cfg);
+    secret_load(cfg->agent_api_key_file, cfg->agent_api_key_env, "agent_api_key", openai.key,
+                sizeof(openai.key));
     if (openai_url_parse(cfg->agent_url, &openai.url, why, sizeof(why)) != PL_OK) {
         log_error(0, "event=agent_bad_url url=\"%s\" reason=\"%s\"", cfg->agent_url, why);
         return PL_ERR;

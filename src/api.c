@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <json-c/json.h>
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "netaddr.h"
 #include "parley.h"
 #include "store.h"
 
@@ -65,55 +67,186 @@ static void api_reply_json(evhtp_request_t *req, int status, struct evbuffer *bo
 
 /* --- POST /api/sessions ------------------------------------------------- */
 
+#define API_TTL_MAX (365 * 86400)
+
 struct api_session {
     struct http_hold *hold;
+    struct store_session spec;
     char user[PL_NAME_MAX + 1];
+    char addr[NETADDR_TEXT_MAX];
 };
 
-static void api_on_session(enum store_status st, const char *token, void *arg)
+static void api_session_free(struct api_session *s)
+{
+    http_release(s->hold);
+    free(s);
+}
+
+static void api_too_many_signins(evhtp_request_t *req, long long wait_ms)
+{
+    char retry[24];
+
+    snprintf(retry, sizeof(retry), "%lld", (wait_ms + 999) / 1000);
+    http_header_set(req, "Retry-After", retry);
+    http_error(req, 429, "rate_limited", "too many sign-ins from this address; retry after %s s", retry);
+}
+
+static void api_on_session(enum store_status st, const char *token, long long detail, void *arg)
 {
     struct api_session *s = arg;
     evhtp_request_t *req = s->hold->req;
     char body[256];
 
-    if (req != NULL && st != STORE_OK) {
+    if (req == NULL) {
+        /* The client left; the session ends with its TTL. */
+    } else if (st == STORE_LIMITED) {
+        api_too_many_signins(req, detail);
+    } else if (st == STORE_TAKEN) {
+        http_error(req, 409, "name_taken", "the name \"%s\" is in use; pick another", s->user);
+    } else if (st != STORE_OK) {
         http_error(req, 503, "redis_unavailable", "the session store is unavailable");
-    } else if (req != NULL) {
+    } else {
         snprintf(body, sizeof(body), "{\"token\":\"%s\",\"user\":\"%s\",\"expires_in\":%d}",
-                 token, s->user, cfg->session_ttl_s);
+                 token, s->user, s->spec.ttl_s);
         http_header_set(req, "Cache-Control", "no-store");
         http_reply(req, 201, "application/json", body, strlen(body));
+        log_info("event=session_created user=%s mode=%s client=%s ttl=%d", s->user,
+                 s->spec.open ? "open" : "key", s->addr, s->spec.ttl_s);
     }
-    http_release(s->hold);
-    free(s);
+    api_session_free(s);
 }
 
-static void api_sessions(evhtp_request_t *req, const struct http_params *params)
+/* The session's lifetime: the backend's "ttl", or session_ttl.  Returns -1
+ * after answering 400. */
+static int api_session_ttl(evhtp_request_t *req, json_object *body, int open)
 {
+    json_object *v;
+    int64_t ttl;
+
+    if (!json_object_object_get_ex(body, "ttl", &v) || json_object_is_type(v, json_type_null)) {
+        return cfg->session_ttl_s;
+    }
+    if (open) {
+        http_error(req, 400, "bad_request", "\"ttl\" is chosen by the application backend (with the session key)");
+        return -1;
+    }
+    if (!json_object_is_type(v, json_type_int) || (ttl = json_object_get_int64(v)) < 1 || ttl > API_TTL_MAX) {
+        http_error(req, 400, "bad_request", "\"ttl\" must be whole seconds, 1..%d", API_TTL_MAX);
+        return -1;
+    }
+    return (int)ttl;
+}
+
+/* Checks the body and asks Redis for the session. */
+static void api_session_make(struct api_session *s)
+{
+    evhtp_request_t *req = s->hold->req;
     json_object *body = api_json_body(req);
-    struct api_session *s;
     const char *user;
     int bad = 0;
 
-    PL_UNUSED(params);
     if (body == NULL) {
+        api_session_free(s);
         return;
     }
     user = json_field_string(body, "user", NULL, &bad);
     if (user == NULL || !name_valid(user)) {
         http_error(req, 400, "bad_request", "\"user\" must be 1..64 of A-Z a-z 0-9 _ . -");
-    } else if ((s = calloc(1, sizeof(*s))) == NULL || (s->hold = http_hold(req)) == NULL) {
-        free(s);
-        http_error(req, 503, "unavailable", "out of memory");
-    } else {
+    } else if (auth_name_reserved(user)) {
+        http_error(req, 403, "forbidden", "the name \"%s\" is reserved", user);
+    } else if ((s->spec.ttl_s = api_session_ttl(req, body, s->spec.open)) > 0) {
         snprintf(s->user, sizeof(s->user), "%s", user);
-        if (store_session_create(user, api_on_session, s) != PL_OK) {
-            http_error(req, 503, "redis_unavailable", "the session store is unavailable");
-            http_release(s->hold);
-            free(s);
+        s->spec.user = s->user;
+        if (store_session_create(&s->spec, api_on_session, s) == PL_OK) {
+            json_object_put(body);
+            return;
         }
+        http_error(req, 503, "redis_unavailable", "the session store is unavailable");
     }
     json_object_put(body);
+    api_session_free(s);
+}
+
+/* A wrong key counts against the address like an open sign-in, so that
+ * guessing the key is as slow as the limit. */
+static void api_on_signin_counted(enum store_status st, long long wait_ms, void *arg)
+{
+    struct api_session *s = arg;
+    evhtp_request_t *req = s->hold->req;
+
+    if (req != NULL && st == STORE_OK && wait_ms > 0) {
+        api_too_many_signins(req, wait_ms);
+    } else if (req != NULL) {
+        http_error(req, 401, "unauthorized", "invalid session key");
+    }
+    api_session_free(s);
+}
+
+static void api_sessions(evhtp_request_t *req, const struct http_params *params)
+{
+    int keyed = auth_has_session_key(req);
+    const char *authz = evhtp_header_find(req->headers_in, "Authorization");
+    struct api_session *s;
+
+    PL_UNUSED(params);
+    if (!keyed && authz == NULL && !cfg->open_sessions) {
+        http_error(req, 401, "unauthorized", "sessions are made by the application backend "
+                   "(Authorization: Bearer <session key>); open sign-in is off");
+        return;
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL || (s->hold = http_hold(req)) == NULL) {
+        free(s);
+        http_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    http_client_addr(req, s->addr, sizeof(s->addr));
+    s->spec.addr = s->addr;
+    s->spec.open = !keyed;
+    if (keyed || authz == NULL) {
+        api_session_make(s);
+    } else if (store_signin_take(s->addr, api_on_signin_counted, s) != PL_OK) {
+        http_error(req, 503, "redis_unavailable", "the session store is unavailable");
+        api_session_free(s);
+    }
+}
+
+/* --- GET /api/sessions/current, GET /api/config ------------------------- */
+
+static void api_whoami_as(struct http_hold *hold, const struct auth_identity *who, void *arg)
+{
+    char body[256];
+    long long left = who->expires != 0 ? (long long)who->expires - (long long)time(NULL) : -1;
+
+    PL_UNUSED(arg);
+    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"kind\":\"%s\",\"expires_in\":%lld}", who->user,
+             who->session[0] ? "session" : "jwt", left < 0 ? 0 : left);
+    http_header_set(hold->req, "Cache-Control", "no-store");
+    http_reply(hold->req, 200, "application/json", body, strlen(body));
+    http_release(hold);
+}
+
+static void api_whoami(evhtp_request_t *req, const struct http_params *params)
+{
+    PL_UNUSED(params);
+    auth_request(req, api_whoami_as, NULL);
+}
+
+static void api_config(evhtp_request_t *req, const struct http_params *params)
+{
+    struct evbuffer *b = evbuffer_new();
+
+    PL_UNUSED(params);
+    if (b == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    evbuffer_add_printf(b, "{\"open_sessions\":%s,\"agent_name\":\"%s\",\"max_content\":%zu,"
+                        "\"ws_max_message\":%zu,\"rate_limit\":%d,\"rate_burst\":%d}",
+                        cfg->open_sessions ? "true" : "false", cfg->agent_name, cfg->max_content,
+                        cfg->ws_max_message, cfg->rate_limit, cfg->rate_burst);
+    http_header_set(req, "Cache-Control", "no-store");
+    api_reply_json(req, 200, b);
+    evbuffer_free(b);
 }
 
 /* --- POST /api/rooms/{room}/messages ------------------------------------ */
@@ -146,7 +279,7 @@ static void api_on_published(enum store_status st, const char *id, long detail, 
     free(p);
 }
 
-static void api_publish_as(struct http_hold *hold, const char *user, void *arg)
+static void api_publish_as(struct http_hold *hold, const struct auth_identity *who, void *arg)
 {
     struct api_publish *p = arg;
     evhtp_request_t *req = hold->req;
@@ -167,7 +300,7 @@ static void api_publish_as(struct http_hold *hold, const char *user, void *arg)
         http_error(req, 413, "too_large", "\"content\" is longer than %zu bytes", cfg->max_content);
     } else if (cmid != NULL && (cmid_len == 0 || cmid_len > API_CMID_MAX)) {
         http_error(req, 400, "bad_request", "\"client_msg_id\" must be 1..%d characters", API_CMID_MAX);
-    } else if (store_message_publish(p->room, user, content, len, cmid, 1, api_on_published, p) != PL_OK) {
+    } else if (store_message_publish(p->room, who->user, content, len, cmid, 1, api_on_published, p) != PL_OK) {
         http_error(req, 503, "redis_unavailable", "the message store is unavailable");
     } else {
         json_object_put(body);
@@ -231,11 +364,11 @@ static void api_on_history(enum store_status st, const struct store_events *evs,
     free(h);
 }
 
-static void api_history_as(struct http_hold *hold, const char *user, void *arg)
+static void api_history_as(struct http_hold *hold, const struct auth_identity *who, void *arg)
 {
     struct api_history *h = arg;
 
-    PL_UNUSED(user);
+    PL_UNUSED(who);
     h->hold = hold;
     if (store_history(h->room, h->after[0] ? h->after : NULL, h->before[0] ? h->before : NULL,
                       h->limit, api_on_history, h) != PL_OK) {
@@ -289,6 +422,8 @@ void api_register(const struct conf *c)
 {
     cfg = c;
     http_route_add("/api/sessions", HTTP_POST, api_sessions);
+    http_route_add("/api/sessions/current", HTTP_GET, api_whoami);
+    http_route_add("/api/config", HTTP_GET, api_config);
     http_route_add("/api/rooms/{}/messages", HTTP_POST, api_publish);
     http_route_add("/api/rooms/{}/messages", HTTP_GET, api_history);
 }

@@ -1,4 +1,5 @@
-/* auth.c - tokens from headers, query or cookie; JWT or Redis session. */
+/* auth.c - tokens from headers, query or cookie; JWT or Redis session;
+ * the session key; reserved names. */
 #include "auth.h"
 
 #include <stdlib.h>
@@ -6,18 +7,67 @@
 #include <strings.h>
 #include <time.h>
 
-#include "http.h"
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "log.h"
 #include "parley.h"
+#include "secret.h"
 #include "store.h"
-#include "token.h"
 
 #define AUTH_TOKEN_MAX 4096
+#define AUTH_KEY_MAX 1024
 
 static const struct conf *cfg;
+static unsigned char session_key_digest[SHA256_DIGEST_LENGTH];
+static int have_session_key;
 
 void auth_init(const struct conf *c)
 {
+    char key[AUTH_KEY_MAX];
+
     cfg = c;
+    have_session_key = 0;
+    if (secret_load(cfg->session_key_file, cfg->session_key_env, "session_key", key, sizeof(key)) == PL_OK
+        && key[0] != '\0') {
+        /* Only a digest stays: compared in constant time, whatever its length. */
+        SHA256((const unsigned char *)key, strlen(key), session_key_digest);
+        have_session_key = 1;
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+}
+
+int auth_has_session_key(evhtp_request_t *req)
+{
+    const char *h = evhtp_header_find(req->headers_in, "Authorization");
+    unsigned char given[SHA256_DIGEST_LENGTH];
+
+    if (!have_session_key || h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+        return 0;
+    }
+    h += 7 + strspn(h + 7, " ");
+    SHA256((const unsigned char *)h, strlen(h), given);
+    return CRYPTO_memcmp(given, session_key_digest, sizeof(given)) == 0;
+}
+
+int auth_name_reserved(const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = cfg->reserved_names;
+
+    if (strcasecmp(name, cfg->agent_name) == 0) {
+        return 1;
+    }
+    while (*p) {
+        size_t len;
+        p += strspn(p, ", \t");
+        len = strcspn(p, ", \t");
+        if (len == n && strncasecmp(p, name, n) == 0) {
+            return 1;
+        }
+        p += len;
+    }
+    return 0;
 }
 
 static const char *auth_cookie(const char *cookies, char *buf, size_t len)
@@ -56,23 +106,40 @@ const char *auth_token(evhtp_request_t *req, char *buf, size_t len)
     if ((t = http_query(req, "token", buf, len)) != NULL && t[0] != '\0') {
         return t;
     }
+    /* A page of another site may not act with a visitor's cookie. */
     h = evhtp_header_find(req->headers_in, "Cookie");
-    return h ? auth_cookie(h, buf, len) : NULL;
+    return h != NULL && origin_credentials_ok(http_origin(req)) ? auth_cookie(h, buf, len) : NULL;
 }
 
 struct auth_call {
     struct http_hold *hold;
     auth_cb cb;
     void *arg;
+    struct auth_identity who;
 };
 
-static void auth_on_session(enum store_status st, const char *user, void *arg)
+/* Hands a known user on, unless the name is one nobody may hold (a session
+ * made before the name was reserved, a JWT an application minted). */
+static int auth_accept(struct http_hold *hold, const struct auth_identity *who, auth_cb cb, void *arg)
+{
+    if (auth_name_reserved(who->user)) {
+        http_error(hold->req, 403, "forbidden", "the name \"%s\" is reserved", who->user);
+        http_release(hold);
+        return PL_ERR;
+    }
+    cb(hold, who, arg);         /* hands the hold on */
+    return PL_OK;
+}
+
+static void auth_on_session(enum store_status st, const char *user, int64_t expires, void *arg)
 {
     struct auth_call *call = arg;
     evhtp_request_t *req = call->hold->req;
 
     if (req != NULL && st == STORE_OK) {
-        call->cb(call->hold, user, call->arg);      /* hands the hold on */
+        snprintf(call->who.user, sizeof(call->who.user), "%s", user);
+        call->who.expires = expires;
+        auth_accept(call->hold, &call->who, call->cb, call->arg);
         free(call);
         return;
     }
@@ -87,29 +154,36 @@ static void auth_on_session(enum store_status st, const char *user, void *arg)
     free(call);
 }
 
+static int auth_jwt(evhtp_request_t *req, const char *token, auth_cb cb, void *arg)
+{
+    struct auth_identity who = { .session = "" };
+    struct http_hold *hold;
+    char why[64];
+
+    if (cfg->jwt_secret[0] == '\0') {
+        http_error(req, 401, "unauthorized", "JWTs are not accepted by this server");
+    } else if (token_jwt_verify(token, cfg->jwt_secret, (int64_t)time(NULL), who.user, why, sizeof(why)) != PL_OK) {
+        http_error(req, 401, "unauthorized", "invalid token: %s", why);
+    } else if ((hold = http_hold(req)) == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+    } else {
+        who.expires = token_jwt_expiry(token);
+        return auth_accept(hold, &who, cb, arg);
+    }
+    return PL_ERR;
+}
+
 int auth_request(evhtp_request_t *req, auth_cb cb, void *arg)
 {
-    char token[AUTH_TOKEN_MAX], user[PL_NAME_MAX + 1], why[64];
+    char token[AUTH_TOKEN_MAX];
     struct auth_call *call;
-    struct http_hold *hold;
 
     if (auth_token(req, token, sizeof(token)) == NULL) {
         http_error(req, 401, "unauthorized", "a token is required (Authorization: Bearer, ?token= or cookie parley_token)");
         return PL_ERR;
     }
     if (token_is_jwt(token)) {
-        if (cfg->jwt_secret[0] == '\0') {
-            http_error(req, 401, "unauthorized", "JWTs are not accepted by this server");
-        } else if (token_jwt_verify(token, cfg->jwt_secret, (int64_t)time(NULL), user, why, sizeof(why)) != PL_OK) {
-            http_error(req, 401, "unauthorized", "invalid token: %s", why);
-        } else if ((hold = http_hold(req)) == NULL) {
-            http_error(req, 503, "unavailable", "out of memory");
-        } else {
-            hold->auth_expires = token_jwt_expiry(token);
-            cb(hold, user, arg);
-            return PL_OK;
-        }
-        return PL_ERR;
+        return auth_jwt(req, token, cb, arg);
     }
     if (!token_session_shape(token)) {
         http_error(req, 401, "unauthorized", "malformed token");
@@ -123,10 +197,42 @@ int auth_request(evhtp_request_t *req, auth_cb cb, void *arg)
     }
     call->cb = cb;
     call->arg = arg;
+    memcpy(call->who.session, token, TOKEN_SESSION_LEN + 1);
     if (store_session_lookup(token, auth_on_session, call) != PL_OK) {
         http_error(req, 503, "redis_unavailable", "the session store is unavailable");
         http_release(call->hold);
         free(call);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+struct auth_recheck_call {
+    void (*cb)(int revoked, void *arg);
+    void *arg;
+};
+
+static void auth_on_recheck(enum store_status st, long long exists, void *arg)
+{
+    struct auth_recheck_call *r = arg;
+
+    /* Unanswered (Redis down): the connection stays; it is checked again
+     * at its next reconnect. */
+    r->cb(st == STORE_OK && exists == 0, r->arg);
+    free(r);
+}
+
+int auth_recheck(const struct auth_identity *who, void (*cb)(int revoked, void *arg), void *arg)
+{
+    struct auth_recheck_call *r;
+
+    if (who->session[0] == '\0' || (r = malloc(sizeof(*r))) == NULL) {
+        return PL_ERR;
+    }
+    r->cb = cb;
+    r->arg = arg;
+    if (store_session_exists(who->session, auth_on_recheck, r) != PL_OK) {
+        free(r);
         return PL_ERR;
     }
     return PL_OK;

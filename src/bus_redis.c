@@ -338,6 +338,7 @@ static void bus_on_cmd_state(struct redis_conn *rc, int up, void *arg)
     PL_UNUSED(arg);
     if (up) {
         scripts_load(rc);
+        scripts_load_library(rc, bus.cfg->redis_prefix);
         bus_heartbeat_send();
     }
 }

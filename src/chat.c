@@ -46,7 +46,7 @@ struct chat_client {
     int joined;                 /* counted in the room's presence */
     int closed;
     int pending;                /* store calls that will come back to us */
-    char user[PL_NAME_MAX + 1];
+    struct auth_identity who;
     char room[PL_NAME_MAX + 1];
     char welcome_last[BUS_ID_MAX];  /* stored events up to here are history */
     struct event_id welcome_sid;    /* the same, parsed ("": 0-0) */
@@ -139,7 +139,7 @@ static void *chat_encode(struct bus_event *ev)
 
 static int chat_wants(const struct chat_client *cl, const struct bus_event *ev)
 {
-    return bus_event_for(ev, cl->user) && (!ev->stored || event_id_order(&ev->sid, &cl->welcome_sid) > 0);
+    return bus_event_for(ev, cl->who.user) && (!ev->stored || event_id_order(&ev->sid, &cl->welcome_sid) > 0);
 }
 
 static void chat_deliver(struct chat_client *cl, struct bus_event *ev)
@@ -163,9 +163,26 @@ static void chat_on_room_event(struct bus_sub *sub, struct bus_event *ev)
     chat_on_event(PL_CONTAINER_OF(sub, struct chat_client, room_sub), ev);
 }
 
+static void chat_on_rechecked(int revoked, void *arg)
+{
+    struct chat_client *cl = arg;
+
+    if (chat_unpin(cl) && revoked) {
+        ws_close(cl->ws, 1008, "session revoked");
+    }
+}
+
 static void chat_on_user_event(struct bus_sub *sub, struct bus_event *ev)
 {
-    chat_on_event(PL_CONTAINER_OF(sub, struct chat_client, user_sub), ev);
+    struct chat_client *cl = PL_CONTAINER_OF(sub, struct chat_client, user_sub);
+
+    if (strcmp(ev->type, "revoked") == 0) {
+        if (!cl->closed && auth_recheck(&cl->who, chat_on_rechecked, cl) == PL_OK) {
+            cl->pending++;
+        }
+        return;
+    }
+    chat_on_event(cl, ev);
 }
 
 /* --- joining: subscribe, presence, welcome ------------------------------ */
@@ -193,7 +210,7 @@ static void chat_send_welcome(struct chat_client *cl)
         ws_close(cl->ws, 1011, "out of memory");
         return;
     }
-    evbuffer_add_printf(b, "{\"type\":\"welcome\",\"user\":\"%s\",\"room\":\"%s\",\"members\":[", cl->user, cl->room);
+    evbuffer_add_printf(b, "{\"type\":\"welcome\",\"user\":\"%s\",\"room\":\"%s\",\"members\":[", cl->who.user, cl->room);
     for (int i = 0; i < cl->nmembers; i++) {
         evbuffer_add_printf(b, "%s\"%s\"", i ? "," : "", cl->members[i]);
     }
@@ -266,7 +283,7 @@ static void chat_on_ready(struct chat_client *cl)
     if (!cl->room_sub.ready || !cl->user_sub.ready || cl->closed) {
         return;
     }
-    presence_join(cl->room, cl->user);
+    presence_join(cl->room, cl->who.user);
     cl->joined = 1;
     /* Sent after the join on the same connection, so the user is listed. */
     if (store_members(cl->room, chat_on_members, cl) == PL_OK) {
@@ -286,7 +303,7 @@ static void chat_on_user_ready(struct bus_sub *sub)
     chat_on_ready(PL_CONTAINER_OF(sub, struct chat_client, user_sub));
 }
 
-static void *chat_open(struct ws_conn *ws, const char *user, const char *room)
+static void *chat_open(struct ws_conn *ws, const struct auth_identity *who, const char *room)
 {
     struct chat_client *cl = calloc(1, sizeof(*cl));
     char channel[256];
@@ -296,7 +313,7 @@ static void *chat_open(struct ws_conn *ws, const char *user, const char *room)
     }
     cl->ws = ws;
     LIST_INIT(&cl->asks);
-    snprintf(cl->user, sizeof(cl->user), "%s", user);
+    cl->who = *who;
     snprintf(cl->room, sizeof(cl->room), "%s", room);
     rate_init(&cl->bucket, cfg->rate_burst, chat_now_ms());
     cl->opened_ms = chat_now_ms();
@@ -306,7 +323,7 @@ static void *chat_open(struct ws_conn *ws, const char *user, const char *room)
     cl->user_sub.on_event = chat_on_user_event;
     cl->user_sub.on_ready = chat_on_user_ready;
     if (bus_sub_add(&cl->room_sub, store_room_channel(room, channel, sizeof(channel))) != PL_OK
-        || bus_sub_add(&cl->user_sub, store_user_channel(user, channel, sizeof(channel))) != PL_OK) {
+        || bus_sub_add(&cl->user_sub, store_user_channel(who->user, channel, sizeof(channel))) != PL_OK) {
         bus_sub_remove(&cl->room_sub);
         LIST_REMOVE(cl, joining);
         free(cl);
@@ -331,7 +348,7 @@ static void chat_close(struct ws_conn *ws, void *state)
         chat_ask_free(ask);
     }
     if (cl->joined) {
-        presence_leave(cl->room, cl->user);
+        presence_leave(cl->room, cl->who.user);
     }
     cl->closed = 1;
     cl->ws = NULL;
@@ -359,7 +376,7 @@ static int chat_rate_ok(struct chat_client *cl)
     }
     cl->second_count++;
     if (cl->flood_seconds >= CHAT_FLOOD_SECONDS) {
-        log_warn("event=flood_closed user=%s room=%s", cl->user, cl->room);
+        log_warn("event=flood_closed user=%s room=%s", cl->who.user, cl->room);
         ws_close(cl->ws, 1008, "flooding");
         return 0;
     }
@@ -463,7 +480,7 @@ static void chat_message(struct chat_client *cl, json_object *msg)
     if (content == NULL || (a = chat_ack_new(cl, msg)) == NULL) {
         return;
     }
-    if (store_message_publish(cl->room, cl->user, content, len, a->has_cmid ? a->cmid : NULL, 0,
+    if (store_message_publish(cl->room, cl->who.user, content, len, a->has_cmid ? a->cmid : NULL, 0,
                               chat_on_published, a) != PL_OK) {
         chat_error(cl, "redis_unavailable", "the message could not be stored");
         free(a);
@@ -514,8 +531,8 @@ static void chat_direct(struct chat_client *cl, json_object *msg)
         free(a);
         return;
     }
-    event_header(b, "direct", a->id, cl->user);
-    event_direct(b, a->id, cl->user, to, content, len, now);
+    event_header(b, "direct", a->id, cl->who.user);
+    event_direct(b, a->id, cl->who.user, to, content, len, now);
     if (store_publish_live(store_user_channel(to, channel, sizeof(channel)), (const char *)evbuffer_pullup(b, -1),
                            evbuffer_get_length(b), chat_on_direct_sent, a) == PL_OK) {
         cl->pending++;
@@ -534,8 +551,8 @@ static void chat_typing(struct chat_client *cl)
     if (b == NULL) {
         return;
     }
-    event_header(b, "typing", NULL, cl->user);
-    event_typing(b, cl->user, cl->room);
+    event_header(b, "typing", NULL, cl->who.user);
+    event_typing(b, cl->who.user, cl->room);
     if (store_publish_live(store_room_channel(cl->room, channel, sizeof(channel)),
                            (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b), NULL, NULL) != PL_OK) {
         chat_error(cl, "redis_unavailable", "typing could not be sent");
@@ -692,7 +709,7 @@ static void chat_ask(struct chat_client *cl, json_object *msg)
     snprintf(ask->request_id, sizeof(ask->request_id), "%llx", (unsigned long long)++direct_seq);
     snprintf(ask->room, sizeof(ask->room), "%s", cl->room);
     LIST_INSERT_HEAD(&cl->asks, ask, link);
-    ask->agent = agent_ask(question, cl->room, cl->user, chat_ask_on_chunk, chat_ask_on_done, ask);
+    ask->agent = agent_ask(question, cl->room, cl->who.user, chat_ask_on_chunk, chat_ask_on_done, ask);
     if (ask->agent == NULL) {
         chat_ask_free(ask);
         chat_error(cl, "agent_busy", "the agent is busy; try again shortly");

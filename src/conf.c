@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "log.h"
 #include "names.h"
+#include "netaddr.h"
 #include "parley.h"
 
 enum conf_type {
@@ -27,6 +28,9 @@ enum conf_type {
     CONF_NAME,        /* empty, or a name as for rooms and users */
     CONF_SECONDS,     /* seconds, or with s/m/h/d suffix; stored as seconds */
     CONF_POW2,        /* a size that is a power of two */
+    CONF_BOOL,        /* on|off (also yes|no, true|false) */
+    CONF_NETS,        /* IP addresses and networks, see netaddr.h */
+    CONF_NAMES,       /* names as for rooms and users, separated by commas or spaces */
 };
 
 struct conf_key {
@@ -53,6 +57,13 @@ static const struct conf_key conf_keys[] = {
     { "bus_ring_size",    CONF_POW2,      FIELD(bus_ring_size),    1 << 16, 1 << 30, "16m" },
     { "history_length",   CONF_INT,       FIELD(history_length),   1, 10000000, "1000" },
     { "session_ttl",      CONF_SECONDS,   FIELD(session_ttl_s),    1, 365 * 86400, "24h" },
+    { "session_key_file", CONF_STRING,    FIELD(session_key_file), 0, 0, "" },
+    { "session_key_env",  CONF_STRING,    FIELD(session_key_env),  0, 0, "PARLEY_SESSION_KEY" },
+    { "open_sessions",    CONF_BOOL,      FIELD(open_sessions),    0, 1, "off" },
+    { "session_rate_limit", CONF_INT,     FIELD(session_rate_limit), 0, 1000000, "30" },
+    { "reserved_names",   CONF_NAMES,     FIELD(reserved_names),   0, 0, "admin administrator moderator system parley root" },
+    { "trusted_proxies",  CONF_NETS,      FIELD(trusted_proxies),  0, 0, "" },
+    { "room_ttl",         CONF_SECONDS,   FIELD(room_ttl_s),       0, 10 * 365 * 86400, "30d" },
     { "jwt_secret",       CONF_STRING,    FIELD(jwt_secret),       0, 0, "" },
     { "max_content",      CONF_SIZE,      FIELD(max_content),      1, 1 << 20, "4k" },
     { "sse_retry_ms",     CONF_INT,       FIELD(sse_retry_ms),     0, 3600 * 1000, "2000" },
@@ -167,6 +178,43 @@ static int conf_parse_listen(const char *v, char *err, size_t errlen)
     return PL_OK;
 }
 
+static int conf_parse_bool(const struct conf_key *k, const char *v, int *out, char *err, size_t errlen)
+{
+    static const char *const on[] = { "on", "yes", "true" }, *const off[] = { "off", "no", "false" };
+
+    for (size_t i = 0; i < PL_ARRAY_LEN(on); i++) {
+        if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
+            *out = strcasecmp(v, on[i]) == 0;
+            return PL_OK;
+        }
+    }
+    snprintf(err, errlen, "invalid value '%s' for '%s' (on or off)", v, k->name);
+    return PL_ERR;
+}
+
+static int conf_check_nets(const char *v, char *why, size_t whylen)
+{
+    struct netaddr_set set;
+
+    return netaddr_set_parse(v, &set, why, whylen);
+}
+
+static int conf_check_names(const char *v, char *why, size_t whylen)
+{
+    char name[PL_NAME_MAX + 2];
+
+    for (const char *p = v + strspn(v, ", \t"); *p; p += strspn(p, ", \t")) {
+        size_t n = strcspn(p, ", \t");
+        snprintf(name, sizeof(name), "%.*s", (int)(n < sizeof(name) - 1 ? n : sizeof(name) - 1), p);
+        if (n > PL_NAME_MAX || !name_valid(name)) {
+            snprintf(why, whylen, "'%.*s' is not a name (1..64 of A-Z a-z 0-9 _ . -)", (int)n, p);
+            return PL_ERR;
+        }
+        p += n;
+    }
+    return PL_OK;
+}
+
 static int conf_apply(struct conf *cfg, const struct conf_key *k, const char *v,
                         char *err, size_t errlen)
 {
@@ -237,6 +285,21 @@ static int conf_apply(struct conf *cfg, const struct conf_key *k, const char *v,
             return PL_ERR;
         }
         if (conf_parse_listen(v, err, errlen) != PL_OK) {
+            return PL_ERR;
+        }
+        memcpy(field, v, strlen(v) + 1);
+        return PL_OK;
+    case CONF_BOOL:
+        return conf_parse_bool(k, v, (int *)field, err, errlen);
+    case CONF_NETS:
+    case CONF_NAMES:
+        if (strlen(v) >= k->size) {
+            snprintf(err, errlen, "invalid value for '%s' (0..%zu characters)", k->name, k->size - 1);
+            return PL_ERR;
+        }
+        if ((k->type == CONF_NETS ? conf_check_nets(v, why, sizeof(why)) : conf_check_names(v, why, sizeof(why)))
+            != PL_OK) {
+            snprintf(err, errlen, "invalid value for '%s': %s", k->name, why);
             return PL_ERR;
         }
         memcpy(field, v, strlen(v) + 1);
@@ -441,6 +504,21 @@ static int conf_check_agent(const struct conf *cfg, char *err, size_t errlen)
     return PL_OK;
 }
 
+/* A key file the operator named must be readable now, not at the first
+ * request that needs it. */
+static int conf_check_key_file(const struct conf *cfg, const char *key, const char *path,
+                               char *err, size_t errlen)
+{
+    char where[1100];
+
+    if (path[0] != '\0' && access(path, R_OK) != 0) {
+        conf_where(cfg, key, where, sizeof(where));
+        snprintf(err, errlen, "%s: cannot read %s '%s': %s", where, key, path, strerror(errno));
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
 int conf_check(struct conf *cfg, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
@@ -471,7 +549,8 @@ int conf_check(struct conf *cfg, char *err, size_t errlen)
     memcpy(&cfg->listen_addr, res->ai_addr, res->ai_addrlen);
     cfg->listen_addrlen = res->ai_addrlen;
     freeaddrinfo(res);
-    if (conf_check_agent(cfg, err, errlen) != PL_OK) {
+    if (conf_check_agent(cfg, err, errlen) != PL_OK
+        || conf_check_key_file(cfg, "session_key_file", cfg->session_key_file, err, errlen) != PL_OK) {
         return PL_ERR;
     }
     return conf_check_web_root(cfg, err, errlen);

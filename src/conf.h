@@ -35,12 +35,19 @@ struct conf {
     size_t bus_ring_size;
     int history_length;
     int session_ttl_s;
+    char session_key_file[1024];    /* the application backend's key: this file ... */
+    char session_key_env[128];      /* ... or this variable */
+    int open_sessions;              /* anyone may pick a name (demos) */
+    int session_rate_limit;         /* sessions per minute per address without the key, 0 = off */
+    char reserved_names[1024];      /* names nobody may take, besides agent_name */
+    char trusted_proxies[1024];     /* whose X-Forwarded-For is believed */
+    int room_ttl_s;                 /* an idle room's keys expire, 0 = never */
     char jwt_secret[256];
     size_t max_content;
     int sse_retry_ms;
     int sse_heartbeat_ms;
     size_t sse_max_backlog;
-    char allowed_origins[2048]; /* "" (any), "*", or a list */
+    char allowed_origins[2048]; /* "" (same origin only), "*" (any, no credentials), or a list */
     int rate_limit;             /* messages per second, 0 = off */
     int rate_burst;
     size_t ws_max_message;

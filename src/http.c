@@ -21,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
+#include "netaddr.h"
 #include "parley.h"
 
 #define HTTP_MAX_ROUTES 32
@@ -42,6 +43,7 @@ static uint32_t request_prefix;
 static uint32_t request_counter;
 static const struct conf *http_cfg;
 static struct event *sweep_ev;
+static struct netaddr_set trusted_proxies;
 
 /* What parley tracks per plain HTTP connection: when the headers of the
  * request being read began (slowloris), how large they are so far, and
@@ -265,7 +267,6 @@ struct http_hold *http_hold(evhtp_request_t *req)
         return NULL;
     }
     hold->req = req;
-    hold->auth_expires = 0;
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, hold);
     evhtp_request_pause(req);
     return hold;
@@ -321,26 +322,21 @@ struct bufferevent *http_take_over(evhtp_request_t *req)
     return bev;
 }
 
-int http_origin_allowed(evhtp_request_t *req, const char *allowed)
+enum origin_verdict http_origin(evhtp_request_t *req)
 {
-    const char *origin = evhtp_header_find(req->headers_in, "Origin");
-    size_t olen;
-    const char *p = allowed;
+    return origin_check(evhtp_header_find(req->headers_in, "Origin"),
+                        evhtp_header_find(req->headers_in, "Host"), http_cfg->allowed_origins);
+}
 
-    if (origin == NULL || allowed[0] == '\0' || strcmp(allowed, "*") == 0) {
-        return 1;
+const char *http_client_addr(evhtp_request_t *req, char *buf, size_t len)
+{
+    if (req->conn == NULL || req->conn->saddr == NULL) {
+        snprintf(buf, len, "-");
+        return buf;
     }
-    olen = strlen(origin);
-    while (*p) {
-        size_t n;
-        p += strspn(p, ", ");
-        n = strcspn(p, ", ");
-        if (n == olen && strncasecmp(p, origin, n) == 0) {
-            return 1;
-        }
-        p += n;
-    }
-    return 0;
+    netaddr_client(req->conn->saddr, evhtp_header_find(req->headers_in, "X-Forwarded-For"),
+                   &trusted_proxies, buf, len);
+    return buf;
 }
 
 int http_room_ok(evhtp_request_t *req, const char *name)
@@ -377,22 +373,29 @@ static void http_route(evhtp_request_t *req, const char *path, unsigned bit);
 /* CORS for browsers on other origins: an Origin outside allowed_origins is
  * refused (403); an allowed one is echoed (so credentials work) and a
  * preflight is answered here for every path.  Returns 0 when answered. */
+/* Answers a browser request from another origin: refused (403), or let in
+ * with the CORS headers its verdict allows; preflights end here.  Returns 0
+ * when REQ has been answered. */
 static int http_cors(evhtp_request_t *req, const char *path)
 {
-    const char *origin = evhtp_header_find(req->headers_in, "Origin");
+    enum origin_verdict v;
 
     /* WebSocket handshakes check Origin themselves, at their place in the
      * contract's order (after the method, upgrade, version and key). */
-    if (origin == NULL || strncmp(path, "/ws/", 4) == 0) {
+    if (strncmp(path, "/ws/", 4) == 0 || (v = http_origin(req)) == ORIGIN_NONE || v == ORIGIN_SAME) {
         return 1;
     }
-    if (!http_origin_allowed(req, http_cfg->allowed_origins)) {
+    if (v == ORIGIN_REFUSED) {
         http_error(req, 403, "forbidden", "origin not allowed");
         return 0;
     }
-    http_header_set(req, "Access-Control-Allow-Origin", origin);
-    http_header_set(req, "Access-Control-Allow-Credentials", "true");
-    http_header_set(req, "Vary", "Origin");
+    if (v == ORIGIN_ANY) {
+        http_header_set(req, "Access-Control-Allow-Origin", "*");   /* never with credentials */
+    } else {
+        http_header_set(req, "Access-Control-Allow-Origin", evhtp_header_find(req->headers_in, "Origin"));
+        http_header_set(req, "Access-Control-Allow-Credentials", "true");
+        http_header_set(req, "Vary", "Origin");
+    }
     if (req->method == htp_method_OPTIONS
         && evhtp_header_find(req->headers_in, "Access-Control-Request-Method") != NULL) {
         http_header_set(req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
@@ -725,7 +728,12 @@ void http_init(struct event_base *base, const struct conf *cfg)
 {
     struct timeval tick = { 0, 250 * 1000 };
 
+    char why[256];
+
     http_cfg = cfg;
+    if (netaddr_set_parse(cfg->trusted_proxies, &trusted_proxies, why, sizeof(why)) != PL_OK) {
+        trusted_proxies.n = 0;  /* conf.c validated it: not reached */
+    }
     if (getrandom(&request_prefix, sizeof(request_prefix), 0) != sizeof(request_prefix)) {
         request_prefix = (uint32_t)getpid();
     }
@@ -751,7 +759,7 @@ void http_log_response(evhtp_request_t *req, int status)
         "GET", "HEAD", "POST", "PUT", "DELETE", "MKCOL", "COPY", "MOVE", "OPTIONS",
         "PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "TRACE", "CONNECT", "PATCH",
     };
-    char path[256];
+    char path[256], client[NETADDR_TEXT_MAX];
 
     metrics_count_response(status);
     if (!log_enabled(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO)) {
@@ -759,8 +767,8 @@ void http_log_response(evhtp_request_t *req, int status)
     }
     log_value(req->uri && req->uri->path ? req->uri->path->full : "-", 0, path, sizeof(path));
     log_write(status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, 0,
-              "event=request id=%s method=%s path=%s status=%d",
-              http_request_id(req),
+              "event=request id=%s client=%s method=%s path=%s status=%d",
+              http_request_id(req), http_client_addr(req, client, sizeof(client)),
               (size_t)req->method < PL_ARRAY_LEN(methods) ? methods[req->method] : "OTHER",
               path, status);
 }

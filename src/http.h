@@ -15,6 +15,7 @@
 #include <evhtp.h>
 
 #include "conf.h"
+#include "origin.h"
 
 #define HTTP_MAX_PARAMS 2
 #define HTTP_PARAM_MAX  256
@@ -81,7 +82,6 @@ void http_error(evhtp_request_t *req, int status, const char *code, const char *
  * request died meanwhile.  Reply (or not), then http_release. */
 struct http_hold {
     evhtp_request_t *req;
-    int64_t auth_expires;       /* set by auth: when the caller's JWT expires (s), 0 if never */
 };
 struct http_hold *http_hold(evhtp_request_t *req);
 void http_release(struct http_hold *hold);
@@ -92,9 +92,12 @@ void http_release(struct http_hold *hold);
  * from a later callback. */
 struct bufferevent *http_take_over(evhtp_request_t *req);
 
-/* Whether REQ's Origin (if any) is in ALLOWED ("" or "*" allow all; else a
- * list separated by commas or spaces).  No Origin header is always fine. */
-int http_origin_allowed(evhtp_request_t *req, const char *allowed);
+/* How REQ's Origin stands against allowed_origins (see origin.h). */
+enum origin_verdict http_origin(evhtp_request_t *req);
+
+/* REQ's client address as text in BUF: the peer, or the address a trusted
+ * proxy passed on in X-Forwarded-For (see netaddr.h).  Returns BUF. */
+const char *http_client_addr(evhtp_request_t *req, char *buf, size_t len);
 
 /* Whether NAME is a valid room name; if not, answers 400 bad_request. */
 int http_room_ok(evhtp_request_t *req, const char *name);

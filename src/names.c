@@ -61,6 +61,16 @@ int key_session(char *out, size_t outlen, const char *prefix, const char *token)
     return KEY_JOIN(out, outlen, prefix, "session:", token);
 }
 
+int key_user_sessions(char *out, size_t outlen, const char *prefix, const char *user)
+{
+    return KEY_JOIN(out, outlen, prefix, "user:", user, ":sessions");
+}
+
+int key_signin(char *out, size_t outlen, const char *prefix, const char *address)
+{
+    return KEY_JOIN(out, outlen, prefix, "signin:", address);
+}
+
 int key_room_log(char *out, size_t outlen, const char *prefix, const char *room)
 {
     return KEY_JOIN(out, outlen, prefix, "room:", room, ":log");

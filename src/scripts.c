@@ -1,6 +1,7 @@
 /* scripts.c - Lua sources, their SHA1s, and EVALSHA with EVAL fallback. */
 #include "scripts.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,26 +37,42 @@
     "  end\n" \
     "end\n"
 
+/* A token bucket in a hash, shared by every worker and host: takes one
+ * token, or returns the milliseconds until one is there.  RATE per second. */
+#define LUA_TAKE_FN \
+    "local function take(key, rate, burst)\n" \
+    "  local t = redis.call('TIME')\n" \
+    "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+    "  local b = redis.call('HMGET', key, 'tokens', 'ts')\n" \
+    "  local tokens = tonumber(b[1]) or burst\n" \
+    "  local ts = tonumber(b[2]) or now\n" \
+    "  tokens = math.min(burst, tokens + (now - ts) * rate / 1000)\n" \
+    "  if tokens < 1 then return math.ceil((1 - tokens) * 1000 / rate) end\n" \
+    "  redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'ts', now)\n" \
+    "  redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)\n" \
+    "  return 0\n" \
+    "end\n"
+
+/* The control event that makes workers check the sessions of a user's
+ * open connections (and close those revoked); names need no escaping. */
+#define LUA_REVOKED_FN \
+    "local function revoked(channel, user)\n" \
+    "  redis.call('PUBLISH', channel, 'revoked - ' .. user .. '\\n' ..\n" \
+    "    '{\"type\":\"revoked\",\"user\":\"' .. user .. '\"}')\n" \
+    "end\n"
+
 static const char *const script_source[SCRIPT_COUNT] = {
     [SCRIPT_PUBLISH_MESSAGE] =
+        LUA_TAKE_FN
         "local cmid = ARGV[6]\n"
         "if cmid ~= '' then\n"
         "  local seen = redis.call('GET', KEYS[2])\n"
         "  if seen then return {seen, 0} end\n"
         "end\n"
-        /* A token bucket per user, shared by every worker and host. */
         "local rate = tonumber(ARGV[8])\n"
         "if rate > 0 then\n"
-        "  local burst = tonumber(ARGV[9])\n"
-        "  local t = redis.call('TIME')\n"
-        "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-        "  local b = redis.call('HMGET', KEYS[3], 'tokens', 'ts')\n"
-        "  local tokens = tonumber(b[1]) or burst\n"
-        "  local ts = tonumber(b[2]) or now\n"
-        "  tokens = math.min(burst, tokens + (now - ts) * rate / 1000)\n"
-        "  if tokens < 1 then return {'', -math.ceil((1 - tokens) * 1000 / rate)} end\n"
-        "  redis.call('HSET', KEYS[3], 'tokens', tostring(tokens - 1), 'ts', now)\n"
-        "  redis.call('PEXPIRE', KEYS[3], math.ceil(burst * 1000 / rate) + 1000)\n"
+        "  local wait = take(KEYS[3], rate, tonumber(ARGV[9]))\n"
+        "  if wait > 0 then return {'', -wait} end\n"
         "end\n"
         "local id\n"
         "if cmid ~= '' then\n"
@@ -69,6 +86,7 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "redis.call('PUBLISH', ARGV[2], 'message ' .. id .. ' ' .. ARGV[3] .. '\\n' ..\n"
         "  '{\"type\":\"message\",\"id\":\"' .. id .. '\",' .. ARGV[5] .. ',\"ts\":' .. ms .. '}')\n"
         "if cmid ~= '' then redis.call('SET', KEYS[2], id, 'EX', ARGV[7]) end\n"
+        "if tonumber(ARGV[10]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[10]) end\n"
         "return {id, 1}\n",
     [SCRIPT_PRESENCE] =
         "local has = redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1\n"
@@ -107,6 +125,44 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "redis.call('DEL', KEYS[1], KEYS[3])\n"
         "redis.call('SREM', KEYS[2], ARGV[2])\n"
         "return 1\n",
+    [SCRIPT_RATE] =
+        LUA_TAKE_FN
+        "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n",
+    [SCRIPT_SESSION_CREATE] =
+        LUA_TAKE_FN
+        LUA_REVOKED_FN
+        "local token, user, mode, channel = ARGV[1], ARGV[2], ARGV[4], ARGV[7]\n"
+        "local rate, most = tonumber(ARGV[6]), tonumber(ARGV[8])\n"
+        "if rate > 0 then\n"
+        "  local wait = take(KEYS[3], rate / 60, rate)\n"
+        "  if wait > 0 then return {0, wait} end\n"
+        "end\n"
+        "local t = redis.call('TIME')\n"
+        "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+        "local sessions = string.sub(KEYS[1], 1, #KEYS[1] - #token)\n"
+        "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+        /* Open sign-in: the name must be free; anyone: at most MOST sessions,
+         * and an index entry whose session was deleted is gone. */
+        "if mode == 'open' or redis.call('ZCARD', KEYS[2]) >= most then\n"
+        "  for _, t in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do\n"
+        "    if redis.call('EXISTS', sessions .. t) == 0 then redis.call('ZREM', KEYS[2], t)\n"
+        "    elseif mode == 'open' then return {-1, 0} end\n"
+        "  end\n"
+        "  if mode == 'open' and redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 then return {-1, 0} end\n"
+        "  if redis.call('ZCARD', KEYS[2]) >= most then\n"
+        "    local oldest = redis.call('ZPOPMIN', KEYS[2])\n"
+        "    redis.call('DEL', sessions .. oldest[1])\n"
+        "    revoked(channel, user)\n"
+        "  end\n"
+        "end\n"
+        "local expires = now + tonumber(ARGV[3]) * 1000\n"
+        "redis.call('HSET', KEYS[1], 'user', user, 'created_at', now, 'expires_at', expires,\n"
+        "           'mode', mode, 'addr', ARGV[5])\n"
+        "redis.call('PEXPIREAT', KEYS[1], expires)\n"
+        "redis.call('ZADD', KEYS[2], expires, token)\n"
+        "local until_ = redis.call('PEXPIRETIME', KEYS[2])\n"
+        "if until_ < expires then redis.call('PEXPIREAT', KEYS[2], expires) end\n"
+        "return {1, expires}\n",
     [SCRIPT_RESUME] =
         "local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
         "local oid = oldest[1] and oldest[1][1] or ''\n"
@@ -114,7 +170,93 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "return {1, oid, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')}\n",
 };
 
+/* Functions for operators, FCALLed with redis-cli (docs/redis.md): revoke
+ * every session of a user, or one session, and tell the instances so that
+ * open connections of those sessions close.  %1$s is the library's name,
+ * %2$s the key prefix as a Lua string. */
+static const char script_library[] =
+    "#!lua name=%1$s\n"
+    "local P = %2$s\n"
+    LUA_REVOKED_FN
+    "local function name(v)\n"
+    "  return type(v) == 'string' and #v <= 64 and string.match(v, '^[A-Za-z0-9_.-]+$') ~= nil\n"
+    "end\n"
+    "redis.register_function('%1$s_revoke_user', function(keys, args)\n"
+    "  local user = args[1]\n"
+    "  if not name(user) then return redis.error_reply('usage: FCALL %1$s_revoke_user 0 USER') end\n"
+    "  local index = P .. 'user:' .. user .. ':sessions'\n"
+    "  local n = 0\n"
+    "  for _, t in ipairs(redis.call('ZRANGE', index, 0, -1)) do\n"
+    "    n = n + redis.call('DEL', P .. 'session:' .. t)\n"
+    "  end\n"
+    "  redis.call('DEL', index)\n"
+    "  revoked(P .. 'user:' .. user, user)\n"
+    "  return n\n"
+    "end)\n"
+    "redis.register_function('%1$s_revoke_session', function(keys, args)\n"
+    "  local token = args[1]\n"
+    "  if type(token) ~= 'string' then return redis.error_reply('usage: FCALL %1$s_revoke_session 0 TOKEN') end\n"
+    "  local user = redis.call('HGET', P .. 'session:' .. token, 'user')\n"
+    "  if not name(user) then return 0 end\n"
+    "  redis.call('DEL', P .. 'session:' .. token)\n"
+    "  redis.call('ZREM', P .. 'user:' .. user .. ':sessions', token)\n"
+    "  revoked(P .. 'user:' .. user, user)\n"
+    "  return 1\n"
+    "end)\n";
+
 static char script_sha[SCRIPT_COUNT][SHA_DIGEST_LENGTH * 2 + 1];
+
+void scripts_library_name(const char *prefix, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    for (const char *p = prefix; *p != '\0' && n + 1 < outlen; p++) {
+        out[n++] = isalnum((unsigned char)*p) ? *p : '_';
+    }
+    while (n > 0 && out[n - 1] == '_') {
+        n--;
+    }
+    out[n] = '\0';
+    if (n == 0 || isdigit((unsigned char)out[0])) {
+        snprintf(out, outlen, "parley");
+    }
+}
+
+/* Redis versions before 7 or ACLs may refuse functions: sessions still
+ * work, only the operators' shortcuts are missing. */
+static void scripts_on_library(redisReply *r, void *arg)
+{
+    PL_UNUSED(arg);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        log_warn("event=function_load_failed reply=\"%.200s\"", r->str);
+    }
+}
+
+void scripts_load_library(struct redis_conn *rc, const char *prefix)
+{
+    char lib[64], quoted[64 * 4 + 3], *code;
+    size_t q = 0;
+    int n;
+
+    scripts_library_name(prefix, lib, sizeof(lib));
+    /* Every byte as a decimal escape: any prefix is a valid Lua string. */
+    quoted[q++] = '"';
+    for (const char *p = prefix; *p != '\0' && q + 5 < sizeof(quoted); p++) {
+        q += (size_t)snprintf(quoted + q, sizeof(quoted) - q, "\\%u", (unsigned char)*p);
+    }
+    quoted[q++] = '"';
+    quoted[q] = '\0';
+    n = snprintf(NULL, 0, script_library, lib, quoted);
+    if (n < 0 || (code = malloc((size_t)n + 1)) == NULL) {
+        return;
+    }
+    snprintf(code, (size_t)n + 1, script_library, lib, quoted);
+    {
+        const char *argv[] = { "FUNCTION", "LOAD", "REPLACE", code };
+        redis_conn_command(rc, scripts_on_library, NULL, 4, argv, NULL);
+    }
+    free(code);
+}
 
 void scripts_init(void)
 {

@@ -16,9 +16,10 @@
 enum script_id {
     /* KEYS: log, dedup, rate.  ARGV: maxlen, channel, from, content, json
      * tail ("room":..,"from":..,"content":..), client_msg_id or "", dedup
-     * ttl, rate (per second, 0: no limit), burst.  Returns {id, 1} when
-     * stored, {first id, 0} for a repeated id, {"", -ms} when the sender's
-     * bucket is empty (ms until the next token). */
+     * ttl, rate (per second, 0: no limit), burst, room ttl (s, 0: none).
+     * Returns {id, 1} when stored, {first id, 0} for a repeated id,
+     * {"", -ms} when the sender's bucket is empty (ms until the next
+     * token).  Storing renews the room's lifetime. */
     SCRIPT_PUBLISH_MESSAGE,
     /* KEYS: members, instance presence.  ARGV: user, owner field
      * ("PID|ROOM|USER"), "in" or "out", channel, event.  Makes the owner
@@ -36,6 +37,18 @@ enum script_id {
      * prefix, instance id.  A graceful stop: releases all of the instance's
      * presence and forgets the instance, all or nothing. */
     SCRIPT_RETIRE,
+    /* KEYS: bucket.  ARGV: rate (per second), burst.  Takes a token:
+     * returns 0, or the ms until one is there. */
+    SCRIPT_RATE,
+    /* KEYS: session, the user's session index, the address's sign-in
+     * bucket.  ARGV: token, user, ttl (s), mode ("key" or "open"), client
+     * address, sign-ins per minute per address (0: no limit), the user's
+     * channel, most sessions per user.  Returns {1, expires_at ms} when
+     * made, {0, ms to wait} when the address is over its limit, {-1, 0}
+     * when an open sign-in finds the name held (a live session, or a
+     * connection on any host).  Past the per-user maximum the session that
+     * ends first is revoked. */
+    SCRIPT_SESSION_CREATE,
     /* KEYS: log.  ARGV: last id.  Returns {0, oldest} when LAST is not in
      * the stream, else {1, oldest, entries after LAST}. */
     SCRIPT_RESUME,
@@ -49,6 +62,12 @@ void scripts_init(void);
  * up, so that EVALSHA works from the first command and commands queued
  * behind a script keep their order (a NOSCRIPT retry would overtake them). */
 void scripts_load(struct redis_conn *rc);
+
+/* Loads (FUNCTION LOAD REPLACE) the operators' functions for keys under
+ * PREFIX: <lib>_revoke_user and <lib>_revoke_session, where <lib> is what
+ * scripts_library_name makes of PREFIX ("parley:" gives "parley"). */
+void scripts_load_library(struct redis_conn *rc, const char *prefix);
+void scripts_library_name(const char *prefix, char *out, size_t outlen);
 
 /* Runs script ID with NKEYS keys then the rest of ARGV (ARGC entries in
  * all).  Same contract as redis_conn_command. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -37,11 +38,11 @@ struct sse_client {
     struct bus_sub user_sub;
     enum sse_state state;
     char room[PL_NAME_MAX + 1];
-    char user[PL_NAME_MAX + 1];
+    struct auth_identity who;
     char resume[BUS_ID_MAX];        /* Last-Event-ID, "" for none */
     struct event_id last_sid;       /* newest stored id written (0-0: none) */
     struct bus_held held;           /* live events that came during replay */
-    int replay_pending;             /* a store call holds a pointer to us */
+    int pending;                    /* store calls that hold a pointer to us */
     int closed;
     LIST_ENTRY(sse_client) link;
 };
@@ -83,29 +84,39 @@ static void sse_free(struct sse_client *c)
     free(c);
 }
 
-/* Ends the stream now.  The memory waits while a store call still points
- * at it (replay_pending); the call's callback frees it. */
+/* Ends the stream now.  The memory waits while store calls still point at
+ * it (pending); the last one's callback frees it (sse_unpin). */
 static void sse_close(struct sse_client *c, const char *why)
 {
     if (c->closed) {
         return;
     }
     c->closed = 1;
-    log_debug("event=sse_closed room=%s user=%s reason=%s", c->room, c->user, why);
+    log_debug("event=sse_closed room=%s user=%s reason=%s", c->room, c->who.user, why);
     LIST_REMOVE(c, link);
     nclients--;
     metrics_gauge_add(METRIC_CONN_SSE, -1);
     bus_sub_remove(&c->room_sub);
     bus_sub_remove(&c->user_sub);
     if (c->state != SSE_SUBSCRIBING) {
-        presence_leave(c->room, c->user);
+        presence_leave(c->room, c->who.user);
     }
     event_free(c->ping);
     outq_detach(&c->out);
     bufferevent_free(c->bev);
-    if (!c->replay_pending) {
+    if (c->pending == 0) {
         sse_free(c);
     }
+}
+
+/* A store call for C came back: returns 0 when C is gone (then freed). */
+static int sse_unpin(struct sse_client *c)
+{
+    if (--c->pending == 0 && c->closed) {
+        sse_free(c);
+        return 0;
+    }
+    return !c->closed;
 }
 
 static int sse_backlogged(struct sse_client *c)
@@ -113,7 +124,7 @@ static int sse_backlogged(struct sse_client *c)
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= cfg->sse_max_backlog) {
         return 0;
     }
-    log_warn("event=slow_consumer transport=sse room=%s user=%s", c->room, c->user);
+    log_warn("event=slow_consumer transport=sse room=%s user=%s", c->room, c->who.user);
     metrics_add(METRIC_SLOW_CLOSED, 1);
     sse_close(c, "backlog");
     return 1;
@@ -144,7 +155,7 @@ static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const str
  * stored that it already has. */
 static int sse_wants(const struct sse_client *c, const struct bus_event *ev)
 {
-    return bus_event_for(ev, c->user) && (!ev->stored || event_id_order(&ev->sid, &c->last_sid) > 0);
+    return bus_event_for(ev, c->who.user) && (!ev->stored || event_id_order(&ev->sid, &c->last_sid) > 0);
 }
 
 static void sse_send_event(struct sse_client *c, struct bus_event *ev)
@@ -169,9 +180,26 @@ static void sse_on_room_event(struct bus_sub *sub, struct bus_event *ev)
     sse_on_event(PL_CONTAINER_OF(sub, struct sse_client, room_sub), ev);
 }
 
+static void sse_on_rechecked(int revoked, void *arg)
+{
+    struct sse_client *c = arg;
+
+    if (sse_unpin(c) && revoked) {
+        sse_close(c, "session_revoked");
+    }
+}
+
 static void sse_on_user_event(struct bus_sub *sub, struct bus_event *ev)
 {
-    sse_on_event(PL_CONTAINER_OF(sub, struct sse_client, user_sub), ev);
+    struct sse_client *c = PL_CONTAINER_OF(sub, struct sse_client, user_sub);
+
+    if (strcmp(ev->type, "revoked") == 0) {
+        if (auth_recheck(&c->who, sse_on_rechecked, c) == PL_OK) {
+            c->pending++;
+        }
+        return;
+    }
+    sse_on_event(c, ev);
 }
 
 /* Replay done (or not needed): write what was held, then go live. */
@@ -199,9 +227,7 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
 {
     struct sse_client *c = arg;
 
-    c->replay_pending = 0;
-    if (c->closed) {
-        sse_free(c);
+    if (!sse_unpin(c)) {
         return;
     }
     if (st == STORE_UNAVAILABLE) {
@@ -233,11 +259,11 @@ static void sse_on_ready(struct sse_client *c)
         return;
     }
     c->state = SSE_REPLAYING;
-    presence_join(c->room, c->user);
+    presence_join(c->room, c->who.user);
     if (c->resume[0] == '\0') {
         sse_go_live(c);
     } else if (store_history_resume(c->room, c->resume, sse_on_replay, c) == PL_OK) {
-        c->replay_pending = 1;
+        c->pending++;
     } else {
         sse_close(c, "redis_unavailable");
     }
@@ -259,6 +285,10 @@ static void sse_on_ping(evutil_socket_t fd, short what, void *arg)
 
     PL_UNUSED(fd);
     PL_UNUSED(what);
+    if (c->who.expires != 0 && time(NULL) >= c->who.expires) {
+        sse_close(c, "token_expired");      /* a reconnect needs a new token */
+        return;
+    }
     evbuffer_add(bufferevent_get_output(c->bev), ": ping\n\n", 8);
     outq_schedule(&c->out);
     sse_backlogged(c);
@@ -293,7 +323,7 @@ static void sse_on_written(struct outq_item *it, int error, size_t queued)
     }
 }
 
-static void sse_start(struct http_hold *hold, const char *user, void *arg)
+static void sse_start(struct http_hold *hold, const struct auth_identity *who, void *arg)
 {
     struct sse_client *c = arg;
     evhtp_request_t *req = hold->req;
@@ -329,7 +359,7 @@ static void sse_start(struct http_hold *hold, const char *user, void *arg)
             }
         }
     }
-    snprintf(c->user, sizeof(c->user), "%s", user);
+    c->who = *who;
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 200 OK\r\n"
                  "Content-Type: text/event-stream\r\n"
@@ -361,7 +391,7 @@ static void sse_start(struct http_hold *hold, const char *user, void *arg)
     c->user_sub.on_event = sse_on_user_event;
     c->user_sub.on_ready = sse_on_user_ready;
     if (bus_sub_add(&c->room_sub, store_room_channel(c->room, channel, sizeof(channel))) != PL_OK
-        || bus_sub_add(&c->user_sub, store_user_channel(c->user, channel, sizeof(channel))) != PL_OK) {
+        || bus_sub_add(&c->user_sub, store_user_channel(c->who.user, channel, sizeof(channel))) != PL_OK) {
         sse_close(c, "out_of_memory");
     }
 }
@@ -464,14 +494,14 @@ static void sse_on_answer_event(struct bufferevent *bev, short what, void *arg)
     sse_answer_close(arg);
 }
 
-static void sse_answer_start(struct http_hold *hold, const char *user, void *arg)
+static void sse_answer_start(struct http_hold *hold, const struct auth_identity *who, void *arg)
 {
     struct sse_answer *a = arg;
     evhtp_request_t *req = hold->req;
     char head[256];
     int n;
 
-    a->agent = agent_ask(a->query, a->room[0] ? a->room : NULL, user, sse_answer_on_chunk, sse_answer_on_done, a);
+    a->agent = agent_ask(a->query, a->room[0] ? a->room : NULL, who->user, sse_answer_on_chunk, sse_answer_on_done, a);
     if (a->agent == NULL) {
         http_error(req, 503, "agent_busy", "the agent is busy; try again shortly");
         http_release(hold);

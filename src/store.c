@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -28,7 +27,8 @@ static struct redis_conn *conn;
 struct store_call {
     union {
         store_token_cb token;
-        store_user_cb user;
+        store_session_cb session;
+        store_lookup_cb lookup;
         store_publish_cb publish;
         store_events_cb events;
         store_count_cb count;
@@ -82,6 +82,8 @@ static int store_failed(const redisReply *r)
     return r == NULL || r->type == REDIS_REPLY_ERROR;
 }
 
+static void store_on_count(redisReply *r, void *arg);
+
 static void (*up_cb)(void);
 
 static void store_on_state(struct redis_conn *rc, int up, void *arg)
@@ -129,87 +131,112 @@ const char *store_user_channel(const char *user, char *out, size_t outlen)
     return key_user_channel(out, outlen, cfg->redis_prefix, user) < 0 ? NULL : out;
 }
 
-static long long store_now_ms(void)
-{
-    struct timeval tv;
-
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* --- sessions ----------------------------------------------------------- */
+
+#define STORE_MAX_SESSIONS_PER_USER "256"
 
 static void store_on_session_created(redisReply *r, void *arg)
 {
     struct store_call *c = arg;
+    enum store_status st = STORE_UNAVAILABLE;
+    long long detail = 0;
 
-    /* The reply is EXEC's: an array when both HSET and EXPIRE ran. */
-    c->cb.token(store_failed(r) || r->type != REDIS_REPLY_ARRAY ? STORE_UNAVAILABLE : STORE_OK,
-                c->text, c->arg);
+    if (!store_failed(r) && r->type == REDIS_REPLY_ARRAY && r->elements == 2
+        && r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        st = r->element[0]->integer == 1 ? STORE_OK : r->element[0]->integer == 0 ? STORE_LIMITED : STORE_TAKEN;
+        detail = r->element[1]->integer;
+    }
+    c->cb.session(st, c->text, detail, c->arg);
     free(c);
 }
 
-int store_session_create(const char *user, store_token_cb cb, void *arg)
+int store_session_create(const struct store_session *s, store_session_cb cb, void *arg)
 {
     struct store_call *c = store_call_new(NULL, arg);
-    char key[STORE_KEY_MAX], now[32], ttl[16];
-    const char *multi[] = { "MULTI" };
-    const char *hset[] = { "HSET", key, "user", user, "created_at", now };
-    const char *expire[] = { "EXPIRE", key, ttl };
-    const char *exec[] = { "EXEC" };
+    char key[STORE_KEY_MAX], index[STORE_KEY_MAX], bucket[STORE_KEY_MAX], channel[STORE_KEY_MAX];
+    char ttl[16], rate[16];
 
     if (c == NULL || token_session_new(c->text) != PL_OK) {
         free(c);
         return PL_ERR;
     }
-    c->cb.token = cb;
+    c->cb.session = cb;
     key_session(key, sizeof(key), cfg->redis_prefix, c->text);
-    snprintf(now, sizeof(now), "%lld", store_now_ms());
-    snprintf(ttl, sizeof(ttl), "%d", cfg->session_ttl_s);
-    /* MULTI/EXEC so that a session never exists without its TTL. */
-    if (redis_conn_command(conn, NULL, NULL, 1, multi, NULL) != PL_OK
-        || redis_conn_command(conn, NULL, NULL, 6, hset, NULL) != PL_OK
-        || redis_conn_command(conn, NULL, NULL, 3, expire, NULL) != PL_OK) {
-        free(c);
-        return PL_ERR;
+    key_user_sessions(index, sizeof(index), cfg->redis_prefix, s->user);
+    key_signin(bucket, sizeof(bucket), cfg->redis_prefix, s->addr);
+    key_user_channel(channel, sizeof(channel), cfg->redis_prefix, s->user);
+    snprintf(ttl, sizeof(ttl), "%d", s->ttl_s);
+    snprintf(rate, sizeof(rate), "%d", s->open ? cfg->session_rate_limit : 0);
+    {
+        const char *argv[] = { key, index, bucket, c->text, s->user, ttl, s->open ? "open" : "key", s->addr,
+                               rate, channel, STORE_MAX_SESSIONS_PER_USER };
+        return store_run(c, SCRIPT_SESSION_CREATE, store_on_session_created, 3, 11, argv, NULL);
     }
-    return store_send(c, store_on_session_created, 1, exec, NULL);
 }
 
 static void store_on_session(redisReply *r, void *arg)
 {
     struct store_call *c = arg;
 
-    if (store_failed(r)) {
-        c->cb.user(STORE_UNAVAILABLE, NULL, c->arg);
-    } else if (r->type != REDIS_REPLY_STRING || !name_valid(r->str)) {
-        c->cb.user(STORE_NOT_FOUND, NULL, c->arg);
+    if (store_failed(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        c->cb.lookup(STORE_UNAVAILABLE, NULL, 0, c->arg);
+    } else if (r->element[0]->type != REDIS_REPLY_STRING || !name_valid(r->element[0]->str)) {
+        c->cb.lookup(STORE_NOT_FOUND, NULL, 0, c->arg);
     } else {
-        c->cb.user(STORE_OK, r->str, c->arg);
+        /* Sessions made before expires_at was kept end with their TTL. */
+        int64_t expires = r->element[1]->type == REDIS_REPLY_STRING ? strtoll(r->element[1]->str, NULL, 10) / 1000 : 0;
+        c->cb.lookup(STORE_OK, r->element[0]->str, expires, c->arg);
     }
     free(c);
 }
 
-int store_session_lookup(const char *token, store_user_cb cb, void *arg)
+int store_session_lookup(const char *token, store_lookup_cb cb, void *arg)
 {
     struct store_call *c = store_call_new(NULL, arg);
-    char key[STORE_KEY_MAX], ttl[16];
-    const char *hget[] = { "HGET", key, "user" };
-    const char *expire[] = { "EXPIRE", key, ttl };
+    char key[STORE_KEY_MAX];
+    const char *argv[] = { "HMGET", key, "user", "expires_at" };
 
     if (c == NULL) {
         return PL_ERR;
     }
-    c->cb.user = cb;
+    c->cb.lookup = cb;
     key_session(key, sizeof(key), cfg->redis_prefix, token);
-    snprintf(ttl, sizeof(ttl), "%d", cfg->session_ttl_s);
-    if (store_send(c, store_on_session, 3, hget, NULL) != PL_OK) {
+    return store_send(c, store_on_session, 4, argv, NULL);
+}
+
+int store_session_exists(const char *token, store_count_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(NULL, arg);
+    char key[STORE_KEY_MAX];
+    const char *argv[] = { "EXISTS", key };
+
+    if (c == NULL) {
         return PL_ERR;
     }
-    /* Sliding expiry: a session in use stays alive.  EXPIRE on a missing
-     * key does nothing, so a revoked session stays revoked. */
-    redis_conn_command(conn, NULL, NULL, 3, expire, NULL);
-    return PL_OK;
+    c->cb.count = cb;
+    key_session(key, sizeof(key), cfg->redis_prefix, token);
+    return store_send(c, store_on_count, 2, argv, NULL);
+}
+
+int store_signin_take(const char *addr, store_count_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(NULL, arg);
+    char bucket[STORE_KEY_MAX], rate[32], burst[16];
+    const char *argv[] = { bucket, rate, burst };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    if (cfg->session_rate_limit == 0) {
+        free(c);
+        cb(STORE_OK, 0, arg);
+        return PL_OK;
+    }
+    c->cb.count = cb;
+    key_signin(bucket, sizeof(bucket), cfg->redis_prefix, addr);
+    snprintf(rate, sizeof(rate), "%.6f", cfg->session_rate_limit / 60.0);
+    snprintf(burst, sizeof(burst), "%d", cfg->session_rate_limit);
+    return store_run(c, SCRIPT_RATE, store_on_count, 1, 3, argv, NULL);
 }
 
 /* --- messages ----------------------------------------------------------- */
@@ -234,7 +261,7 @@ int store_message_publish(const char *room, const char *from, const char *conten
 {
     struct store_call *c = store_call_new(room, arg);
     char log_key[STORE_KEY_MAX], dedup[STORE_KEY_MAX * 2], channel[STORE_KEY_MAX], maxlen[16];
-    char rate_key[STORE_KEY_MAX], rate[16], burst[16];
+    char rate_key[STORE_KEY_MAX], rate[16], burst[16], room_ttl[16];
     struct evbuffer *tail = evbuffer_new();
     int rc;
 
@@ -256,15 +283,16 @@ int store_message_publish(const char *room, const char *from, const char *conten
     key_rate(rate_key, sizeof(rate_key), cfg->redis_prefix, from);
     snprintf(rate, sizeof(rate), "%d", limited ? cfg->rate_limit : 0);
     snprintf(burst, sizeof(burst), "%d", cfg->rate_burst);
+    snprintf(room_ttl, sizeof(room_ttl), "%d", cfg->room_ttl_s);
     event_message_tail(tail, room, from, content, len);
     {
         const char *argv[] = { log_key, dedup, rate_key, maxlen, channel, from, content,
                                (const char *)evbuffer_pullup(tail, -1), cmid ? cmid : "", STORE_DEDUP_TTL,
-                               rate, burst };
+                               rate, burst, room_ttl };
         size_t lens[] = { strlen(log_key), strlen(dedup), strlen(rate_key), strlen(maxlen), strlen(channel),
                           strlen(from), len, evbuffer_get_length(tail), cmid ? strlen(cmid) : 0,
-                          strlen(STORE_DEDUP_TTL), strlen(rate), strlen(burst) };
-        rc = store_run(c, SCRIPT_PUBLISH_MESSAGE, store_on_published, 3, 12, argv, lens);
+                          strlen(STORE_DEDUP_TTL), strlen(rate), strlen(burst), strlen(room_ttl) };
+        rc = store_run(c, SCRIPT_PUBLISH_MESSAGE, store_on_published, 3, 13, argv, lens);
     }
     evbuffer_free(tail);
     return rc;

@@ -20,6 +20,7 @@ enum store_status {
     STORE_NOT_FOUND,            /* unknown or expired session; unknown resume id */
     STORE_UNAVAILABLE,          /* Redis down, slow or answering errors */
     STORE_LIMITED,              /* the sender is over its rate limit */
+    STORE_TAKEN,                /* an open sign-in's name is held by someone */
 };
 
 /* One stored event (a message) read back from a room's stream. */
@@ -36,7 +37,6 @@ struct store_events {
 };
 
 typedef void (*store_token_cb)(enum store_status st, const char *token, void *arg);
-typedef void (*store_user_cb)(enum store_status st, const char *user, void *arg);
 /* DETAIL: 1 when stored, 0 for a repeated client_msg_id; with
  * STORE_LIMITED, the milliseconds until the sender may publish again. */
 typedef void (*store_publish_cb)(enum store_status st, const char *id, long detail, void *arg);
@@ -48,11 +48,33 @@ int store_init(struct event_base *base, const struct conf *cfg);
 void store_shutdown(void);
 int store_is_up(void);
 
-/* Creates a session for USER: parley:session:<token>, with the TTL. */
-int store_session_create(const char *user, store_token_cb cb, void *arg);
+/* A session to make: for USER, ending TTL_S seconds from now.  OPEN is an
+ * open sign-in: the name must be free, and ADDR (the client's address, also
+ * kept in the session) is held to session_rate_limit. */
+struct store_session {
+    const char *user;
+    int ttl_s;
+    int open;
+    const char *addr;
+};
 
-/* Finds the user of a session token and renews its TTL. */
-int store_session_lookup(const char *token, store_user_cb cb, void *arg);
+/* Makes the session (parley:session:<token>, indexed under the user).  CB
+ * gets the token with STORE_OK, and DETAIL: when it ends (ms since the
+ * epoch); with STORE_LIMITED the ms to wait; or STORE_TAKEN. */
+typedef void (*store_session_cb)(enum store_status st, const char *token, long long detail, void *arg);
+int store_session_create(const struct store_session *s, store_session_cb cb, void *arg);
+
+/* Finds the user of a session token, and when the session ends (seconds
+ * since the epoch, 0 if unknown); STORE_NOT_FOUND for none. */
+typedef void (*store_lookup_cb)(enum store_status st, const char *user, int64_t expires, void *arg);
+int store_session_lookup(const char *token, store_lookup_cb cb, void *arg);
+
+/* Whether session TOKEN still exists: CB's N is 1 or 0. */
+int store_session_exists(const char *token, store_count_cb cb, void *arg);
+
+/* Counts a sign-in attempt of ADDR against session_rate_limit: CB's N is
+ * 0 when allowed, else the ms until the next one is. */
+int store_signin_take(const char *addr, store_count_cb cb, void *arg);
 
 /* Stores and publishes a message in ROOM (idempotent on CMID, may be NULL).
  * With LIMITED, FROM's publishing is held to rate_limit/rate_burst across

@@ -40,7 +40,7 @@ struct ws_conn {
     int64_t last_seen_ms;       /* last frame from the peer */
     int64_t ping_sent_ms;
     int64_t deadline_ms;        /* CLOSING/FLUSHING: hard close after this */
-    int64_t auth_expires;       /* the JWT's exp (wall-clock s), 0: never */
+    int64_t auth_expires;       /* when the token ends (wall-clock s), 0: never */
     struct evbuffer *fragments; /* a fragmented message being assembled */
     struct outq_item out;
     LIST_ENTRY(ws_conn) link;
@@ -397,7 +397,7 @@ struct ws_pending {
     char accept[32];
 };
 
-static void ws_accept(struct http_hold *hold, const char *user, void *arg)
+static void ws_accept(struct http_hold *hold, const struct auth_identity *who, void *arg)
 {
     struct ws_pending *pend = arg;
     evhtp_request_t *req = hold->req;
@@ -415,7 +415,7 @@ static void ws_accept(struct http_hold *hold, const char *user, void *arg)
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Accept: %s\r\nX-Request-Id: %s\r\n\r\n", pend->accept, http_request_id(req));
     http_log_response(req, 101);
-    c->auth_expires = hold->auth_expires;
+    c->auth_expires = who->expires;
     c->bev = http_take_over(req);
     hold->req = NULL;
     http_release(hold);
@@ -431,7 +431,7 @@ static void ws_accept(struct http_hold *hold, const char *user, void *arg)
     bufferevent_enable(c->bev, EV_READ);
     outq_attach(&c->out, c->bev, ws_on_written);
     outq_schedule(&c->out);
-    c->state = handlers->on_open(c, user, pend->room);
+    c->state = handlers->on_open(c, who, pend->room);
     free(pend);
     if (c->state == NULL) {
         ws_fail(c, 1011, "cannot start the session");
@@ -462,7 +462,7 @@ static void ws_upgrade(evhtp_request_t *req, const struct http_params *params)
         http_error(req, 400, "bad_request", "missing or invalid Sec-WebSocket-Key");
         return;
     }
-    if (!http_origin_allowed(req, cfg->allowed_origins)) {
+    if (http_origin(req) == ORIGIN_REFUSED) {
         http_error(req, 403, "forbidden", "origin not allowed");
         return;
     }

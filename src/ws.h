@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "auth.h"
 #include "chunk.h"
 #include "conf.h"
 
@@ -24,7 +25,7 @@ struct ws_conn;
  * (NULL refuses the connection with 1011); on_close is called exactly once
  * when the connection goes away, after which C must not be used. */
 struct ws_handlers {
-    void *(*on_open)(struct ws_conn *c, const char *user, const char *room);
+    void *(*on_open)(struct ws_conn *c, const struct auth_identity *who, const char *room);
     void (*on_text)(struct ws_conn *c, void *state, const char *text, size_t len);
     void (*on_close)(struct ws_conn *c, void *state);
 };
@@ -41,7 +42,8 @@ struct chunk *ws_text_frame(const char *text, size_t len);
 void ws_send_event(struct ws_conn *c, struct chunk *frame);
 void ws_send_text(struct ws_conn *c, const char *text, size_t len);
 
-/* Starts the closing handshake with CODE. */
+/* Starts the closing handshake with CODE; REASON is sent (up to 123
+ * bytes) and may be NULL. */
 void ws_close(struct ws_conn *c, int code, const char *reason);
 
 /* Graceful stop: close 1001 to every client. */

@@ -30,6 +30,8 @@ int main(void)
     srunner_add_suite(sr, suite_event());
     srunner_add_suite(sr, suite_http());
     srunner_add_suite(sr, suite_names());
+    srunner_add_suite(sr, suite_netaddr());
+    srunner_add_suite(sr, suite_origin());
     srunner_add_suite(sr, suite_rate());
     srunner_add_suite(sr, suite_redis_url());
     srunner_add_suite(sr, suite_sse_parse());

@@ -11,6 +11,8 @@ Suite *suite_dict(void);
 Suite *suite_event(void);
 Suite *suite_http(void);
 Suite *suite_names(void);
+Suite *suite_netaddr(void);
+Suite *suite_origin(void);
 Suite *suite_rate(void);
 Suite *suite_redis_url(void);
 Suite *suite_sse_parse(void);

@@ -24,6 +24,11 @@ SLOW = float(os.environ.get("PARLEY_TEST_SLOW", "1"))
 
 _live = []
 
+# The application backend's key: every parleyd of the tests accepts it, so
+# session() mints sessions as a backend would (open sign-in stays off unless
+# a test turns it on).
+SESSION_KEY = "test-session-key-0123456789abcdef0123456789abcdef"
+
 # What AddressSanitizer, LeakSanitizer and UBSan print when they find a bug.
 SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error: |SUMMARY: \w+Sanitizer")
 
@@ -93,8 +98,11 @@ class Parleyd:
         self.conf = os.path.join(tmpdir, "parley.conf")
         self.logpath = os.path.join(tmpdir, "parleyd.log")
         # Tests publish in bursts: no rate limit unless a test asks for one.
+        keyfile = os.path.join(tmpdir, "session.key")
+        with open(keyfile, "w") as f:
+            f.write(SESSION_KEY + "\n")
         self.settings = {"listen": "127.0.0.1:0", "workers": "2", "log_level": "info",
-                         "shutdown_timeout": "5s", "rate_limit": "0"}
+                         "shutdown_timeout": "5s", "rate_limit": "0", "session_key_file": keyfile}
         self.settings.update(settings or {})
         self.args = args or []
         self.env = env
@@ -340,10 +348,15 @@ class SSEClient:
         self._thread.join(5)
 
 
-def session(p, user):
-    """Creates a session on parleyd P; returns the token."""
-    status, _, body = p.request("POST", "/api/sessions", body=json.dumps({"user": user}),
-                                headers={"Content-Type": "application/json"})
+def session(p, user, ttl=None):
+    """Creates a session on parleyd P as the application backend does (with
+    the session key); returns the token."""
+    doc = {"user": user}
+    if ttl is not None:
+        doc["ttl"] = ttl
+    status, _, body = p.request("POST", "/api/sessions", body=json.dumps(doc),
+                                headers={"Content-Type": "application/json",
+                                         "Authorization": "Bearer " + SESSION_KEY})
     assert status == 201, (status, body)
     return json.loads(body)["token"]
 

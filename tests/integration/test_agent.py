@@ -354,7 +354,7 @@ class Agent(unittest.TestCase):
             self.assertNotIn(KEY, p.log())
             self.assertNotIn(KEY[3:], p.log())
         self.assertNotIn(KEY, metrics.decode())
-        self.assertRegex(self.p.log(), r"event=agent_key source=file set=yes")
+        self.assertRegex(self.p.log(), r"event=key_loaded key=agent_api_key source=file set=yes")
 
 
 class AgentConfig(unittest.TestCase):

@@ -37,29 +37,44 @@ class Api(unittest.TestCase):
         self.assertEqual(body["error"]["code"], code)
 
     def test_session_created_in_redis_with_ttl(self):
-        status, headers, body = self.post("/api/sessions", {"user": "alice"})
+        key_header = {"Authorization": "Bearer " + harness.SESSION_KEY}
+        status, headers, body = self.post("/api/sessions", {"user": "alice"}, headers=key_header)
         self.assertEqual(status, 201)
+        self.assertEqual(headers["cache-control"], "no-store")
         self.assertEqual(body["user"], "alice")
         self.assertEqual(body["expires_in"], 3600)
         self.assertRegex(body["token"], r"^[A-Za-z0-9_-]{43}$")
         key = "parley:session:" + body["token"]
         self.assertEqual(redis_cli(self.env.redis, "HGET", key, "user"), "alice")
-        self.assertRegex(redis_cli(self.env.redis, "HGET", key, "created_at"), r"^\d{13}$")
+        self.assertEqual(redis_cli(self.env.redis, "HGET", key, "mode"), "key")
+        self.assertEqual(redis_cli(self.env.redis, "HGET", key, "addr"), "127.0.0.1")
+        created = int(redis_cli(self.env.redis, "HGET", key, "created_at"))
+        expires = int(redis_cli(self.env.redis, "HGET", key, "expires_at"))
+        self.assertEqual(expires - created, 3600 * 1000)
         self.assertTrue(3590 <= int(redis_cli(self.env.redis, "TTL", key)) <= 3600)
-        tokens = {self.post("/api/sessions", {"user": "alice"})[2]["token"] for _ in range(20)}
+        # The user's index lists the session with its end as the score.
+        index = "parley:user:alice:sessions"
+        self.assertEqual(int(redis_cli(self.env.redis, "ZSCORE", index, body["token"])), expires)
+        self.assertTrue(3590 <= int(redis_cli(self.env.redis, "TTL", index)) <= 3600)
+        tokens = {self.post("/api/sessions", {"user": "alice"}, headers=key_header)[2]["token"] for _ in range(20)}
         self.assertEqual(len(tokens), 20)
 
     def test_session_bad_input(self):
+        key_header = {"Authorization": "Bearer " + harness.SESSION_KEY}
         for user in ("", "a b", "x" * 65, "..", ".", "é", 5, None, "a\u0000b", "ab\u0000"):
-            status, _, body = self.post("/api/sessions", {"user": user})
+            status, _, body = self.post("/api/sessions", {"user": user}, headers=key_header)
             self.assert_error(status, body, 400, "bad_request")
-        status, _, body = self.post("/api/sessions", b"{not json", raw=True)
+        for ttl in (0, -1, 1.5, "60", 365 * 86400 + 1, True):
+            status, _, body = self.post("/api/sessions", {"user": "ttl", "ttl": ttl}, headers=key_header)
+            self.assert_error(status, body, 400, "bad_request")
+        status, _, body = self.post("/api/sessions", b"{not json", raw=True, headers=key_header)
         self.assert_error(status, body, 400, "invalid_json")
-        status, _, body = self.post("/api/sessions", b'{"user":"a"} trailing', raw=True)
+        status, _, body = self.post("/api/sessions", b'{"user":"a"} trailing', raw=True, headers=key_header)
         self.assert_error(status, body, 400, "invalid_json")
-        status, _, body = self.post("/api/sessions", b'["alice"]', raw=True)
+        status, _, body = self.post("/api/sessions", b'["alice"]', raw=True, headers=key_header)
         self.assert_error(status, body, 400, "invalid_json")
-        status, _, body = self.post("/api/sessions", {"user": "alice"}, headers={"Content-Type": "text/plain"})
+        status, _, body = self.post("/api/sessions", {"user": "alice"},
+                                    headers=dict(key_header, **{"Content-Type": "text/plain"}))
         self.assert_error(status, body, 415, "unsupported_media_type")
 
     def test_revoked_session_is_refused(self):

@@ -93,7 +93,7 @@ class Ops(unittest.TestCase):
     def test_unknown_path_404(self):
         rid = self.assert_error(*self.p.request("GET", "/nope"), 404, "not_found")
         # The same id appears in the log line of that request.
-        self.p.wait_log(r"event=request id=%s method=GET path=/nope status=404" % rid)
+        self.p.wait_log(r"event=request id=%s client=127\.0\.0\.1 method=GET path=/nope status=404" % rid)
 
     def test_wrong_method_405(self):
         status, headers, body = self.p.request("POST", "/healthz", body=b"{}")

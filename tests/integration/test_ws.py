@@ -315,10 +315,20 @@ class Origins(WSCase):
 class Chat(WSCase):
     settings = {"workers": "2", "max_content": "100", "ws_max_message": "1024"}
 
-    def test_any_origin_without_allowed_origins(self):
-        c = self.connect(self.name("alice"), self.name("o"), headers={"Origin": "http://evil.example"})
-        c.close()
-        self.assertEqual(c.expect_close(), (1000, ""))
+    def test_same_origin_only_without_allowed_origins(self):
+        user, room = self.name("alice"), self.name("o")
+        host = "127.0.0.1:%d" % self.p.port
+        for origin in ("http://evil.example", "null", "http://127.0.0.1:%d.evil" % self.p.port,
+                       "https://127.0.0.1:%d" % (self.p.port + 1)):
+            resp = handshake(self.p.port, "/ws/chat/%s?token=%s" % (room, self.token(user)),
+                                      headers={"Origin": origin, "Host": host})
+            self.assertEqual(resp.status, 403, origin)
+        # The server's own pages (the Host the browser asked for), and clients
+        # that are not browser pages, are let in.
+        for origin in ("http://127.0.0.1:%d" % self.p.port, "HTTPS://127.0.0.1:%d" % self.p.port, None):
+            c = self.connect(user, room, headers={"Origin": origin, "Host": host} if origin else None)
+            c.close()
+            self.assertEqual(c.expect_close(), (1000, ""))
 
     def test_welcome(self):
         room, alice, bob = self.name("w"), self.name("alice"), self.name("bob")
