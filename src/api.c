@@ -231,6 +231,39 @@ static void api_whoami(evhtp_request_t *req, const struct http_params *params)
     auth_request(req, api_whoami_as, NULL);
 }
 
+static void api_on_logged_out(enum store_status st, long long n, void *arg)
+{
+    struct http_hold *hold = arg;
+
+    PL_UNUSED(n);
+    if (hold->req != NULL && st != STORE_OK) {
+        http_error(hold->req, 503, "redis_unavailable", "the session store is unavailable");
+    } else if (hold->req != NULL) {
+        http_reply(hold->req, 204, NULL, "", 0);
+    }
+    http_release(hold);
+}
+
+static void api_logout_as(struct http_hold *hold, const struct auth_identity *who, void *arg)
+{
+    PL_UNUSED(arg);
+    if (who->session[0] == '\0') {
+        http_error(hold->req, 400, "bad_request", "a JWT ends at its \"exp\"; only sessions are ended here");
+    } else if (store_session_revoke(who->session, api_on_logged_out, hold) == PL_OK) {
+        return;
+    } else {
+        http_error(hold->req, 503, "redis_unavailable", "the session store is unavailable");
+    }
+    http_release(hold);
+}
+
+/* DELETE /api/sessions/current: signing out ends the session everywhere. */
+static void api_logout(evhtp_request_t *req, const struct http_params *params)
+{
+    PL_UNUSED(params);
+    auth_request(req, api_logout_as, NULL);
+}
+
 static void api_config(evhtp_request_t *req, const struct http_params *params)
 {
     struct evbuffer *b = evbuffer_new();
@@ -423,6 +456,7 @@ void api_register(const struct conf *c)
     cfg = c;
     http_route_add("/api/sessions", HTTP_POST, api_sessions);
     http_route_add("/api/sessions/current", HTTP_GET, api_whoami);
+    http_route_add("/api/sessions/current", HTTP_DELETE, api_logout);
     http_route_add("/api/config", HTTP_GET, api_config);
     http_route_add("/api/rooms/{}/messages", HTTP_POST, api_publish);
     http_route_add("/api/rooms/{}/messages", HTTP_GET, api_history);

@@ -156,13 +156,14 @@ static unsigned http_method_bit(htp_method m)
     case htp_method_HEAD: return HTTP_HEAD;
     case htp_method_POST: return HTTP_POST;
     case htp_method_OPTIONS: return HTTP_OPTIONS;
+    case htp_method_DELETE: return HTTP_DELETE;
     default: return 0;
     }
 }
 
 static void http_allow_header(unsigned methods, char *buf, size_t len)
 {
-    static const char *const names[] = { "GET", "HEAD", "POST", "OPTIONS" };
+    static const char *const names[] = { "GET", "HEAD", "POST", "OPTIONS", "DELETE" };
     size_t n = 0;
 
     buf[0] = '\0';
@@ -398,7 +399,7 @@ static int http_cors(evhtp_request_t *req, const char *path)
     }
     if (req->method == htp_method_OPTIONS
         && evhtp_header_find(req->headers_in, "Access-Control-Request-Method") != NULL) {
-        http_header_set(req, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        http_header_set(req, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
         http_header_set(req, "Access-Control-Allow-Headers",
                         "Authorization, Content-Type, Last-Event-ID, X-Request-Id");
         http_header_set(req, "Access-Control-Max-Age", "600");

@@ -25,6 +25,7 @@ enum http_method_bit {
     HTTP_HEAD = 1 << 1,
     HTTP_POST = 1 << 2,
     HTTP_OPTIONS = 1 << 3,
+    HTTP_DELETE = 1 << 4,
 };
 
 struct http_params {

@@ -61,6 +61,18 @@
     "    '{\"type\":\"revoked\",\"user\":\"' .. user .. '\"}')\n" \
     "end\n"
 
+/* Revokes session TOKEN under prefix P: returns 1, or 0 when there was none. */
+#define LUA_REVOKE_SESSION_FN \
+    LUA_REVOKED_FN \
+    "local function revoke_session(P, token)\n" \
+    "  local user = redis.call('HGET', P .. 'session:' .. token, 'user')\n" \
+    "  if type(user) ~= 'string' or not string.match(user, '^[A-Za-z0-9_.-]+$') then return 0 end\n" \
+    "  redis.call('DEL', P .. 'session:' .. token)\n" \
+    "  redis.call('ZREM', P .. 'user:' .. user .. ':sessions', token)\n" \
+    "  revoked(P .. 'user:' .. user, user)\n" \
+    "  return 1\n" \
+    "end\n"
+
 static const char *const script_source[SCRIPT_COUNT] = {
     [SCRIPT_PUBLISH_MESSAGE] =
         LUA_TAKE_FN
@@ -163,6 +175,9 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "local until_ = redis.call('PEXPIRETIME', KEYS[2])\n"
         "if until_ < expires then redis.call('PEXPIREAT', KEYS[2], expires) end\n"
         "return {1, expires}\n",
+    [SCRIPT_SESSION_REVOKE] =
+        LUA_REVOKE_SESSION_FN
+        "return revoke_session(ARGV[1], ARGV[2])\n",
     [SCRIPT_RESUME] =
         "local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
         "local oid = oldest[1] and oldest[1][1] or ''\n"
@@ -177,7 +192,7 @@ static const char *const script_source[SCRIPT_COUNT] = {
 static const char script_library[] =
     "#!lua name=%1$s\n"
     "local P = %2$s\n"
-    LUA_REVOKED_FN
+    LUA_REVOKE_SESSION_FN
     "local function name(v)\n"
     "  return type(v) == 'string' and #v <= 64 and string.match(v, '^[A-Za-z0-9_.-]+$') ~= nil\n"
     "end\n"
@@ -194,14 +209,8 @@ static const char script_library[] =
     "  return n\n"
     "end)\n"
     "redis.register_function('%1$s_revoke_session', function(keys, args)\n"
-    "  local token = args[1]\n"
-    "  if type(token) ~= 'string' then return redis.error_reply('usage: FCALL %1$s_revoke_session 0 TOKEN') end\n"
-    "  local user = redis.call('HGET', P .. 'session:' .. token, 'user')\n"
-    "  if not name(user) then return 0 end\n"
-    "  redis.call('DEL', P .. 'session:' .. token)\n"
-    "  redis.call('ZREM', P .. 'user:' .. user .. ':sessions', token)\n"
-    "  revoked(P .. 'user:' .. user, user)\n"
-    "  return 1\n"
+    "  if type(args[1]) ~= 'string' then return redis.error_reply('usage: FCALL %1$s_revoke_session 0 TOKEN') end\n"
+    "  return revoke_session(P, args[1])\n"
     "end)\n";
 
 static char script_sha[SCRIPT_COUNT][SHA_DIGEST_LENGTH * 2 + 1];

@@ -49,6 +49,10 @@ enum script_id {
      * connection on any host).  Past the per-user maximum the session that
      * ends first is revoked. */
     SCRIPT_SESSION_CREATE,
+    /* ARGV: prefix, token.  Deletes the session, takes it out of its
+     * user's index and publishes "revoked" on the user's channel.
+     * Returns 1, or 0 when there was no such session. */
+    SCRIPT_SESSION_REVOKE,
     /* KEYS: log.  ARGV: last id.  Returns {0, oldest} when LAST is not in
      * the stream, else {1, oldest, entries after LAST}. */
     SCRIPT_RESUME,

@@ -204,6 +204,18 @@ int store_session_lookup(const char *token, store_lookup_cb cb, void *arg)
     return store_send(c, store_on_session, 4, argv, NULL);
 }
 
+int store_session_revoke(const char *token, store_count_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(NULL, arg);
+    const char *argv[] = { cfg->redis_prefix, token };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.count = cb;
+    return store_run(c, SCRIPT_SESSION_REVOKE, store_on_count, 0, 2, argv, NULL);
+}
+
 int store_session_exists(const char *token, store_count_cb cb, void *arg)
 {
     struct store_call *c = store_call_new(NULL, arg);

@@ -69,6 +69,10 @@ int store_session_create(const struct store_session *s, store_session_cb cb, voi
 typedef void (*store_lookup_cb)(enum store_status st, const char *user, int64_t expires, void *arg);
 int store_session_lookup(const char *token, store_lookup_cb cb, void *arg);
 
+/* Revokes session TOKEN (its open connections close): CB's N is 1, or 0
+ * when there was none. */
+int store_session_revoke(const char *token, store_count_cb cb, void *arg);
+
 /* Whether session TOKEN still exists: CB's N is 1 or 0. */
 int store_session_exists(const char *token, store_count_cb cb, void *arg);
 

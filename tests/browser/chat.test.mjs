@@ -4,7 +4,7 @@
 // after another (one of them restarts the server).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, beforeEach, test } from 'node:test';
 import {
   BASE, bodies, countText, history, launch, openChat, post, screenshot, send, session, sleep,
   startOtherInstance, startParleyd, stopParleyd, unique, waitForText, waitOnline,
@@ -21,8 +21,19 @@ after(async () => {
   if (browser) await browser.close();
 });
 
+// Open sign-in keeps a name for as long as its session lives: each test
+// signs its people in under names of its own.
+let testSeq = 0;
+beforeEach(() => {
+  testSeq += 1;
+});
+
+function who(name) {
+  return `${name}-${testSeq}`;
+}
+
 async function chat(user, room, opts) {
-  const page = await openChat(browser, user, room, opts);
+  const page = await openChat(browser, who(user), room, opts);
   pages.push(page);
   return page;
 }
@@ -41,8 +52,8 @@ test('two pages chat with each other and see every message once', async () => {
   const bob = await chat('bob', room);
   try {
     // Presence: bob's welcome lists alice; alice hears bob join.
-    await bob.waitForSelector('#members [data-user="alice"]');
-    await alice.waitForSelector('#members [data-user="bob"]');
+    await bob.waitForSelector(`#members [data-user="${who('alice')}"]`);
+    await alice.waitForSelector(`#members [data-user="${who('bob')}"]`);
 
     const lines = ['hello bob', 'hi alice!', 'how are you?', 'fine, thanks', 'bye'];
     for (const [i, line] of lines.entries()) {
@@ -63,15 +74,16 @@ test('two pages chat with each other and see every message once', async () => {
     // Typing: shown to the other side for a few seconds.
     await bob.fill('#input', 'still typ');
     await bob.type('#input', 'ing');
-    await alice.waitForFunction(() => document.getElementById('typing').textContent === 'bob is typing…');
+    await alice.waitForFunction((name) => document.getElementById('typing').textContent === `${name} is typing…`,
+      who('bob'));
     await bob.fill('#input', '');
 
     // A direct message: pick bob in the member list.
-    await alice.click('#members [data-user="bob"]');
+    await alice.click(`#members [data-user="${who('bob')}"]`);
     await alice.waitForSelector('#dm-target:not([hidden])');
     await send(alice, 'just between us');
     await bob.waitForSelector('#log .msg.direct-in');
-    assert.equal(await bob.locator('#log .msg.direct-in .from').textContent(), 'alice');
+    assert.equal(await bob.locator('#log .msg.direct-in .from').textContent(), who('alice'));
     assert.equal(await bob.locator('#log .msg.direct-in .body').textContent(), 'just between us');
     await alice.waitForSelector('#log .msg.direct-out');
     assert.equal(await countText(alice, 'just between us'), 1);
@@ -304,7 +316,7 @@ test('with WebSocket blocked the page falls back to SSE + HTTP POST', async () =
       assert.equal(await page.locator('#pending .msg').count(), 0);
     }
     // Over SSE the user still counts as present.
-    await bob.waitForSelector('#members [data-user="alice"]');
+    await bob.waitForSelector(`#members [data-user="${who('alice')}"]`);
 
     // The agent answers privately over /api/chat/stream.
     await alice.fill('#input', 'help');
@@ -376,5 +388,83 @@ test('the sign-in page: served with content types, refuses bad names', async () 
     assert.deepEqual(errors, []);
   } finally {
     await context.close();
+  }
+});
+
+test('open sign-in: a name in use cannot be taken, the agent\'s name never', async () => {
+  const room = unique('names');
+  const name = unique('ann');
+  const first = await openChat(browser, name, room);
+  pages.push(first);
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${BASE}/`);
+    for (const [taken, want] of [[name, /in use right now/], ['agent', /reserved/], ['Agent', /reserved/]]) {
+      await page.fill('#login-name', taken);
+      await page.fill('#login-room', room);
+      await page.click('#login-submit');
+      await page.waitForFunction((re) => new RegExp(re).test(document.getElementById('login-error').textContent),
+        want.source);
+      assert.equal(await page.locator('#chat').isHidden(), true);
+    }
+    // Signing out (here: "change name") ends the session: the name is free.
+    await first.click('#logout');
+    await first.waitForSelector('#login-name', { state: 'visible' });
+    await page.fill('#login-name', name);
+    await page.click('#login-submit');
+    await waitOnline(page);
+    assert.equal(await page.textContent('#me-name'), name);
+  } finally {
+    await context.close();
+  }
+});
+
+test('without open sign-in the page takes the token the application hands over', async () => {
+  const other = await startOtherInstance({ open_sessions: 'off' });
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    // Nobody may pick a name here: no form, a word on where to sign in.
+    await page.goto(`${other.base}/`);
+    await page.waitForSelector('#login-closed', { state: 'visible' });
+    assert.equal(await page.locator('#login-name').isVisible(), false);
+    assert.equal(await page.locator('#login-submit').isVisible(), false);
+
+    // The application mints a session and links to the chat with it in the
+    // fragment, which never reaches a server (or its logs).
+    const user = unique('handed');
+    const room = unique('given');
+    const token = await session(user, other.base);
+    await page.goto(`${other.base}/#room=${room}&token=${token}`);
+    await waitOnline(page);
+    assert.equal(new URL(page.url()).hash, `#${room}`);
+    assert.equal(await page.textContent('#me-name'), user);
+    assert.equal(await page.textContent('#logout'), 'sign out');
+    await send(page, 'handed over');
+    assert.equal(await waitForText(page, 'handed over'), 1);
+
+    // Or it sets the parley_token cookie on the chat's own origin.
+    const cookieUser = unique('cookie');
+    const cookieContext = await browser.newContext();
+    try {
+      await cookieContext.addCookies([{ name: 'parley_token', value: await session(cookieUser, other.base),
+        url: other.base, httpOnly: true, sameSite: 'Strict' }]);
+      const cpage = await cookieContext.newPage();
+      await cpage.goto(`${other.base}/#${room}`);
+      await waitOnline(cpage);
+      assert.equal(await cpage.textContent('#me-name'), cookieUser);
+      assert.equal(await waitForText(cpage, 'handed over'), 1);
+      await send(cpage, 'by cookie');
+      assert.equal(await waitForText(page, 'by cookie'), 1);
+    } finally {
+      await cookieContext.close();
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+    await other.stop();
   }
 });

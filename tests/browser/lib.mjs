@@ -21,6 +21,7 @@ const PARLEYD = env('PARLEYD');
 const CONF = env('PARLEY_CONF');
 const LOG = env('PARLEY_LOG');
 const PIDLIST = env('PARLEY_PIDLIST');
+const SESSION_KEY = env('PARLEY_SESSION_KEY');
 
 export { sleep };
 
@@ -99,9 +100,12 @@ export async function screenshot(page, name) {
 
 // ---- the HTTP API, as a test client ------------------------------------
 
+/** A session for USER, made as the application backend makes one (with the key). */
 export async function session(user, base = BASE) {
   const r = await fetch(`${base}/api/sessions`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user }),
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${SESSION_KEY}` },
+    body: JSON.stringify({ user }),
   });
   if (r.status !== 201) throw new Error(`POST /api/sessions: ${r.status} ${await r.text()}`);
   return (await r.json()).token;
@@ -161,9 +165,9 @@ function countMatches(file, re) {
   }
 }
 
-function spawnParleyd(args, logFile) {
+function spawnParleyd(args, logFile, conf = CONF) {
   const fd = fs.openSync(logFile, 'a');
-  const child = spawn(PARLEYD, ['-c', CONF, ...args], { stdio: ['ignore', fd, fd] });
+  const child = spawn(PARLEYD, ['-c', conf, ...args], { stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   fs.appendFileSync(PIDLIST, `${child.pid}\n`);     // tests/browser/run stops it at the end
   child.unref();
@@ -191,15 +195,20 @@ export async function startParleyd() {
 
 /**
  * A second parleyd on another port, sharing the same Redis: a client of the
- * same deployment that can post while the first instance is down.
+ * same deployment that can post while the first instance is down.  SETTINGS
+ * ({key: value}) change its configuration file.
  */
-export async function startOtherInstance() {
+export async function startOtherInstance(settings = {}) {
   const log = path.join(path.dirname(LOG), 'parleyd-other.log');
-  const child = spawnParleyd(['--listen', '127.0.0.1:0'], log);
+  const conf = path.join(path.dirname(LOG), 'parley-other.conf');
+  const lines = fs.readFileSync(CONF, 'utf8').split('\n').filter((l) => !(l.split('=')[0].trim() in settings));
+  fs.writeFileSync(conf, [...lines.filter(Boolean), ...Object.entries(settings).map(([k, v]) => `${k} = ${v}`), ''].join('\n'));
+  const before = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').length : 0;
+  const child = spawnParleyd(['--listen', '127.0.0.1:0'], log, conf);
   extraPid = child.pid;
   let port = null;
   await waitFor(() => {
-    const text = fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : '';
+    const text = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(before) : '';
     const m = text.match(/event=listening addr=127\.0\.0\.1:(\d+)/);
     if (m && /event=ready /.test(text)) port = m[1];
     return port !== null;

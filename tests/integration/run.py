@@ -14,11 +14,16 @@ class Result(unittest.TextTestResult):
         super().startTest(test)
 
     def _line(self, word, test):
-        self.stream.write("%-4s %s (%.2fs)\n" % (word, test.id(), time.monotonic() - self._started))
+        # A class's setUpClass failing reports before any test started.
+        started = getattr(self, "_started", time.monotonic())
+        self.stream.write("%-4s %s (%.2fs)\n" % (word, test.id(), time.monotonic() - started))
         self.stream.flush()
+
+    passed = 0
 
     def addSuccess(self, test):
         unittest.TestResult.addSuccess(self, test)
+        self.passed += 1
         self._line("ok", test)
 
     def addFailure(self, test, err):
@@ -47,7 +52,7 @@ def main():
     runner = unittest.TextTestRunner(stream=sys.stdout, resultclass=Result, verbosity=0)
     result = runner.run(suite)
     bad = len(result.failures) + len(result.errors)
-    print("%d passed, %d failed" % (result.testsRun - bad - len(result.skipped), bad))
+    print("%d passed, %d failed" % (result.passed, bad))
     sys.exit(1 if bad else 0)
 
 

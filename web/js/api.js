@@ -65,9 +65,27 @@ async function request(method, path, { token, body } = {}) {
   return doc;
 }
 
-/** POST /api/sessions → {token, user, expires_in}. */
+/** POST /api/sessions → {token, user, expires_in} (open sign-in). */
 export function createSession(user) {
   return request('POST', '/api/sessions', { body: { user } });
+}
+
+/**
+ * GET /api/sessions/current → {user, kind, expires_in}: who TOKEN is, or
+ * - without a token - who the parley_token cookie is.
+ */
+export function whoAmI(token) {
+  return request('GET', '/api/sessions/current', { token });
+}
+
+/** DELETE /api/sessions/current: ends the session (and frees its name). */
+export function endSession(token) {
+  return request('DELETE', '/api/sessions/current', { token });
+}
+
+/** GET /api/config → {open_sessions, agent_name, max_content, ...}. */
+export function getConfig() {
+  return request('GET', '/api/config');
 }
 
 /** GET /api/rooms/{room}/messages → messages, oldest first. */
@@ -88,17 +106,27 @@ export async function postMessage(token, room, content, clientMsgId) {
   return doc.id;
 }
 
+// Browsers cannot set headers on WebSocket and EventSource requests: the
+// token goes in the query, or - signed in by the application's cookie - not
+// at all (the cookie goes along by itself).
+function withToken(params, token) {
+  const q = new URLSearchParams(params);
+  if (token) q.set('token', token);
+  return q;
+}
+
 export function wsUrl(room, token) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/ws/chat/${encodeURIComponent(room)}?token=${encodeURIComponent(token)}`;
+  const q = withToken({}, token).toString();
+  return `${scheme}//${location.host}/ws/chat/${encodeURIComponent(room)}${q ? '?' + q : ''}`;
 }
 
 export function eventsUrl(room, token, lastId) {
-  const q = new URLSearchParams({ token });
+  const q = withToken({}, token);
   if (lastId) q.set('last_event_id', lastId);
   return `/api/rooms/${encodeURIComponent(room)}/events?${q}`;
 }
 
 export function askStreamUrl(query, token) {
-  return `/api/chat/stream?${new URLSearchParams({ query, token })}`;
+  return `/api/chat/stream?${withToken({ query }, token)}`;
 }

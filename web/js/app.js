@@ -1,7 +1,9 @@
 // app.js - the chat page: sign-in, rooms, the message log, presence,
 // typing, direct messages and the agent, wired to a RoomConnection.
 
-import { askStreamUrl, createSession, fetchMessages, newClientMsgId, validName } from './api.js';
+import {
+  ApiError, askStreamUrl, createSession, endSession, fetchMessages, getConfig, newClientMsgId, validName, whoAmI,
+} from './api.js';
 import { RoomConnection } from './connection.js';
 import {
   MessageLog, appendNodeText, el, messageNode, noticeNode, renderMembers, renderRooms, renderStatus,
@@ -21,7 +23,9 @@ const params = new URLSearchParams(location.search);
 const TRANSPORT = ['ws', 'sse'].includes(params.get('transport')) ? params.get('transport') : 'auto';
 
 const app = {
-  session: null,              // {user, token}
+  session: null,              // {user, token, kind}: kind 'open' (picked a name here) or
+                              // 'given' (the application's token; '' when its cookie)
+  openSignIn: true,           // the server lets anyone pick a name (/api/config)
   room: null,
   conn: null,
   log: new MessageLog($('scroller'), $('log'), $('pending')),
@@ -61,7 +65,13 @@ function saveJson(key, value) {
 
 function loadSession() {
   const s = loadJson('parley.session', null);
-  return s && validName(s.user) && typeof s.token === 'string' ? s : null;
+  if (!s || !validName(s.user) || typeof s.token !== 'string') return null;
+  return { user: s.user, token: s.token, kind: s.kind === 'given' ? 'given' : 'open' };
+}
+
+function setSession(s) {
+  app.session = s;
+  saveJson('parley.session', s);
 }
 
 function recentRooms() {
@@ -77,10 +87,22 @@ const auth = {
   get token() {
     return app.session ? app.session.token : '';
   },
+  /**
+   * The token was refused.  A name picked here is signed in again; a token
+   * the application gave cannot be renewed here: the person is told so.
+   */
   async renew() {
-    const s = await createSession(app.session.user);
-    app.session = { user: s.user, token: s.token };
-    saveJson('parley.session', app.session);
+    if (!app.session || app.session.kind !== 'open') {
+      signedOut('Your session has ended. Open the chat from your application again.');
+      throw new ApiError(401, 'session_ended', 'the session has ended');
+    }
+    try {
+      const s = await createSession(app.session.user);
+      setSession({ user: s.user, token: s.token, kind: 'open' });
+    } catch (err) {
+      if (err.status !== 0) showLogin(`Please sign in again: ${err.message}`);
+      throw err;
+    }
   },
 };
 
@@ -91,16 +113,38 @@ function roomFromLocation() {
   return validName(h) ? h : null;
 }
 
+/**
+ * The application hands a token over in the fragment, which browsers never
+ * send to a server: "#token=T" or "#room=R&token=T".  It is taken out of
+ * the address bar at once (and so out of the history).
+ */
+function takeHandoff() {
+  const h = location.hash.replace(/^#/, '');
+  if (!h.includes('token=')) return {};
+  const q = new URLSearchParams(h);
+  const room = validName(q.get('room')) ? q.get('room') : null;
+  history.replaceState(null, '', `${location.pathname}${location.search}${room ? '#' + room : ''}`);
+  return { token: q.get('token') || '', room };
+}
+
+/** Without open sign-in there is no name to pick here. */
+function signedOut(message) {
+  showLogin(message);
+}
+
 function showLogin(message = '') {
   leaveRoom();
   $('chat').hidden = true;
   $('login').hidden = false;
+  $('login-fields').hidden = !app.openSignIn;
+  $('login-submit').hidden = !app.openSignIn;
+  $('login-closed').hidden = app.openSignIn;
   const last = loadJson('parley.lastUser', '');
   if (!$('login-name').value && typeof last === 'string') $('login-name').value = last;
   const room = roomFromLocation() || recentRooms()[0];
   if (room) $('login-room').value = room;
   $('login-error').textContent = message;
-  $('login-name').focus();
+  if (app.openSignIn) $('login-name').focus();
 }
 
 async function onLogin(ev) {
@@ -119,22 +163,23 @@ async function onLogin(ev) {
   $('login-error').textContent = '';
   try {
     const s = await createSession(name);
-    app.session = { user: s.user, token: s.token };
-    saveJson('parley.session', app.session);
+    setSession({ user: s.user, token: s.token, kind: 'open' });
     saveJson('parley.lastUser', s.user);
     enterRoom(room);
   } catch (err) {
     $('login-error').textContent = err.status === 0 ? 'The server cannot be reached; try again in a moment.'
-      : `Could not sign in: ${err.message}`;
+      : err.status === 409 ? `The name “${name}” is in use right now; pick another.`
+        : `Could not sign in: ${err.message}`;
   } finally {
     $('login-submit').disabled = false;
   }
 }
 
 function logout() {
-  saveJson('parley.session', null);
-  app.session = null;
-  showLogin();
+  // Signing out ends the session on the server too, so the name is free.
+  if (app.session) endSession(app.session.token).catch(() => {});
+  setSession(null);
+  showLogin(app.openSignIn ? '' : 'You have left the chat. Open it from your application to come back.');
 }
 
 // ---- rooms -------------------------------------------------------------
@@ -170,6 +215,7 @@ function enterRoom(room) {
   $('room-name').textContent = room;
   $('me-name').textContent = app.session.user;
   $('side-me-name').textContent = app.session.user;
+  for (const id of ['logout', 'side-logout']) $(id).textContent = app.session.kind === 'open' ? 'change name' : 'sign out';
   $('input').placeholder = `Message #${room}`;
   $('input').title = 'Enter sends, Shift+Enter starts a new line, /ask … asks the agent';
   renderRooms($('rooms'), recentRooms(), room, switchRoom);
@@ -719,16 +765,53 @@ function start() {
     if (document.visibilityState === 'visible' && app.conn) app.conn.reconnectNow();
   });
   window.addEventListener('hashchange', () => {
+    if (location.hash.includes('token=')) {
+      signIn();
+      return;
+    }
     const room = roomFromLocation();
     if (room && app.session && room !== app.room) enterRoom(room);
   });
 
-  app.session = loadSession();
   const agents = loadJson('parley.agents', []);
   if (Array.isArray(agents)) agents.filter(validName).forEach((a) => app.agents.add(a));
-  const room = roomFromLocation() || recentRooms()[0];
-  if (app.session && room) enterRoom(room);
-  else showLogin();
+  signIn();
+}
+
+/**
+ * Who the person is: a token the application handed over, a session kept
+ * from before, or the application's parley_token cookie; failing those, a
+ * name picked here - if the server offers open sign-in.
+ */
+async function signIn() {
+  const handoff = takeHandoff();
+  const room = handoff.room || roomFromLocation() || recentRooms()[0] || 'lobby';
+  try {
+    app.openSignIn = (await getConfig()).open_sessions === true;
+  } catch (err) {
+    app.openSignIn = true;      // unreachable now: the form says so when used
+  }
+  if (handoff.token !== undefined) {
+    try {
+      const who = await whoAmI(handoff.token);
+      setSession({ user: who.user, token: handoff.token, kind: 'given' });
+    } catch (err) {
+      setSession(null);
+      signedOut(`The link's sign-in was refused (${err.message}). Open the chat from your application again.`);
+      return;
+    }
+  }
+  if (!app.session) app.session = loadSession();
+  if (!app.session) {
+    try {
+      const who = await whoAmI();
+      setSession({ user: who.user, token: '', kind: 'given' });
+    } catch (err) {
+      // No cookie either.
+    }
+  }
+  if (app.session) enterRoom(room);
+  else showLogin(app.openSignIn ? '' : 'This chat is opened from your application, which signs you in.');
 }
 
 start();

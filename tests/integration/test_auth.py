@@ -1,0 +1,400 @@
+"""Who may be whom: backend-minted sessions, open sign-in, reserved names,
+revocation reaching open connections, sign-in limits per address, trusted
+proxies, browser origins and room retention - on real parleyd and
+redis-server processes."""
+
+import json
+import os
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import SLOW, Env, SSEClient, publish, redis_cli, session, wait_for
+from wsclient import WSClient, handshake
+
+T = 10.0 * SLOW
+JWT_SECRET = "auth-test-secret"
+KEY = {"Authorization": "Bearer " + harness.SESSION_KEY}
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def jwt(user, exp_in=3600):
+    return harness.jwt({"sub": user, "exp": int(time.time()) + exp_in}, JWT_SECRET)
+
+
+class AuthCase(unittest.TestCase):
+    settings = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        cls.p = cls.env.parleyd(dict({"workers": "2", "jwt_secret": JWT_SECRET}, **cls.settings))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def setUp(self):
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close() if isinstance(c, SSEClient) else c.shutdown()
+
+    def sign_in(self, user, headers=None, body=None, p=None):
+        """POST /api/sessions; returns (status, headers, parsed body)."""
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        status, rh, data = (p or self.p).request("POST", "/api/sessions",
+                                                 body=json.dumps(body if body is not None else {"user": user}),
+                                                 headers=h)
+        return status, rh, json.loads(data) if data else None
+
+    def assert_error(self, got, status, code):
+        self.assertEqual(got[0], status, got)
+        self.assertEqual(got[2]["error"]["code"], code, got)
+
+    def ws(self, token, room, headers=None):
+        c = WSClient.connect(self.p.port, "/ws/chat/%s?token=%s" % (room, token), headers=headers, timeout=T)
+        self.clients.append(c)
+        self.assertEqual(c.recv_json()["type"], "welcome")
+        return c
+
+    def sse(self, token, room):
+        c = SSEClient(self.p.port, "/api/rooms/%s/events?token=%s" % (room, token))
+        self.clients.append(c)
+        self.assertEqual(c.wait_ready(), 200)
+        return c
+
+    def redis(self, *args):
+        return redis_cli(self.env.redis, *args)
+
+
+class BackendSessions(AuthCase):
+    """The default: only the application backend (with the key) makes sessions."""
+
+    def test_no_key_no_session(self):
+        got = self.sign_in("alice")
+        self.assert_error(got, 401, "unauthorized")
+        self.assertEqual(got[1]["www-authenticate"], "Bearer")
+        self.assertIn("session key", got[2]["error"]["message"])
+        for wrong in ("Bearer nope", "Bearer " + harness.SESSION_KEY + "x", "Bearer " + harness.SESSION_KEY[:-1],
+                      "Basic " + harness.SESSION_KEY, "Bearer "):
+            got = self.sign_in("alice", headers={"Authorization": wrong})
+            self.assert_error(got, 401, "unauthorized")
+        self.assertEqual(self.redis("EXISTS", "parley:user:alice:sessions"), "0")
+        # The key never shows in the log.
+        self.assertNotIn(harness.SESSION_KEY, self.p.log())
+        self.assertRegex(self.p.log(), r"event=key_loaded key=session_key source=file set=yes")
+
+    def test_the_backend_chooses_user_and_lifetime(self):
+        got = self.sign_in(None, headers=KEY, body={"user": "erin", "ttl": 2})
+        self.assertEqual(got[0], 201, got)
+        self.assertEqual((got[2]["user"], got[2]["expires_in"]), ("erin", 2))
+        token = got[2]["token"]
+        self.assertLessEqual(int(self.redis("PTTL", "parley:session:" + token)), 2000)
+        self.assertEqual(publish(self.p, token, "ttlroom", "hi")[0], 201)
+        # A session ends at its time, however much it is used.
+        wait_for(lambda: publish(self.p, token, "ttlroom", "late")[0] == 401, 5, interval=0.2,
+                 what="the session to end")
+        # Several sessions of one user, as a backend makes them (devices).
+        tokens = {self.sign_in("erin", headers=KEY)[2]["token"] for _ in range(3)}
+        self.assertEqual(len(tokens), 3)
+        members = self.redis("ZRANGE", "parley:user:erin:sessions", "0", "-1").split()
+        self.assertEqual(set(members), tokens)
+
+    def test_reserved_names(self):
+        for name in ("agent", "Agent", "AGENT", "admin", "System", "parley", "root"):
+            self.assert_error(self.sign_in(name, headers=KEY), 403, "forbidden")
+        # A JWT naming the agent is refused as well, over HTTP and WebSocket.
+        status, _, body = self.p.request("GET", "/api/rooms/lobby/messages",
+                                         headers={"Authorization": "Bearer " + jwt("agent")})
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (403, "forbidden"))
+        resp = handshake(self.p.port, "/ws/chat/lobby?token=" + jwt("Agent"))
+        self.assertEqual(resp.status, 403)
+        # A session for a reserved name that is already in Redis (made before
+        # the name was reserved) is refused at use.
+        self.redis("HSET", "parley:session:" + "A" * 43, "user", "admin")
+        status, _, _ = self.p.request("GET", "/api/rooms/lobby/messages",
+                                      headers={"Authorization": "Bearer " + "A" * 43})
+        self.assertEqual(status, 403)
+
+    def test_max_sessions_per_user(self):
+        first = session(self.p, "many")
+        c = self.ws(first, "maxroom")
+        for _ in range(256):
+            session(self.p, "many")
+        self.assertEqual(int(self.redis("ZCARD", "parley:user:many:sessions")), 256)
+        self.assertEqual(self.redis("EXISTS", "parley:session:" + first), "0")
+        # The session pushed out was revoked: its connection closes too.
+        self.assertEqual(c.expect_close(timeout=T)[0], 1008)
+
+    def test_whoami_and_config(self):
+        token = session(self.p, "frank")
+        status, _, body = self.p.request("GET", "/api/sessions/current",
+                                         headers={"Authorization": "Bearer " + token})
+        doc = json.loads(body)
+        self.assertEqual((status, doc["user"], doc["kind"]), (200, "frank", "session"))
+        self.assertTrue(86390 <= doc["expires_in"] <= 86400)
+        status, _, body = self.p.request("GET", "/api/sessions/current",
+                                         headers={"Authorization": "Bearer " + jwt("gina", 100)})
+        doc = json.loads(body)
+        self.assertEqual((status, doc["user"], doc["kind"]), (200, "gina", "jwt"))
+        self.assertEqual(self.p.request("GET", "/api/sessions/current")[0], 401)
+        status, headers, body = self.p.request("GET", "/api/config")
+        doc = json.loads(body)
+        self.assertEqual(status, 200)
+        self.assertEqual((doc["open_sessions"], doc["agent_name"], doc["max_content"]), (False, "agent", 4096))
+        self.assertEqual(headers["cache-control"], "no-store")
+
+
+class OpenSignIn(AuthCase):
+    settings = {"open_sessions": "on"}
+
+    def test_a_live_name_cannot_be_taken(self):
+        """The audit's case: a second client took "alice" and read bob's
+        direct message to alice."""
+        got = self.sign_in("alice")
+        self.assertEqual(got[0], 201, got)
+        alice = got[2]["token"]
+        self.assertEqual(self.redis("HGET", "parley:session:" + alice, "mode"), "open")
+        self.assert_error(self.sign_in("alice"), 409, "name_taken")
+        self.assert_error(self.sign_in("alice", body={"user": "alice", "ttl": 60}), 400, "bad_request")
+        bob = self.sign_in("bob")[2]["token"]
+        a, b = self.ws(alice, "dm"), self.ws(bob, "dm")
+        b.send_json({"type": "direct", "to": "alice", "content": "psst"})
+        self.assertEqual(a.recv_json(type="direct")["content"], "psst")
+        # The backend (with the key) is not bound by open sign-in's rule.
+        self.assertEqual(self.sign_in("alice", headers=KEY)[0], 201)
+        # Once alice's sessions are revoked, the name is free again.
+        self.redis("FCALL", "parley_revoke_user", "0", "alice")
+        a.expect_close(timeout=T)
+        wait_for(lambda: self.sign_in("alice")[0] == 201, T, interval=0.2, what="the name to be free")
+
+    def test_signing_out_frees_the_name(self):
+        token = self.sign_in("olive")[2]["token"]
+        c = self.ws(token, "out")
+        other = self.ws(self.sign_in("olive2")[2]["token"], "out")
+        status, _, _ = self.p.request("DELETE", "/api/sessions/current", headers={"Authorization": "Bearer " + token})
+        self.assertEqual(status, 204)
+        self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
+        self.assertEqual(publish(self.p, token, "out", "x")[0], 401)
+        self.assertEqual(self.sign_in("olive")[0], 201)
+        # Only sessions end this way; a JWT ends at its exp.
+        status, _, body = self.p.request("DELETE", "/api/sessions/current",
+                                         headers={"Authorization": "Bearer " + jwt("olive3")})
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (400, "bad_request"))
+        self.assertEqual(self.p.request("DELETE", "/api/sessions/current")[0], 401)
+        other.send_json({"type": "history", "limit": 1})
+        self.assertEqual(other.recv_json(type="history")["type"], "history")
+
+    def test_a_name_in_use_by_a_jwt_user_cannot_be_taken(self):
+        c = self.ws(jwt("dana"), "jwtroom")
+        self.assert_error(self.sign_in("dana"), 409, "name_taken")
+        c.close()
+        c.expect_close(timeout=T)
+        wait_for(lambda: self.sign_in("dana")[0] == 201, T, interval=0.2, what="dana's name to be free")
+
+    def test_agent_name_never(self):
+        """The audit's case: a client took "agent" and posted as the AI."""
+        for name in ("agent", "Agent", "admin"):
+            self.assert_error(self.sign_in(name), 403, "forbidden")
+        status, _, body = self.p.request("GET", "/api/config")
+        self.assertTrue(json.loads(body)["open_sessions"])
+
+
+class SignInLimits(AuthCase):
+    settings = {"open_sessions": "on", "session_rate_limit": "5", "trusted_proxies": "127.0.0.2"}
+
+    def test_per_address(self):
+        for i in range(5):
+            self.assertEqual(self.sign_in("lim%d" % i)[0], 201)
+        got = self.sign_in("lim5")
+        self.assert_error(got, 429, "rate_limited")
+        self.assertTrue(1 <= int(got[1]["retry-after"]) <= 12, got[1])
+        # The application backend is not limited.
+        for i in range(10):
+            self.assertEqual(self.sign_in("backend%d" % i, headers=KEY)[0], 201)
+        # Guessing the key costs from the same budget: 429, not 401.
+        self.assert_error(self.sign_in("x", headers={"Authorization": "Bearer guess"}), 429, "rate_limited")
+        # X-Forwarded-For from an untrusted peer is the client's own word.
+        got = self.sign_in("lim6", headers={"X-Forwarded-For": "198.51.100.7"})
+        self.assert_error(got, 429, "rate_limited")
+
+    def test_trusted_proxy_passes_the_client_on(self):
+        sock_req = b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" \
+                   b"X-Forwarded-For: 203.0.113.9, 198.51.100.%d\r\nContent-Length: %d\r\n\r\n%s"
+        import socket
+        for i in range(7):
+            body = json.dumps({"user": "proxied%d" % i}).encode()
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))      # the trusted proxy
+            s.connect(("127.0.0.1", self.p.port))
+            s.sendall(sock_req % (i, len(body), body))
+            head = s.recv(4096)
+            s.close()
+            # Each request comes from another client behind the proxy.
+            self.assertIn(b" 201 ", head.split(b"\r\n")[0])
+        self.assertEqual(self.redis("HGET", "parley:session:" +
+                                    self.redis("ZRANGE", "parley:user:proxied3:sessions", "0", "0"), "addr"),
+                         "198.51.100.3")
+        self.assertRegex(self.p.log(), r"event=session_created user=proxied6 mode=open client=198\.51\.100\.6")
+
+
+class Revocation(AuthCase):
+    settings = {"sse_heartbeat": "1s"}
+
+    def test_revoking_a_user_closes_their_connections(self):
+        t1, t2 = session(self.p, "henry"), session(self.p, "henry")
+        ws1, ws2 = self.ws(t1, "rv"), self.ws(t2, "rv2")
+        stream = self.sse(t1, "rv")
+        by_jwt = self.ws(jwt("henry"), "rv3")
+        other = self.ws(session(self.p, "ivy"), "rv")
+        self.assertEqual(set(self.redis("ZRANGE", "parley:user:henry:sessions", "0", "-1").split()), {t1, t2})
+        start = time.monotonic()
+        self.assertEqual(self.redis("FCALL", "parley_revoke_user", "0", "henry"), "2")
+        self.assertEqual(ws1.expect_close(timeout=T), (1008, "session revoked"))
+        self.assertEqual(ws2.expect_close(timeout=T), (1008, "session revoked"))
+        wait_for(lambda: stream.closed, T, what="the SSE stream to end")
+        self.assertLess(time.monotonic() - start, 1.0 * SLOW)
+        # Tokens no longer work; the JWT connection and other users stay.
+        self.assertEqual(publish(self.p, t1, "rv", "x")[0], 401)
+        self.assertEqual(self.redis("EXISTS", "parley:user:henry:sessions"), "0")
+        for c in (by_jwt, other):
+            c.send_json({"type": "history", "limit": 1})
+            self.assertEqual(c.recv_json(type="history")["type"], "history")
+
+    def test_revoking_one_session(self):
+        t1, t2 = session(self.p, "jack"), session(self.p, "jack")
+        ws1, ws2 = self.ws(t1, "one"), self.ws(t2, "one")
+        self.assertEqual(self.redis("FCALL", "parley_revoke_session", "0", t1), "1")
+        self.assertEqual(ws1.expect_close(timeout=T), (1008, "session revoked"))
+        ws2.send_json({"type": "message", "content": "still here", "client_msg_id": "c1"})
+        self.assertEqual(ws2.recv_json(type="ack")["client_msg_id"], "c1")
+        self.assertEqual(self.redis("FCALL", "parley_revoke_session", "0", t1), "0")
+        self.assertEqual(self.redis("ZRANGE", "parley:user:jack:sessions", "0", "-1"), t2)
+
+    def test_deleting_a_session_and_announcing_it(self):
+        """Revoking by hand: DEL the session, then publish the event."""
+        token = session(self.p, "kim")
+        c = self.ws(token, "hand")
+        self.redis("DEL", "parley:session:" + token)
+        self.redis("PUBLISH", "parley:user:kim", 'revoked - kim\n{"type":"revoked","user":"kim"}')
+        self.assertEqual(c.expect_close(timeout=T)[0], 1008)
+
+    def test_connections_end_with_their_session(self):
+        token = session(self.p, "leo", ttl=2)
+        c = self.ws(token, "ends")
+        stream = self.sse(token, "ends")
+        self.assertEqual(c.expect_close(timeout=T), (1008, "token expired"))
+        wait_for(lambda: stream.closed, T, what="the SSE stream to end")
+
+
+class Origins(AuthCase):
+    """allowed_origins empty (the default): same origin only."""
+
+    def get(self, headers):
+        token = session(self.p, "olga")
+        h = {"Authorization": "Bearer " + token}
+        h.update(headers)
+        return self.p.request("GET", "/api/rooms/lobby/messages", headers=h)
+
+    def test_same_origin_only(self):
+        host = "127.0.0.1:%d" % self.p.port
+        for origin in ("http://evil.example", "null", "http://127.0.0.1:1", "http://localhost:%d" % self.p.port):
+            status, headers, _ = self.get({"Origin": origin, "Host": host})
+            self.assertEqual(status, 403, origin)
+            self.assertNotIn("access-control-allow-origin", headers)
+        status, headers, _ = self.get({"Origin": "http://" + host, "Host": host})
+        self.assertEqual(status, 200)
+        self.assertNotIn("access-control-allow-credentials", headers)
+        # The cookie of a visitor does not work from another site's page.
+        token = session(self.p, "olga")
+        status, _, _ = self.p.request("GET", "/api/rooms/lobby/messages",
+                                      headers={"Origin": "http://evil.example", "Cookie": "parley_token=" + token})
+        self.assertEqual(status, 403)
+        status, _, _ = self.p.request("GET", "/api/rooms/lobby/messages",
+                                      headers={"Origin": "http://" + host, "Host": host,
+                                               "Cookie": "parley_token=" + token})
+        self.assertEqual(status, 200)
+
+    def test_shipped_configuration_is_closed(self):
+        """etc/parley.conf as shipped: no open sign-in, same origin only."""
+        sub = os.path.join(self.env.tmpdir, "shipped")
+        os.makedirs(sub)
+        p = harness.Parleyd(sub, args=["--listen", "127.0.0.1:0", "--redis", self.env.redis.url, "--workers", "1"])
+        p.conf = os.path.join(TOP, "etc", "parley.conf")
+        self.env.procs.append(p)
+        p.start()
+        status, _, body = p.request("POST", "/api/sessions", body='{"user":"mallory"}',
+                                    headers={"Content-Type": "application/json"})
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (401, "unauthorized"))
+        status, _, _ = p.request("GET", "/healthz", headers={"Origin": "https://evil.example"})
+        self.assertEqual(status, 403)
+
+
+class AnyOrigin(AuthCase):
+    settings = {"allowed_origins": "*"}
+
+    def test_star_never_with_credentials(self):
+        token = session(self.p, "pete")
+        status, headers, _ = self.p.request("GET", "/api/rooms/lobby/messages",
+                                            headers={"Origin": "http://any.example", "Cookie": "parley_token=" + token})
+        self.assertEqual(status, 401)           # the cookie does not count
+        status, headers, _ = self.p.request("GET", "/api/rooms/lobby/messages",
+                                            headers={"Origin": "http://any.example",
+                                                     "Authorization": "Bearer " + token})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["access-control-allow-origin"], "*")
+        self.assertNotIn("access-control-allow-credentials", headers)
+        resp = handshake(self.p.port, "/ws/chat/lobby", headers={"Origin": "http://any.example",
+                                                                  "Cookie": "parley_token=" + token})
+        self.assertEqual(resp.status, 401)
+        self.ws(token, "lobby", headers={"Origin": "http://any.example"})
+
+
+class ListedOrigin(AuthCase):
+    settings = {"allowed_origins": "https://app.example"}
+
+    def test_listed_origin_with_credentials(self):
+        token = session(self.p, "quinn")
+        status, headers, _ = self.p.request("GET", "/api/rooms/lobby/messages",
+                                            headers={"Origin": "https://app.example",
+                                                     "Cookie": "parley_token=" + token})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["access-control-allow-origin"], "https://app.example")
+        self.assertEqual(headers["access-control-allow-credentials"], "true")
+        self.assertEqual(self.p.request("GET", "/api/rooms/lobby/messages",
+                                        headers={"Origin": "https://evil.example",
+                                                 "Cookie": "parley_token=" + token})[0], 403)
+
+
+class RoomRetention(AuthCase):
+    settings = {"room_ttl": "2s"}
+
+    def test_idle_room_expires(self):
+        token = session(self.p, "ruth")
+        self.assertEqual(publish(self.p, token, "idle", "one")[0], 201)
+        ttl = int(self.redis("PTTL", "parley:room:idle:log"))
+        self.assertTrue(0 < ttl <= 2000, ttl)
+        time.sleep(1.2)
+        publish(self.p, token, "idle", "two")        # activity renews it
+        self.assertGreater(int(self.redis("PTTL", "parley:room:idle:log")), 1500)
+        wait_for(lambda: self.redis("EXISTS", "parley:room:idle:log") == "0", 5, interval=0.2,
+                 what="the idle room to expire")
+        status, _, body = self.p.request("GET", "/api/rooms/idle/messages",
+                                         headers={"Authorization": "Bearer " + token})
+        self.assertEqual((status, json.loads(body)["messages"]), (200, []))
+
+
+class RoomsKeptForever(AuthCase):
+    settings = {"room_ttl": "0"}
+
+    def test_room_ttl_zero(self):
+        self.assertEqual(publish(self.p, session(self.p, "sam"), "forever", "x")[0], 201)
+        self.assertEqual(self.redis("TTL", "parley:room:forever:log"), "-1")
+
+
+if __name__ == "__main__":
+    unittest.main()
