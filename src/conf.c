@@ -2,6 +2,7 @@
 #include "conf.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -100,6 +101,7 @@ static const struct conf_key conf_keys[] = {
     { "http_header_timeout", CONF_DURATION, FIELD(http_header_timeout_ms), 1000, 3600 * 1000, "10s" },
     { "http_keepalive_timeout", CONF_DURATION, FIELD(http_keepalive_timeout_ms), 1000, 3600 * 1000, "60s" },
     { "max_body",         CONF_SIZE,      FIELD(max_body),         1024, 64 << 20, "64k" },
+    { "max_connections",  CONF_INT,       FIELD(max_connections),  0, 100000000, "0" },
 };
 
 _Static_assert(PL_ARRAY_LEN(conf_keys) <= CONF_MAX_KEYS, "raise CONF_MAX_KEYS");
@@ -565,4 +567,19 @@ int conf_worker_count(const struct conf *cfg)
     }
     n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > PL_MAX_WORKERS ? PL_MAX_WORKERS : (int)n;
+}
+
+int conf_connections_allowed(const struct conf *cfg, long long nofile, int sockets)
+{
+    /* What a worker holds besides client connections: stdio, the log,
+     * epoll, signal pipes, Redis and the bus; files being served; its
+     * listening sockets; the agent's upstream connections. */
+    long long reserve = CONF_NOFILE_RESERVE + nofile / 16 + sockets;
+    long long allowed;
+
+    if (strcmp(cfg->agent, "openai") == 0) {
+        reserve += cfg->agent_max_concurrent;
+    }
+    allowed = nofile - reserve;
+    return allowed < 1 ? 1 : allowed > INT_MAX ? INT_MAX : (int)allowed;
 }

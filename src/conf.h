@@ -72,6 +72,7 @@ struct conf {
     char log_file[1024];
     int shutdown_timeout_ms;
     size_t max_body;
+    int max_connections;        /* per worker; 0 in the file: what RLIMIT_NOFILE allows (master) */
     size_t max_header_size;
     int http_header_timeout_ms;
     int http_keepalive_timeout_ms;
@@ -100,5 +101,13 @@ void conf_where(const struct conf *cfg, const char *key, char *buf, size_t len);
 
 /* The number of workers to run: "workers", or the CPU count when it is 0. */
 int conf_worker_count(const struct conf *cfg);
+
+/* Descriptors a worker keeps for itself, whatever the limit. */
+#define CONF_NOFILE_RESERVE 32
+
+/* The most connections one worker can hold under a descriptor limit of
+ * NOFILE while it serves SOCKETS listening sockets: the limit less a
+ * reserve for everything else it opens (at least 1). */
+int conf_connections_allowed(const struct conf *cfg, long long nofile, int sockets);
 
 #endif

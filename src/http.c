@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
+#include "accept.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
@@ -296,7 +297,7 @@ void http_release(struct http_hold *hold)
     free(hold);
 }
 
-struct bufferevent *http_take_over(evhtp_request_t *req)
+struct bufferevent *http_take_over(evhtp_request_t *req, enum metrics_gauge transport)
 {
     evhtp_connection_t *conn = req->conn;
     struct bufferevent *bev;
@@ -305,7 +306,7 @@ struct bufferevent *http_take_over(evhtp_request_t *req)
 
     /* take_ownership drops our hooks, so do here what they would do. */
     inflight--;
-    metrics_gauge_add(METRIC_CONN_HTTP, -1);
+    accept_conn_move(METRIC_CONN_HTTP, transport);
     if (hc != NULL) {
         LIST_REMOVE(hc, link);
         free(hc);
@@ -544,6 +545,7 @@ static void http_on_linger(evutil_socket_t fd, short what, void *arg)
     event_free(l->ev);
     free(l);
     close(fd);
+    accept_conn_add(METRIC_CONN_CLOSING, -1);
 }
 
 static void http_linger(evhtp_connection_t *conn)
@@ -565,7 +567,9 @@ static void http_linger(evhtp_connection_t *conn)
         }
         free(l);
         close(fd);
+        return;
     }
+    accept_conn_add(METRIC_CONN_CLOSING, 1);    /* a descriptor held like any connection */
 }
 
 static evhtp_res http_connection_fini(evhtp_connection_t *conn, void *arg)
@@ -584,7 +588,7 @@ static evhtp_res http_connection_fini(evhtp_connection_t *conn, void *arg)
         http_send_rejection(conn, status);
         http_linger(conn);
     }
-    metrics_gauge_add(METRIC_CONN_HTTP, -1);
+    accept_conn_add(METRIC_CONN_HTTP, -1);
     LIST_REMOVE(hc, link);
     /* libevhtp frees the connection's request after this hook, and
      * http_request_fini looks the connection's state up through here. */
@@ -696,7 +700,7 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
     hc->serial = ++http_conn_serial;
     LIST_INSERT_HEAD(&http_conns, hc, link);
     metrics_add(METRIC_ACCEPTED, 1);
-    metrics_gauge_add(METRIC_CONN_HTTP, 1);
+    accept_conn_add(METRIC_CONN_HTTP, 1);
     evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)http_connection_fini, hc);
     evhtp_connection_set_hook(conn, evhtp_hook_on_headers_start, (evhtp_hook)http_on_headers_start, hc);
     evhtp_connection_set_hook(conn, evhtp_hook_on_header, (evhtp_hook)http_on_header, hc);

@@ -15,6 +15,7 @@
 #include <evhtp.h>
 
 #include "conf.h"
+#include "metrics.h"
 #include "origin.h"
 
 #define HTTP_MAX_PARAMS 2
@@ -89,9 +90,10 @@ void http_release(struct http_hold *hold);
 
 /* Takes the connection of REQ away from libevhtp for a long-lived stream:
  * returns its bufferevent (no callbacks, reading disabled), now owned by
- * the caller, and forgets the request.  Works both inside a handler and
- * from a later callback. */
-struct bufferevent *http_take_over(evhtp_request_t *req);
+ * the caller, and forgets the request.  The connection is counted as
+ * TRANSPORT from now on: the caller says accept_conn_add(TRANSPORT, -1)
+ * when it goes.  Works both inside a handler and from a later callback. */
+struct bufferevent *http_take_over(evhtp_request_t *req, enum metrics_gauge transport);
 
 /* How REQ's Origin stands against allowed_origins (see origin.h). */
 enum origin_verdict http_origin(evhtp_request_t *req);

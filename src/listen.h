@@ -6,7 +6,7 @@
  * dies or is replaced leaves its queue of pending connections to the next
  * one instead of resetting them.  Worker i of n accepts on every socket j
  * with j % n == i, so sockets left over after a reload to fewer workers are
- * still served. */
+ * still served, and closes the others (accept.h). */
 #ifndef PARLEY_LISTEN_H
 #define PARLEY_LISTEN_H
 

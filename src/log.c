@@ -140,3 +140,20 @@ void log_write(enum log_level level, int errnum, const char *fmt, ...)
     while (write(log_fd, line, n) < 0 && errno == EINTR) {
     }
 }
+
+int log_every_due(struct log_every *e, unsigned *count)
+{
+    struct timespec ts;
+    int64_t now;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    e->count++;
+    if (e->last_ms != 0 && now - e->last_ms < 1000) {
+        return 0;
+    }
+    e->last_ms = now;
+    *count = e->count;
+    e->count = 0;
+    return 1;
+}

@@ -7,6 +7,7 @@
 #define PARLEY_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
@@ -35,6 +36,18 @@ const char *log_value(const char *s, int quoted, char *buf, size_t len);
  * appends errno and its text. */
 void log_write(enum log_level level, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A condition that can repeat many times a second (accept failing, a
+ * connection cap met) is logged at most once a second, with how often it
+ * happened: call log_every_due() each time; it returns non-zero when a line
+ * is due and sets *COUNT to the occurrences since the last line, this one
+ * included. */
+struct log_every {
+    int64_t last_ms;            /* when the last line went out, 0: never */
+    unsigned count;             /* occurrences since */
+};
+
+int log_every_due(struct log_every *e, unsigned *count);
 
 #define log_debug(...) do { if (log_enabled(LOG_LEVEL_DEBUG)) \
     log_write(LOG_LEVEL_DEBUG, 0, __VA_ARGS__); } while (0)

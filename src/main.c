@@ -4,11 +4,27 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "cli.h"
 #include "conf.h"
 #include "log.h"
 #include "master.h"
 #include "parley.h"
+
+/* libevent's own messages would reach stderr in a format of their own, and
+ * one in a loop would flood it: they go to the log, at most one a second. */
+static void main_on_libevent_log(int severity, const char *msg)
+{
+    static struct log_every every;
+    char text[512];
+    unsigned times;
+
+    if (severity >= EVENT_LOG_WARN && log_every_due(&every, &times)) {
+        log_write(severity == EVENT_LOG_ERR ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, 0,
+                  "event=libevent message=\"%s\" times=%u", log_value(msg, 1, text, sizeof(text)), times);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -45,6 +61,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg.log_level);
+    event_set_log_callback(main_on_libevent_log);
     signal(SIGPIPE, SIG_IGN);
     return master_run(&cfg, &opts);
 }

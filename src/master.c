@@ -3,11 +3,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -338,6 +340,48 @@ static void master_instance_id(struct conf *cfg, const char *previous)
     snprintf(cfg->instance_id, sizeof(cfg->instance_id), "%.40s-%08x", host, r);
 }
 
+/* Each connection is a descriptor, so the soft limit is raised to the hard
+ * one, as servers such as nginx let their users expect. */
+static void master_raise_nofile(void)
+{
+    struct rlimit rl;
+    rlim_t was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) {
+        return;
+    }
+    was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_write(LOG_LEVEL_WARN, errno, "event=nofile_not_raised nofile=%llu hard=%llu",
+                  (unsigned long long)was, (unsigned long long)rl.rlim_max);
+        return;
+    }
+    log_info("event=nofile_raised from=%llu to=%llu", (unsigned long long)was, (unsigned long long)rl.rlim_max);
+}
+
+/* Settles max_connections in CFG for workers serving SOCKETS sockets each:
+ * what the descriptor limit allows when it is 0, and never more. */
+static void master_limit_connections(struct conf *cfg, int sockets)
+{
+    struct rlimit rl;
+    long long nofile = INT_MAX;
+    int allowed;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX) {
+        nofile = (long long)rl.rlim_cur;
+    }
+    allowed = conf_connections_allowed(cfg, nofile, sockets);
+    if (cfg->max_connections > allowed) {
+        log_warn("event=max_connections_lowered configured=%d max_connections=%d nofile=%lld "
+                 "reason=\"the descriptor limit allows no more\"", cfg->max_connections, allowed, nofile);
+    }
+    if (cfg->max_connections == 0 || cfg->max_connections > allowed) {
+        cfg->max_connections = allowed;
+    }
+    log_info("event=limits nofile=%lld max_connections=%d", nofile, cfg->max_connections);
+}
+
 static void master_reload_failed(const char *why)
 {
     char reason[CONF_ERR_LEN];
@@ -383,6 +427,7 @@ static void master_reload(struct master *m)
         log_info("event=listening addr=%s", m->listen.name);
     }
     master_instance_id(&next, m->cfg->instance_id);
+    master_limit_connections(&next, (m->listen.nfds + n - 1) / n);
     restart_bus = strcmp(next.redis.text, m->cfg->redis.text) != 0
                   || strcmp(next.redis.password, m->cfg->redis.password) != 0
                   || strcmp(next.redis_prefix, m->cfg->redis_prefix) != 0
@@ -510,6 +555,8 @@ int master_run(struct conf *cfg, const struct cli_options *opts)
         return 2;
     }
     master_instance_id(cfg, "");
+    master_raise_nofile();
+    master_limit_connections(cfg, 1);
     log_info("event=listening addr=%s", m.listen.name);
     log_info("event=starting version=%s workers=%d", PACKAGE_VERSION, m.nworkers);
     master_spawn_bus(&m);

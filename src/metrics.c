@@ -15,6 +15,7 @@ struct metrics_slot {
     uint32_t generation;
     uint32_t ready;             /* serving requests */
     uint32_t retiring;          /* told to stop, draining */
+    int32_t max_connections;
     uint64_t counters[METRIC_COUNTERS];
     int64_t gauges[METRIC_GAUGES];
 } __attribute__((aligned(64)));   /* one writer per cache line */
@@ -111,6 +112,11 @@ void metrics_attach(int slot)
     self = &zone->slots[slot];
 }
 
+void metrics_set_max_connections(int n)
+{
+    STORE(self->max_connections, n);
+}
+
 void metrics_set_ready(void)
 {
     STORE(self->ready, 1);
@@ -178,10 +184,14 @@ static const struct metrics_desc counter_desc[METRIC_COUNTERS] = {
     [METRIC_AGENT_REQUESTS] = { "parley_agent_requests_total", "counter", "Questions the agent took." },
     [METRIC_AGENT_BUSY]    = { "parley_agent_busy_total", "counter", "Questions refused because a worker was at agent_max_concurrent." },
     [METRIC_AGENT_FAILED]  = { "parley_agent_failures_total", "counter", "Agent answers that ended unavailable or timed out." },
+    [METRIC_ACCEPT_FULL]   = { "parley_accept_paused_total{reason=\"max_connections\"}", "counter",
+                               "Times a worker stopped accepting: at max_connections, or after a failed accept." },
+    [METRIC_ACCEPT_FAILED] = { "parley_accept_paused_total{reason=\"accept_error\"}", NULL, NULL },
 };
 
 static const char *const gauge_transport[METRIC_GAUGES] = {
     [METRIC_CONN_HTTP] = "http", [METRIC_CONN_WS] = "ws", [METRIC_CONN_SSE] = "sse",
+    [METRIC_CONN_CLOSING] = "closing",
 };
 
 /* Writes "name{labels} value", merging LABEL into NAME's own labels. */
@@ -202,6 +212,32 @@ static void metrics_header(struct evbuffer *out, const char *name, const char *t
 {
     int len = (int)strcspn(name, "{");
     evbuffer_add_printf(out, "# HELP %.*s %s\n# TYPE %.*s %s\n", len, name, help, len, name, type);
+}
+
+static long long metrics_slot_max_connections(const struct metrics_slot *s)
+{
+    return LOAD(s->max_connections);
+}
+
+static long long metrics_slot_requests(const struct metrics_slot *s)
+{
+    return (long long)LOAD(s->counters[METRIC_REQUESTS]);
+}
+
+/* One series per live worker, labelled worker and pid, with VALUE of its slot. */
+static void metrics_per_worker(struct evbuffer *out, const char *name, const char *type, const char *help,
+                               long long (*value)(const struct metrics_slot *s))
+{
+    char label[64];
+
+    metrics_header(out, name, type, help);
+    for (int i = 0; i < METRICS_SLOTS; i++) {
+        const struct metrics_slot *s = &zone->slots[i];
+        if (metrics_slot_live(s)) {
+            snprintf(label, sizeof(label), "worker=\"%d\",pid=\"%d\"", (int)s->index, (int)LOAD(s->pid));
+            metrics_line(out, name, label, value(s));
+        }
+    }
 }
 
 void metrics_render(struct evbuffer *out)
@@ -260,15 +296,10 @@ void metrics_render(struct evbuffer *out)
             metrics_line(out, "parley_worker_connections", label, LOAD(s->gauges[g]));
         }
     }
-    metrics_header(out, "parley_worker_http_requests_total", "counter", "HTTP requests per worker process.");
-    for (int i = 0; i < METRICS_SLOTS; i++) {
-        const struct metrics_slot *s = &zone->slots[i];
-        if (metrics_slot_live(s)) {
-            snprintf(label, sizeof(label), "worker=\"%d\",pid=\"%d\"", (int)s->index, (int)LOAD(s->pid));
-            metrics_line(out, "parley_worker_http_requests_total", label,
-                         (long long)LOAD(s->counters[METRIC_REQUESTS]));
-        }
-    }
+    metrics_per_worker(out, "parley_worker_connections_max", "gauge",
+                       "Connections a worker may hold at once (max_connections).", metrics_slot_max_connections);
+    metrics_per_worker(out, "parley_worker_http_requests_total", "counter",
+                       "HTTP requests per worker process.", metrics_slot_requests);
     metrics_header(out, "parley_worker_restarts_total", "counter", "Workers respawned after an unexpected exit, by worker number.");
     for (int i = 0; i < LOAD(zone->workers_configured); i++) {
         snprintf(label, sizeof(label), "worker=\"%d\"", i);

@@ -32,6 +32,8 @@ enum metrics_counter {
     METRIC_AGENT_REQUESTS,      /* questions the agent took */
     METRIC_AGENT_BUSY,          /* questions refused: too many at once */
     METRIC_AGENT_FAILED,        /* answers that ended unavailable or timed out */
+    METRIC_ACCEPT_FULL,         /* times accepting stopped at max_connections */
+    METRIC_ACCEPT_FAILED,       /* accepts that failed (no descriptor or memory) */
     METRIC_COUNTERS
 };
 
@@ -39,6 +41,7 @@ enum metrics_gauge {
     METRIC_CONN_HTTP,           /* open plain HTTP connections */
     METRIC_CONN_WS,             /* open WebSocket connections */
     METRIC_CONN_SSE,            /* open event streams */
+    METRIC_CONN_CLOSING,        /* lingering closes */
     METRIC_GAUGES
 };
 
@@ -61,8 +64,10 @@ void metrics_set_workers(int configured);
 void metrics_set_stopping(void);
 int metrics_stopping(void);
 
-/* Worker side: bind this process to its slot, then mark it ready to serve. */
+/* Worker side: bind this process to its slot, say how many connections it
+ * may hold, then mark it ready to serve. */
 void metrics_attach(int slot);
+void metrics_set_max_connections(int n);
 void metrics_set_ready(void);
 int metrics_slot_ready(int slot);
 

@@ -18,6 +18,7 @@
 #include "event.h"
 #include "http.h"
 #include "http_head.h"
+#include "accept.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
@@ -95,7 +96,7 @@ static void sse_close(struct sse_client *c, const char *why)
     log_debug("event=sse_closed room=%s user=%s reason=%s", c->room, c->who.user, why);
     LIST_REMOVE(c, link);
     nclients--;
-    metrics_gauge_add(METRIC_CONN_SSE, -1);
+    accept_conn_add(METRIC_CONN_SSE, -1);
     bus_sub_remove(&c->room_sub);
     bus_sub_remove(&c->user_sub);
     if (c->state != SSE_SUBSCRIBING) {
@@ -371,7 +372,7 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
                  "retry: %d\n\n",
                  http_request_id(req), cfg->sse_retry_ms);
     http_log_response(req, 200);
-    c->bev = http_take_over(req);
+    c->bev = http_take_over(req, METRIC_CONN_SSE);
     hold->req = NULL;               /* freed with the evhtp connection */
     http_release(hold);
 
@@ -384,7 +385,6 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
     event_add(c->ping, &ping);
     LIST_INSERT_HEAD(&clients, c, link);
     nclients++;
-    metrics_gauge_add(METRIC_CONN_SSE, 1);
 
     c->room_sub.on_event = sse_on_room_event;
     c->room_sub.on_ready = sse_on_room_ready;
@@ -444,7 +444,7 @@ static void sse_answer_close(struct sse_answer *a)
         agent_cancel(a->agent);     /* the asker left: stop the work */
     }
     bufferevent_free(a->bev);
-    metrics_gauge_add(METRIC_CONN_SSE, -1);
+    accept_conn_add(METRIC_CONN_SSE, -1);
     free(a);
 }
 
@@ -513,13 +513,12 @@ static void sse_answer_start(struct http_hold *hold, const struct auth_identity 
                  "X-Accel-Buffering: no\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
                  http_request_id(req));
     http_log_response(req, 200);
-    a->bev = http_take_over(req);
+    a->bev = http_take_over(req, METRIC_CONN_SSE);
     hold->req = NULL;
     http_release(hold);
     evbuffer_add(bufferevent_get_output(a->bev), head, (size_t)n);
     bufferevent_setcb(a->bev, sse_on_read, NULL, sse_on_answer_event, a);
     bufferevent_enable(a->bev, EV_READ | EV_WRITE);
-    metrics_gauge_add(METRIC_CONN_SSE, 1);
 }
 
 static void sse_chat_stream(evhtp_request_t *req, const struct http_params *params)

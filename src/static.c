@@ -68,6 +68,42 @@ static int static_resolve(const char *urlpath, char *out, size_t outlen)
     return PL_OK;
 }
 
+/* Closes DIR unless it is the root, keeping errno. */
+static void static_dir_close(int dir)
+{
+    int saved = errno;
+
+    if (dir != static_root) {
+        close(dir);
+    }
+    errno = saved;
+}
+
+/* Opens REL (as static_resolve made it) under the root one component at a
+ * time, following no symbolic link on the way: O_NOFOLLOW alone guards
+ * only the last component, and a link to a directory elsewhere would
+ * serve that directory.  Returns the file's descriptor, or -1 with errno. */
+static int static_open(char *rel)
+{
+    int dir = static_root, fd;
+    char *seg = rel, *slash;
+
+    while ((slash = strchr(seg, '/')) != NULL) {
+        *slash = '\0';
+        fd = openat(dir, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        *slash = '/';
+        static_dir_close(dir);
+        if (fd < 0) {
+            return -1;
+        }
+        dir = fd;
+        seg = slash + 1;
+    }
+    fd = openat(dir, seg, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    static_dir_close(dir);
+    return fd;
+}
+
 static void static_serve(evhtp_request_t *req, const struct http_params *params)
 {
     const char *urlpath = req->uri && req->uri->path ? req->uri->path->full : "/";
@@ -82,7 +118,11 @@ static void static_serve(evhtp_request_t *req, const struct http_params *params)
         http_error(req, 404, "not_found", "no such resource");
         return;
     }
-    fd = openat(static_root, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    fd = static_open(rel);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        http_error(req, 503, "unavailable", "out of file descriptors; try again shortly");
+        return;
+    }
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0) {
             close(fd);

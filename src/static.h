@@ -1,7 +1,9 @@
 /* static.h - serves the web client's files from "web_root".
  *
  * Only regular files inside web_root are served: a path with a ".." or
- * hidden segment, an encoded NUL, or a symlinked file is refused.  Every
+ * hidden segment, an encoded NUL, or a symbolic link in any of its
+ * components (a linked file or directory) is refused; web_root itself may
+ * be a link, the operator's choice.  Out of descriptors answers 503.  Every
  * file is sent with its content type, an ETag and "Cache-Control: no-cache",
  * so browsers revalidate cheaply (304) and never run a stale client. */
 #ifndef PARLEY_STATIC_H

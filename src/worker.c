@@ -1,7 +1,6 @@
 /* worker.c - per-process set-up, signal handling and graceful exit. */
 #include "worker.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,8 +8,8 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <evhtp.h>
 
+#include "accept.h"
 #include "agent.h"
 #include "api.h"
 #include "auth.h"
@@ -34,15 +33,11 @@
 struct worker {
     struct event_base *base;
     const struct conf *cfg;
-    evhtp_t *htp[PL_MAX_WORKERS];
-    int nhtp;
     struct event *signals[6];
     struct event *drain_timer;
     struct event *start_timer;
     struct timeval drain_started;
     struct timeval started;
-    const struct listen_group *lg;
-    int nworkers;
     int index;
     int draining;
 };
@@ -88,10 +83,8 @@ static void worker_stop(void)
         return;
     }
     self.draining = 1;
+    accept_stop();              /* the master has closed its copies already */
     log_info("event=draining inflight=%d", http_inflight());
-    for (int i = 0; i < self.nhtp; i++) {
-        evhtp_unbind_socket(self.htp[i]);   /* closes this process's copy only */
-    }
     http_set_draining(1);
     sse_close_all();
     ws_close_all();             /* 1001; each goes once its close handshake ends */
@@ -121,30 +114,13 @@ static void worker_on_signal(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-static int worker_listen(const struct listen_group *lg, int nworkers)
-{
-    for (int j = self.index; j < lg->nfds; j += nworkers) {
-        evhtp_t *htp = evhtp_new(self.base, NULL);
-        if (htp == NULL) {
-            return PL_ERR;
-        }
-        http_attach(htp);
-        /* A backlog of 0 keeps the master's listen() as it is. */
-        if (evhtp_accept_socket(htp, lg->fds[j], 0) != 0) {
-            log_error(errno, "event=accept_socket_failed fd=%d", lg->fds[j]);
-            evhtp_free(htp);
-            return PL_ERR;
-        }
-        self.htp[self.nhtp++] = htp;
-    }
-    return PL_OK;
-}
-
 /* A worker accepts connections only once Redis answers it (or after
  * redis_timeout, to serve in degraded mode): during a reload the old
  * workers keep serving until then, so nobody sees a 503 from a newcomer. */
 static void worker_on_start_check(evutil_socket_t fd, short what, void *arg)
 {
+    int sockets;
+
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
@@ -155,13 +131,15 @@ static void worker_on_start_check(evutil_socket_t fd, short what, void *arg)
     if (self.draining) {
         return;
     }
-    if (worker_listen(self.lg, self.nworkers) != PL_OK) {
+    sockets = accept_start(http_attach);
+    if (sockets < 0) {
         log_error(0, "event=worker_listen_failed");
         event_base_loopbreak(self.base);
         return;
     }
     metrics_set_ready();
-    log_info("event=worker_ready sockets=%d redis=%s", self.nhtp, store_is_up() && bus_redis_up() ? "up" : "down");
+    log_info("event=worker_ready sockets=%d max_connections=%d redis=%s", sockets, self.cfg->max_connections,
+             store_is_up() && bus_redis_up() ? "up" : "down");
 }
 
 static void worker_free(void)
@@ -177,9 +155,7 @@ static void worker_free(void)
     if (self.start_timer != NULL) {
         event_free(self.start_timer);
     }
-    for (int i = 0; i < self.nhtp; i++) {
-        evhtp_free(self.htp[i]);
-    }
+    accept_free();
     bus_shutdown();
     store_shutdown();
     event_base_free(self.base);
@@ -213,6 +189,7 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
         log_error(0, "event=event_base_failed");
         return 1;
     }
+    accept_init(self.base, lg, index, nworkers, cfg->max_connections);
     for (size_t i = 0; i < PL_ARRAY_LEN(sigs); i++) {
         self.signals[i] = evsignal_new(self.base, sigs[i], worker_on_signal, NULL);
         event_add(self.signals[i], NULL);
@@ -236,8 +213,6 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     if (cfg->web_root[0] != '\0') {
         static_register(cfg->web_root);     /* failure logged; the API still serves */
     }
-    self.lg = lg;
-    self.nworkers = nworkers;
     event_base_gettimeofday_cached(self.base, &self.started);
     self.start_timer = event_new(self.base, -1, EV_PERSIST, worker_on_start_check, NULL);
     event_add(self.start_timer, &(struct timeval){ 0, WORKER_START_CHECK_MS * 1000 });

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "http.h"
+#include "accept.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
@@ -220,7 +221,7 @@ static void ws_release(struct ws_conn *c)
     c->released = 1;
     LIST_REMOVE(c, link);
     nconns--;
-    metrics_gauge_add(METRIC_CONN_WS, -1);
+    accept_conn_add(METRIC_CONN_WS, -1);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     outq_detach(&c->out);
     handlers->on_close(c, c->state);
@@ -416,7 +417,7 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
                  "Sec-WebSocket-Accept: %s\r\nX-Request-Id: %s\r\n\r\n", pend->accept, http_request_id(req));
     http_log_response(req, 101);
     c->auth_expires = who->expires;
-    c->bev = http_take_over(req);
+    c->bev = http_take_over(req, METRIC_CONN_WS);
     hold->req = NULL;
     http_release(hold);
 
@@ -425,7 +426,6 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
     c->ping_sent_ms = c->last_seen_ms;
     LIST_INSERT_HEAD(&conns, c, link);
     nconns++;
-    metrics_gauge_add(METRIC_CONN_WS, 1);
     evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
     bufferevent_setcb(c->bev, ws_on_read, ws_on_write, ws_on_event, c);
     bufferevent_enable(c->bev, EV_READ);

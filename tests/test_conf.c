@@ -1,4 +1,5 @@
 /* test_conf.c - configuration file parsing and validation. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -187,6 +188,26 @@ START_TEST(check_resolves_listen)
 }
 END_TEST
 
+START_TEST(connections_allowed)
+{
+    ck_assert_int_eq(load("max_connections = 5000\n"), PL_OK);
+    ck_assert_int_eq(cfg.max_connections, 5000);
+    ck_assert_int_eq(load("max_connections = -1\n"), PL_ERR);
+    conf_defaults(&cfg);
+    ck_assert_int_eq(cfg.max_connections, 0);
+    /* The limit less 32 of the worker's own, a sixteenth for files being
+     * served, and the listening sockets. */
+    ck_assert_int_eq(conf_connections_allowed(&cfg, 1024, 1), 1024 - 32 - 64 - 1);
+    ck_assert_int_eq(conf_connections_allowed(&cfg, 1024, 4), 1024 - 32 - 64 - 4);
+    /* The openai agent's upstream connections are descriptors too. */
+    ck_assert_int_eq(load("agent = openai\nagent_max_concurrent = 100\n"), PL_OK);
+    ck_assert_int_eq(conf_connections_allowed(&cfg, 1024, 1), 1024 - 32 - 64 - 1 - 100);
+    /* Never less than one, never past an int. */
+    ck_assert_int_eq(conf_connections_allowed(&cfg, 16, 1), 1);
+    ck_assert_int_eq(conf_connections_allowed(&cfg, 1LL << 40, 1), INT_MAX);
+}
+END_TEST
+
 Suite *suite_conf(void)
 {
     Suite *s = suite_create("conf");
@@ -204,6 +225,7 @@ Suite *suite_conf(void)
     tcase_add_test(tc, missing_file);
     tcase_add_test(tc, flag_overrides_and_origin);
     tcase_add_test(tc, check_resolves_listen);
+    tcase_add_test(tc, connections_allowed);
     suite_add_tcase(s, tc);
     return s;
 }

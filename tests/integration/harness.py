@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -93,7 +94,7 @@ class Redis:
 class Parleyd:
     """The real parleyd binary with a generated configuration file."""
 
-    def __init__(self, tmpdir, settings=None, args=None, env=None):
+    def __init__(self, tmpdir, settings=None, args=None, env=None, nofile=None):
         self.tmpdir = tmpdir
         self.conf = os.path.join(tmpdir, "parley.conf")
         self.logpath = os.path.join(tmpdir, "parleyd.log")
@@ -106,6 +107,7 @@ class Parleyd:
         self.settings.update(settings or {})
         self.args = args or []
         self.env = env
+        self.nofile = nofile        # RLIMIT_NOFILE (soft and hard) of parleyd, or None
         self.proc = None
         self.port = None
         self._log = None
@@ -124,8 +126,13 @@ class Parleyd:
         self._log = open(self.logpath, "ab")
         env = dict(os.environ)
         env.update(self.env or {})
+        limit = None
+        if self.nofile is not None:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
         self.proc = subprocess.Popen([PARLEYD, "-c", self.conf] + self.args,
-                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=limit)
         _live.append(self.proc)
         if wait_ready:
             # The log may hold an earlier run's lines (a restart): wait for one more.

@@ -2,6 +2,7 @@
 and systemd notification, on the real binary."""
 
 import collections
+import errno
 import os
 import signal
 import socket
@@ -9,7 +10,8 @@ import threading
 import time
 import unittest
 
-from harness import Env, SLOW, port_is_open, wait_for
+from harness import Env, SLOW, port_is_open, session, wait_for
+from wsclient import WSClient
 
 
 def serving_pid(p):
@@ -92,6 +94,27 @@ class Master(unittest.TestCase):
         t0 = time.monotonic()
         self.assertEqual(p.stop(), 0)
         self.assertLess(time.monotonic() - t0, 3.0 * SLOW)
+
+    def test_stopping_instance_refuses_new_connections(self):
+        # A WebSocket client that never answers the server's close keeps its
+        # worker draining; meanwhile no worker serves the port any more, so a
+        # new connection must be refused at once (a load balancer then tries
+        # another instance), not accepted by the kernel and reset later.
+        p = self.env.parleyd({"workers": "2", "shutdown_timeout": "5s"})
+        ws = WSClient.connect(p.port, "/ws/chat/lobby?token=" + session(p, "alice"), timeout=10 * SLOW)
+        self.addCleanup(ws.shutdown)
+        self.assertEqual(ws.recv_json()["type"], "welcome")
+        p.signal(signal.SIGTERM)
+        p.wait_log(r"event=draining", count=2)
+        for _ in range(20):
+            s = socket.socket()
+            s.settimeout(1.0)
+            try:
+                self.assertEqual(s.connect_ex(("127.0.0.1", p.port)), errno.ECONNREFUSED)
+            finally:
+                s.close()
+        self.assertIsNone(p.proc.poll(), "the test needs a worker still draining")
+        self.assertEqual(p.proc.wait(10 * SLOW), 0)
 
     def test_master_killed_takes_workers_down(self):
         p = self.env.parleyd({"workers": "2"})

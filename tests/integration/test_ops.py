@@ -146,7 +146,16 @@ class StaticFiles(unittest.TestCase):
         with open(os.path.join(cls.env.tmpdir, "outside.txt"), "w") as f:
             f.write("outside")
         os.symlink(os.path.join(cls.env.tmpdir, "outside.txt"), os.path.join(root, "link.txt"))
-        cls.p = cls.env.parleyd({"web_root": root, "workers": "1"})
+        outside = os.path.join(cls.env.tmpdir, "outside")
+        os.makedirs(os.path.join(outside, "sub"))
+        for name in ("passwd", "index.html", "sub/index.html"):
+            with open(os.path.join(outside, name), "w") as f:
+                f.write("outside")
+        os.symlink(outside, os.path.join(root, "dirlink"))
+        os.symlink(outside, os.path.join(root, "js", "deeplink"))
+        # The configured web_root itself may be a symbolic link: the operator's choice.
+        os.symlink(root, os.path.join(cls.env.tmpdir, "current"))
+        cls.p = cls.env.parleyd({"web_root": os.path.join(cls.env.tmpdir, "current"), "workers": "1"})
 
     @classmethod
     def tearDownClass(cls):
@@ -174,7 +183,8 @@ class StaticFiles(unittest.TestCase):
     def test_traversal_and_hidden_refused(self):
         for path in ("/../outside.txt", "/%2e%2e/outside.txt", "/js/%2e%2e/%2e%2e/outside.txt",
                      "/.secret", "/%2esecret", "/link.txt", "/js//app.js", "/js%2fapp.js%00",
-                     "/js\\app.js", "/js"):
+                     "/js\\app.js", "/js", "/dirlink/passwd", "/dirlink/", "/dirlink/sub/",
+                     "/js/deeplink/passwd", "/%64irlink/passwd"):
             status, headers, body = self.p.request("GET", path)
             self.assertEqual(status, 404, path)
             self.assertEqual(json.loads(body)["error"]["code"], "not_found")
