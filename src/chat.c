@@ -18,6 +18,7 @@
 #include "bus.h"
 #include "event.h"
 #include "json_field.h"
+#include "json_strict.h"
 #include "log.h"
 #include "names.h"
 #include "parley.h"
@@ -122,12 +123,19 @@ static void chat_send_buffer(struct chat_client *cl, struct evbuffer *b)
     ws_send_text(cl->ws, (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
 }
 
+/* MESSAGE is plain text: it is escaped here, whatever it holds. */
 static void chat_error(struct chat_client *cl, const char *code, const char *message)
 {
-    char text[512];
-    int n = snprintf(text, sizeof(text), "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}", code, message);
+    struct evbuffer *b = evbuffer_new();
 
-    ws_send_text(cl->ws, text, (size_t)n);
+    if (b == NULL) {
+        return;
+    }
+    evbuffer_add_printf(b, "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"", code);
+    event_escape(b, message, strlen(message));
+    evbuffer_add(b, "\"}", 2);
+    chat_send_buffer(cl, b);
+    evbuffer_free(b);
 }
 
 /* --- events from the bus ------------------------------------------------ */
@@ -381,11 +389,11 @@ static const char *chat_content(struct chat_client *cl, json_object *msg, size_t
     const char *content = json_field_string(msg, "content", len, &bad);
 
     if (content == NULL || *len == 0) {
-        chat_error(cl, "bad_request", "\\\"content\\\" must be a non-empty string");
+        chat_error(cl, "bad_request", "\"content\" must be a non-empty string");
         return NULL;
     }
     if (*len > cfg->max_content) {
-        chat_error(cl, "too_large", "\\\"content\\\" is too long");
+        chat_error(cl, "too_large", "\"content\" is too long");
         return NULL;
     }
     return content;
@@ -442,7 +450,7 @@ static struct chat_ack *chat_ack_new(struct chat_client *cl, json_object *msg)
 
     cmid = json_field_string(msg, "client_msg_id", &len, &bad);
     if (bad || (cmid != NULL && (len == 0 || len > CHAT_CMID_MAX))) {
-        chat_error(cl, "bad_request", "\\\"client_msg_id\\\" must be a string of 1..128 characters");
+        chat_error(cl, "bad_request", "\"client_msg_id\" must be a string of 1..128 characters");
         return NULL;
     }
     a = calloc(1, sizeof(*a));
@@ -501,7 +509,7 @@ static void chat_direct(struct chat_client *cl, json_object *msg)
 
     to = json_field_string(msg, "to", &tolen, &bad);
     if (to == NULL || !name_valid(to)) {
-        chat_error(cl, "bad_request", "\\\"to\\\" must be a user name");
+        chat_error(cl, "bad_request", "\"to\" must be a user name");
         return;
     }
     if ((content = chat_content(cl, msg, &len)) == NULL || (a = chat_ack_new(cl, msg)) == NULL) {
@@ -577,12 +585,12 @@ static void chat_history(struct chat_client *cl, json_object *msg)
 
     before = json_field_string(msg, "before", &len, &bad);
     if (bad || (before != NULL && !event_id_valid(before))) {
-        chat_error(cl, "bad_request", "\\\"before\\\" must be a stream id");
+        chat_error(cl, "bad_request", "\"before\" must be a stream id");
         return;
     }
     if (json_object_object_get_ex(msg, "limit", &v) && !json_object_is_type(v, json_type_null)) {
         if (!json_object_is_type(v, json_type_int) || (limit = json_object_get_int64(v)) < 1) {
-            chat_error(cl, "bad_request", "\\\"limit\\\" must be a positive integer");
+            chat_error(cl, "bad_request", "\"limit\" must be a positive integer");
             return;
         }
         limit = limit > CHAT_HISTORY_MAX ? CHAT_HISTORY_MAX : limit;
@@ -702,20 +710,19 @@ static void chat_ask(struct chat_client *cl, json_object *msg)
 static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size_t len)
 {
     struct chat_client *cl = state;
-    struct json_tokener *tok;
     json_object *msg, *type;
     const char *t;
+    char why[160];
 
     PL_UNUSED(ws);
     if (!chat_rate_ok(cl)) {
         return;
     }
-    tok = json_tokener_new();
-    msg = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
-    if (msg == NULL || json_tokener_get_parse_end(tok) != len || !json_object_is_type(msg, json_type_object)) {
-        chat_error(cl, "invalid_json", "messages must be JSON objects");
+    msg = json_strict_parse(text, len, "the message", why, sizeof(why));
+    if (msg == NULL) {
+        chat_error(cl, "invalid_json", why);
     } else if (!json_object_object_get_ex(msg, "type", &type) || !json_object_is_type(type, json_type_string)) {
-        chat_error(cl, "bad_request", "\\\"type\\\" is missing");
+        chat_error(cl, "bad_request", "\"type\" is missing");
     } else if (cl->st != CHAT_LIVE) {
         chat_error(cl, "bad_request", "wait for the welcome before sending");
     } else if (strcmp(t = json_object_get_string(type), "message") == 0) {
@@ -732,9 +739,6 @@ static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size
         chat_error(cl, "bad_request", "unknown message type");
     }
     json_object_put(msg);
-    if (tok != NULL) {
-        json_tokener_free(tok);
-    }
 }
 
 static const struct ws_handlers chat_handlers = {

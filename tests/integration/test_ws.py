@@ -270,6 +270,11 @@ class Handshake(WSCase):
         for bad in (jwt({"sub": "jwtuser", "exp": now - 1}), jwt({"sub": "jwtuser", "exp": now + 60}, "wrong")):
             resp = self.refused(401, "/ws/chat/%s?token=%s" % (room, bad))
             self.assertEqual(resp.headers.get("www-authenticate"), "Bearer")
+        # A critical extension parley does not know (RFC 7515 4.1.11).
+        crit = harness.jwt({"sub": "jwtuser", "exp": now + 60}, JWT_SECRET,
+                           header={"alg": "HS256", "typ": "JWT", "crit": ["exp"]})
+        resp = self.refused(401, "/ws/chat/%s?token=%s" % (room, crit))
+        self.assertEqual(resp.json()["error"]["message"], "invalid token: unsupported crit header")
 
     def test_header_variants_accepted(self):
         room = self.name("hv")
@@ -557,6 +562,43 @@ class Chat(WSCase):
         ack, own = self.send_message(a, "y" * 100, "fine")
         self.assertEqual(own["content"], "y" * 100)
         self.assertEqual(redis_cli(self.env.redis, "XLEN", "parley:room:%s:log" % room), "1")
+
+    def test_json_outside_rfc_8259_is_invalid_json(self):
+        # What json-c alone would take: repeated names (it keeps the last),
+        # NaN and Infinity, raw control characters, a lone surrogate.
+        room, alice = self.name("strict"), self.name("alice")
+        a = self.connect(alice, room)
+        cases = [
+            (b'{"type":"message","content":"a","content":"b"}', "duplicate member name at offset 32"),
+            (b'{"type":"message","content":"a","\\u0063ontent":"b"}', "duplicate member name"),
+            (b'{"type":"typing","type":"message","content":"a"}', "duplicate member name"),
+            (b'{"type":"history","limit":NaN}', "NaN and Infinity"),
+            (b'{"type":"history","limit":Infinity}', "NaN and Infinity"),
+            (b'{"type":"history","limit":-Infinity}', "NaN and Infinity"),
+            (b'{"type":"message","content":"line\nbreak"}', "unescaped control character in a string at offset 33"),
+            (b'{"type":"message","content":"\x1f"}', "unescaped control character"),
+            (b'{"type":"message","content":"\\ud800"}', "unpaired surrogate"),
+            (b'{"type":"message","content":"x","deep":' + b"[" * 40 + b"]" * 40 + b"}", "nested more than"),
+            (b'{"type":"message","content":"x",}', "unexpected character"),
+            (b'{"type":"message","content":01}', "malformed number"),
+            (b'{"type":"message"', "the text ends inside the value"),
+        ]
+        for text, words in cases:
+            a.send_text(text)
+            doc = a.recv_json()
+            self.assert_error(doc, "invalid_json")
+            self.assertTrue(doc["message"].startswith("the message is not valid JSON: "), (text, doc))
+            self.assertIn(words, doc["message"], text)
+        for text, message in ((b"", "the message is empty; send a JSON object"),
+                              (b" \r\n", "the message is empty; send a JSON object"),
+                              (b"[1,2]", "the message must be a JSON object, not an array")):
+            a.send_text(text)
+            doc = a.recv_json()
+            self.assert_error(doc, "invalid_json")
+            self.assertEqual(doc["message"], message)
+        # Nothing of it was stored, and the connection is still open.
+        self.assertEqual(redis_cli(self.env.redis, "XLEN", "parley:room:%s:log" % room), "0")
+        self.send_message(a, "still here", "strict-1")
 
     def test_ask_streams_to_the_room_and_is_stored(self):
         # The builtin agent: the answer streams to everyone in the room as
