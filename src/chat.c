@@ -118,6 +118,25 @@ static int chat_unpin(struct chat_client *cl)
     return !cl->closed;
 }
 
+/* After a reply to the client's request is queued: when it was the last
+ * one owed, a close from the client that waited for it may go ahead. */
+static void chat_replied(struct chat_client *cl)
+{
+    if (cl->pending == 0) {
+        ws_replies_done(cl->ws);
+    }
+}
+
+/* For ws.h: once the client is live, every store call in flight is a
+ * reply owed to one of its requests (while joining, none is). */
+static int chat_owes_replies(struct ws_conn *ws, void *state)
+{
+    const struct chat_client *cl = state;
+
+    PL_UNUSED(ws);
+    return cl->st == CHAT_LIVE && cl->pending > 0;
+}
+
 static void chat_send_buffer(struct chat_client *cl, struct evbuffer *b)
 {
     ws_send_text(cl->ws, (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
@@ -437,6 +456,7 @@ static void chat_on_published(enum store_status st, const char *id, long detail,
         } else {
             chat_error(a->cl, "redis_unavailable", "the message could not be stored");
         }
+        chat_replied(a->cl);
     }
     free(a);
 }
@@ -492,6 +512,7 @@ static void chat_on_direct_sent(enum store_status st, long long receivers, void 
         } else if (a->has_cmid) {
             chat_send_ack(a->cl, a, a->id);
         }
+        chat_replied(a->cl);
     }
     free(a);
 }
@@ -561,18 +582,19 @@ static void chat_on_history(enum store_status st, const struct store_events *evs
     }
     if (st != STORE_OK || (b = evbuffer_new()) == NULL) {
         chat_error(cl, "redis_unavailable", "history is unavailable");
-        return;
-    }
-    evbuffer_add_printf(b, "{\"type\":\"history\",\"messages\":[");
-    for (int i = 0; i < evs->count; i++) {
-        if (i > 0) {
-            evbuffer_add(b, ",", 1);
+    } else {
+        evbuffer_add_printf(b, "{\"type\":\"history\",\"messages\":[");
+        for (int i = 0; i < evs->count; i++) {
+            if (i > 0) {
+                evbuffer_add(b, ",", 1);
+            }
+            evbuffer_add(b, evs->items[i].json, evs->items[i].len);
         }
-        evbuffer_add(b, evs->items[i].json, evs->items[i].len);
+        evbuffer_add(b, "]}", 2);
+        chat_send_buffer(cl, b);
+        evbuffer_free(b);
     }
-    evbuffer_add(b, "]}", 2);
-    chat_send_buffer(cl, b);
-    evbuffer_free(b);
+    chat_replied(cl);
 }
 
 static void chat_history(struct chat_client *cl, json_object *msg)
@@ -745,6 +767,7 @@ static const struct ws_handlers chat_handlers = {
     .on_open = chat_open,
     .on_text = chat_on_text,
     .on_close = chat_close,
+    .owes_replies = chat_owes_replies,
 };
 
 /* A connection that cannot be welcomed (Redis down or unanswering) is told

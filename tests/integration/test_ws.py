@@ -7,6 +7,7 @@ codes, keepalive, slow consumers and graceful shutdown."""
 import base64
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -960,6 +961,99 @@ class Protocol(WSCase):
         c.send_raw(b"".join(self.F(OP_PING, b"%d" % i) for i in range(20)))
         pongs = [c.recv_frame() for _ in range(20)]
         self.assertEqual([p[1] for p in pongs], [b"%d" % i for i in range(20)])
+
+
+class CloseAfterRequests(WSCase):
+    """A client's close frame that comes right after its requests (in the
+    same write) waits for their replies: acks and history are sent, then
+    the close is echoed (RFC 6455 5.5.1 lets the server finish first)."""
+
+    settings = {"workers": "1", "redis_timeout": "1s"}
+    F = staticmethod(WSClient.encode_frame)
+
+    def send_then_close(self, c, docs, code=1000):
+        """Sends DOCS and a close frame in one write."""
+        frames = [self.F(OP_TEXT, json.dumps(d)) for d in docs]
+        c.send_raw(b"".join(frames) + self.F(OP_CLOSE, struct.pack("!H", code)))
+        c.close_sent = True
+
+    def until_close(self, c, timeout=T):
+        """The text messages the server sends before its close frame, and
+        that frame's code; then the TCP connection must end."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while True:
+            opcode, payload, _ = c.recv_frame(max(0.0, deadline - time.monotonic()))
+            if opcode == OP_CLOSE:
+                break
+            if opcode == OP_TEXT:
+                got.append(json.loads(payload))
+        c.expect_eof(T)
+        return [d for d in got if d.get("type") in ("ack", "history", "error")], c.close_received[0]
+
+    def test_message_then_close_gets_the_ack_first(self):
+        room, alice = self.name("mc"), self.name("alice")
+        a = self.connect(alice, room)
+        self.send_then_close(a, [{"type": "message", "content": "last words", "client_msg_id": "lw"}])
+        replies, code = self.until_close(a)
+        self.assertEqual(code, 1000)
+        self.assertEqual([(d["type"], d["client_msg_id"]) for d in replies], [("ack", "lw")], replies)
+        _, _, body = self.p.request("GET", "/api/rooms/%s/messages?token=%s" % (room, self.token(alice)))
+        stored = json.loads(body)["messages"]
+        self.assertEqual([(m["id"], m["content"]) for m in stored], [(replies[0]["id"], "last words")])
+
+    def test_direct_then_close_gets_the_ack_first(self):
+        alice, bob = self.name("alice"), self.name("bob")
+        a = self.connect(alice, self.name("dc"))
+        b = self.connect(bob, self.name("elsewhere"))
+        self.send_then_close(a, [{"type": "direct", "to": bob, "content": "bye", "client_msg_id": "d1"}], 4000)
+        replies, code = self.until_close(a)
+        self.assertEqual(code, 4000)
+        self.assertEqual([(d["type"], d["client_msg_id"]) for d in replies], [("ack", "d1")], replies)
+        direct = self.next_of(b, "direct")
+        self.assertEqual((direct["id"], direct["content"]), (replies[0]["id"], "bye"))
+
+    def test_history_then_close_gets_the_history_first(self):
+        room, alice = self.name("hc"), self.name("alice")
+        ids = [publish(self.p, self.token(alice), room, "h%d" % i)[1]["id"] for i in range(3)]
+        a = self.connect(alice, room)
+        self.send_then_close(a, [{"type": "history", "limit": 2}])
+        replies, code = self.until_close(a)
+        self.assertEqual(code, 1000)
+        self.assertEqual(len(replies), 1, replies)
+        self.assertEqual([m["id"] for m in replies[0]["messages"]], ids[1:])
+
+    def test_every_reply_before_the_close(self):
+        room, alice, bob = self.name("all"), self.name("alice"), self.name("bob")
+        a = self.connect(alice, room)
+        self.connect(bob, room)
+        self.send_then_close(a, [{"type": "message", "content": "m%d" % i, "client_msg_id": "m%d" % i}
+                                 for i in range(5)]
+                             + [{"type": "direct", "to": bob, "content": "d", "client_msg_id": "d"},
+                                {"type": "history"}])
+        replies, code = self.until_close(a)
+        self.assertEqual(code, 1000)
+        acks = sorted(d["client_msg_id"] for d in replies if d["type"] == "ack")
+        self.assertEqual(acks, ["d", "m0", "m1", "m2", "m3", "m4"], replies)
+        self.assertEqual(len([d for d in replies if d["type"] == "history"]), 1, replies)
+
+    def test_close_waits_for_redis_only_so_long(self):
+        # Redis stops answering: the store call fails after redis_timeout,
+        # the client hears that, and then gets its close.
+        room, alice = self.name("slow"), self.name("alice")
+        a = self.connect(alice, room)
+        os.kill(self.env.redis.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            self.send_then_close(a, [{"type": "message", "content": "x", "client_msg_id": "s"}])
+            replies, code = self.until_close(a)
+            waited = time.monotonic() - t0
+        finally:
+            os.kill(self.env.redis.proc.pid, signal.SIGCONT)
+        self.assertEqual(code, 1000)
+        self.assertEqual([(d["type"], d.get("code")) for d in replies], [("error", "redis_unavailable")], replies)
+        self.assertLess(waited, 4 * SLOW)
+        wait_for(lambda: self.p.request("GET", "/healthz")[0] == 200, timeout=10, what="redis back")
 
 
 # ---------------------------------------------------------------------------
