@@ -14,6 +14,7 @@
 #include "event.h"
 #include "http.h"
 #include "json_field.h"
+#include "json_strict.h"
 #include "log.h"
 #include "metrics.h"
 #include "names.h"
@@ -33,30 +34,18 @@ static json_object *api_json_body(evhtp_request_t *req)
 {
     const char *ctype = evhtp_header_find(req->headers_in, "Content-Type");
     size_t len = evbuffer_get_length(req->buffer_in);
-    struct json_tokener *tok;
     json_object *obj;
+    char why[160];
 
     if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0
         || (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' ')) {
         http_error(req, 415, "unsupported_media_type", "the body must be application/json");
         return NULL;
     }
-    tok = json_tokener_new();
-    if (tok == NULL) {
-        http_error(req, 503, "unavailable", "out of memory");
-        return NULL;
+    obj = json_strict_parse((const char *)evbuffer_pullup(req->buffer_in, -1), len, "the body", why, sizeof(why));
+    if (obj == NULL) {
+        http_error(req, 400, "invalid_json", "%s", why);
     }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    obj = json_tokener_parse_ex(tok, (const char *)evbuffer_pullup(req->buffer_in, -1), (int)len);
-    if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success
-        || json_tokener_get_parse_end(tok) != len || !json_object_is_type(obj, json_type_object)) {
-        http_error(req, 400, "invalid_json", "the body is not a JSON object%s%s",
-                   obj == NULL ? ": " : "",
-                   obj == NULL ? json_tokener_error_desc(json_tokener_get_error(tok)) : "");
-        json_object_put(obj);
-        obj = NULL;
-    }
-    json_tokener_free(tok);
     return obj;
 }
 

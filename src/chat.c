@@ -18,6 +18,7 @@
 #include "bus.h"
 #include "event.h"
 #include "json_field.h"
+#include "json_strict.h"
 #include "log.h"
 #include "names.h"
 #include "parley.h"
@@ -117,17 +118,43 @@ static int chat_unpin(struct chat_client *cl)
     return !cl->closed;
 }
 
+/* After a reply to the client's request is queued: when it was the last
+ * one owed, a close from the client that waited for it may go ahead. */
+static void chat_replied(struct chat_client *cl)
+{
+    if (cl->pending == 0) {
+        ws_replies_done(cl->ws);
+    }
+}
+
+/* For ws.h: once the client is live, every store call in flight is a
+ * reply owed to one of its requests (while joining, none is). */
+static int chat_owes_replies(struct ws_conn *ws, void *state)
+{
+    const struct chat_client *cl = state;
+
+    PL_UNUSED(ws);
+    return cl->st == CHAT_LIVE && cl->pending > 0;
+}
+
 static void chat_send_buffer(struct chat_client *cl, struct evbuffer *b)
 {
     ws_send_text(cl->ws, (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
 }
 
+/* MESSAGE is plain text: it is escaped here, whatever it holds. */
 static void chat_error(struct chat_client *cl, const char *code, const char *message)
 {
-    char text[512];
-    int n = snprintf(text, sizeof(text), "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}", code, message);
+    struct evbuffer *b = evbuffer_new();
 
-    ws_send_text(cl->ws, text, (size_t)n);
+    if (b == NULL) {
+        return;
+    }
+    evbuffer_add_printf(b, "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"", code);
+    event_escape(b, message, strlen(message));
+    evbuffer_add(b, "\"}", 2);
+    chat_send_buffer(cl, b);
+    evbuffer_free(b);
 }
 
 /* --- events from the bus ------------------------------------------------ */
@@ -398,11 +425,11 @@ static const char *chat_content(struct chat_client *cl, json_object *msg, size_t
     const char *content = json_field_string(msg, "content", len, &bad);
 
     if (content == NULL || *len == 0) {
-        chat_error(cl, "bad_request", "\\\"content\\\" must be a non-empty string");
+        chat_error(cl, "bad_request", "\"content\" must be a non-empty string");
         return NULL;
     }
     if (*len > cfg->max_content) {
-        chat_error(cl, "too_large", "\\\"content\\\" is too long");
+        chat_error(cl, "too_large", "\"content\" is too long");
         return NULL;
     }
     return content;
@@ -446,6 +473,7 @@ static void chat_on_published(enum store_status st, const char *id, long detail,
         } else {
             chat_error(a->cl, "redis_unavailable", "the message could not be stored");
         }
+        chat_replied(a->cl);
     }
     free(a);
 }
@@ -459,7 +487,7 @@ static struct chat_ack *chat_ack_new(struct chat_client *cl, json_object *msg)
 
     cmid = json_field_string(msg, "client_msg_id", &len, &bad);
     if (bad || (cmid != NULL && (len == 0 || len > CHAT_CMID_MAX))) {
-        chat_error(cl, "bad_request", "\\\"client_msg_id\\\" must be a string of 1..128 characters");
+        chat_error(cl, "bad_request", "\"client_msg_id\" must be a string of 1..128 characters");
         return NULL;
     }
     a = calloc(1, sizeof(*a));
@@ -501,6 +529,7 @@ static void chat_on_direct_sent(enum store_status st, long long receivers, void 
         } else if (a->has_cmid) {
             chat_send_ack(a->cl, a, a->id);
         }
+        chat_replied(a->cl);
     }
     free(a);
 }
@@ -518,7 +547,7 @@ static void chat_direct(struct chat_client *cl, json_object *msg)
 
     to = json_field_string(msg, "to", &tolen, &bad);
     if (to == NULL || !name_valid(to)) {
-        chat_error(cl, "bad_request", "\\\"to\\\" must be a user name");
+        chat_error(cl, "bad_request", "\"to\" must be a user name");
         return;
     }
     if ((content = chat_content(cl, msg, &len)) == NULL || (a = chat_ack_new(cl, msg)) == NULL) {
@@ -570,18 +599,19 @@ static void chat_on_history(enum store_status st, const struct store_events *evs
     }
     if (st != STORE_OK || (b = evbuffer_new()) == NULL) {
         chat_error(cl, "redis_unavailable", "history is unavailable");
-        return;
-    }
-    evbuffer_add_printf(b, "{\"type\":\"history\",\"messages\":[");
-    for (int i = 0; i < evs->count; i++) {
-        if (i > 0) {
-            evbuffer_add(b, ",", 1);
+    } else {
+        evbuffer_add_printf(b, "{\"type\":\"history\",\"messages\":[");
+        for (int i = 0; i < evs->count; i++) {
+            if (i > 0) {
+                evbuffer_add(b, ",", 1);
+            }
+            evbuffer_add(b, evs->items[i].json, evs->items[i].len);
         }
-        evbuffer_add(b, evs->items[i].json, evs->items[i].len);
+        evbuffer_add(b, "]}", 2);
+        chat_send_buffer(cl, b);
+        evbuffer_free(b);
     }
-    evbuffer_add(b, "]}", 2);
-    chat_send_buffer(cl, b);
-    evbuffer_free(b);
+    chat_replied(cl);
 }
 
 static void chat_history(struct chat_client *cl, json_object *msg)
@@ -594,12 +624,12 @@ static void chat_history(struct chat_client *cl, json_object *msg)
 
     before = json_field_string(msg, "before", &len, &bad);
     if (bad || (before != NULL && !event_id_valid(before))) {
-        chat_error(cl, "bad_request", "\\\"before\\\" must be a stream id");
+        chat_error(cl, "bad_request", "\"before\" must be a stream id");
         return;
     }
     if (json_object_object_get_ex(msg, "limit", &v) && !json_object_is_type(v, json_type_null)) {
         if (!json_object_is_type(v, json_type_int) || (limit = json_object_get_int64(v)) < 1) {
-            chat_error(cl, "bad_request", "\\\"limit\\\" must be a positive integer");
+            chat_error(cl, "bad_request", "\"limit\" must be a positive integer");
             return;
         }
         limit = limit > CHAT_HISTORY_MAX ? CHAT_HISTORY_MAX : limit;
@@ -719,20 +749,19 @@ static void chat_ask(struct chat_client *cl, json_object *msg)
 static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size_t len)
 {
     struct chat_client *cl = state;
-    struct json_tokener *tok;
     json_object *msg, *type;
     const char *t;
+    char why[160];
 
     PL_UNUSED(ws);
     if (!chat_rate_ok(cl)) {
         return;
     }
-    tok = json_tokener_new();
-    msg = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
-    if (msg == NULL || json_tokener_get_parse_end(tok) != len || !json_object_is_type(msg, json_type_object)) {
-        chat_error(cl, "invalid_json", "messages must be JSON objects");
+    msg = json_strict_parse(text, len, "the message", why, sizeof(why));
+    if (msg == NULL) {
+        chat_error(cl, "invalid_json", why);
     } else if (!json_object_object_get_ex(msg, "type", &type) || !json_object_is_type(type, json_type_string)) {
-        chat_error(cl, "bad_request", "\\\"type\\\" is missing");
+        chat_error(cl, "bad_request", "\"type\" is missing");
     } else if (cl->st != CHAT_LIVE) {
         chat_error(cl, "bad_request", "wait for the welcome before sending");
     } else if (strcmp(t = json_object_get_string(type), "message") == 0) {
@@ -749,15 +778,13 @@ static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size
         chat_error(cl, "bad_request", "unknown message type");
     }
     json_object_put(msg);
-    if (tok != NULL) {
-        json_tokener_free(tok);
-    }
 }
 
 static const struct ws_handlers chat_handlers = {
     .on_open = chat_open,
     .on_text = chat_on_text,
     .on_close = chat_close,
+    .owes_replies = chat_owes_replies,
 };
 
 /* A connection that cannot be welcomed (Redis down or unanswering) is told

@@ -11,6 +11,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "json_strict.h"
 #include "names.h"
 #include "parley.h"
 
@@ -156,41 +157,16 @@ int token_is_jwt(const char *token)
     return token_jwt_split(token, &parts) == PL_OK;
 }
 
-/* Decodes one base64url part and parses it as a JSON object.  Returns the
- * object (the caller puts it), or NULL.  Strict mode turns away json-c's
- * lenient forms (single quotes, trailing commas, trailing text); the
- * whole-input check keeps the last true whatever a json-c version's flags
- * mean. */
+/* Decodes one base64url part and parses it as a JSON object by the same
+ * strict rules as every client's JSON (a repeated member, above all, would
+ * leave it open which of two "sub"s was meant).  Returns the object (the
+ * caller puts it), or NULL. */
 static json_object *token_json_part(const char *seg, size_t len)
 {
     unsigned char buf[TOKEN_JWT_MAX];
-    json_tokener *tok;
-    json_object *obj;
     ptrdiff_t n = token_b64_decode(seg, len, buf);
-    size_t end;
 
-    /* A NUL would end json-c's view of the text early. */
-    if (n <= 0 || memchr(buf, '\0', (size_t)n) != NULL) {
-        return NULL;
-    }
-    tok = json_tokener_new();
-    if (tok == NULL) {
-        return NULL;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    obj = json_tokener_parse_ex(tok, (const char *)buf, (int)n);
-    end = json_tokener_get_parse_end(tok);
-    if (obj != NULL && json_tokener_get_error(tok) == json_tokener_success) {
-        while (end < (size_t)n && strchr(" \t\r\n", buf[end]) != NULL) {
-            end++;
-        }
-    }
-    json_tokener_free(tok);
-    if (obj == NULL || end != (size_t)n || !json_object_is_type(obj, json_type_object)) {
-        json_object_put(obj);
-        return NULL;
-    }
-    return obj;
+    return n > 0 ? json_strict_parse((const char *)buf, (size_t)n, "the token", NULL, 0) : NULL;
 }
 
 /* Reads a NumericDate claim (RFC 7519: seconds, which may have a
@@ -237,7 +213,9 @@ static int token_mac(const char *secret, const char *data, size_t len, unsigned 
     return PL_OK;
 }
 
-/* Checks the header: an object with alg HS256 and, if present, typ JWT. */
+/* Checks the header: an object with alg HS256, if present typ JWT, and no
+ * crit: RFC 7515 4.1.11 has a receiver refuse critical extensions it does
+ * not understand, and parley understands none. */
 static const char *token_jwt_header(const struct token_jwt_parts *parts)
 {
     json_object *header = token_json_part(parts->seg[0], parts->len[0]);
@@ -255,6 +233,8 @@ static const char *token_jwt_header(const struct token_jwt_parts *parts)
                && (!json_object_is_type(v, json_type_string)
                    || strcasecmp(json_object_get_string(v), "JWT") != 0)) {
         reason = "malformed";
+    } else if (json_object_object_get_ex(header, "crit", NULL)) {
+        reason = "unsupported crit header";
     }
     json_object_put(header);
     return reason;

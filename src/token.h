@@ -30,8 +30,9 @@ int token_is_jwt(const char *token);
 
 /* Checks a JWT at time NOW (seconds).  On success copies "sub" into USER
  * (PL_NAME_MAX + 1 bytes) and returns PL_OK; otherwise returns PL_ERR with a
- * short reason in ERR: "malformed", "unsupported alg", "bad signature",
- * "expired", "not yet valid", "missing exp" or "bad sub". */
+ * short reason in ERR: "malformed" (also for JSON that json_strict.h
+ * refuses), "unsupported alg", "unsupported crit header" (any "crit"),
+ * "bad signature", "expired", "not yet valid", "missing exp" or "bad sub". */
 int token_jwt_verify(const char *jwt, const char *secret, int64_t now,
                      char *user, char *err, size_t errlen);
 

@@ -27,6 +27,7 @@
 enum ws_state {
     WS_OPEN,
     WS_CLOSING,                 /* our close frame is queued; waiting for theirs */
+    WS_REPLYING,                /* theirs came while replies were owed: those first */
     WS_FLUSHING,                /* nothing more to do but send what is queued */
 };
 
@@ -38,6 +39,7 @@ struct ws_conn {
     int released;               /* on_close done, waiting to be freed */
     int read_paused;
     int ping_outstanding;
+    int peer_code;              /* REPLYING: the close code to echo */
     int64_t last_seen_ms;       /* last frame from the peer */
     int64_t ping_sent_ms;
     int64_t deadline_ms;        /* CLOSING/FLUSHING: hard close after this */
@@ -127,8 +129,10 @@ static void ws_queue(struct ws_conn *c, struct chunk *frame, int batched)
 
 static void ws_send_data(struct ws_conn *c, struct chunk *frame, int batched)
 {
-    if (c->st != WS_OPEN) {
-        return;                 /* nothing but the close goes out after a close */
+    /* After a close nothing but the close goes out - except the replies a
+     * peer's close waits for, but no more room events. */
+    if (c->st != WS_OPEN && (c->st != WS_REPLYING || batched)) {
+        return;
     }
     metrics_add(METRIC_MESSAGES_OUT, 1);
     ws_queue(c, frame, batched);
@@ -183,6 +187,29 @@ void ws_close(struct ws_conn *c, int code, const char *reason)
     c->st = WS_CLOSING;         /* first: the close may itself pass the backlog */
     c->deadline_ms = ws_now_ms() + WS_CLOSE_WAIT_MS;
     ws_send_close(c, code, reason);
+}
+
+/* The closing handshake is complete: hang up as soon as the output is
+ * out (at once when nothing is left to send). */
+static void ws_hang_up(struct ws_conn *c)
+{
+    c->st = WS_FLUSHING;
+    c->deadline_ms = ws_now_ms() + WS_CLOSE_WAIT_MS;
+    outq_schedule(&c->out);
+}
+
+/* Answers the peer's close with its code (none for none). */
+static void ws_echo_close(struct ws_conn *c, int code)
+{
+    ws_hang_up(c);              /* first: the echo may pass the backlog */
+    ws_send_close(c, code, NULL);
+}
+
+void ws_replies_done(struct ws_conn *c)
+{
+    if (c->st == WS_REPLYING) {
+        ws_echo_close(c, c->peer_code);
+    }
 }
 
 /* A protocol violation: say why, then close without waiting for a reply. */
@@ -262,16 +289,21 @@ static void ws_on_frame(struct ws_conn *c, const struct ws_frame *f)
         c->ping_outstanding = 0;
         break;
     case WS_OP_CLOSE:
-        if (c->st == WS_OPEN) {
-            /* Echo the code (none for none), then hang up once it is sent. */
-            ws_send_close(c, f->close_code, NULL);
-        }
-        c->st = WS_FLUSHING;
-        c->deadline_ms = ws_now_ms() + WS_CLOSE_WAIT_MS;
         bufferevent_disable(c->bev, EV_READ);
-        /* The handshake is complete: hang up as soon as the output is out
-         * (at once when we had started it and nothing is left to send). */
-        outq_schedule(&c->out);
+        if (c->st == WS_OPEN && handlers->owes_replies(c, c->state)) {
+            /* RFC 6455 5.5.1 lets an endpoint finish sending before it
+             * answers a close: a message sent just before the close gets
+             * its ack.  A store call answers, if only with an error,
+             * within redis_timeout; the wait is bounded by that anyway. */
+            c->st = WS_REPLYING;
+            c->peer_code = f->close_code;
+            c->deadline_ms = ws_now_ms()
+                             + (cfg->redis_timeout_ms > WS_CLOSE_WAIT_MS ? cfg->redis_timeout_ms : WS_CLOSE_WAIT_MS);
+        } else if (c->st == WS_OPEN) {
+            ws_echo_close(c, f->close_code);
+        } else {
+            ws_hang_up(c);      /* we had started the handshake */
+        }
         break;
     default:
         if (c->st == WS_OPEN) {
@@ -287,7 +319,7 @@ static void ws_on_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
 
     c->last_seen_ms = ws_now_ms();
-    while (c->st != WS_FLUSHING && !c->released) {
+    while ((c->st == WS_OPEN || c->st == WS_CLOSING) && !c->released) {
         size_t len = evbuffer_get_length(in);
         struct ws_frame f;
         ssize_t n;
@@ -308,8 +340,8 @@ static void ws_on_read(struct bufferevent *bev, void *arg)
         ws_on_frame(c, &f);
         evbuffer_drain(in, (size_t)n);
     }
-    if (c->st == WS_FLUSHING) {
-        evbuffer_drain(in, evbuffer_get_length(in));
+    if (c->st == WS_REPLYING || c->st == WS_FLUSHING) {
+        evbuffer_drain(in, evbuffer_get_length(in));        /* nothing counts after a close */
     }
 }
 
@@ -363,7 +395,9 @@ static void ws_on_sweep(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(arg);
     for (c = LIST_FIRST(&conns); c != NULL; c = next) {
         next = LIST_NEXT(c, link);
-        if (c->st != WS_OPEN) {
+        if (c->st == WS_REPLYING && now >= c->deadline_ms) {
+            ws_echo_close(c, c->peer_code);     /* the replies did not come in time */
+        } else if (c->st != WS_OPEN) {
             if (now >= c->deadline_ms) {
                 ws_release(c);
             }

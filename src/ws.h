@@ -23,11 +23,18 @@ struct ws_conn;
 
 /* What the layer above provides.  on_open returns its per-connection state
  * (NULL refuses the connection with 1011); on_close is called exactly once
- * when the connection goes away, after which C must not be used. */
+ * when the connection goes away, after which C must not be used.
+ *
+ * owes_replies says whether replies to the client's own requests are still
+ * to come.  When the client's close frame arrives while they are, reading
+ * stops and the echo of the close waits until the layer above calls
+ * ws_replies_done (or redis_timeout, at least 2 s, has passed);
+ * meanwhile replies (ws_send_text) still go out, room events do not. */
 struct ws_handlers {
     void *(*on_open)(struct ws_conn *c, const struct auth_identity *who, const char *room);
     void (*on_text)(struct ws_conn *c, void *state, const char *text, size_t len);
     void (*on_close)(struct ws_conn *c, void *state);
+    int (*owes_replies)(struct ws_conn *c, void *state);
 };
 
 struct event_base;
@@ -41,6 +48,10 @@ struct chunk *ws_text_frame(const char *text, size_t len);
  * write_delay to share a write) / a reply (copied, sent at once). */
 void ws_send_event(struct ws_conn *c, struct chunk *frame);
 void ws_send_text(struct ws_conn *c, const char *text, size_t len);
+
+/* The layer above has queued the last reply it owed C: a close that
+ * waited for it is echoed now. */
+void ws_replies_done(struct ws_conn *c);
 
 /* Starts the closing handshake with CODE; REASON is sent (up to 123
  * bytes) and may be NULL. */

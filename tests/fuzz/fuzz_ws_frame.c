@@ -3,18 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "ws_frame.h"
 
 /* Small enough that the fuzzer reaches 1009 with short inputs. */
 #define FUZZ_MAX_MESSAGE 512
-
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);    \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
 
 /* What one delivery made of the input: a log of every frame returned
  * (a fixed record, then the payload) and the last verdict. */
@@ -216,8 +209,6 @@ static int utf8_reference(const uint8_t *s, size_t len)
     }
     return 1;
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

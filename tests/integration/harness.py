@@ -385,12 +385,16 @@ def redis_cli(redis, *args):
     return r.stdout.strip()
 
 
-def jwt(claims, secret, alg="HS256"):
+def jwt(claims, secret, alg="HS256", header=None):
     """A JWT of CLAIMS signed with HMAC-SHA256 under SECRET (ALG is only
-    what the header claims, to test refusals)."""
+    what the header claims, to test refusals).  HEADER replaces the header;
+    either part may be bytes, used as the JSON text as it is."""
     def b64(data):
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    body = b64(json.dumps(claims).encode())
+
+    def text(part):
+        return part if isinstance(part, bytes) else json.dumps(part).encode()
+    head = b64(text(header if header is not None else {"alg": alg, "typ": "JWT"}))
+    body = b64(text(claims))
     sig = hmac.new(secret.encode(), (head + "." + body).encode(), hashlib.sha256).digest()
     return head + "." + body + "." + b64(sig)

@@ -11,8 +11,8 @@ from harness import Env, SSEClient, publish, redis_cli, session, wait_for
 SECRET = "test-secret-for-jwt"
 
 
-def jwt(claims, secret=SECRET, alg="HS256"):
-    return harness.jwt(claims, secret, alg)
+def jwt(claims, secret=SECRET, alg="HS256", header=None):
+    return harness.jwt(claims, secret, alg, header)
 
 
 class Api(unittest.TestCase):
@@ -28,6 +28,8 @@ class Api(unittest.TestCase):
 
     def post(self, path, body, headers=None, raw=False):
         h = {"Content-Type": "application/json"}
+        if path == "/api/sessions":
+            h["Authorization"] = "Bearer " + harness.SESSION_KEY    # as the application backend
         h.update(headers or {})
         status, headers, data = self.p.request("POST", path, body=body if raw else json.dumps(body), headers=h)
         return status, headers, json.loads(data) if data else None
@@ -113,6 +115,82 @@ class Api(unittest.TestCase):
                     "a.b.c"):
             status, body = publish(self.p, bad, "lobby", "x")
             self.assert_error(status, body, 401, "unauthorized")
+
+    def test_jwt_crit_and_strict_json(self):
+        now = int(time.time())
+        claims = {"sub": "erin", "exp": now + 60}
+        cases = [
+            # RFC 7515 4.1.11: critical extensions must be understood, and
+            # parley understands none.
+            ({"alg": "HS256", "typ": "JWT", "crit": ["exp"]}, claims, "invalid token: unsupported crit header"),
+            ({"alg": "HS256", "crit": ["example.com/ext"], "example.com/ext": True}, claims,
+             "invalid token: unsupported crit header"),
+            # Which "sub" (or "alg") would be meant is anyone's guess.
+            (None, b'{"sub":"erin","sub":"zed","exp":%d}' % (now + 60), "invalid token: malformed"),
+            (b'{"alg":"none","alg":"HS256"}', claims, "invalid token: malformed"),
+            (None, b'{"sub":"erin","exp":%d,"n":NaN}' % (now + 60), "invalid token: malformed"),
+            (None, b'{"sub":"erin","exp":%d,"s":"a\tb"}' % (now + 60), "invalid token: malformed"),
+        ]
+        for header, body, message in cases:
+            status, doc = publish(self.p, jwt(body, header=header), "lobby", "x")
+            self.assert_error(status, doc, 401, "unauthorized")
+            self.assertEqual(doc["error"]["message"], message, (header, body))
+
+    def assert_invalid_json(self, path, body, words, tok=None):
+        """POSTs BODY (bytes) to PATH: 400 invalid_json, and the message
+        says WORDS in the contract's language (never json-c's)."""
+        status, _, doc = self.post(path, body, headers={"Authorization": "Bearer " + tok} if tok else None,
+                                   raw=True)
+        self.assert_error(status, doc, 400, "invalid_json")
+        self.assertTrue(doc["error"]["message"].startswith("the body is not valid JSON: "), (body, doc))
+        self.assertIn(words, doc["error"]["message"], body)
+
+    # RFC 8259 exactly: what json-c alone would take is refused.
+
+    def test_repeated_member_names_are_invalid_json(self):
+        tok = session(self.p, "kim")
+        self.assert_invalid_json("/api/sessions", b'{"user":"lena","user":"mona"}', "duplicate member name at offset 15")
+        self.assert_invalid_json("/api/sessions", b'{"user":"lena","\\u0075ser":"mona"}', "duplicate member name")
+        self.assert_invalid_json("/api/rooms/strict-dup/messages", b'{"content":"a","content":"b"}',
+                                 "duplicate member name", tok)
+        self.assertEqual(redis_cli(self.env.redis, "XLEN", "parley:room:strict-dup:log"), "0")
+
+    def test_nan_and_infinity_are_invalid_json(self):
+        tok = session(self.p, "kim")
+        for word in (b"NaN", b"Infinity", b"-Infinity"):
+            self.assert_invalid_json("/api/rooms/strict-nan/messages", b'{"content":"x","n":%s}' % word,
+                                     "NaN and Infinity are not JSON numbers at offset 19", tok)
+        self.assertEqual(redis_cli(self.env.redis, "XLEN", "parley:room:strict-nan:log"), "0")
+
+    def test_raw_control_characters_are_invalid_json(self):
+        tok = session(self.p, "kim")
+        self.assert_invalid_json("/api/rooms/strict-ctl/messages", b'{"content":"line\nbreak"}',
+                                 "unescaped control character in a string at offset 16", tok)
+        for raw in (b"\t", b"\x00", b"\x1f"):
+            self.assert_invalid_json("/api/rooms/strict-ctl/messages", b'{"content":"a%sb"}' % raw,
+                                     "unescaped control character in a string at offset 13", tok)
+        self.assertEqual(redis_cli(self.env.redis, "XLEN", "parley:room:strict-ctl:log"), "0")
+        # Escaped, they are fine.
+        status, doc = publish(self.p, tok, "strict-ctl", "line\nbreak\ttab")
+        self.assertEqual(status, 201, doc)
+
+    def test_invalid_json_is_explained_in_the_contracts_words(self):
+        tok = session(self.p, "kim")
+        for body, message in ((b"", "the body is empty; send a JSON object"),
+                              (b" \r\n", "the body is empty; send a JSON object"),
+                              (b'["alice"]', "the body must be a JSON object, not an array"),
+                              (b'"alice"', "the body must be a JSON object, not a string"),
+                              (b'{"user":', "the body is not valid JSON: the text ends inside the value at offset 8")):
+            status, _, doc = self.post("/api/sessions", body, raw=True)
+            self.assert_error(status, doc, 400, "invalid_json")
+            self.assertEqual(doc["error"]["message"], message)
+        for body, words in ((b'{"content":"\\ud800"}', "unpaired surrogate in a \\u escape"),
+                            (b'{"content":"x","d":' + b"[" * 40 + b"]" * 40 + b"}", "nested more than 32 levels deep"),
+                            (b'{"content":"x",}', "unexpected character at offset 15"),
+                            (b'{"content":"\xc3"}', "invalid UTF-8 at offset 13"),
+                            (b'{"content":01}', "malformed number at offset 11"),
+                            (b'{"content":"\\x"}', "invalid escape in a string at offset 12")):
+            self.assert_invalid_json("/api/rooms/strict/messages", body, words, tok)
 
     def test_publish_and_history(self):
         tok = session(self.p, "frank")

@@ -7,6 +7,7 @@ codes, keepalive, slow consumers and graceful shutdown."""
 import base64
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -270,6 +271,11 @@ class Handshake(WSCase):
         for bad in (jwt({"sub": "jwtuser", "exp": now - 1}), jwt({"sub": "jwtuser", "exp": now + 60}, "wrong")):
             resp = self.refused(401, "/ws/chat/%s?token=%s" % (room, bad))
             self.assertEqual(resp.headers.get("www-authenticate"), "Bearer")
+        # A critical extension parley does not know (RFC 7515 4.1.11).
+        crit = harness.jwt({"sub": "jwtuser", "exp": now + 60}, JWT_SECRET,
+                           header={"alg": "HS256", "typ": "JWT", "crit": ["exp"]})
+        resp = self.refused(401, "/ws/chat/%s?token=%s" % (room, crit))
+        self.assertEqual(resp.json()["error"]["message"], "invalid token: unsupported crit header")
 
     def test_header_variants_accepted(self):
         room = self.name("hv")
@@ -567,6 +573,43 @@ class Chat(WSCase):
         ack, own = self.send_message(a, "y" * 100, "fine")
         self.assertEqual(own["content"], "y" * 100)
         self.assertEqual(redis_cli(self.env.redis, "XLEN", "parley:room:%s:log" % room), "1")
+
+    def test_json_outside_rfc_8259_is_invalid_json(self):
+        # What json-c alone would take: repeated names (it keeps the last),
+        # NaN and Infinity, raw control characters, a lone surrogate.
+        room, alice = self.name("strict"), self.name("alice")
+        a = self.connect(alice, room)
+        cases = [
+            (b'{"type":"message","content":"a","content":"b"}', "duplicate member name at offset 32"),
+            (b'{"type":"message","content":"a","\\u0063ontent":"b"}', "duplicate member name"),
+            (b'{"type":"typing","type":"message","content":"a"}', "duplicate member name"),
+            (b'{"type":"history","limit":NaN}', "NaN and Infinity"),
+            (b'{"type":"history","limit":Infinity}', "NaN and Infinity"),
+            (b'{"type":"history","limit":-Infinity}', "NaN and Infinity"),
+            (b'{"type":"message","content":"line\nbreak"}', "unescaped control character in a string at offset 33"),
+            (b'{"type":"message","content":"\x1f"}', "unescaped control character"),
+            (b'{"type":"message","content":"\\ud800"}', "unpaired surrogate"),
+            (b'{"type":"message","content":"x","deep":' + b"[" * 40 + b"]" * 40 + b"}", "nested more than"),
+            (b'{"type":"message","content":"x",}', "unexpected character"),
+            (b'{"type":"message","content":01}', "malformed number"),
+            (b'{"type":"message"', "the text ends inside the value"),
+        ]
+        for text, words in cases:
+            a.send_text(text)
+            doc = a.recv_json()
+            self.assert_error(doc, "invalid_json")
+            self.assertTrue(doc["message"].startswith("the message is not valid JSON: "), (text, doc))
+            self.assertIn(words, doc["message"], text)
+        for text, message in ((b"", "the message is empty; send a JSON object"),
+                              (b" \r\n", "the message is empty; send a JSON object"),
+                              (b"[1,2]", "the message must be a JSON object, not an array")):
+            a.send_text(text)
+            doc = a.recv_json()
+            self.assert_error(doc, "invalid_json")
+            self.assertEqual(doc["message"], message)
+        # Nothing of it was stored, and the connection is still open.
+        self.assertEqual(redis_cli(self.env.redis, "XLEN", "parley:room:%s:log" % room), "0")
+        self.send_message(a, "still here", "strict-1")
 
     def test_ask_streams_to_the_room_and_is_stored(self):
         # The builtin agent: the answer streams to everyone in the room as
@@ -928,6 +971,99 @@ class Protocol(WSCase):
         c.send_raw(b"".join(self.F(OP_PING, b"%d" % i) for i in range(20)))
         pongs = [c.recv_frame() for _ in range(20)]
         self.assertEqual([p[1] for p in pongs], [b"%d" % i for i in range(20)])
+
+
+class CloseAfterRequests(WSCase):
+    """A client's close frame that comes right after its requests (in the
+    same write) waits for their replies: acks and history are sent, then
+    the close is echoed (RFC 6455 5.5.1 lets the server finish first)."""
+
+    settings = {"workers": "1", "redis_timeout": "1s"}
+    F = staticmethod(WSClient.encode_frame)
+
+    def send_then_close(self, c, docs, code=1000):
+        """Sends DOCS and a close frame in one write."""
+        frames = [self.F(OP_TEXT, json.dumps(d)) for d in docs]
+        c.send_raw(b"".join(frames) + self.F(OP_CLOSE, struct.pack("!H", code)))
+        c.close_sent = True
+
+    def until_close(self, c, timeout=T):
+        """The text messages the server sends before its close frame, and
+        that frame's code; then the TCP connection must end."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while True:
+            opcode, payload, _ = c.recv_frame(max(0.0, deadline - time.monotonic()))
+            if opcode == OP_CLOSE:
+                break
+            if opcode == OP_TEXT:
+                got.append(json.loads(payload))
+        c.expect_eof(T)
+        return [d for d in got if d.get("type") in ("ack", "history", "error")], c.close_received[0]
+
+    def test_message_then_close_gets_the_ack_first(self):
+        room, alice = self.name("mc"), self.name("alice")
+        a = self.connect(alice, room)
+        self.send_then_close(a, [{"type": "message", "content": "last words", "client_msg_id": "lw"}])
+        replies, code = self.until_close(a)
+        self.assertEqual(code, 1000)
+        self.assertEqual([(d["type"], d["client_msg_id"]) for d in replies], [("ack", "lw")], replies)
+        _, _, body = self.p.request("GET", "/api/rooms/%s/messages?token=%s" % (room, self.token(alice)))
+        stored = json.loads(body)["messages"]
+        self.assertEqual([(m["id"], m["content"]) for m in stored], [(replies[0]["id"], "last words")])
+
+    def test_direct_then_close_gets_the_ack_first(self):
+        alice, bob = self.name("alice"), self.name("bob")
+        a = self.connect(alice, self.name("dc"))
+        b = self.connect(bob, self.name("elsewhere"))
+        self.send_then_close(a, [{"type": "direct", "to": bob, "content": "bye", "client_msg_id": "d1"}], 4000)
+        replies, code = self.until_close(a)
+        self.assertEqual(code, 4000)
+        self.assertEqual([(d["type"], d["client_msg_id"]) for d in replies], [("ack", "d1")], replies)
+        direct = self.next_of(b, "direct")
+        self.assertEqual((direct["id"], direct["content"]), (replies[0]["id"], "bye"))
+
+    def test_history_then_close_gets_the_history_first(self):
+        room, alice = self.name("hc"), self.name("alice")
+        ids = [publish(self.p, self.token(alice), room, "h%d" % i)[1]["id"] for i in range(3)]
+        a = self.connect(alice, room)
+        self.send_then_close(a, [{"type": "history", "limit": 2}])
+        replies, code = self.until_close(a)
+        self.assertEqual(code, 1000)
+        self.assertEqual(len(replies), 1, replies)
+        self.assertEqual([m["id"] for m in replies[0]["messages"]], ids[1:])
+
+    def test_every_reply_before_the_close(self):
+        room, alice, bob = self.name("all"), self.name("alice"), self.name("bob")
+        a = self.connect(alice, room)
+        self.connect(bob, room)
+        self.send_then_close(a, [{"type": "message", "content": "m%d" % i, "client_msg_id": "m%d" % i}
+                                 for i in range(5)]
+                             + [{"type": "direct", "to": bob, "content": "d", "client_msg_id": "d"},
+                                {"type": "history"}])
+        replies, code = self.until_close(a)
+        self.assertEqual(code, 1000)
+        acks = sorted(d["client_msg_id"] for d in replies if d["type"] == "ack")
+        self.assertEqual(acks, ["d", "m0", "m1", "m2", "m3", "m4"], replies)
+        self.assertEqual(len([d for d in replies if d["type"] == "history"]), 1, replies)
+
+    def test_close_waits_for_redis_only_so_long(self):
+        # Redis stops answering: the store call fails after redis_timeout,
+        # the client hears that, and then gets its close.
+        room, alice = self.name("slow"), self.name("alice")
+        a = self.connect(alice, room)
+        os.kill(self.env.redis.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            self.send_then_close(a, [{"type": "message", "content": "x", "client_msg_id": "s"}])
+            replies, code = self.until_close(a)
+            waited = time.monotonic() - t0
+        finally:
+            os.kill(self.env.redis.proc.pid, signal.SIGCONT)
+        self.assertEqual(code, 1000)
+        self.assertEqual([(d["type"], d.get("code")) for d in replies], [("error", "redis_unavailable")], replies)
+        self.assertLess(waited, 4 * SLOW)
+        wait_for(lambda: self.p.request("GET", "/healthz")[0] == 200, timeout=10, what="redis back")
 
 
 # ---------------------------------------------------------------------------
