@@ -128,8 +128,8 @@ class Hygiene(unittest.TestCase):
         # The connection goes away with the second request unread; its
         # request bookkeeping must not touch the connection's freed state.
         for _ in range(3):
-            resp = raw(self.p.port, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
-                                    b"GET /healthz HTTP/1.1\r\n\r\n")
+            resp = raw(self.p.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                                    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", resp), [b"200"])
         self.assertEqual(self.p.get_json("/healthz")[0], 200)
         self.assertIsNone(self.p.proc.poll())
@@ -142,7 +142,7 @@ class Hygiene(unittest.TestCase):
         self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", resp), [b"200", b"200"])
         self.assertLess(time.monotonic() - t0, 1 * SLOW)
         # And the request line after them is still held to its limit.
-        resp = raw(self.p.port, b"\r\nGET /healthz?" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")
+        resp = raw(self.p.port, b"\r\nGET /healthz?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertEqual(status_of(resp), 414, resp)
 
     def test_headers_over_limit_431(self):
