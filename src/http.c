@@ -172,6 +172,17 @@ static unsigned http_method_bit(htp_method m)
     }
 }
 
+/* The methods a route serves: HEAD wherever GET is (RFC 9110 9.3.2; the
+ * handler sees HEAD, and http_reply leaves the body out), unless the route
+ * says HTTP_NO_HEAD. */
+static unsigned http_route_methods(unsigned methods)
+{
+    if ((methods & HTTP_GET) && !(methods & HTTP_NO_HEAD)) {
+        methods |= HTTP_HEAD;
+    }
+    return methods & ~(unsigned)HTTP_NO_HEAD;
+}
+
 static void http_allow_header(unsigned methods, char *buf, size_t len)
 {
     static const char *const names[] = { "GET", "HEAD", "POST", "OPTIONS" };
@@ -461,7 +472,7 @@ static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
 
     for (int i = 0; i < nroutes; i++) {
         int m = http_route_match(routes[i].pattern, path, &params);
-        unsigned methods = routes[i].methods;
+        unsigned methods = http_route_methods(routes[i].methods);
 
         if (m < 0) {
             http_error(req, 400, "bad_request", "malformed percent-encoding in path");
@@ -911,6 +922,12 @@ void http_reply(evhtp_request_t *req, int status, const char *content_type,
     }
     if (req->method != htp_method_HEAD) {
         evbuffer_add(req->buffer_out, body, len);
+    } else {
+        /* The length a GET's body would have, not libevhtp's 0. */
+        char n[24];
+
+        snprintf(n, sizeof(n), "%zu", len);
+        http_header_set(req, "Content-Length", n);
     }
     http_log_response(req, status);
     evhtp_send_reply(req, (evhtp_res)status);

@@ -101,7 +101,7 @@ class Ops(unittest.TestCase):
         self.assertEqual(headers["allow"], "GET, HEAD")
         status, headers, body = self.p.request("DELETE", "/metrics")
         self.assert_error(status, headers, body, 405, "method_not_allowed")
-        self.assertEqual(headers["allow"], "GET")
+        self.assertEqual(headers["allow"], "GET, HEAD")   # HEAD wherever GET
 
     def test_percent_escape_in_literal_path_is_404(self):
         self.assert_error(*self.p.request("GET", "/healthz%zz"), 404, "not_found")
