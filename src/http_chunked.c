@@ -67,7 +67,8 @@ static int http_chunked_line_byte(struct http_chunked *c, unsigned char b)
             c->size = c->size * 16 + (uint64_t)http_chunked_hex(b);
             return CH_SIZE;
         }
-        return c->state == CH_SIZE ? http_chunked_ext_next(b) : -1;
+        /* No blank between the size and a ";" (h11 and others refuse it). */
+        return c->state != CH_SIZE ? -1 : b == ';' ? CH_EXT_NAME_START : b == '\r' ? CH_LF : -1;
     case CH_EXT_BWS:
         return blank ? CH_EXT_BWS : b == ';' ? CH_EXT_NAME_START : -1;
     case CH_EXT_NAME_START:
@@ -125,6 +126,12 @@ static int http_chunked_byte(struct http_chunked *c, unsigned char b)
             return 0;
         case HTTP_FIELD_BAD:
             return http_chunked_refuse(c, 400, "malformed trailer field");
+        case HTTP_FIELD_LINE:
+            /* The framing is settled by now: a trailer claiming otherwise
+             * is refused rather than dropped. */
+            return c->field.framing ? http_chunked_refuse(c, 400, "Content-Length or Transfer-Encoding "
+                                                                  "in the trailer fields")
+                                    : PL_AGAIN;
         default:
             return PL_AGAIN;
         }

@@ -6,10 +6,13 @@
  *   chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
  *   chunk-size   = 1*16HEXDIG (no size needs more digits: more -> 400)
  *   chunk-ext    = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
+ *                  but no BWS between chunk-size and the first ";": parsers
+ *                  differ there (h11 refuses it), so parley refuses it too
  *   last-chunk   = 1*"0" [ chunk-ext ] CRLF
  *
  * Extensions are checked and dropped; trailer fields are checked like
- * header fields (http_field_feed) and dropped.  A chunk size that takes the
+ * header fields (http_field_feed) and dropped, except that Content-Length
+ * and Transfer-Encoding there are refused.  A chunk size that takes the
  * body past max_body -> 413 as soon as its line ends (before its data
  * arrives); trailers over max_trailer bytes -> 431; a chunk line over
  * HTTP_CHUNK_LINE_MAX bytes, a bare LF, data not followed by CRLF, and

@@ -35,10 +35,27 @@ static int http_field_vchar(unsigned char c)
     return c == '\t' || (c >= ' ' && c != 0x7f);
 }
 
+/* The names of the fields that frame a message, matched as a name comes in. */
+static const char *const http_framing_names[] = { "content-length", "transfer-encoding" };
+
+/* The name byte C at position F->len - 1: which framing names still fit. */
+static void http_field_match(struct http_field *f, unsigned char c)
+{
+    for (size_t i = 0; i < PL_ARRAY_LEN(http_framing_names); i++) {
+        const char *name = http_framing_names[i];
+
+        if (f->len > strlen(name) || tolower(c) != name[f->len - 1]) {
+            f->match &= ~(1u << i);
+        }
+    }
+}
+
 enum http_field_result http_field_feed(struct http_field *f, unsigned char c)
 {
     if (f->state == F_LINE_START) {
         f->len = 0;
+        f->match = (1u << PL_ARRAY_LEN(http_framing_names)) - 1;
+        f->framing = 0;
     }
     f->len++;
     switch (f->state) {
@@ -48,13 +65,18 @@ enum http_field_result http_field_feed(struct http_field *f, unsigned char c)
             return HTTP_FIELD_AGAIN;
         }
         f->state = F_NAME;
+        http_field_match(f, c);
         return http_tchar(c) ? HTTP_FIELD_AGAIN : HTTP_FIELD_BAD;  /* obs-fold starts with a blank */
     case F_NAME:
         if (c == ':') {
             f->name_len = f->len - 1;
             f->state = F_VALUE;
+            for (size_t i = 0; i < PL_ARRAY_LEN(http_framing_names); i++) {
+                f->framing |= (f->match >> i & 1) && f->name_len == strlen(http_framing_names[i]);
+            }
             return HTTP_FIELD_AGAIN;
         }
+        http_field_match(f, c);
         return http_tchar(c) ? HTTP_FIELD_AGAIN : HTTP_FIELD_BAD;  /* also a blank before the colon */
     case F_VALUE:
         if (c == '\r') {

@@ -38,6 +38,8 @@ struct http_field {
     int state;
     size_t len;                 /* bytes of the line so far */
     size_t name_len;            /* once the colon is in */
+    unsigned match;             /* the framing field names the name may still be */
+    int framing;                /* once the colon is in: Content-Length or Transfer-Encoding */
 };
 
 enum http_field_result {

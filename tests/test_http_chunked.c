@@ -131,7 +131,7 @@ START_TEST(chunked_sizes)
     /* Past max_body: 413 as soon as the size line ends, before its data. */
     ck_assert_int_eq(decode("ffffffffffffffff\r"), 413);
     ck_assert_int_eq(decode("801;"), 413);
-    ck_assert_int_eq(decode("801 "), 413);
+    ck_assert_int_eq(decode("801\r"), 413);
     ck_assert_int_eq(decode("800\r\n"), PL_AGAIN);
     /* Two chunks of 1 KiB: exactly max_body; one byte more: 413. */
     n = snprintf(big, sizeof(big), "400\r\n%01024d\r\n400\r\n%01024d\r\n0\r\n\r\n", 0, 0);
@@ -154,10 +154,12 @@ END_TEST
 START_TEST(chunked_extensions)
 {
     decodes_to("5;a\r\nhello\r\n0\r\n\r\n", "hello");
-    decodes_to("5 ; a = b ;c;d=\"e f;\\\"g\"\t;h\r\nhello\r\n0;z=1\r\n\r\n", "hello");
+    decodes_to("5; a = b ;c;d=\"e f;\\\"g\"\t;h\r\nhello\r\n0;z=1\r\n\r\n", "hello");
     decodes_to("5;a=\"\x80\"\r\nhello\r\n0\r\n\r\n", "hello");
     /* BWS only around ";" and "=": no blanks before the CRLF. */
     ck_assert_int_eq(decode("5 \r\nhello\r\n0\r\n\r\n"), 400);
+    ck_assert_int_eq(decode("5 ;a\r\nhello\r\n0\r\n\r\n"), 400);
+    ck_assert_int_eq(decode("5\t;a\r\nhello\r\n0\r\n\r\n"), 400);
     ck_assert_int_eq(decode("5;a \r\nhello\r\n0\r\n\r\n"), 400);
     ck_assert_int_eq(decode("5;a=b \r\nhello\r\n0\r\n\r\n"), 400);
     ck_assert_int_eq(decode("5;\r\nhello\r\n0\r\n\r\n"), 400);
@@ -201,6 +203,10 @@ START_TEST(chunked_trailers)
     ck_assert_int_eq(decode("0\r\nX-T 1\r\n\r\n"), 400);
     ck_assert_int_eq(decode("0\r\n X-T: 1\r\n\r\n"), 400);
     ck_assert_int_eq(decode("0\r\nX-T: 1\n\r\n"), 400);
+    /* Framing fields cannot come after the body they would frame. */
+    ck_assert_int_eq(decode("0\r\nContent-Length: 5\r\n\r\n"), 400);
+    ck_assert_int_eq(decode("0\r\ntransfer-encoding: chunked\r\n\r\n"), 400);
+    decodes_to("0\r\nContent-Lengt: 5\r\nContent-Lengths: 5\r\nX-Transfer-Encoding: x\r\n\r\n", "");
     /* Trailers past max_trailer: 431; a chunk line past its limit: 400. */
     ck_assert_int_eq(decode("0\r\nX-T: 0123456789012345678901234567890123456789012345678901234567\r\n\r\n"), 431);
     memset(line, 'a', sizeof(line) - 1);

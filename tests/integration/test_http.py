@@ -53,9 +53,10 @@ def exchange(port, data, timeout=3.0):
         s.close()
 
 
-def responses(data):
+def responses(data, head_first=False):
     """The responses in DATA, each (status, headers dict, body), framed by
-    Content-Length (interim 1xx responses have no body)."""
+    Content-Length (interim 1xx responses have no body, nor has the first
+    when it answers a HEAD: HEAD_FIRST)."""
     out = []
     while True:
         head, sep, rest = data.partition(b"\r\n\r\n")
@@ -67,7 +68,7 @@ def responses(data):
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             headers[name.strip().lower().decode()] = value.strip().decode("latin-1")
-        n = 0 if status < 200 else int(headers.get("content-length", "0"))
+        n = 0 if status < 200 or (head_first and not out) else int(headers.get("content-length", "0"))
         out.append((status, headers, rest[:n]))
         data = rest[n:]
 
