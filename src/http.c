@@ -712,6 +712,9 @@ static int http_gate_chunked(struct http_conn *hc)
                 taken += used;
             }
         }
+        if (taken == 0) {
+            break;              /* nothing readable after all: wait */
+        }
         evbuffer_drain(hc->held, taken);
     }
     return status;
@@ -761,8 +764,7 @@ static void http_gate_run(struct http_conn *hc)
     if (hc->conn->request != NULL) {
         /* libevhtp is busy with the previous request (the kick in
          * http_request_fini resumes here); hold at most about one more. */
-        if (!hc->read_stopped
-            && evbuffer_get_length(hc->held) > http_cfg->max_header_size + HTTP_MAX_REQUEST_LINE + http_cfg->max_body) {
+        if (evbuffer_get_length(hc->held) > http_cfg->max_header_size + HTTP_MAX_REQUEST_LINE + http_cfg->max_body) {
             hc->read_stopped = 1;
             bufferevent_disable(bev, EV_READ);
         }

@@ -39,7 +39,7 @@ struct http_chunked {
     size_t line;                /* bytes of the chunk line, or of the trailers, so far */
     size_t max_trailer;
     struct http_field field;    /* the trailer line being read */
-    const char *reason;         /* why the body was refused */
+    const char *reason;         /* why the body was refused (plain text, no quotes) */
 };
 
 void http_chunked_init(struct http_chunked *c, uint64_t max_body, size_t max_trailer);

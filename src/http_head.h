@@ -74,7 +74,7 @@ struct http_head_scan {
     /* The verdict on a complete head that was accepted: */
     int chunked;                /* the body is chunked */
     int expect_continue;        /* "Expect: 100-continue" in an HTTP/1.1 request */
-    /* Why the head was refused, for the error message. */
+    /* Why the head was refused: plain text for the error message (no quotes). */
     const char *reason;
 };
 
