@@ -187,3 +187,7 @@ class StaticFiles(unittest.TestCase):
         self.assertEqual(headers["allow"], "GET, HEAD")
         status, _, _ = self.p.request("POST", "/missing.html", body=b"x")
         self.assertEqual(status, 404)
+        # HEAD: the GET's headers, with the Content-Length its body has.
+        _, _, body = self.p.request("GET", "/")
+        status, headers, head_body = self.p.request("HEAD", "/")
+        self.assertEqual((status, int(headers["content-length"]), head_body), (200, len(body), b""))
