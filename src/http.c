@@ -1,5 +1,6 @@
 /* http.c - route table, dispatch, request ids and replies. */
 #include "http.h"
+#include "http_chunked.h"
 #include "http_head.h"
 
 #include <ctype.h>
@@ -46,16 +47,29 @@ static const struct conf *http_cfg;
 static struct event *sweep_ev;
 static struct netaddr_set trusted_proxies;
 
-/* What parley tracks per plain HTTP connection: when the headers of the
- * request being read began (slowloris), how large they are so far, and
- * the answer owed when libevhtp drops a request it could not parse. */
+/* Where the head gate stands with the request it is reading. */
+enum http_phase {
+    HTTP_PHASE_HEAD,                /* reading a request head */
+    HTTP_PHASE_LENGTH,              /* waiting for a Content-Length body */
+    HTTP_PHASE_CHUNKED,             /* decoding a chunked body */
+};
+
+/* What parley tracks per plain HTTP connection: the bytes read and not yet
+ * handed to libevhtp, the framing of the request being read, when its head
+ * began (slowloris), and the answer owed when it is refused. */
 struct http_conn {
     evhtp_connection_t *conn;
-    int in_head;                    /* the next bytes are a request head (not a body) */
-    struct http_head_scan scan;     /* of that head, while in_head */
+    struct evbuffer *held;          /* read from the socket, not handed to libevhtp yet */
+    struct evbuffer *head;          /* a chunked request's head, while its body is decoded */
+    struct evbuffer *body;          /* that body, decoded */
+    enum http_phase phase;
+    struct http_head_scan scan;     /* of the head being read */
+    size_t head_len;                /* once it is in: its length from the request line */
+    struct http_chunked chunked;
     int64_t headers_started_ms;     /* 0 outside a request's head */
-    size_t header_bytes;
-    int reject_status;              /* 400, 408, 413 or 431 to send before closing */
+    int reject_status;              /* the status to send before closing, or 0 */
+    const char *reject_reason;
+    int read_stopped;               /* reading paused: too much is held while libevhtp is busy */
     int kick_pending;
     uint64_t serial;                /* names it safely in deferred calls */
     LIST_ENTRY(http_conn) link;
@@ -162,6 +176,17 @@ static unsigned http_method_bit(htp_method m)
     }
 }
 
+/* The methods a route serves: HEAD wherever GET is (RFC 9110 9.3.2; the
+ * handler sees HEAD, and http_reply leaves the body out), unless the route
+ * says HTTP_NO_HEAD. */
+static unsigned http_route_methods(unsigned methods)
+{
+    if ((methods & HTTP_GET) && !(methods & HTTP_NO_HEAD)) {
+        methods |= HTTP_HEAD;
+    }
+    return methods & ~(unsigned)HTTP_NO_HEAD;
+}
+
 static void http_allow_header(unsigned methods, char *buf, size_t len)
 {
     static const char *const names[] = { "GET", "HEAD", "POST", "OPTIONS", "DELETE" };
@@ -215,6 +240,9 @@ void http_header_set(evhtp_request_t *req, const char *key, const char *value)
     evhtp_headers_add_header(req->headers_out, evhtp_header_new(key, value, 1, 1));
 }
 
+static void http_gate_run(struct http_conn *hc);
+static void http_conn_free(struct http_conn *hc);
+
 static void http_on_kick(evutil_socket_t fd, short what, void *arg)
 {
     uint64_t serial = (uint64_t)(uintptr_t)arg;
@@ -231,10 +259,12 @@ static void http_on_kick(evutil_socket_t fd, short what, void *arg)
         return;                 /* the connection is gone */
     }
     hc->kick_pending = 0;
-    if (hc->conn->request == NULL && hc->conn->bev != NULL && !(hc->conn->flags & EVHTP_CONN_FLAG_PAUSED)
-        && evbuffer_get_length(bufferevent_get_input(hc->conn->bev)) > 0) {
-        bufferevent_enable(hc->conn->bev, EV_READ);
-        bufferevent_trigger(hc->conn->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
+    if (hc->conn->request == NULL && hc->conn->bev != NULL && !(hc->conn->flags & EVHTP_CONN_FLAG_PAUSED)) {
+        if (hc->read_stopped) {
+            hc->read_stopped = 0;
+            bufferevent_enable(hc->conn->bev, EV_READ);
+        }
+        http_gate_run(hc);
     }
 }
 
@@ -247,12 +277,12 @@ static evhtp_res http_request_fini(evhtp_request_t *req, void *arg)
     if (hold != NULL) {
         hold->req = NULL;
     }
-    /* libevhtp 1.2.18 leaves pipelined requests that are already buffered
-     * unread until more bytes arrive; wake its reader once it is done with
-     * this one (from the loop, not from inside its own bookkeeping). */
-    if (bev != NULL && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+    /* The head gate hands libevhtp one request at a time: once it is done
+     * with this one, hand it the next if that is already held (from the
+     * loop, not from inside libevhtp's own bookkeeping). */
+    if (bev != NULL) {
         struct http_conn *hc = req->conn->hooks ? req->conn->hooks->on_connection_fini_arg : NULL;
-        if (hc != NULL && !hc->kick_pending) {
+        if (hc != NULL && !hc->kick_pending && (evbuffer_get_length(hc->held) > 0 || hc->read_stopped)) {
             hc->kick_pending = 1;
             event_base_once(bufferevent_get_base(bev), -1, EV_TIMEOUT, http_on_kick,
                             (void *)(uintptr_t)hc->serial, NULL);
@@ -304,12 +334,19 @@ struct bufferevent *http_take_over(evhtp_request_t *req, enum metrics_gauge tran
 
     struct http_conn *hc = conn->hooks ? conn->hooks->on_connection_fini_arg : NULL;
 
-    /* take_ownership drops our hooks, so do here what they would do. */
+    /* take_ownership drops our hooks, so do here what they would do; bytes
+     * the client sent after this request (a WebSocket frame) stay readable. */
     inflight--;
     accept_conn_move(METRIC_CONN_HTTP, transport);
     if (hc != NULL) {
-        LIST_REMOVE(hc, link);
-        free(hc);
+        if (conn->bev != NULL) {
+            struct evbuffer *in = bufferevent_get_input(conn->bev);
+
+            evbuffer_unfreeze(in, 0);
+            evbuffer_add_buffer(in, hc->held);
+            evbuffer_freeze(in, 0);
+        }
+        http_conn_free(hc);
     }
     bev = evhtp_connection_take_ownership(conn);
     bufferevent_set_timeouts(bev, NULL, NULL);      /* long-lived from now on */
@@ -417,11 +454,6 @@ static void http_dispatch(evhtp_request_t *req, void *arg)
     unsigned bit = http_method_bit(req->method);
 
     PL_UNUSED(arg);
-    if (req->conn->hooks != NULL && req->conn->hooks->on_connection_fini_arg != NULL) {
-        struct http_conn *hc = req->conn->hooks->on_connection_fini_arg;
-        hc->in_head = 1;        /* the whole message is in: a head comes next */
-        memset(&hc->scan, 0, sizeof(hc->scan));
-    }
     inflight++;
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, NULL);
     metrics_add(METRIC_REQUESTS, 1);
@@ -445,6 +477,8 @@ static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
 
     for (int i = 0; i < nroutes; i++) {
         int m = http_route_match(routes[i].pattern, path, &params);
+        unsigned methods = http_route_methods(routes[i].methods);
+
         if (m < 0) {
             http_error(req, 400, "bad_request", "malformed percent-encoding in path");
             return;
@@ -452,11 +486,11 @@ static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
         if (m == 0) {
             continue;
         }
-        if (routes[i].methods & bit) {
+        if (methods & bit) {
             routes[i].handler(req, &params);
             return;
         }
-        allowed |= routes[i].methods;
+        allowed |= methods;
     }
     if (allowed != 0) {
         http_allow_header(allowed, allow, sizeof(allow));
@@ -483,9 +517,10 @@ static int64_t http_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* libevhtp closes a connection whose request it cannot parse without a word;
- * say why first, straight to the socket (nothing else is queued on it). */
-static void http_send_rejection(evhtp_connection_t *conn, int status)
+/* A request refused before libevhtp saw it, or one libevhtp could not
+ * parse: say why before closing, straight to the socket (nothing else is
+ * queued on it).  REASON, when given, replaces the status's usual message. */
+static void http_send_rejection(evhtp_connection_t *conn, int status, const char *reason)
 {
     static const struct { int status; const char *reason, *code, *message; } why[] = {
         { 400, "Bad Request", "bad_request", "malformed request" },
@@ -493,14 +528,18 @@ static void http_send_rejection(evhtp_connection_t *conn, int status)
         { 413, "Payload Too Large", "too_large", "the request body is larger than max_body" },
         { 414, "URI Too Long", "uri_too_long", "the request target is too long" },
         { 431, "Request Header Fields Too Large", "headers_too_large", "the request headers are too large" },
+        { 501, "Not Implemented", "not_implemented", "only the chunked transfer coding is supported" },
+        { 505, "HTTP Version Not Supported", "http_version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served" },
     };
-    char buf[512], id[32];
+    char buf[768], id[32];
     int n;
 
     if (conn->bev == NULL || evbuffer_get_length(bufferevent_get_output(conn->bev)) != 0) {
         return;
     }
     for (size_t i = 0; i < PL_ARRAY_LEN(why); i++) {
+        const char *message = reason != NULL ? reason : why[i].message;
+
         if (why[i].status != status) {
             continue;
         }
@@ -510,7 +549,7 @@ static void http_send_rejection(evhtp_connection_t *conn, int status)
                      "X-Request-Id: %s\r\nContent-Length: %zu\r\n\r\n"
                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                      status, why[i].reason, id,
-                     strlen(why[i].code) + strlen(why[i].message) + 34, why[i].code, why[i].message);
+                     strlen(why[i].code) + strlen(message) + 34, why[i].code, message);
         if (send(bufferevent_getfd(conn->bev), buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
             log_debug("event=rejection_not_sent status=%d", status);
         }
@@ -572,114 +611,220 @@ static void http_linger(evhtp_connection_t *conn)
     accept_conn_add(METRIC_CONN_CLOSING, 1);    /* a descriptor held like any connection */
 }
 
+static void http_conn_free(struct http_conn *hc)
+{
+    struct evbuffer *buffers[] = { hc->held, hc->head, hc->body };
+
+    LIST_REMOVE(hc, link);
+    for (size_t i = 0; i < PL_ARRAY_LEN(buffers); i++) {
+        if (buffers[i] != NULL) {
+            evbuffer_free(buffers[i]);
+        }
+    }
+    free(hc);
+}
+
 static evhtp_res http_connection_fini(evhtp_connection_t *conn, void *arg)
 {
     struct http_conn *hc = arg;
     int status = hc->reject_status;
 
-    if (status == 0 && conn->request != NULL && !(conn->request->flags & EVHTP_REQ_FLAG_FINISHED)) {
-        if (conn->request->status == EVHTP_RES_DATA_TOO_LONG) {
-            status = 413;       /* a chunked body grew past max_body */
-        } else if (conn->parser != NULL && htparser_get_error(conn->parser) != htparse_error_none) {
-            status = htparser_get_error(conn->parser) == htparse_error_too_big ? 431 : 400;
-        }
+    if (status == 0 && conn->request != NULL && !(conn->request->flags & EVHTP_REQ_FLAG_FINISHED)
+        && conn->parser != NULL && htparser_get_error(conn->parser) != htparse_error_none) {
+        status = htparser_get_error(conn->parser) == htparse_error_too_big ? 431 : 400;
     }
     if (status != 0 && conn->bev != NULL) {
-        http_send_rejection(conn, status);
+        http_send_rejection(conn, status, hc->reject_reason);
         http_linger(conn);
     }
     accept_conn_add(METRIC_CONN_HTTP, -1);
-    LIST_REMOVE(hc, link);
     /* libevhtp frees the connection's request after this hook, and
      * http_request_fini looks the connection's state up through here. */
     conn->hooks->on_connection_fini_arg = NULL;
-    free(hc);
-    return EVHTP_RES_OK;
-}
-
-static evhtp_res http_on_headers_start(evhtp_request_t *req, void *arg)
-{
-    struct http_conn *hc = arg;
-
-    PL_UNUSED(req);
-    hc->header_bytes = 0;
-    return EVHTP_RES_OK;
-}
-
-static evhtp_res http_on_header(evhtp_request_t *req, evhtp_header_t *hdr, void *arg)
-{
-    struct http_conn *hc = arg;
-
-    PL_UNUSED(req);
-    hc->header_bytes += hdr->klen + hdr->vlen + 4;
-    if (hc->header_bytes > http_cfg->max_header_size) {
-        hc->reject_status = 431;
-        return EVHTP_RES_ERROR;
-    }
-    return EVHTP_RES_OK;
-}
-
-static evhtp_res http_on_headers(evhtp_request_t *req, evhtp_headers_t *hdrs, void *arg)
-{
-    struct http_conn *hc = arg;
-
-    PL_UNUSED(req);
-    PL_UNUSED(hdrs);
-    hc->headers_started_ms = 0;
-    hc->in_head = 0;            /* a body may follow, until the request is dispatched */
+    http_conn_free(hc);
     return EVHTP_RES_OK;
 }
 
 /* --- the head gate -------------------------------------------------------
- * libevhtp parses whatever one read brought, and its parser duplicates the
- * last byte of a request target cut by a read boundary (a read is at most
- * 4 KiB), garbling long query strings.  So it gets a request head only once
- * the whole head is buffered; bodies pass straight through. */
+ * parley owns HTTP/1.1 framing; libevhtp only parses what it is handed.
+ * Every byte read goes to the connection's held buffer.  While libevhtp is
+ * idle, the gate checks the next request head whole (http_head_scan),
+ * collects its body (Content-Length bytes, or a chunked body decoded by
+ * http_chunked_decode), and hands libevhtp exactly that one request with a
+ * head that frames it by Content-Length alone, so libevhtp's own chunk
+ * parser never runs and both agree where the next request starts.  One
+ * request per hand-over also keeps libevhtp off its "pipelined data left"
+ * path, which prints ODDITY lines to stderr.  A refused request is answered
+ * (http_send_rejection) and the connection closed. */
 
-static void http_on_read(struct bufferevent *bev, void *arg)
+static void http_gate_refuse(struct http_conn *hc, int status, const char *reason)
 {
-    struct http_conn *hc = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t len = evbuffer_get_length(in);
+    hc->reject_status = status;
+    hc->reject_reason = reason;
+    evhtp_connection_free(hc->conn);    /* the fini hook answers */
+}
 
-    if (hc->in_head && len > 0) {
-        size_t look = http_cfg->max_header_size + HTTP_MAX_REQUEST_LINE + 4;
-        int status;
+/* Reads the request head; moves on to its body once the head is in. */
+static int http_gate_head(struct http_conn *hc)
+{
+    size_t len = evbuffer_get_length(hc->held);
+    size_t look = http_cfg->max_header_size + HTTP_MAX_REQUEST_LINE + 1;
+    int status;
 
-        if (hc->headers_started_ms == 0) {
-            hc->headers_started_ms = http_now_ms();     /* slowloris deadline */
-        }
-        if (hc->scan.scanned == 0) {
-            /* Empty lines before a request line are ignored (RFC 9112 2.2);
-             * libevhtp would stall on them. */
-            char c;
-            while (len > 0 && evbuffer_copyout(in, &c, 1) == 1 && (c == '\r' || c == '\n')) {
-                evbuffer_drain(in, 1);
-                len--;
+    if (len == 0) {
+        return PL_AGAIN;
+    }
+    if (hc->headers_started_ms == 0) {
+        hc->headers_started_ms = http_now_ms();     /* slowloris deadline */
+    }
+    /* At LOOK bytes a head is over one limit or the other: a verdict. */
+    len = len < look ? len : look;
+    status = http_head_scan(&hc->scan, (const char *)evbuffer_pullup(hc->held, (ev_ssize_t)len), len,
+                            http_cfg->max_header_size, http_cfg->max_body);
+    if (status != PL_OK) {
+        return status;
+    }
+    hc->headers_started_ms = 0;
+    evbuffer_drain(hc->held, hc->scan.start);       /* empty lines before the request line */
+    hc->head_len = hc->scan.scanned - hc->scan.start;
+    if (hc->scan.chunked) {
+        evbuffer_remove_buffer(hc->held, hc->head, hc->head_len);
+        http_chunked_init(&hc->chunked, http_cfg->max_body, http_cfg->max_header_size);
+        hc->phase = HTTP_PHASE_CHUNKED;
+    } else {
+        hc->phase = HTTP_PHASE_LENGTH;
+    }
+    return PL_AGAIN;
+}
+
+/* Decodes what has arrived of a chunked body into hc->body. */
+static int http_gate_chunked(struct http_conn *hc)
+{
+    char out[16384];
+    int status = PL_AGAIN;
+
+    while (status == PL_AGAIN && evbuffer_get_length(hc->held) > 0) {
+        struct evbuffer_iovec v[8];
+        int n = evbuffer_peek(hc->held, -1, NULL, v, (int)PL_ARRAY_LEN(v));
+        size_t taken = 0;
+
+        for (int i = 0; i < n && i < (int)PL_ARRAY_LEN(v) && status == PL_AGAIN; i++) {
+            for (size_t off = 0; off < v[i].iov_len && status == PL_AGAIN;) {
+                size_t piece = v[i].iov_len - off < sizeof(out) ? v[i].iov_len - off : sizeof(out);
+                size_t used, outlen;
+
+                status = http_chunked_decode(&hc->chunked, (const char *)v[i].iov_base + off, piece,
+                                             &used, out, &outlen);
+                evbuffer_add(hc->body, out, outlen);
+                off += used;
+                taken += used;
             }
-            if (len == 0) {
-                return;
-            }
         }
-        /* At LOOK bytes a head is over one limit or the other: a verdict. */
-        len = len < look ? len : look;
-        status = http_head_scan(&hc->scan, (const char *)evbuffer_pullup(in, (ev_ssize_t)len), len,
-                                http_cfg->max_header_size, http_cfg->max_body);
-        if (status < 0) {
-            return;             /* wait for the rest of the head */
+        if (taken == 0) {
+            break;              /* nothing readable after all: wait */
         }
-        if (status > 0) {
-            hc->reject_status = status;
-            evhtp_connection_free(hc->conn);    /* the fini hook answers */
-            return;
+        evbuffer_drain(hc->held, taken);
+    }
+    return status;
+}
+
+/* Hands libevhtp the request now complete: its head, framed by
+ * Content-Length alone, and its body.  Returns PL_ERR when memory ran out
+ * (the connection is then closed). */
+static int http_gate_hand(struct http_conn *hc)
+{
+    struct evbuffer *in = bufferevent_get_input(hc->conn->bev);
+    struct evbuffer *head = hc->scan.chunked ? hc->head : hc->held;
+    struct evbuffer *body = hc->scan.chunked ? hc->body : hc->held;
+    uint64_t body_len = hc->scan.chunked ? evbuffer_get_length(hc->body) : hc->scan.length;
+    struct evbuffer_iovec v;
+    int status = PL_OK;
+
+    /* A socket bufferevent keeps the end of its input for what it reads. */
+    evbuffer_unfreeze(in, 0);
+    if (hc->scan.framing_fields == 0) {
+        evbuffer_remove_buffer(head, in, hc->head_len);
+    } else if (evbuffer_reserve_space(in, (ev_ssize_t)(hc->head_len + HTTP_HEAD_REWRITE_EXTRA), &v, 1) < 1) {
+        status = PL_ERR;
+    } else {
+        v.iov_len = http_head_rewrite((const char *)evbuffer_pullup(head, (ev_ssize_t)hc->head_len),
+                                      hc->head_len, body_len, v.iov_base);
+        evbuffer_commit_space(in, &v, 1);
+        evbuffer_drain(head, hc->head_len);
+    }
+    if (status == PL_OK) {
+        evbuffer_remove_buffer(body, in, (size_t)body_len);
+    }
+    evbuffer_freeze(in, 0);
+    hc->phase = HTTP_PHASE_HEAD;
+    memset(&hc->scan, 0, sizeof(hc->scan));
+    return status;
+}
+
+/* Moves the request being read as far as the held bytes allow: refuses
+ * it, hands it to libevhtp, or waits for more.  Must be the caller's last
+ * use of HC: refusing or handing over may free it. */
+static void http_gate_run(struct http_conn *hc)
+{
+    struct bufferevent *bev = hc->conn->bev;
+    int status = PL_AGAIN;
+
+    if (hc->conn->request != NULL) {
+        /* libevhtp is busy with the previous request (the kick in
+         * http_request_fini resumes here); hold at most about one more. */
+        if (evbuffer_get_length(hc->held) > http_cfg->max_header_size + HTTP_MAX_REQUEST_LINE + http_cfg->max_body) {
+            hc->read_stopped = 1;
+            bufferevent_disable(bev, EV_READ);
         }
+        return;
+    }
+    if (hc->phase == HTTP_PHASE_HEAD) {
+        status = http_gate_head(hc);
+    }
+    if (hc->phase == HTTP_PHASE_LENGTH) {
+        status = evbuffer_get_length(hc->held) >= hc->head_len + hc->scan.length ? PL_OK : PL_AGAIN;
+    } else if (hc->phase == HTTP_PHASE_CHUNKED) {
+        status = http_gate_chunked(hc);
+    }
+    if (status == PL_AGAIN && hc->phase != HTTP_PHASE_HEAD && hc->scan.expect_continue) {
+        /* The client waits for a go-ahead before it sends the body. */
+        static const char go_ahead[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+        hc->scan.expect_continue = 0;
+        evbuffer_add(bufferevent_get_output(bev), go_ahead, sizeof(go_ahead) - 1);
+    }
+    if (status == PL_AGAIN) {
+        return;
+    }
+    if (status > 0) {
+        http_gate_refuse(hc, status, hc->phase == HTTP_PHASE_CHUNKED ? hc->chunked.reason : hc->scan.reason);
+        return;
+    }
+    if (http_gate_hand(hc) != PL_OK) {
+        log_error(ENOMEM, "event=request_dropped");
+        evhtp_connection_free(hc->conn);
+        return;
     }
     evhtp_read_cb(bev, hc->conn);
 }
 
+static void http_on_read(struct bufferevent *bev, void *arg)
+{
+    struct http_conn *hc = arg;
+
+    evbuffer_add_buffer(hc->held, bufferevent_get_input(bev));
+    http_gate_run(hc);
+}
+
 static void http_on_write(struct bufferevent *bev, void *arg)
 {
-    evhtp_write_cb(bev, ((struct http_conn *)arg)->conn);
+    struct http_conn *hc = arg;
+
+    /* Between requests (after a 100 Continue) libevhtp's write callback
+     * would take the missing request for an error and drop the connection. */
+    if (hc->conn->request != NULL) {
+        evhtp_write_cb(bev, hc->conn);
+    }
 }
 
 static void http_on_event(struct bufferevent *bev, short what, void *arg)
@@ -695,16 +840,19 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
     if (hc == NULL) {
         return EVHTP_RES_ERROR;
     }
-    hc->conn = conn;
-    hc->in_head = 1;
-    hc->serial = ++http_conn_serial;
     LIST_INSERT_HEAD(&http_conns, hc, link);
+    hc->held = evbuffer_new();
+    hc->head = evbuffer_new();
+    hc->body = evbuffer_new();
+    if (hc->held == NULL || hc->head == NULL || hc->body == NULL) {
+        http_conn_free(hc);
+        return EVHTP_RES_ERROR;
+    }
+    hc->conn = conn;
+    hc->serial = ++http_conn_serial;
     metrics_add(METRIC_ACCEPTED, 1);
     accept_conn_add(METRIC_CONN_HTTP, 1);
     evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)http_connection_fini, hc);
-    evhtp_connection_set_hook(conn, evhtp_hook_on_headers_start, (evhtp_hook)http_on_headers_start, hc);
-    evhtp_connection_set_hook(conn, evhtp_hook_on_header, (evhtp_hook)http_on_header, hc);
-    evhtp_connection_set_hook(conn, evhtp_hook_on_headers, (evhtp_hook)http_on_headers, hc);
     bufferevent_getcb(conn->bev, &evhtp_read_cb, &evhtp_write_cb, &evhtp_event_cb, NULL);
     bufferevent_setcb(conn->bev, http_on_read, http_on_write, http_on_event, hc);
     return EVHTP_RES_OK;
@@ -752,6 +900,9 @@ void http_attach(evhtp_t *htp)
                             (http_cfg->http_keepalive_timeout_ms % 1000) * 1000 };
 
     evhtp_set_gencb(htp, http_dispatch, NULL);
+    /* The head gate collects a body before libevhtp sees its head, so the
+     * gate says "100 Continue" (libevhtp would say it too late). */
+    htp->flags &= (uint16_t)~EVHTP_FLAG_ENABLE_100_CONT;
     evhtp_set_post_accept_cb(htp, http_connection_accepted, NULL);
     /* libevhtp refuses a body that reaches its limit; max_body itself is fine. */
     evhtp_set_max_body_size(htp, http_cfg->max_body + 1);
@@ -786,6 +937,12 @@ void http_reply(evhtp_request_t *req, int status, const char *content_type,
     }
     if (req->method != htp_method_HEAD) {
         evbuffer_add(req->buffer_out, body, len);
+    } else {
+        /* The length a GET's body would have, not libevhtp's 0. */
+        char n[24];
+
+        snprintf(n, sizeof(n), "%zu", len);
+        http_header_set(req, "Content-Length", n);
     }
     http_log_response(req, status);
     evhtp_send_reply(req, (evhtp_res)status);

@@ -27,6 +27,7 @@ enum http_method_bit {
     HTTP_POST = 1 << 2,
     HTTP_OPTIONS = 1 << 3,
     HTTP_DELETE = 1 << 4,
+    HTTP_NO_HEAD = 1 << 5,      /* a GET route that does not serve HEAD */
 };
 
 struct http_params {
@@ -37,7 +38,10 @@ struct http_params {
 typedef void (*http_handler_cb)(evhtp_request_t *req, const struct http_params *params);
 
 /* Adds a route; call before http_attach().  METHODS is a mask of
- * enum http_method_bit. */
+ * enum http_method_bit.  A route that serves GET serves HEAD too (unless
+ * HTTP_NO_HEAD): its handler sees a HEAD request, http_reply sends the
+ * GET's headers without the body, and a handler that would start a stream
+ * answers its headers and ends instead. */
 void http_route_add(const char *pattern, unsigned methods, http_handler_cb handler);
 
 /* Handles every path that no route matches (instead of a plain 404). */

@@ -33,17 +33,23 @@ static void ops_healthz(evhtp_request_t *req, const struct http_params *params)
 
 static void ops_metrics(evhtp_request_t *req, const struct http_params *params)
 {
+    struct evbuffer *text = evbuffer_new();
+
     PL_UNUSED(params);
-    metrics_render(req->buffer_out);
+    if (text == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    metrics_render(text);
     http_header_set(req, "Cache-Control", "no-store");
-    http_log_response(req, 200);
-    evhtp_headers_add_header(req->headers_out,
-                             evhtp_header_new("Content-Type", "text/plain; version=0.0.4; charset=utf-8", 0, 0));
-    evhtp_send_reply(req, EVHTP_RES_OK);
+    /* Through http_reply, so that a HEAD gets the headers alone. */
+    http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", evbuffer_pullup(text, -1),
+               evbuffer_get_length(text));
+    evbuffer_free(text);
 }
 
 void ops_register(void)
 {
-    http_route_add("/healthz", HTTP_GET | HTTP_HEAD, ops_healthz);
+    http_route_add("/healthz", HTTP_GET, ops_healthz);
     http_route_add("/metrics", HTTP_GET, ops_metrics);
 }

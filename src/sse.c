@@ -324,15 +324,57 @@ static void sse_on_written(struct outq_item *it, int error, size_t queued)
     }
 }
 
+static void sse_on_head_written(struct bufferevent *bev, void *arg)
+{
+    PL_UNUSED(arg);
+    bufferevent_free(bev);
+    accept_conn_add(METRIC_CONN_SSE, -1);
+}
+
+static void sse_on_head_event(struct bufferevent *bev, short what, void *arg)
+{
+    PL_UNUSED(what);
+    sse_on_head_written(bev, arg);
+}
+
+/* Answers the request HOLD waits for with the head of an event stream and
+ * takes its connection over.  Returns the connection, or NULL for a HEAD
+ * request: that gets the head alone and the connection ends once it is
+ * written; no stream starts. */
+static struct bufferevent *sse_open(struct http_hold *hold)
+{
+    evhtp_request_t *req = hold->req;
+    int head_only = req->method == htp_method_HEAD;
+    struct bufferevent *bev;
+    char head[512];
+    int n;
+
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                 "X-Accel-Buffering: no\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                 http_request_id(req));
+    http_log_response(req, 200);
+    bev = http_take_over(req, METRIC_CONN_SSE);
+    hold->req = NULL;               /* freed with the evhtp connection */
+    http_release(hold);
+    evbuffer_add(bufferevent_get_output(bev), head, (size_t)n);
+    if (!head_only) {
+        return bev;
+    }
+    bufferevent_setcb(bev, NULL, sse_on_head_written, sse_on_head_event, NULL);
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    bufferevent_enable(bev, EV_WRITE);
+    return NULL;
+}
+
 static void sse_start(struct http_hold *hold, const struct auth_identity *who, void *arg)
 {
     struct sse_client *c = arg;
     evhtp_request_t *req = hold->req;
     const char *last = evhtp_header_find(req->headers_in, "Last-Event-ID");
-    char qlast[64], head[512];
+    char qlast[64];
     struct timeval ping = { cfg->sse_heartbeat_ms / 1000, (cfg->sse_heartbeat_ms % 1000) * 1000 };
     char channel[256];
-    int n;
 
     if (!store_is_up() || !bus_redis_up()) {
         /* Nothing could be replayed or subscribed: say so now rather than
@@ -361,22 +403,11 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
         }
     }
     c->who = *who;
-    n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 200 OK\r\n"
-                 "Content-Type: text/event-stream\r\n"
-                 "Cache-Control: no-cache\r\n"
-                 "X-Accel-Buffering: no\r\n"
-                 "X-Request-Id: %s\r\n"
-                 "Connection: close\r\n"
-                 "\r\n"
-                 "retry: %d\n\n",
-                 http_request_id(req), cfg->sse_retry_ms);
-    http_log_response(req, 200);
-    c->bev = http_take_over(req, METRIC_CONN_SSE);
-    hold->req = NULL;               /* freed with the evhtp connection */
-    http_release(hold);
-
-    evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
+    if ((c->bev = sse_open(hold)) == NULL) {
+        free(c);                    /* HEAD: the headers were the answer */
+        return;
+    }
+    evbuffer_add_printf(bufferevent_get_output(c->bev), "retry: %d\n\n", cfg->sse_retry_ms);
     bufferevent_setcb(c->bev, sse_on_read, sse_on_write, sse_on_conn_event, c);
     bufferevent_enable(c->bev, EV_READ);
     outq_attach(&c->out, c->bev, sse_on_written);
@@ -498,9 +529,12 @@ static void sse_answer_start(struct http_hold *hold, const struct auth_identity 
 {
     struct sse_answer *a = arg;
     evhtp_request_t *req = hold->req;
-    char head[256];
-    int n;
 
+    if (req->method == htp_method_HEAD) {
+        sse_open(hold);             /* the headers alone: no agent answer */
+        free(a);
+        return;
+    }
     a->agent = agent_ask(a->query, a->room[0] ? a->room : NULL, who->user, sse_answer_on_chunk, sse_answer_on_done, a);
     if (a->agent == NULL) {
         http_error(req, 503, "agent_busy", "the agent is busy; try again shortly");
@@ -508,15 +542,7 @@ static void sse_answer_start(struct http_hold *hold, const struct auth_identity 
         free(a);
         return;
     }
-    n = snprintf(head, sizeof(head),
-                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                 "X-Accel-Buffering: no\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n",
-                 http_request_id(req));
-    http_log_response(req, 200);
-    a->bev = http_take_over(req, METRIC_CONN_SSE);
-    hold->req = NULL;
-    http_release(hold);
-    evbuffer_add(bufferevent_get_output(a->bev), head, (size_t)n);
+    a->bev = sse_open(hold);
     bufferevent_setcb(a->bev, sse_on_read, NULL, sse_on_answer_event, a);
     bufferevent_enable(a->bev, EV_READ | EV_WRITE);
 }

@@ -155,6 +155,10 @@ static void static_serve(evhtp_request_t *req, const struct http_params *params)
     evhtp_headers_add_header(req->headers_out,
                              evhtp_header_new("Content-Type", static_content_type(rel), 0, 0));
     if (req->method == htp_method_HEAD || st.st_size == 0) {
+        char length[24];
+
+        snprintf(length, sizeof(length), "%lld", (long long)st.st_size);
+        http_header_set(req, "Content-Length", length);     /* the GET's, not libevhtp's 0 */
         close(fd);
     } else {
         evbuffer_add_file(req->buffer_out, fd, 0, st.st_size);     /* takes the fd */

@@ -521,7 +521,7 @@ void ws_register(struct event_base *base, const struct conf *c, const struct ws_
 
     cfg = c;
     handlers = h;
-    http_route_add("/ws/chat/{}", HTTP_GET, ws_upgrade);
+    http_route_add("/ws/chat/{}", HTTP_GET | HTTP_NO_HEAD, ws_upgrade);
     sweep_ev = event_new(base, -1, EV_PERSIST, ws_on_sweep, NULL);
     reap_ev = event_new(base, -1, 0, ws_on_reap, NULL);
     event_add(sweep_ev, &tick);

@@ -29,6 +29,7 @@ int main(void)
     srunner_add_suite(sr, suite_dict());
     srunner_add_suite(sr, suite_event());
     srunner_add_suite(sr, suite_http());
+    srunner_add_suite(sr, suite_http_chunked());
     srunner_add_suite(sr, suite_json_strict());
     srunner_add_suite(sr, suite_names());
     srunner_add_suite(sr, suite_netaddr());

@@ -10,6 +10,7 @@ Suite *suite_conf(void);
 Suite *suite_dict(void);
 Suite *suite_event(void);
 Suite *suite_http(void);
+Suite *suite_http_chunked(void);
 Suite *suite_json_strict(void);
 Suite *suite_names(void);
 Suite *suite_netaddr(void);

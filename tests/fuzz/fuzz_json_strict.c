@@ -1,8 +1,8 @@
 /* fuzz_json_strict.c - libFuzzer target for the strict JSON check: its
  * verdict agrees with a plain recursive reference written straight from
  * RFC 8259 (with a quadratic search for repeated names), what it passes
- * json-c builds, and what json-c writes back passes again. */
-/* fuzz links: src/ws_frame.c */
+ * json-c builds, and what json-c writes back passes again.
+ * links: ws_frame.c */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -32,6 +32,47 @@ def raw(port, data, timeout=5.0, read_until_close=True):
         s.close()
 
 
+def exchange(port, data, timeout=3.0):
+    """Sends DATA on a new connection and reads until the server closes it
+    or TIMEOUT passes: (bytes read, whether the server closed)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+    out = b""
+    try:
+        s.sendall(data)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                return out, False
+            except ConnectionResetError:
+                return out, True
+            if not chunk:
+                return out, True
+            out += chunk
+    finally:
+        s.close()
+
+
+def responses(data, head_first=False):
+    """The responses in DATA, each (status, headers dict, body), framed by
+    Content-Length (interim 1xx responses have no body, nor has the first
+    when it answers a HEAD: HEAD_FIRST)."""
+    out = []
+    while True:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if not sep:
+            return out
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower().decode()] = value.strip().decode("latin-1")
+        n = 0 if status < 200 or (head_first and not out) else int(headers.get("content-length", "0"))
+        out.append((status, headers, rest[:n]))
+        data = rest[n:]
+
+
 def status_of(response):
     return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else None
 
@@ -128,8 +169,8 @@ class Hygiene(unittest.TestCase):
         # The connection goes away with the second request unread; its
         # request bookkeeping must not touch the connection's freed state.
         for _ in range(3):
-            resp = raw(self.p.port, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
-                                    b"GET /healthz HTTP/1.1\r\n\r\n")
+            resp = raw(self.p.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                                    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", resp), [b"200"])
         self.assertEqual(self.p.get_json("/healthz")[0], 200)
         self.assertIsNone(self.p.proc.poll())
@@ -142,7 +183,7 @@ class Hygiene(unittest.TestCase):
         self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", resp), [b"200", b"200"])
         self.assertLess(time.monotonic() - t0, 1 * SLOW)
         # And the request line after them is still held to its limit.
-        resp = raw(self.p.port, b"\r\nGET /healthz?" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n")
+        resp = raw(self.p.port, b"\r\nGET /healthz?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertEqual(status_of(resp), 414, resp)
 
     def test_headers_over_limit_431(self):
@@ -209,6 +250,24 @@ class Hygiene(unittest.TestCase):
         ids = re.findall(rb'"id":"(\d+-\d+)"', data)
         self.assertEqual(len(set(ids)), n)
 
+    def test_libevhtp_writes_nothing_to_stderr(self):
+        # libevhtp 1.2.18 printed a coloured "ODDITY, resuming when not
+        # paused" line to stderr for each pipelined request left in its
+        # buffer; parley's log holds its own key=value lines only.
+        doc = json.dumps({"content": "pipelined"}).encode()
+        one = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"POST /api/rooms/lobby/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Authorization: Bearer " + self.token.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(doc) + doc)
+        out, _ = exchange(self.p.port, one * 20 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(len(re.findall(rb"HTTP/1\.1 \d{3} ", out)), 81)
+        log = self.p.log()
+        self.assertNotIn("ODDITY", log)
+        self.assertNotIn("\x1b[", log)
+        for line in log.splitlines():
+            self.assertRegex(line, r"^ts=\S+ level=\w+ proc=\S+ pid=\d+ event=")
+
     def test_wrong_content_type_415_and_bad_json_400(self):
         status, _, body = self.p.request("POST", "/api/rooms/lobby/messages", body=b"content=hi",
                                          headers={"Content-Type": "application/x-www-form-urlencoded",
@@ -218,6 +277,197 @@ class Hygiene(unittest.TestCase):
                                          headers={"Content-Type": "application/json",
                                                   "Authorization": "Bearer " + self.token})
         self.assertEqual((status, json.loads(body)["error"]["code"]), (400, "invalid_json"))
+
+
+# A request hidden where a lenient parser would see the end of a body; the
+# answer to it (X-Request-Id echoed) shows that it was smuggled through.
+HIDDEN = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: hidden-1\r\n\r\n"
+
+
+class Smuggling(unittest.TestCase):
+    """The framing shapes of the request-smuggling audit: each is refused
+    with one answer, nothing hidden behind it is answered, and the
+    connection closes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        cls.p = cls.env.parleyd({"workers": "1", "max_body": "2k"})
+        cls.token = session(cls.p, "smug")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def post(self, fields, body=b"", version=b"HTTP/1.1"):
+        return (b"POST /api/rooms/lobby/messages " + version + b"\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nAuthorization: Bearer " + self.token.encode() + b"\r\n"
+                + fields + b"\r\n" + body)
+
+    def assert_refused(self, data, status, code=None):
+        t0 = time.monotonic()
+        out, closed = exchange(self.p.port, data)
+        got = responses(out)
+        self.assertEqual([r[0] for r in got], [status], (data, out))
+        self.assertNotIn(b"hidden-1", out)
+        self.assertTrue(closed, "the connection stays open after %d" % status)
+        self.assertLess(time.monotonic() - t0, 2.5 * SLOW)
+        self.assertEqual(json.loads(got[0][2])["error"]["code"], code or {
+            400: "bad_request", 413: "too_large", 501: "not_implemented",
+            505: "http_version_not_supported"}[status])
+        return got[0]
+
+    def test_overflowing_chunk_size_is_400(self):
+        # 17 hex digits were read as 15: the body was taken and the request
+        # after it answered; 19 digits hung.
+        body = b'{"content":"x"}'
+        for size in (b"1000000000000000f", b"100000000000000000f", b"fffffffffffffffff"):
+            self.assert_refused(self.post(b"Transfer-Encoding: chunked\r\n",
+                                          size + b"\r\n" + body + b"\r\n0\r\n\r\n" + HIDDEN), 400)
+        # Sixteen digits are read, and are past max_body: 413.
+        self.assert_refused(self.post(b"Transfer-Encoding: chunked\r\n", b"ffffffffffffffff\r\n" + HIDDEN), 413)
+
+    def test_transfer_coding_not_final_chunked_is_refused(self):
+        # These were taken for no body: the body became the next request.
+        for te, status in ((b"xchunked", 400), (b"chunked, identity", 400), (b"identity", 400),
+                           (b"chunked, chunked", 400), (b"chunked,", 400), (b"gzip, chunked", 501)):
+            self.assert_refused(self.post(b"Transfer-Encoding: " + te + b"\r\n", HIDDEN), status)
+        self.assert_refused(self.post(b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", HIDDEN), 501)
+        self.assert_refused(self.post(b"Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n" + HIDDEN,
+                                      version=b"HTTP/1.0"), 400)
+
+    def test_whitespace_before_the_colon_is_400(self):
+        body = b'{"content":"x"}'
+        self.assert_refused(self.post(b"Transfer-Encoding : chunked\r\n",
+                                      b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) + HIDDEN), 400)
+        self.assert_refused(self.post(b"Content-Length : %d\r\n" % len(body), body + HIDDEN), 400)
+
+    def test_control_bytes_in_a_field_are_400(self):
+        for value in (b"a\x00b", b"a\x01b", b"a\x7fb", b"a\rb"):
+            self.assert_refused(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + value + b"\r\n\r\n" + HIDDEN, 400)
+        self.assert_refused(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n" + HIDDEN, 400)
+
+    def test_http_versions(self):
+        for version in (b"HTTP/2.0", b"HTTP/9.9", b"HTTP/0.9"):
+            self.assert_refused(b"GET /healthz " + version + b"\r\nHost: x\r\n\r\n" + HIDDEN, 505)
+        for version in (b"HTTP/1.10", b"HTTP/1", b"http/1.1", b"HTTP/1.1 "):
+            self.assert_refused(b"GET /healthz " + version + b"\r\nHost: x\r\n\r\n" + HIDDEN, 400)
+        out, _ = exchange(self.p.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+        self.assertEqual([r[0] for r in responses(out)], [200])
+
+    def test_host_is_required_once(self):
+        self.assert_refused(b"GET /healthz HTTP/1.1\r\n\r\n" + HIDDEN, 400)
+        self.assert_refused(b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n" + HIDDEN, 400)
+        self.assert_refused(b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n" + HIDDEN, 400)
+        got = self.assert_refused(b"GET /healthz HTTP/1.1\r\nX: y\r\n\r\n", 400)
+        self.assertIn("Host", json.loads(got[2])["error"]["message"])
+
+    def test_bare_lf_is_400(self):
+        self.assert_refused(b"GET /healthz HTTP/1.1\nHost: x\n\n" + HIDDEN, 400)
+        self.assert_refused(self.post(b"Transfer-Encoding: chunked\r\n", b"5\nhello\r\n0\r\n\r\n" + HIDDEN), 400)
+
+    def test_chunked_body_in_pieces_then_the_next_request(self):
+        # Extensions and trailers are taken and dropped; the body is the
+        # data; the pipelined request after it is answered, after it.
+        content = "chunked in pieces %d" % time.monotonic_ns()
+        doc = json.dumps({"content": content}).encode()
+        body = (b"%x;ext=1;q=\"a b\"\r\n%s\r\n%x\r\n%s\r\n0\r\nX-Trailer: t\r\n\r\n"
+                % (10, doc[:10], len(doc) - 10, doc[10:]))
+        data = self.post(b"Transfer-Encoding: chunked\r\n", body) + HIDDEN.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        s = socket.create_connection(("127.0.0.1", self.p.port), timeout=5 * SLOW)
+        self.addCleanup(s.close)
+        for i in range(0, len(data), 7):
+            s.sendall(data[i:i + 7])
+            time.sleep(0.002)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+        got = responses(out)
+        self.assertEqual([r[0] for r in got], [201, 200], out)
+        self.assertEqual(got[1][1]["x-request-id"], "hidden-1")
+        status, _, history = self.p.get_json("/api/rooms/lobby/messages?limit=1&token=" + self.token)
+        self.assertEqual(history["messages"][-1]["content"], content)
+
+    def test_expect_100_continue(self):
+        # The gate collects the body before libevhtp sees the head, so it
+        # says "go ahead" itself, once, before the body is sent.
+        doc = b'{"content":"after 100"}'
+        s = socket.create_connection(("127.0.0.1", self.p.port), timeout=5 * SLOW)
+        self.addCleanup(s.close)
+        s.sendall(self.post(b"Expect: 100-continue\r\nContent-Length: %d\r\n" % len(doc)))
+        interim = s.recv(65536)
+        self.assertEqual(interim, b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(doc)
+        out = s.recv(65536)
+        self.assertEqual([r[0] for r in responses(out)], [201], out)
+
+
+def metric(p, name):
+    """The value of metric NAME (with its labels) on parleyd P."""
+    _, _, body = p.request("GET", "/metrics")
+    m = re.search(r"^%s (\d+)$" % re.escape(name), body.decode(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+class Head(unittest.TestCase):
+    """HEAD is GET without the body, wherever GET is served (RFC 9110 9.3.2)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        cls.p = cls.env.parleyd({"workers": "1"})
+        cls.token = session(cls.p, "header")
+        publish(cls.p, cls.token, "heads", "one")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def head(self, path):
+        """A HEAD request: (status, headers, bytes after the head, closed)."""
+        out, closed = exchange(self.p.port, b"HEAD %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                               % path.encode(), timeout=3)
+        head, _, rest = out.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        return int(lines[0].split()[1]), headers, rest, closed
+
+    def test_json_and_text_routes(self):
+        for path in ("/healthz", "/metrics", "/api/rooms/heads/messages?token=" + self.token):
+            get_status, get_headers, get_body = self.p.request("GET", path)
+            status, headers, rest, closed = self.head(path)
+            self.assertEqual((status, rest, closed), (get_status, b"", True), path)
+            self.assertEqual(headers["content-type"], get_headers["content-type"])
+            if not path.startswith("/metrics"):     # the counters move between the two
+                self.assertEqual(int(headers["content-length"]), len(get_body), path)
+        status, headers, rest, _ = self.head("/api/rooms/heads/messages")
+        self.assertEqual((status, headers["www-authenticate"], rest), (401, "Bearer", b""))
+
+    def test_websocket_route_stays_get_only(self):
+        status, headers, rest, _ = self.head("/ws/chat/heads")
+        self.assertEqual((status, headers["allow"], rest), (405, "GET", b""))
+
+    def test_event_streams_answer_headers_and_end(self):
+        for path in ("/api/rooms/heads/events?token=" + self.token,
+                     "/api/chat/stream?query=help&token=" + self.token):
+            asked = metric(self.p, "parley_agent_requests_total")
+            t0 = time.monotonic()
+            status, headers, rest, closed = self.head(path)
+            self.assertEqual((status, rest, closed), (200, b"", True), path)
+            self.assertLess(time.monotonic() - t0, 2 * SLOW)
+            self.assertEqual(headers["content-type"], "text/event-stream")
+            self.assertNotIn("content-length", headers)
+            self.assertEqual(metric(self.p, "parley_agent_requests_total"), asked, "HEAD asked the agent")
+        self.assertEqual(metric(self.p, 'parley_connections{transport="sse"}'), 0)
+        # The GET of the same stream does ask the agent (the metric counts).
+        status, _, body = self.p.request("GET", "/api/chat/stream?query=help&token=" + self.token)
+        self.assertIn(b"event: ai_done", body)
+        self.assertEqual(metric(self.p, "parley_agent_requests_total"), asked + 1)
+        status, headers, rest, _ = self.head("/api/rooms/heads/events")
+        self.assertEqual((status, rest), (401, b""))
 
 
 class Cors(unittest.TestCase):

@@ -101,7 +101,7 @@ class Ops(unittest.TestCase):
         self.assertEqual(headers["allow"], "GET, HEAD")
         status, headers, body = self.p.request("DELETE", "/metrics")
         self.assert_error(status, headers, body, 405, "method_not_allowed")
-        self.assertEqual(headers["allow"], "GET")
+        self.assertEqual(headers["allow"], "GET, HEAD")   # HEAD wherever GET
 
     def test_percent_escape_in_literal_path_is_404(self):
         self.assert_error(*self.p.request("GET", "/healthz%zz"), 404, "not_found")
@@ -197,3 +197,7 @@ class StaticFiles(unittest.TestCase):
         self.assertEqual(headers["allow"], "GET, HEAD")
         status, _, _ = self.p.request("POST", "/missing.html", body=b"x")
         self.assertEqual(status, 404)
+        # HEAD: the GET's headers, with the Content-Length its body has.
+        _, _, body = self.p.request("GET", "/")
+        status, headers, head_body = self.p.request("HEAD", "/")
+        self.assertEqual((status, int(headers["content-length"]), head_body), (200, len(body), b""))
