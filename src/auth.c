@@ -52,20 +52,16 @@ int auth_has_session_key(evhtp_request_t *req)
 
 int auth_name_reserved(const char *name)
 {
-    size_t n = strlen(name);
-    const char *p = cfg->reserved_names;
+    const char *cursor = cfg->reserved_names, *item;
+    size_t n = strlen(name), len;
 
     if (strcasecmp(name, cfg->agent_name) == 0) {
         return 1;
     }
-    while (*p) {
-        size_t len;
-        p += strspn(p, ", \t");
-        len = strcspn(p, ", \t");
-        if (len == n && strncasecmp(p, name, n) == 0) {
+    while ((item = pl_list_next(&cursor, &len)) != NULL) {
+        if (len == n && strncasecmp(item, name, n) == 0) {
             return 1;
         }
-        p += len;
     }
     return 0;
 }

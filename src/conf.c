@@ -204,15 +204,15 @@ static int conf_check_nets(const char *v, char *why, size_t whylen)
 static int conf_check_names(const char *v, char *why, size_t whylen)
 {
     char name[PL_NAME_MAX + 2];
+    const char *item;
+    size_t n;
 
-    for (const char *p = v + strspn(v, ", \t"); *p; p += strspn(p, ", \t")) {
-        size_t n = strcspn(p, ", \t");
-        snprintf(name, sizeof(name), "%.*s", (int)(n < sizeof(name) - 1 ? n : sizeof(name) - 1), p);
+    while ((item = pl_list_next(&v, &n)) != NULL) {
+        snprintf(name, sizeof(name), "%.*s", (int)(n < sizeof(name) - 1 ? n : sizeof(name) - 1), item);
         if (n > PL_NAME_MAX || !name_valid(name)) {
-            snprintf(why, whylen, "'%.*s' is not a name (1..64 of A-Z a-z 0-9 _ . -)", (int)n, p);
+            snprintf(why, whylen, "'%.*s' is not a name (1..64 of A-Z a-z 0-9 _ . -)", (int)n, item);
             return PL_ERR;
         }
-        p += n;
     }
     return PL_OK;
 }

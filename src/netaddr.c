@@ -56,28 +56,22 @@ static int netaddr_parse_net(const char *s, size_t len, struct netaddr_net *net)
 
 int netaddr_set_parse(const char *list, struct netaddr_set *set, char *err, size_t errlen)
 {
-    const char *p = list;
+    const char *item;
+    size_t n;
 
     set->n = 0;
-    for (;;) {
-        size_t n;
-
-        p += strspn(p, ", \t");
-        if (*p == '\0') {
-            return PL_OK;
-        }
-        n = strcspn(p, ", \t");
+    while ((item = pl_list_next(&list, &n)) != NULL) {
         if (set->n == NETADDR_SET_MAX) {
             snprintf(err, errlen, "more than %d addresses or networks", NETADDR_SET_MAX);
             return PL_ERR;
         }
-        if (netaddr_parse_net(p, n, &set->net[set->n]) != PL_OK) {
-            snprintf(err, errlen, "'%.*s' is not an IP address or network (ADDR or ADDR/BITS)", (int)n, p);
+        if (netaddr_parse_net(item, n, &set->net[set->n]) != PL_OK) {
+            snprintf(err, errlen, "'%.*s' is not an IP address or network (ADDR or ADDR/BITS)", (int)n, item);
             return PL_ERR;
         }
         set->n++;
-        p += n;
     }
+    return PL_OK;
 }
 
 static int netaddr_in(const struct netaddr_net *net, const struct netaddr_net *addr)

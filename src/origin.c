@@ -72,17 +72,13 @@ static int origin_same(const char *origin, const char *host)
 
 static int origin_listed(const char *origin, const char *allowed)
 {
-    size_t olen = strlen(origin);
-    const char *p = allowed;
+    size_t olen = strlen(origin), n;
+    const char *item;
 
-    while (*p) {
-        size_t n;
-        p += strspn(p, ", \t");
-        n = strcspn(p, ", \t");
-        if (n > 0 && n == olen && strncasecmp(p, origin, n) == 0) {
+    while ((item = pl_list_next(&allowed, &n)) != NULL) {
+        if (n == olen && strncasecmp(item, origin, n) == 0) {
             return 1;
         }
-        p += n;
     }
     return 0;
 }
