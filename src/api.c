@@ -253,6 +253,42 @@ static void api_logout(evhtp_request_t *req, const struct http_params *params)
     auth_request(req, api_logout_as, NULL);
 }
 
+/* --- POST /api/tickets -------------------------------------------------- */
+
+#define API_TICKET_TTL_MS 30000
+
+static void api_on_ticket(enum store_status st, const char *ticket, void *arg)
+{
+    struct http_hold *hold = arg;
+    char body[128];
+
+    if (hold->req != NULL && st != STORE_OK) {
+        http_error(hold->req, 503, "redis_unavailable", "the session store is unavailable");
+    } else if (hold->req != NULL) {
+        snprintf(body, sizeof(body), "{\"ticket\":\"%s\",\"expires_in\":%d}", ticket, API_TICKET_TTL_MS / 1000);
+        http_header_set(hold->req, "Cache-Control", "no-store");
+        http_reply(hold->req, 201, "application/json", body, strlen(body));
+    }
+    http_release(hold);
+}
+
+static void api_ticket_as(struct http_hold *hold, const struct auth_identity *who, void *arg)
+{
+    PL_UNUSED(arg);
+    if (store_ticket_create(who->user, who->session, who->expires, API_TICKET_TTL_MS, api_on_ticket, hold)
+        != PL_OK) {
+        http_error(hold->req, 503, "redis_unavailable", "the session store is unavailable");
+        http_release(hold);
+    }
+}
+
+/* A single-use stand-in for the caller's token, for URLs (see auth.c). */
+static void api_ticket(evhtp_request_t *req, const struct http_params *params)
+{
+    PL_UNUSED(params);
+    auth_request(req, api_ticket_as, NULL);
+}
+
 static void api_config(evhtp_request_t *req, const struct http_params *params)
 {
     struct evbuffer *b = evbuffer_new();
@@ -447,6 +483,7 @@ void api_register(const struct conf *c)
     http_route_add("/api/sessions/current", HTTP_GET, api_whoami);
     http_route_add("/api/sessions/current", HTTP_DELETE, api_logout);
     http_route_add("/api/config", HTTP_GET, api_config);
+    http_route_add("/api/tickets", HTTP_POST, api_ticket);
     http_route_add("/api/rooms/{}/messages", HTTP_POST, api_publish);
     http_route_add("/api/rooms/{}/messages", HTTP_GET, api_history);
 }

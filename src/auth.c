@@ -169,11 +169,91 @@ static int auth_jwt(evhtp_request_t *req, const char *token, auth_cb cb, void *a
     return PL_ERR;
 }
 
+static void auth_on_ticket(enum store_status st, const char *user, const char *session, int64_t expires,
+                           void *arg)
+{
+    struct auth_call *call = arg;
+    evhtp_request_t *req = call->hold->req;
+
+    if (req != NULL && st == STORE_OK) {
+        snprintf(call->who.user, sizeof(call->who.user), "%s", user);
+        snprintf(call->who.session, sizeof(call->who.session), "%s", session);
+        call->who.expires = expires;
+        auth_accept(call->hold, &call->who, call->cb, call->arg);
+        free(call);
+        return;
+    }
+    if (req != NULL) {
+        if (st == STORE_NOT_FOUND) {
+            http_error(req, 401, "unauthorized", "unknown, used or expired ticket");
+        } else {
+            http_error(req, 503, "redis_unavailable", "the session store is unavailable");
+        }
+    }
+    http_release(call->hold);
+    free(call);
+}
+
+/* Starts a lookup in Redis for REQ: LOOKUP runs with the call, whose
+ * callback finishes it. */
+static int auth_ask_store(evhtp_request_t *req, const char *what, auth_cb cb, void *arg,
+                          int (*lookup)(const char *what, struct auth_call *call))
+{
+    struct auth_call *call = calloc(1, sizeof(*call));
+
+    if (call == NULL || (call->hold = http_hold(req)) == NULL) {
+        free(call);
+        http_error(req, 503, "unavailable", "out of memory");
+        return PL_ERR;
+    }
+    call->cb = cb;
+    call->arg = arg;
+    if (lookup(what, call) != PL_OK) {
+        http_error(req, 503, "redis_unavailable", "the session store is unavailable");
+        http_release(call->hold);
+        free(call);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
+static int auth_lookup_session(const char *token, struct auth_call *call)
+{
+    memcpy(call->who.session, token, TOKEN_SESSION_LEN + 1);
+    return store_session_lookup(token, auth_on_session, call);
+}
+
+static int auth_lookup_ticket(const char *ticket, struct auth_call *call)
+{
+    return store_ticket_redeem(ticket, auth_on_ticket, call);
+}
+
+/* A ticket (?ticket=, from POST /api/tickets) stands in for the token of
+ * whoever asked for it, once: browsers cannot put a token in a WebSocket's
+ * or an EventSource's headers, and a token in a URL ends up in logs. */
+static const char *auth_ticket(evhtp_request_t *req, char *buf, size_t len)
+{
+    const char *t;
+
+    if (evhtp_header_find(req->headers_in, "Authorization") != NULL
+        || ((t = http_query(req, "token", buf, len)) != NULL && t[0] != '\0')) {
+        return NULL;
+    }
+    t = http_query(req, "ticket", buf, len);
+    return t != NULL && t[0] != '\0' ? t : NULL;
+}
+
 int auth_request(evhtp_request_t *req, auth_cb cb, void *arg)
 {
     char token[AUTH_TOKEN_MAX];
-    struct auth_call *call;
 
+    if (auth_ticket(req, token, sizeof(token)) != NULL) {
+        if (!token_session_shape(token)) {
+            http_error(req, 401, "unauthorized", "malformed ticket");
+            return PL_ERR;
+        }
+        return auth_ask_store(req, token, cb, arg, auth_lookup_ticket);
+    }
     if (auth_token(req, token, sizeof(token)) == NULL) {
         http_error(req, 401, "unauthorized", "a token is required (Authorization: Bearer, ?token= or cookie parley_token)");
         return PL_ERR;
@@ -185,22 +265,7 @@ int auth_request(evhtp_request_t *req, auth_cb cb, void *arg)
         http_error(req, 401, "unauthorized", "malformed token");
         return PL_ERR;
     }
-    call = calloc(1, sizeof(*call));
-    if (call == NULL || (call->hold = http_hold(req)) == NULL) {
-        free(call);
-        http_error(req, 503, "unavailable", "out of memory");
-        return PL_ERR;
-    }
-    call->cb = cb;
-    call->arg = arg;
-    memcpy(call->who.session, token, TOKEN_SESSION_LEN + 1);
-    if (store_session_lookup(token, auth_on_session, call) != PL_OK) {
-        http_error(req, 503, "redis_unavailable", "the session store is unavailable");
-        http_release(call->hold);
-        free(call);
-        return PL_ERR;
-    }
-    return PL_OK;
+    return auth_ask_store(req, token, cb, arg, auth_lookup_session);
 }
 
 struct auth_recheck_call {

@@ -61,6 +61,11 @@ int key_session(char *out, size_t outlen, const char *prefix, const char *token)
     return KEY_JOIN(out, outlen, prefix, "session:", token);
 }
 
+int key_ticket(char *out, size_t outlen, const char *prefix, const char *ticket)
+{
+    return KEY_JOIN(out, outlen, prefix, "ticket:", ticket);
+}
+
 int key_user_sessions(char *out, size_t outlen, const char *prefix, const char *user)
 {
     return KEY_JOIN(out, outlen, prefix, "user:", user, ":sessions");

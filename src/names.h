@@ -14,6 +14,7 @@ int name_valid(const char *s);
 /* Each writes PREFIX + the key into OUT (OUTLEN bytes) and returns the length
  * written, or -1 when it does not fit. */
 int key_session(char *out, size_t outlen, const char *prefix, const char *token);
+int key_ticket(char *out, size_t outlen, const char *prefix, const char *ticket);
 int key_user_sessions(char *out, size_t outlen, const char *prefix, const char *user);
 int key_signin(char *out, size_t outlen, const char *prefix, const char *address);
 int key_room_log(char *out, size_t outlen, const char *prefix, const char *room);

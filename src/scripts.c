@@ -178,6 +178,16 @@ static const char *const script_source[SCRIPT_COUNT] = {
     [SCRIPT_SESSION_REVOKE] =
         LUA_REVOKE_SESSION_FN
         "return revoke_session(ARGV[1], ARGV[2])\n",
+    [SCRIPT_TICKET_CREATE] =
+        "redis.call('HSET', KEYS[1], 'user', ARGV[1], 'session', ARGV[2], 'expires', ARGV[3])\n"
+        "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+        "return 1\n",
+    [SCRIPT_TICKET_REDEEM] =
+        "local t = redis.call('HMGET', KEYS[1], 'user', 'session', 'expires')\n"
+        "if not t[1] then return nil end\n"
+        "redis.call('DEL', KEYS[1])\n"
+        "if t[2] ~= '' and redis.call('EXISTS', ARGV[1] .. 'session:' .. t[2]) == 0 then return nil end\n"
+        "return t\n",
     [SCRIPT_RESUME] =
         "local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
         "local oid = oldest[1] and oldest[1][1] or ''\n"

@@ -53,6 +53,13 @@ enum script_id {
      * user's index and publishes "revoked" on the user's channel.
      * Returns 1, or 0 when there was no such session. */
     SCRIPT_SESSION_REVOKE,
+    /* KEYS: ticket.  ARGV: user, session token or "", expires (s), ttl
+     * (ms).  Makes a ticket that stands for that identity for TTL. */
+    SCRIPT_TICKET_CREATE,
+    /* KEYS: ticket.  ARGV: prefix.  Uses the ticket up: returns {user,
+     * session, expires}, or nil when there is none or its session has
+     * been revoked meanwhile. */
+    SCRIPT_TICKET_REDEEM,
     /* KEYS: log.  ARGV: last id.  Returns {0, oldest} when LAST is not in
      * the stream, else {1, oldest, entries after LAST}. */
     SCRIPT_RESUME,

@@ -29,6 +29,7 @@ struct store_call {
         store_token_cb token;
         store_session_cb session;
         store_lookup_cb lookup;
+        store_ticket_cb ticket;
         store_publish_cb publish;
         store_events_cb events;
         store_count_cb count;
@@ -202,6 +203,65 @@ int store_session_lookup(const char *token, store_lookup_cb cb, void *arg)
     c->cb.lookup = cb;
     key_session(key, sizeof(key), cfg->redis_prefix, token);
     return store_send(c, store_on_session, 4, argv, NULL);
+}
+
+static void store_on_ticket_created(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+
+    c->cb.token(store_failed(r) ? STORE_UNAVAILABLE : STORE_OK, c->text, c->arg);
+    free(c);
+}
+
+int store_ticket_create(const char *user, const char *session, int64_t expires, int ttl_ms,
+                        store_token_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(NULL, arg);
+    char key[STORE_KEY_MAX], exp[24], ttl[16];
+
+    if (c == NULL || token_session_new(c->text) != PL_OK) {
+        free(c);
+        return PL_ERR;
+    }
+    c->cb.token = cb;
+    key_ticket(key, sizeof(key), cfg->redis_prefix, c->text);
+    snprintf(exp, sizeof(exp), "%lld", (long long)expires);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
+    {
+        const char *argv[] = { key, user, session, exp, ttl };
+        return store_run(c, SCRIPT_TICKET_CREATE, store_on_ticket_created, 1, 5, argv, NULL);
+    }
+}
+
+static void store_on_ticket(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+
+    if (store_failed(r)) {
+        c->cb.ticket(STORE_UNAVAILABLE, NULL, NULL, 0, c->arg);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING
+               || !name_valid(r->element[0]->str) || r->element[1]->type != REDIS_REPLY_STRING
+               || r->element[2]->type != REDIS_REPLY_STRING) {
+        c->cb.ticket(STORE_NOT_FOUND, NULL, NULL, 0, c->arg);
+    } else {
+        c->cb.ticket(STORE_OK, r->element[0]->str, r->element[1]->str, strtoll(r->element[2]->str, NULL, 10),
+                     c->arg);
+    }
+    free(c);
+}
+
+int store_ticket_redeem(const char *ticket, store_ticket_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(NULL, arg);
+    char key[STORE_KEY_MAX];
+    const char *argv[] = { key, cfg->redis_prefix };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.ticket = cb;
+    key_ticket(key, sizeof(key), cfg->redis_prefix, ticket);
+    return store_run(c, SCRIPT_TICKET_REDEEM, store_on_ticket, 1, 2, argv, NULL);
 }
 
 int store_session_revoke(const char *token, store_count_cb cb, void *arg)

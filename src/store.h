@@ -9,6 +9,7 @@
 #define PARLEY_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bus.h"
 #include "conf.h"
@@ -68,6 +69,18 @@ int store_session_create(const struct store_session *s, store_session_cb cb, voi
  * since the epoch, 0 if unknown); STORE_NOT_FOUND for none. */
 typedef void (*store_lookup_cb)(enum store_status st, const char *user, int64_t expires, void *arg);
 int store_session_lookup(const char *token, store_lookup_cb cb, void *arg);
+
+/* Makes a single-use ticket (TOKEN_SESSION_LEN characters, like a session
+ * token) standing for USER - signed in with session SESSION ("" for a JWT),
+ * until EXPIRES (s) - for TTL_MS; CB gets it with STORE_OK. */
+int store_ticket_create(const char *user, const char *session, int64_t expires, int ttl_ms,
+                        store_token_cb cb, void *arg);
+
+/* Uses ticket TICKET up: CB gets the identity it stood for, or
+ * STORE_NOT_FOUND (unknown, used, expired, or its session revoked). */
+typedef void (*store_ticket_cb)(enum store_status st, const char *user, const char *session,
+                                int64_t expires, void *arg);
+int store_ticket_redeem(const char *ticket, store_ticket_cb cb, void *arg);
 
 /* Revokes session TOKEN (its open connections close): CB's N is 1, or 0
  * when there was none. */

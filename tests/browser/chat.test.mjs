@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
 import {
-  BASE, bodies, countText, history, launch, openChat, post, screenshot, send, session, sleep,
+  BASE, bodies, countText, history, launch, openChat, post, screenshot, send, serverLog, session, sleep,
   startOtherInstance, startParleyd, stopParleyd, unique, waitForText, waitOnline,
 } from './lib.mjs';
 
@@ -97,6 +97,16 @@ test('two pages chat with each other and see every message once', async () => {
     await screenshot(alice, 'chat-alice');
     await screenshot(bob, 'chat-bob');
     noPageErrors(alice, bob);
+
+    // The pages' tokens never travelled in a URL: the server's log (which
+    // has every request's path) holds none of them.
+    const log = serverLog();
+    for (const page of [alice, bob]) {
+      const { token: pageToken } = await page.evaluate(() => JSON.parse(localStorage.getItem('parley.session')));
+      assert.ok(pageToken.length === 43, 'the page keeps its token');
+      assert.ok(!log.includes(pageToken), 'a page token in the server log');
+    }
+    assert.match(log, /path=\/ws\/chat\/[^ ]+ status=101/);
   } finally {
     await closeAll();
   }

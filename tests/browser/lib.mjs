@@ -20,6 +20,11 @@ const PORT = env('PARLEY_PORT');
 const PARLEYD = env('PARLEYD');
 const CONF = env('PARLEY_CONF');
 const LOG = env('PARLEY_LOG');
+
+/** What parleyd has logged so far. */
+export function serverLog() {
+  return fs.readFileSync(LOG, 'utf8');
+}
 const PIDLIST = env('PARLEY_PIDLIST');
 const SESSION_KEY = env('PARLEY_SESSION_KEY');
 

@@ -291,6 +291,77 @@ class Revocation(AuthCase):
         wait_for(lambda: stream.closed, T, what="the SSE stream to end")
 
 
+class Tickets(AuthCase):
+    """Single-use stand-ins for a token in URLs (WebSocket, event streams)."""
+
+    def ticket(self, headers):
+        status, rh, body = self.p.request("POST", "/api/tickets", headers=headers)
+        self.assertEqual(status, 201, body)
+        self.assertEqual(rh["cache-control"], "no-store")
+        doc = json.loads(body)
+        self.assertEqual(doc["expires_in"], 30)
+        self.assertRegex(doc["ticket"], r"^[A-Za-z0-9_-]{43}$")
+        return doc["ticket"]
+
+    def test_a_ticket_opens_one_connection(self):
+        token = session(self.p, "tina")
+        ticket = self.ticket({"Authorization": "Bearer " + token})
+        self.assertTrue(0 < int(self.redis("PTTL", "parley:ticket:" + ticket)) <= 30000)
+        c = WSClient.connect(self.p.port, "/ws/chat/tix?ticket=" + ticket, timeout=T)
+        self.clients.append(c)
+        self.assertEqual(c.recv_json()["user"], "tina")
+        # Used up: the same URL again is refused; so is a made-up ticket.
+        self.assertEqual(handshake(self.p.port, "/ws/chat/tix?ticket=" + ticket).status, 401)
+        self.assertEqual(handshake(self.p.port, "/ws/chat/tix?ticket=" + "B" * 43).status, 401)
+        self.assertEqual(handshake(self.p.port, "/ws/chat/tix?ticket=short").status, 401)
+        # The connection is the session's: revoking it closes the connection.
+        self.redis("FCALL", "parley_revoke_session", "0", token)
+        self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
+
+    def test_tickets_for_streams_cookies_and_jwts(self):
+        token = session(self.p, "uma")
+        stream = self.sse_ticket(self.ticket({"Cookie": "parley_token=" + token}), "tix2")
+        publish(self.p, token, "tix2", "seen")
+        self.assertEqual(stream.wait_events(1, kind="message")[0]["json"]["content"], "seen")
+        c = WSClient.connect(self.p.port, "/ws/chat/tix2?ticket=" + self.ticket({"Authorization": "Bearer " +
+                                                                                jwt("vera", 2)}), timeout=T)
+        self.clients.append(c)
+        self.assertEqual(c.recv_json()["user"], "vera")
+        self.assertEqual(c.expect_close(timeout=T), (1008, "token expired"))     # the JWT's exp still holds
+        # A ticket wins over the page's cookie (another tab, another name).
+        other = session(self.p, "wade")
+        c = WSClient.connect(self.p.port, "/ws/chat/tix2?ticket=" + self.ticket({"Authorization": "Bearer " + other}),
+                             headers={"Cookie": "parley_token=" + token}, timeout=T)
+        self.clients.append(c)
+        self.assertEqual(c.recv_json()["user"], "wade")
+
+    def test_a_revoked_sessions_ticket_is_refused(self):
+        token = session(self.p, "xena")
+        ticket = self.ticket({"Authorization": "Bearer " + token})
+        self.redis("FCALL", "parley_revoke_session", "0", token)
+        self.assertEqual(handshake(self.p.port, "/ws/chat/tix3?ticket=" + ticket).status, 401)
+        self.assertEqual(self.p.request("POST", "/api/tickets")[0], 401)
+
+    def test_no_token_or_ticket_in_the_log(self):
+        token = session(self.p, "yuri")
+        ticket = self.ticket({"Authorization": "Bearer " + token})
+        self.ws(token, "logs")
+        c = WSClient.connect(self.p.port, "/ws/chat/logs?ticket=" + ticket, timeout=T)
+        self.clients.append(c)
+        c.recv_json()
+        self.sse(token, "logs")
+        log = self.p.log()
+        self.assertRegex(log, r"path=/ws/chat/logs status=101")
+        self.assertNotIn(token, log)
+        self.assertNotIn(ticket, log)
+
+    def sse_ticket(self, ticket, room):
+        c = SSEClient(self.p.port, "/api/rooms/%s/events?ticket=%s" % (room, ticket))
+        self.clients.append(c)
+        self.assertEqual(c.wait_ready(), 200)
+        return c
+
+
 class Origins(AuthCase):
     """allowed_origins empty (the default): same origin only."""
 

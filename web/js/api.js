@@ -106,27 +106,28 @@ export async function postMessage(token, room, content, clientMsgId) {
   return doc.id;
 }
 
-// Browsers cannot set headers on WebSocket and EventSource requests: the
-// token goes in the query, or - signed in by the application's cookie - not
-// at all (the cookie goes along by itself).
-function withToken(params, token) {
-  const q = new URLSearchParams(params);
-  if (token) q.set('token', token);
-  return q;
+/**
+ * POST /api/tickets → a single-use ticket that stands for TOKEN (or, without
+ * one, the parley_token cookie) for 30 s.  Browsers cannot put a token in
+ * the headers of a WebSocket or an EventSource, and a token in a URL ends
+ * up in the logs of every proxy on the way: a used-up ticket does no harm
+ * there.
+ */
+export async function createTicket(token) {
+  return (await request('POST', '/api/tickets', { token })).ticket;
 }
 
-export function wsUrl(room, token) {
+export function wsUrl(room, ticket) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const q = withToken({}, token).toString();
-  return `${scheme}//${location.host}/ws/chat/${encodeURIComponent(room)}${q ? '?' + q : ''}`;
+  return `${scheme}//${location.host}/ws/chat/${encodeURIComponent(room)}?${new URLSearchParams({ ticket })}`;
 }
 
-export function eventsUrl(room, token, lastId) {
-  const q = withToken({}, token);
+export function eventsUrl(room, ticket, lastId) {
+  const q = new URLSearchParams({ ticket });
   if (lastId) q.set('last_event_id', lastId);
   return `/api/rooms/${encodeURIComponent(room)}/events?${q}`;
 }
 
-export function askStreamUrl(query, token) {
-  return `/api/chat/stream?${withToken({ query }, token)}`;
+export function askStreamUrl(query, ticket) {
+  return `/api/chat/stream?${new URLSearchParams({ query, ticket })}`;
 }

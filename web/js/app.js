@@ -2,7 +2,8 @@
 // typing, direct messages and the agent, wired to a RoomConnection.
 
 import {
-  ApiError, askStreamUrl, createSession, endSession, fetchMessages, getConfig, newClientMsgId, validName, whoAmI,
+  ApiError, askStreamUrl, createSession, createTicket, endSession, fetchMessages, getConfig, newClientMsgId,
+  validName, whoAmI,
 } from './api.js';
 import { RoomConnection } from './connection.js';
 import {
@@ -626,11 +627,19 @@ function onAiDone({ request_id: rid, id }) {
   withScroll(() => adoptStream(rid, s, id, null));
 }
 
-function askOverHttp(question) {
+async function askOverHttp(question) {
   showQuestion(question, true);
   const rid = `http-${newClientMsgId()}`;
   const s = streamNode(rid, true);
-  const source = new EventSource(askStreamUrl(question, auth.token));
+  let ticket;
+  try {
+    ticket = await createTicket(auth.token);
+  } catch (err) {
+    app.streams.delete(rid);
+    setNodeState(s.node, 'failed: the agent is not reachable');
+    return;
+  }
+  const source = new EventSource(askStreamUrl(question, ticket));
   s.source = source;
   const finish = (state) => {
     source.close();

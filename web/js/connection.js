@@ -4,7 +4,9 @@
 // keeps an outbox of messages that are sent (once, by client_msg_id) when
 // the connection is back.
 
-import { compareIds, eventsUrl, fetchMessages, newClientMsgId, postMessage, wsUrl } from './api.js';
+import {
+  compareIds, createTicket, eventsUrl, fetchMessages, newClientMsgId, postMessage, wsUrl,
+} from './api.js';
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 10000;
@@ -138,10 +140,25 @@ export class RoomConnection {
     }
   }
 
-  openWs() {
+  /** A ticket for the next transport, or null when this attempt is over. */
+  async ticket() {
+    const gen = this.generation;
+    let ticket = null;
+    try {
+      ticket = await createTicket(this.auth.token);
+    } catch (err) {
+      if (!this.stopped && gen === this.generation) this.transportFailed();
+      return null;
+    }
+    return this.stopped || gen !== this.generation ? null : ticket;
+  }
+
+  async openWs() {
+    const ticket = await this.ticket();
+    if (ticket === null) return;
     let ws;
     try {
-      ws = new WebSocket(wsUrl(this.room, this.auth.token));
+      ws = new WebSocket(wsUrl(this.room, ticket));
     } catch (err) {
       this.transportFailed();
       return;
@@ -185,8 +202,12 @@ export class RoomConnection {
     };
   }
 
-  openSse() {
-    const es = new EventSource(eventsUrl(this.room, this.auth.token, this.lastId));
+  async openSse() {
+    const ticket = await this.ticket();
+    if (ticket === null) return;
+    // The ticket is used up once the stream is open: when the browser
+    // reconnects by itself it is refused, and connect() starts afresh.
+    const es = new EventSource(eventsUrl(this.room, ticket, this.lastId));
     this.es = es;
     es.onopen = () => {
       if (this.es === es) this.online(null);
