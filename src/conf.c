@@ -96,6 +96,7 @@ static const struct conf_key conf_keys[] = {
     { "log_level",        CONF_LOG_LEVEL, FIELD(log_level),        0, 0, "info" },
     { "log_file",         CONF_STRING,    FIELD(log_file),         0, 0, "" },
     { "shutdown_timeout", CONF_DURATION,  FIELD(shutdown_timeout_ms), 100, 3600 * 1000, "10s" },
+    { "drain_spread",     CONF_DURATION,  FIELD(drain_spread_ms),  0, 3600 * 1000, "5s" },
     { "web_root",         CONF_STRING,    FIELD(web_root),         0, 0, PKGDATADIR "/web" },
     { "max_header_size",  CONF_SIZE,      FIELD(max_header_size),  1024, 1 << 20, "32k" },
     { "http_header_timeout", CONF_DURATION, FIELD(http_header_timeout_ms), 1000, 3600 * 1000, "10s" },
@@ -521,6 +522,20 @@ static int conf_check_key_file(const struct conf *cfg, const char *key, const ch
     return PL_OK;
 }
 
+/* The spread of goodbyes must end before the stop gives up waiting. */
+static int conf_check_drain(const struct conf *cfg, char *err, size_t errlen)
+{
+    char where[1100];
+
+    if (cfg->drain_spread_ms > 0 && cfg->drain_spread_ms >= cfg->shutdown_timeout_ms) {
+        conf_where(cfg, "drain_spread", where, sizeof(where));
+        snprintf(err, errlen, "%s: drain_spread (%d ms) must be shorter than shutdown_timeout (%d ms)",
+                 where, cfg->drain_spread_ms, cfg->shutdown_timeout_ms);
+        return PL_ERR;
+    }
+    return PL_OK;
+}
+
 int conf_check(struct conf *cfg, char *err, size_t errlen)
 {
     struct addrinfo hints, *res = NULL;
@@ -551,7 +566,7 @@ int conf_check(struct conf *cfg, char *err, size_t errlen)
     memcpy(&cfg->listen_addr, res->ai_addr, res->ai_addrlen);
     cfg->listen_addrlen = res->ai_addrlen;
     freeaddrinfo(res);
-    if (conf_check_agent(cfg, err, errlen) != PL_OK
+    if (conf_check_agent(cfg, err, errlen) != PL_OK || conf_check_drain(cfg, err, errlen) != PL_OK
         || conf_check_key_file(cfg, "session_key_file", cfg->session_key_file, err, errlen) != PL_OK) {
         return PL_ERR;
     }

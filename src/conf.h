@@ -71,6 +71,7 @@ struct conf {
     int log_level;
     char log_file[1024];
     int shutdown_timeout_ms;
+    int drain_spread_ms;        /* a stop closes long-lived connections over this long */
     size_t max_body;
     int max_connections;        /* per worker; 0 in the file: what RLIMIT_NOFILE allows (master) */
     size_t max_header_size;

@@ -445,11 +445,14 @@ static void sse_events(evhtp_request_t *req, const struct http_params *params)
     }
 }
 
-void sse_close_all(void)
+int sse_close_some(int n)
 {
-    while (!LIST_EMPTY(&clients)) {
+    int closed = 0;
+
+    for (; closed < n && !LIST_EMPTY(&clients); closed++) {
         sse_close(LIST_FIRST(&clients), "shutdown");
     }
+    return closed;
 }
 
 /* --- GET /api/chat/stream: the agent's answer as an event stream ------- */

@@ -17,8 +17,9 @@
 
 void sse_register(const struct conf *cfg);
 
-/* Graceful stop: ends every stream (clients reconnect elsewhere). */
-void sse_close_all(void);
+/* Graceful stop: ends up to N room streams (clients reconnect elsewhere
+ * and resume); returns how many. */
+int sse_close_some(int n);
 
 /* Open streams in this worker. */
 int sse_count(void);

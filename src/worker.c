@@ -40,6 +40,8 @@ struct worker {
     struct timeval started;
     int index;
     int draining;
+    int drain_total;            /* long-lived connections when the stop began */
+    int drain_closed;           /* of which told to go so far */
 };
 
 static struct worker self;
@@ -57,20 +59,42 @@ static long worker_elapsed_ms(const struct timeval *since)
     return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_usec - since->tv_usec) / 1000L;
 }
 
+/* Says goodbye to the long-lived connections a share at a time, evenly over
+ * drain_spread, so that thousands of clients do not reconnect to the other
+ * instances in the same second. */
+static void worker_drain_spread(long elapsed)
+{
+    long spread = self.cfg->drain_spread_ms;
+    int due = elapsed >= spread ? self.drain_total
+                                : (int)((long long)self.drain_total * (elapsed + WORKER_DRAIN_CHECK_MS) / spread);
+
+    while (self.drain_closed < due) {
+        int n = ws_close_some(due - self.drain_closed);
+        n += sse_close_some(due - self.drain_closed - n);
+        if (n == 0) {
+            break;              /* fewer left than counted: some went by themselves */
+        }
+        self.drain_closed += n;
+    }
+}
+
 static void worker_drain_check(evutil_socket_t fd, short what, void *arg)
 {
     long elapsed = worker_elapsed_ms(&self.drain_started);
+    int busy;
 
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    int busy = http_inflight() + ws_count();
+    worker_drain_spread(elapsed);
+    busy = http_inflight() + ws_count() + sse_count();
 
     if (busy > 0 && elapsed < self.cfg->shutdown_timeout_ms) {
         return;
     }
     if (busy > 0) {
-        log_warn("event=shutdown_timeout inflight=%d websockets=%d", http_inflight(), ws_count());
+        log_warn("event=shutdown_timeout inflight=%d websockets=%d streams=%d", http_inflight(), ws_count(),
+                 sse_count());
     }
     event_base_loopbreak(self.base);
 }
@@ -86,9 +110,9 @@ static void worker_stop(void)
     accept_stop();              /* the master has closed its copies already */
     log_info("event=draining inflight=%d", http_inflight());
     http_set_draining(1);
-    sse_close_all();
-    ws_close_all();             /* 1001; each goes once its close handshake ends */
     event_base_gettimeofday_cached(self.base, &self.drain_started);
+    self.drain_total = ws_count() + sse_count();
+    worker_drain_spread(0);
     self.drain_timer = event_new(self.base, -1, EV_PERSIST, worker_drain_check, NULL);
     event_add(self.drain_timer, &tick);
 }

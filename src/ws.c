@@ -416,13 +416,21 @@ static void ws_on_sweep(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void ws_close_all(void)
+int ws_close_some(int n)
 {
     struct ws_conn *c;
+    int closed = 0;
 
     LIST_FOREACH(c, &conns, link) {
-        ws_close(c, 1001, "server shutting down");
+        if (closed == n) {
+            break;
+        }
+        if (c->st == WS_OPEN) {
+            ws_close(c, 1001, "server shutting down");
+            closed++;
+        }
     }
+    return closed;
 }
 
 /* --- upgrade ------------------------------------------------------------ */

@@ -57,8 +57,9 @@ void ws_replies_done(struct ws_conn *c);
  * bytes) and may be NULL. */
 void ws_close(struct ws_conn *c, int code, const char *reason);
 
-/* Graceful stop: close 1001 to every client. */
-void ws_close_all(void);
+/* Graceful stop: starts the close (1001) of up to N open connections;
+ * returns how many. */
+int ws_close_some(int n);
 int ws_count(void);
 
 #endif

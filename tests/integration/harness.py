@@ -103,7 +103,8 @@ class Parleyd:
         with open(keyfile, "w") as f:
             f.write(SESSION_KEY + "\n")
         self.settings = {"listen": "127.0.0.1:0", "workers": "2", "log_level": "info",
-                         "shutdown_timeout": "5s", "rate_limit": "0", "session_key_file": keyfile}
+                         "shutdown_timeout": "5s", "drain_spread": "0", "rate_limit": "0",
+                         "session_key_file": keyfile}
         self.settings.update(settings or {})
         self.args = args or []
         self.env = env

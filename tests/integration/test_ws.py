@@ -1312,5 +1312,49 @@ class Shutdown(WSCase):
         self.assertLess(time.monotonic() - t0, 1.5 * SLOW)
 
 
+class DrainSpread(WSCase):
+    settings = {"workers": "1", "shutdown_timeout": "6s", "drain_spread": "2s"}
+
+    def test_goodbyes_are_spread_over_drain_spread(self):
+        """A stopping instance closes its long-lived connections evenly over
+        drain_spread, not all in one second."""
+        room = self.name("spread")
+        conns = [self.connect(self.name("ws%d" % i), room) for i in range(30)]
+        streams = [SSEClient(self.p.port, "/api/rooms/%s/events?token=%s" % (room, self.token(self.name("s%d" % i))))
+                   for i in range(10)]
+        for st in streams:
+            self.assertEqual(st.wait_ready(), 200)
+        ended = []
+        lock = threading.Lock()
+
+        def watch_ws(c):
+            code, _ = c.expect_close(T)
+            with lock:
+                ended.append((time.monotonic(), "ws", code))
+
+        def watch_sse(st):
+            wait_for(lambda: st.closed, T, what="the stream to end")
+            with lock:
+                ended.append((time.monotonic(), "sse", None))
+        threads = [threading.Thread(target=watch_ws, args=(c,)) for c in conns]
+        threads += [threading.Thread(target=watch_sse, args=(st,)) for st in streams]
+        t0 = time.monotonic()
+        self.p.signal(signal.SIGTERM)
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(3 * T)
+        for st in streams:
+            st.close()
+        self.assertEqual(len(ended), 40)
+        self.assertTrue(all(code == 1001 for _, kind, code in ended if kind == "ws"))
+        times = sorted(t - t0 for t, _, _ in ended)
+        # Evenly: about a fifth of them in each 0.4 s, the last near 2 s.
+        self.assertLess(sum(1 for t in times if t < 0.5), 20, times)
+        self.assertGreater(times[-1], 1.5, times)
+        self.assertLess(times[-1], 2.0 + 1.0 * SLOW, times)
+        self.assertEqual(self.p.proc.wait(T), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
