@@ -367,14 +367,41 @@ enum origin_verdict http_origin(evhtp_request_t *req)
                         evhtp_header_find(req->headers_in, "Host"), http_cfg->allowed_origins);
 }
 
+/* Every X-Forwarded-For line of REQ joined into one list, in order (RFC
+ * 9110 5.3): a proxy adds its own line after the client's, so reading the
+ * first line alone would believe the client.  NULL when there is none;
+ * the caller frees it. */
+static char *http_forwarded_for(evhtp_request_t *req)
+{
+    evhtp_kv_t *kv;
+    size_t total = 0, n = 0;
+    char *list;
+
+    TAILQ_FOREACH(kv, req->headers_in, next) {
+        total += strcasecmp(kv->key, "X-Forwarded-For") == 0 ? kv->vlen + 1 : 0;
+    }
+    if (total == 0 || (list = malloc(total)) == NULL) {
+        return NULL;
+    }
+    TAILQ_FOREACH(kv, req->headers_in, next) {
+        if (strcasecmp(kv->key, "X-Forwarded-For") == 0) {
+            n += (size_t)snprintf(list + n, total - n, "%s%s", n > 0 ? "," : "", kv->val);
+        }
+    }
+    return list;
+}
+
 const char *http_client_addr(evhtp_request_t *req, char *buf, size_t len)
 {
+    char *xff;
+
     if (req->conn == NULL || req->conn->saddr == NULL) {
         snprintf(buf, len, "-");
         return buf;
     }
-    netaddr_client(req->conn->saddr, evhtp_header_find(req->headers_in, "X-Forwarded-For"),
-                   &trusted_proxies, buf, len);
+    xff = http_forwarded_for(req);
+    netaddr_client(req->conn->saddr, xff, &trusted_proxies, buf, len);
+    free(xff);
     return buf;
 }
 

@@ -240,6 +240,18 @@ class SignInLimits(AuthCase):
                                     self.redis("ZRANGE", "parley:user:proxied3:sessions", "0", "0"), "addr"),
                          "198.51.100.3")
         self.assertRegex(self.p.log(), r"event=session_created user=proxied6 mode=open client=198\.51\.100\.6")
+        # A proxy appends its own line after the client's: all lines count,
+        # in order, so the client's own line cannot name the client.
+        body = json.dumps({"user": "twolines"}).encode()
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.connect(("127.0.0.1", self.p.port))
+        s.sendall(b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-For: 203.0.113.50\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.assertIn(b" 201 ", s.recv(4096).split(b"\r\n")[0])
+        s.close()
+        self.assertRegex(self.p.log(), r"event=session_created user=twolines mode=open client=203\.0\.113\.50")
 
 
 class Revocation(AuthCase):
