@@ -194,8 +194,23 @@ static void chat_on_rechecked(int revoked, void *arg)
 {
     struct chat_client *cl = arg;
 
-    if (chat_unpin(cl) && revoked) {
+    if (!chat_unpin(cl)) {
+        return;
+    }
+    if (revoked) {
         ws_close(cl->ws, 1008, "session revoked");
+    } else {
+        chat_replied(cl);
+    }
+}
+
+/* Checks once more that the client's session was not revoked while the
+ * connection was being opened: a "revoked" event published before the
+ * user's channel was subscribed never reached it. */
+static void chat_recheck(struct chat_client *cl)
+{
+    if (!cl->closed && auth_recheck(&cl->who, chat_on_rechecked, cl) == PL_OK) {
+        cl->pending++;
     }
 }
 
@@ -204,9 +219,7 @@ static void chat_on_user_event(struct bus_sub *sub, struct bus_event *ev)
     struct chat_client *cl = PL_CONTAINER_OF(sub, struct chat_client, user_sub);
 
     if (strcmp(ev->type, "revoked") == 0) {
-        if (!cl->closed && auth_recheck(&cl->who, chat_on_rechecked, cl) == PL_OK) {
-            cl->pending++;
-        }
+        chat_recheck(cl);
         return;
     }
     chat_on_event(cl, ev);
@@ -312,6 +325,7 @@ static void chat_on_ready(struct chat_client *cl)
     }
     presence_join(cl->room, cl->who.user);
     cl->joined = 1;
+    chat_recheck(cl);
     /* Sent after the join on the same connection, so the user is listed. */
     if (store_members(cl->room, chat_on_members, cl) == PL_OK) {
         cl->pending++;

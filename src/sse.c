@@ -190,14 +190,21 @@ static void sse_on_rechecked(int revoked, void *arg)
     }
 }
 
+/* Whether C's session still exists: asked on a "revoked" event, and once
+ * the user's channel is subscribed (a revocation before that never came). */
+static void sse_recheck(struct sse_client *c)
+{
+    if (!c->closed && auth_recheck(&c->who, sse_on_rechecked, c) == PL_OK) {
+        c->pending++;
+    }
+}
+
 static void sse_on_user_event(struct bus_sub *sub, struct bus_event *ev)
 {
     struct sse_client *c = PL_CONTAINER_OF(sub, struct sse_client, user_sub);
 
     if (strcmp(ev->type, "revoked") == 0) {
-        if (auth_recheck(&c->who, sse_on_rechecked, c) == PL_OK) {
-            c->pending++;
-        }
+        sse_recheck(c);
         return;
     }
     sse_on_event(c, ev);
@@ -261,6 +268,7 @@ static void sse_on_ready(struct sse_client *c)
     }
     c->state = SSE_REPLAYING;
     presence_join(c->room, c->who.user);
+    sse_recheck(c);
     if (c->resume[0] == '\0') {
         sse_go_live(c);
     } else if (store_history_resume(c->room, c->resume, sse_on_replay, c) == PL_OK) {
@@ -286,10 +294,6 @@ static void sse_on_ping(evutil_socket_t fd, short what, void *arg)
 
     PL_UNUSED(fd);
     PL_UNUSED(what);
-    if (c->who.expires != 0 && time(NULL) >= c->who.expires) {
-        sse_close(c, "token_expired");      /* a reconnect needs a new token */
-        return;
-    }
     evbuffer_add(bufferevent_get_output(c->bev), ": ping\n\n", 8);
     outq_schedule(&c->out);
     sse_backlogged(c);
@@ -583,9 +587,32 @@ static void sse_chat_stream(evhtp_request_t *req, const struct http_params *para
     }
 }
 
-void sse_register(const struct conf *c)
+/* A stream ends when its token does (a JWT's exp, a session's lifetime):
+ * one timer looks at them all every second. */
+static void sse_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
+    time_t now = time(NULL);
+    struct sse_client *c, *next;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    for (c = LIST_FIRST(&clients); c != NULL; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->who.expires != 0 && now >= c->who.expires) {
+            sse_close(c, "token_expired");      /* a reconnect needs a new token */
+        }
+    }
+}
+
+void sse_register(struct event_base *base, const struct conf *c)
+{
+    static struct event *sweep;
+    struct timeval tick = { 1, 0 };
+
     cfg = c;
+    sweep = event_new(base, -1, EV_PERSIST, sse_on_sweep, NULL);
+    event_add(sweep, &tick);
     http_route_add("/api/rooms/{}/events", HTTP_GET, sse_events);
     http_route_add("/api/chat/stream", HTTP_GET, sse_chat_stream);
 }

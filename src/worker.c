@@ -232,7 +232,7 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     agent_init(self.base, cfg);
     ops_register();
     api_register(cfg);
-    sse_register(cfg);
+    sse_register(self.base, cfg);
     chat_register(self.base, cfg);
     if (cfg->web_root[0] != '\0') {
         static_register(cfg->web_root);     /* failure logged; the API still serves */

@@ -5,6 +5,8 @@ redis-server processes."""
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import time
 import unittest
@@ -225,7 +227,6 @@ class SignInLimits(AuthCase):
     def test_trusted_proxy_passes_the_client_on(self):
         sock_req = b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" \
                    b"X-Forwarded-For: 203.0.113.9, 198.51.100.%d\r\nContent-Length: %d\r\n\r\n%s"
-        import socket
         for i in range(7):
             body = json.dumps({"user": "proxied%d" % i}).encode()
             s = socket.socket()
@@ -255,7 +256,6 @@ class SignInLimits(AuthCase):
 
 
 class Revocation(AuthCase):
-    settings = {"sse_heartbeat": "1s"}
 
     def test_revoking_a_user_closes_their_connections(self):
         t1, t2 = session(self.p, "henry"), session(self.p, "henry")
@@ -295,12 +295,34 @@ class Revocation(AuthCase):
         self.redis("PUBLISH", "parley:user:kim", 'revoked - kim\n{"type":"revoked","user":"kim"}')
         self.assertEqual(c.expect_close(timeout=T)[0], 1008)
 
+    def test_revoked_while_the_connection_opens(self):
+        """A revocation published before the user's channel is subscribed
+        (the host's bus is held up here) still closes the connection."""
+        token = session(self.p, "zara")
+        bus = self.p.bus_pid()
+        os.kill(bus, signal.SIGSTOP)
+        try:
+            c = WSClient.connect(self.p.port, "/ws/chat/race?token=" + token, timeout=T)
+            self.clients.append(c)
+            stream = SSEClient(self.p.port, "/api/rooms/race/events?token=" + token)
+            self.clients.append(stream)
+            self.assertEqual(stream.wait_ready(), 200)
+            time.sleep(0.2)
+            self.assertEqual(self.redis("FCALL", "parley_revoke_session", "0", token), "1")
+        finally:
+            os.kill(bus, signal.SIGCONT)
+        self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
+        wait_for(lambda: stream.closed, T, what="the SSE stream to end")
+
     def test_connections_end_with_their_session(self):
         token = session(self.p, "leo", ttl=2)
+        ends = time.time() + 2
         c = self.ws(token, "ends")
         stream = self.sse(token, "ends")
         self.assertEqual(c.expect_close(timeout=T), (1008, "token expired"))
         wait_for(lambda: stream.closed, T, what="the SSE stream to end")
+        # Within a second or so of the end, not at the next heartbeat (15 s).
+        self.assertLess(time.time() - ends, 2.0 * SLOW)
 
 
 class Tickets(AuthCase):
