@@ -66,7 +66,7 @@ struct http_conn {
     struct http_head_scan scan;     /* of the head being read */
     size_t head_len;                /* once it is in: its length from the request line */
     struct http_chunked chunked;
-    int64_t headers_started_ms;     /* 0 outside a request's head */
+    int64_t request_started_ms;     /* when the request being read began, 0 between requests */
     int reject_status;              /* the status to send before closing, or 0 */
     const char *reject_reason;
     int read_stopped;               /* reading paused: too much is held while libevhtp is busy */
@@ -551,7 +551,7 @@ static void http_send_rejection(evhtp_connection_t *conn, int status, const char
 {
     static const struct { int status; const char *reason, *code, *message; } why[] = {
         { 400, "Bad Request", "bad_request", "malformed request" },
-        { 408, "Request Timeout", "request_timeout", "the request headers took too long" },
+        { 408, "Request Timeout", "request_timeout", "the request took too long to arrive" },
         { 413, "Payload Too Large", "too_large", "the request body is larger than max_body" },
         { 414, "URI Too Long", "uri_too_long", "the request target is too long" },
         { 431, "Request Header Fields Too Large", "headers_too_large", "the request headers are too large" },
@@ -701,8 +701,10 @@ static int http_gate_head(struct http_conn *hc)
     if (len == 0) {
         return PL_AGAIN;
     }
-    if (hc->headers_started_ms == 0) {
-        hc->headers_started_ms = http_now_ms();     /* slowloris deadline */
+    if (hc->request_started_ms == 0) {
+        /* The whole request, head and body, has a deadline: a head or a
+         * body trickled a byte at a time would hold the connection forever. */
+        hc->request_started_ms = http_now_ms();
     }
     /* At LOOK bytes a head is over one limit or the other: a verdict. */
     len = len < look ? len : look;
@@ -711,7 +713,6 @@ static int http_gate_head(struct http_conn *hc)
     if (status != PL_OK) {
         return status;
     }
-    hc->headers_started_ms = 0;
     evbuffer_drain(hc->held, hc->scan.start);       /* empty lines before the request line */
     hc->head_len = hc->scan.scanned - hc->scan.start;
     if (hc->scan.chunked) {
@@ -784,6 +785,7 @@ static int http_gate_hand(struct http_conn *hc)
     }
     evbuffer_freeze(in, 0);
     hc->phase = HTTP_PHASE_HEAD;
+    hc->request_started_ms = 0;
     memset(&hc->scan, 0, sizeof(hc->scan));
     return status;
 }
@@ -885,8 +887,8 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
     return EVHTP_RES_OK;
 }
 
-/* Slowloris: headers trickled byte by byte keep resetting a read timeout,
- * so the whole header block gets a deadline of its own. */
+/* Slowloris: a head or a body trickled byte by byte keeps resetting a read
+ * timeout, so each request gets a deadline of its own. */
 static void http_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     int64_t now = http_now_ms();
@@ -897,7 +899,7 @@ static void http_on_sweep(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(arg);
     for (hc = LIST_FIRST(&http_conns); hc != NULL; hc = next) {
         next = LIST_NEXT(hc, link);
-        if (hc->headers_started_ms != 0 && now - hc->headers_started_ms > http_cfg->http_header_timeout_ms) {
+        if (hc->request_started_ms != 0 && now - hc->request_started_ms > http_cfg->http_header_timeout_ms) {
             hc->reject_status = 408;
             evhtp_connection_free(hc->conn);    /* the fini hook answers and unlinks */
         }

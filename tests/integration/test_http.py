@@ -221,6 +221,32 @@ class Hygiene(unittest.TestCase):
         self.assertEqual(status_of(got), 408, got)
         self.assertLess(time.monotonic() - t0, 3 * SLOW)
 
+    def test_trickled_body_timed_out_408(self):
+        """A body sent a byte at a time cannot hold a connection forever
+        (the outside audit held 420 such connections open for minutes)."""
+        for head, piece in ((b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 500\r\n\r\n", b"{"),
+                            (b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n", b"1\r\n \r\n")):
+            s = socket.create_connection(("127.0.0.1", self.p.port), timeout=10 * SLOW)
+            self.addCleanup(s.close)
+            t0 = time.monotonic()
+            s.sendall(head)
+            got = b""
+            try:
+                while not got and time.monotonic() - t0 < 8 * SLOW:
+                    s.sendall(piece)
+                    s.settimeout(0.3)
+                    try:
+                        got = s.recv(4096)
+                    except socket.timeout:
+                        pass
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.assertEqual(status_of(got), 408, got)
+            # http_header_timeout is 1 s here, counted from the first byte.
+            self.assertLess(time.monotonic() - t0, 2.5 * SLOW)
+
     def test_pipelined_requests_answered_in_order(self):
         reqs = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
                 b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
