@@ -25,6 +25,7 @@
 #include "names.h"
 #include "netaddr.h"
 #include "parley.h"
+#include "ws_frame.h"
 
 #define HTTP_MAX_ROUTES 32
 #define HTTP_STREAM_SNDBUF (64 * 1024)
@@ -475,6 +476,21 @@ static int http_cors(evhtp_request_t *req, const char *path)
     return 1;
 }
 
+/* Whether the client asked to close after this request: "close" among the
+ * tokens of any Connection line, in any case (RFC 9110 7.6.1); libevhtp
+ * knows only the exact value "close". */
+static int http_wants_close(evhtp_request_t *req)
+{
+    evhtp_kv_t *kv;
+
+    TAILQ_FOREACH(kv, req->headers_in, next) {
+        if (strcasecmp(kv->key, "Connection") == 0 && ws_header_has_token(kv->val, "close")) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void http_dispatch(evhtp_request_t *req, void *arg)
 {
     const char *path = req->uri && req->uri->path ? req->uri->path->full : "/";
@@ -485,8 +501,10 @@ static void http_dispatch(evhtp_request_t *req, void *arg)
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, NULL);
     metrics_add(METRIC_REQUESTS, 1);
     http_assign_request_id(req);
-    if (draining) {
-        evhtp_request_set_keepalive(req, 0);
+    if (draining || http_wants_close(req)) {
+        /* evhtp_request_set_keepalive(req, 0) does nothing in libevhtp
+         * 1.2.18 (it only ever sets the flag): clear it here. */
+        req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
     }
 
     in_dispatch = 1;

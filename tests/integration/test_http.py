@@ -247,6 +247,13 @@ class Hygiene(unittest.TestCase):
             # http_header_timeout is 1 s here, counted from the first byte.
             self.assertLess(time.monotonic() - t0, 2.5 * SLOW)
 
+    def test_connection_close_in_any_case_or_list(self):
+        for value in (b"CLOSE", b"Close", b"foo, close", b"close, foo", b"keep-alive, CLOSE"):
+            resp = raw(self.p.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: " + value + b"\r\n\r\n"
+                       b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(len(re.findall(rb"HTTP/1\.1 200 ", resp)), 1, (value, resp))
+            self.assertIn(b"Connection: close", resp, value)
+
     def test_pipelined_requests_answered_in_order(self):
         reqs = (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
                 b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -3,6 +3,7 @@ and systemd notification, on the real binary."""
 
 import collections
 import errno
+import http.client
 import os
 import signal
 import socket
@@ -100,12 +101,21 @@ class Master(unittest.TestCase):
         # worker draining; meanwhile no worker serves the port any more, so a
         # new connection must be refused at once (a load balancer then tries
         # another instance), not accepted by the kernel and reset later.
-        p = self.env.parleyd({"workers": "2", "shutdown_timeout": "5s"})
+        p = self.env.parleyd({"workers": "1", "shutdown_timeout": "5s"})
         ws = WSClient.connect(p.port, "/ws/chat/lobby?token=" + session(p, "alice"), timeout=10 * SLOW)
         self.addCleanup(ws.shutdown)
         self.assertEqual(ws.recv_json()["type"], "welcome")
+        keep = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5 * SLOW)
+        self.addCleanup(keep.close)
+        keep.request("GET", "/healthz")
+        keep.getresponse().read()
         p.signal(signal.SIGTERM)
-        p.wait_log(r"event=draining", count=2)
+        p.wait_log(r"event=draining", count=1)
+        # A connection already open is answered, and told to go.
+        keep.request("GET", "/healthz")
+        resp = keep.getresponse()
+        resp.read()
+        self.assertEqual((resp.status, resp.getheader("Connection")), (503, "close"))
         for _ in range(20):
             s = socket.socket()
             s.settimeout(1.0)
