@@ -71,15 +71,6 @@ static void api_session_free(struct api_session *s)
     free(s);
 }
 
-static void api_too_many_signins(evhtp_request_t *req, long long wait_ms)
-{
-    char retry[24];
-
-    snprintf(retry, sizeof(retry), "%lld", (wait_ms + 999) / 1000);
-    http_header_set(req, "Retry-After", retry);
-    http_error(req, 429, "rate_limited", "too many sign-ins from this address; retry after %s s", retry);
-}
-
 static void api_on_session(enum store_status st, const char *token, long long detail, void *arg)
 {
     struct api_session *s = arg;
@@ -89,7 +80,7 @@ static void api_on_session(enum store_status st, const char *token, long long de
     if (req == NULL) {
         /* The client left; the session ends with its TTL. */
     } else if (st == STORE_LIMITED) {
-        api_too_many_signins(req, detail);
+        http_rate_limited(req, detail, "sign-ins from this address");
     } else if (st == STORE_TAKEN) {
         http_error(req, 409, "name_taken", "the name \"%s\" is in use; pick another", s->user);
     } else if (st != STORE_OK) {
@@ -164,7 +155,7 @@ static void api_on_signin_counted(enum store_status st, long long wait_ms, void 
     evhtp_request_t *req = s->hold->req;
 
     if (req != NULL && st == STORE_OK && wait_ms > 0) {
-        api_too_many_signins(req, wait_ms);
+        http_rate_limited(req, wait_ms, "sign-ins from this address");
     } else if (req != NULL) {
         http_error(req, 401, "unauthorized", "invalid session key");
     }
@@ -318,12 +309,10 @@ static void api_on_published(enum store_status st, const char *id, long detail, 
 {
     struct api_publish *p = arg;
     evhtp_request_t *req = p->hold->req;
-    char body[96], retry[24];
+    char body[96];
 
     if (req != NULL && st == STORE_LIMITED) {
-        snprintf(retry, sizeof(retry), "%ld", (detail + 999) / 1000);
-        http_header_set(req, "Retry-After", retry);
-        http_error(req, 429, "rate_limited", "too many messages; retry after %s s", retry);
+        http_rate_limited(req, detail, "messages");
     } else if (req != NULL && st != STORE_OK) {
         http_error(req, 503, "redis_unavailable", "the message could not be stored");
     } else if (req != NULL) {

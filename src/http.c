@@ -995,6 +995,15 @@ void http_reply(evhtp_request_t *req, int status, const char *content_type,
     evhtp_send_reply(req, (evhtp_res)status);
 }
 
+void http_rate_limited(evhtp_request_t *req, long long wait_ms, const char *what)
+{
+    char retry[24];
+
+    snprintf(retry, sizeof(retry), "%lld", (wait_ms + 999) / 1000);
+    http_header_set(req, "Retry-After", retry);
+    http_error(req, 429, "rate_limited", "too many %s; retry after %s s", what, retry);
+}
+
 void http_error(evhtp_request_t *req, int status, const char *code, const char *fmt, ...)
 {
     char message[512];

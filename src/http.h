@@ -83,6 +83,10 @@ void http_reply(evhtp_request_t *req, int status, const char *content_type,
 void http_error(evhtp_request_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Answers 429 rate_limited with Retry-After: WAIT_MS rounded up to whole
+ * seconds; WHAT names what came too often ("messages"). */
+void http_rate_limited(evhtp_request_t *req, long long wait_ms, const char *what);
+
 /* A request whose answer comes later (after Redis replies).  http_hold
  * pauses REQ; when the answer is ready, check hold->req: NULL means the
  * request died meanwhile.  Reply (or not), then http_release. */

@@ -464,6 +464,8 @@ int sse_close_some(int n)
 struct sse_answer {
     struct bufferevent *bev;
     struct agent_request *agent;    /* NULL once it has ended */
+    struct http_hold *hold;         /* while the asker's rate is checked */
+    char user[PL_NAME_MAX + 1];
     char room[PL_NAME_MAX + 1];
     char query[];               /* the question, 1..max_content bytes */
 };
@@ -532,6 +534,35 @@ static void sse_on_answer_event(struct bufferevent *bev, short what, void *arg)
     sse_answer_close(arg);
 }
 
+/* The asker may ask (its rate, as for publishing over HTTP): ask. */
+static void sse_answer_allowed(enum store_status st, long long wait_ms, void *arg)
+{
+    struct sse_answer *a = arg;
+    struct http_hold *hold = a->hold;
+    evhtp_request_t *req = hold->req;
+
+    if (req == NULL || st != STORE_OK || wait_ms > 0) {
+        if (req != NULL && st != STORE_OK) {
+            http_error(req, 503, "redis_unavailable", "the message store is unavailable");
+        } else if (req != NULL) {
+            http_rate_limited(req, wait_ms, "questions");
+        }
+        http_release(hold);
+        free(a);
+        return;
+    }
+    a->agent = agent_ask(a->query, a->room[0] ? a->room : NULL, a->user, sse_answer_on_chunk, sse_answer_on_done, a);
+    if (a->agent == NULL) {
+        http_error(req, 503, "agent_busy", "the agent is busy; try again shortly");
+        http_release(hold);
+        free(a);
+        return;
+    }
+    a->bev = sse_open(hold);
+    bufferevent_setcb(a->bev, sse_on_read, NULL, sse_on_answer_event, a);
+    bufferevent_enable(a->bev, EV_READ | EV_WRITE);
+}
+
 static void sse_answer_start(struct http_hold *hold, const struct auth_identity *who, void *arg)
 {
     struct sse_answer *a = arg;
@@ -542,16 +573,13 @@ static void sse_answer_start(struct http_hold *hold, const struct auth_identity 
         free(a);
         return;
     }
-    a->agent = agent_ask(a->query, a->room[0] ? a->room : NULL, who->user, sse_answer_on_chunk, sse_answer_on_done, a);
-    if (a->agent == NULL) {
-        http_error(req, 503, "agent_busy", "the agent is busy; try again shortly");
+    a->hold = hold;
+    snprintf(a->user, sizeof(a->user), "%s", who->user);
+    if (store_user_take(a->user, sse_answer_allowed, a) != PL_OK) {
+        http_error(req, 503, "redis_unavailable", "the message store is unavailable");
         http_release(hold);
         free(a);
-        return;
     }
-    a->bev = sse_open(hold);
-    bufferevent_setcb(a->bev, sse_on_read, NULL, sse_on_answer_event, a);
-    bufferevent_enable(a->bev, EV_READ | EV_WRITE);
 }
 
 static void sse_chat_stream(evhtp_request_t *req, const struct http_params *params)

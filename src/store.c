@@ -290,25 +290,41 @@ int store_session_exists(const char *token, store_count_cb cb, void *arg)
     return store_send(c, store_on_count, 2, argv, NULL);
 }
 
-int store_signin_take(const char *addr, store_count_cb cb, void *arg)
+/* Takes a token from the bucket KEY, refilled at RATE per second up to
+ * BURST, shared by every worker and host; RATE 0 takes nothing. */
+static int store_take(const char *key, double rate, int burst, store_count_cb cb, void *arg)
 {
-    struct store_call *c = store_call_new(NULL, arg);
-    char bucket[STORE_KEY_MAX], rate[32], burst[16];
-    const char *argv[] = { bucket, rate, burst };
+    struct store_call *c;
+    char r[32], b[16];
+    const char *argv[] = { key, r, b };
 
-    if (c == NULL) {
-        return PL_ERR;
-    }
-    if (cfg->session_rate_limit == 0) {
-        free(c);
+    if (rate <= 0) {
         cb(STORE_OK, 0, arg);
         return PL_OK;
     }
+    if ((c = store_call_new(NULL, arg)) == NULL) {
+        return PL_ERR;
+    }
     c->cb.count = cb;
-    key_signin(bucket, sizeof(bucket), cfg->redis_prefix, addr);
-    snprintf(rate, sizeof(rate), "%.6f", cfg->session_rate_limit / 60.0);
-    snprintf(burst, sizeof(burst), "%d", cfg->session_rate_limit);
+    snprintf(r, sizeof(r), "%.6f", rate);
+    snprintf(b, sizeof(b), "%d", burst);
     return store_run(c, SCRIPT_RATE, store_on_count, 1, 3, argv, NULL);
+}
+
+int store_signin_take(const char *addr, store_count_cb cb, void *arg)
+{
+    char key[STORE_KEY_MAX];
+
+    key_signin(key, sizeof(key), cfg->redis_prefix, addr);
+    return store_take(key, cfg->session_rate_limit / 60.0, cfg->session_rate_limit, cb, arg);
+}
+
+int store_user_take(const char *user, store_count_cb cb, void *arg)
+{
+    char key[STORE_KEY_MAX];
+
+    key_rate(key, sizeof(key), cfg->redis_prefix, user);
+    return store_take(key, cfg->rate_limit, cfg->rate_burst, cb, arg);
 }
 
 /* --- messages ----------------------------------------------------------- */

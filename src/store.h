@@ -93,6 +93,11 @@ int store_session_exists(const char *token, store_count_cb cb, void *arg);
  * 0 when allowed, else the ms until the next one is. */
 int store_signin_take(const char *addr, store_count_cb cb, void *arg);
 
+/* Counts one message of USER against rate_limit/rate_burst, in the same
+ * bucket as HTTP publishing: CB's N is 0 when allowed, else the ms until
+ * the next one is. */
+int store_user_take(const char *user, store_count_cb cb, void *arg);
+
 /* Stores and publishes a message in ROOM (idempotent on CMID, may be NULL).
  * With LIMITED, FROM's publishing is held to rate_limit/rate_burst across
  * all workers and hosts (HTTP publishing; WebSocket connections have their

@@ -357,6 +357,34 @@ class Agent(unittest.TestCase):
         self.assertRegex(self.p.log(), r"event=key_loaded key=agent_api_key source=file set=yes")
 
 
+class AgentRate(unittest.TestCase):
+    """Asking over HTTP costs a message of the asker's rate, like publishing
+    (the outside audit ran 200 answers at once for one user)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        cls.p = cls.env.parleyd({"workers": "2", "rate_limit": "1", "rate_burst": "3", "agent_delay": "0"})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def test_questions_are_rate_limited_per_user(self):
+        token = session(self.p, "asker")
+        path = "/api/chat/stream?query=help&token=" + token
+        statuses = [self.p.request("GET", path) for _ in range(4)]
+        self.assertEqual([st for st, _, _ in statuses[:3]], [200, 200, 200])
+        status, headers, body = statuses[3]
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (429, "rate_limited"))
+        self.assertEqual(headers["retry-after"], "1")
+        # The same bucket as publishing over HTTP: the user's, on every worker.
+        self.assertEqual(publish(self.p, token, "lobby", "x")[0], 429)
+        # Another user is not held back.
+        other = session(self.p, "other")
+        self.assertEqual(self.p.request("GET", "/api/chat/stream?query=help&token=" + other)[0], 200)
+
+
 class AgentConfig(unittest.TestCase):
     """parleyd --check-config on the agent keys: one line FILE:LINE, exit 2."""
 
