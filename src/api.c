@@ -63,6 +63,7 @@ struct api_session {
     struct store_session spec;
     char user[PL_NAME_MAX + 1];
     char addr[NETADDR_TEXT_MAX];
+    char limit_key[NETADDR_TEXT_MAX];
 };
 
 static void api_session_free(struct api_session *s)
@@ -180,11 +181,13 @@ static void api_sessions(evhtp_request_t *req, const struct http_params *params)
         return;
     }
     http_client_addr(req, s->addr, sizeof(s->addr));
+    netaddr_limit_key(s->addr, s->limit_key, sizeof(s->limit_key));
     s->spec.addr = s->addr;
+    s->spec.limit_key = s->limit_key;
     s->spec.open = !keyed;
     if (keyed || authz == NULL) {
         api_session_make(s);
-    } else if (store_signin_take(s->addr, api_on_signin_counted, s) != PL_OK) {
+    } else if (store_signin_take(s->limit_key, api_on_signin_counted, s) != PL_OK) {
         http_error(req, 503, "redis_unavailable", "the session store is unavailable");
         api_session_free(s);
     }

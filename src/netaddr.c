@@ -117,14 +117,48 @@ int netaddr_set_contains(const struct netaddr_set *set, const struct sockaddr *s
     return netaddr_from_sockaddr(sa, &a) == PL_OK && netaddr_set_has(set, &a);
 }
 
+/* An IPv4 address written as IPv6 (::ffff:a.b.c.d) is the IPv4 address. */
+static void netaddr_unmap(struct netaddr_net *a)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+    if (a->family == AF_INET6 && memcmp(a->addr, mapped, sizeof(mapped)) == 0) {
+        memmove(a->addr, a->addr + 12, 4);
+        memset(a->addr + 4, 0, 12);
+        a->family = AF_INET;
+        a->bits = 32;
+    }
+}
+
 static void netaddr_format(const struct netaddr_net *a, char *out, size_t outlen)
 {
     char text[NETADDR_TEXT_MAX];
+    struct netaddr_net plain = *a;
 
-    if (inet_ntop(a->family, a->addr, text, sizeof(text)) == NULL) {
+    netaddr_unmap(&plain);
+    if (inet_ntop(plain.family, plain.addr, text, sizeof(text)) == NULL) {
         snprintf(text, sizeof(text), "-");
     }
     snprintf(out, outlen, "%s", text);
+}
+
+void netaddr_limit_key(const char *addr, char *out, size_t outlen)
+{
+    struct netaddr_net a;
+    char text[NETADDR_TEXT_MAX];
+
+    if (netaddr_parse(addr, strlen(addr), &a) != PL_OK) {
+        snprintf(out, outlen, "%s", addr);
+        return;
+    }
+    netaddr_unmap(&a);
+    if (a.family == AF_INET6) {
+        memset(a.addr + 8, 0, 8);       /* one /64: what one client usually holds */
+        inet_ntop(AF_INET6, a.addr, text, sizeof(text));
+        snprintf(out, outlen, "%s/64", text);
+        return;
+    }
+    netaddr_format(&a, out, outlen);
 }
 
 /* Parses one X-Forwarded-For entry (LEN bytes at S): spaces around it,

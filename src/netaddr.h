@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 
 #define NETADDR_SET_MAX 32
-#define NETADDR_TEXT_MAX 48         /* an IPv6 address as text, NUL included */
+#define NETADDR_TEXT_MAX 48         /* an IPv6 address as text (or its /64), NUL included */
 
 /* One address (BITS = its full length) or network (a CIDR prefix). */
 struct netaddr_net {
@@ -42,5 +42,11 @@ int netaddr_set_contains(const struct netaddr_set *set, const struct sockaddr *s
  * walk: the address seen so far is the answer, never a spoofed one. */
 void netaddr_client(const struct sockaddr *peer, const char *xff, const struct netaddr_set *trusted,
                     char *out, size_t outlen);
+
+/* What a per-address limit counts ADDR (text from netaddr_client) under,
+ * into OUT: an IPv4 address as itself (also when written as IPv6), an
+ * IPv6 address as its /64 - a client usually holds a whole /64 and could
+ * otherwise take a fresh budget with every address in it. */
+void netaddr_limit_key(const char *addr, char *out, size_t outlen);
 
 #endif

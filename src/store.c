@@ -164,7 +164,7 @@ int store_session_create(const struct store_session *s, store_session_cb cb, voi
     c->cb.session = cb;
     key_session(key, sizeof(key), cfg->redis_prefix, c->text);
     key_user_sessions(index, sizeof(index), cfg->redis_prefix, s->user);
-    key_signin(bucket, sizeof(bucket), cfg->redis_prefix, s->addr);
+    key_signin(bucket, sizeof(bucket), cfg->redis_prefix, s->limit_key);
     key_user_channel(channel, sizeof(channel), cfg->redis_prefix, s->user);
     snprintf(ttl, sizeof(ttl), "%d", s->ttl_s);
     snprintf(rate, sizeof(rate), "%d", s->open ? cfg->session_rate_limit : 0);
@@ -311,11 +311,11 @@ static int store_take(const char *key, double rate, int burst, store_count_cb cb
     return store_run(c, SCRIPT_RATE, store_on_count, 1, 3, argv, NULL);
 }
 
-int store_signin_take(const char *addr, store_count_cb cb, void *arg)
+int store_signin_take(const char *limit_key, store_count_cb cb, void *arg)
 {
     char key[STORE_KEY_MAX];
 
-    key_signin(key, sizeof(key), cfg->redis_prefix, addr);
+    key_signin(key, sizeof(key), cfg->redis_prefix, limit_key);
     return store_take(key, cfg->session_rate_limit / 60.0, cfg->session_rate_limit, cb, arg);
 }
 

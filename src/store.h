@@ -57,6 +57,7 @@ struct store_session {
     int ttl_s;
     int open;
     const char *addr;
+    const char *limit_key;      /* what the sign-in limit counts ADDR under */
 };
 
 /* Makes the session (parley:session:<token>, indexed under the user).  CB
@@ -89,9 +90,10 @@ int store_session_revoke(const char *token, store_count_cb cb, void *arg);
 /* Whether session TOKEN still exists: CB's N is 1 or 0. */
 int store_session_exists(const char *token, store_count_cb cb, void *arg);
 
-/* Counts a sign-in attempt of ADDR against session_rate_limit: CB's N is
- * 0 when allowed, else the ms until the next one is. */
-int store_signin_take(const char *addr, store_count_cb cb, void *arg);
+/* Counts a sign-in attempt of an address (its netaddr_limit_key) against
+ * session_rate_limit: CB's N is 0 when allowed, else the ms until the
+ * next one is. */
+int store_signin_take(const char *limit_key, store_count_cb cb, void *arg);
 
 /* Counts one message of USER against rate_limit/rate_burst, in the same
  * bucket as HTTP publishing: CB's N is 0 when allowed, else the ms until

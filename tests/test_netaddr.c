@@ -101,6 +101,8 @@ START_TEST(client)
         { "::1", "::1", "[2001:db8::7]:443", "2001:db8::7" },
         { "::1", "::1", "2001:db8::7", "2001:db8::7" },
         { "::1", "::1", "[2001:db8::7", "::1" },
+        /* IPv4 written as IPv6 is IPv4. */
+        { "10.0.0.1", "10.0.0.1", "::ffff:198.51.100.4", "198.51.100.4" },
     };
     struct netaddr_set set;
     char err[128], out[NETADDR_TEXT_MAX];
@@ -114,6 +116,25 @@ START_TEST(client)
 }
 END_TEST
 
+START_TEST(limit_key)
+{
+    static const struct { const char *addr, *want; } cases[] = {
+        { "203.0.113.5", "203.0.113.5" },
+        { "::ffff:203.0.113.5", "203.0.113.5" },
+        { "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64" },
+        { "2001:db8:1:2::7", "2001:db8:1:2::/64" },
+        { "::1", "::/64" },
+        { "-", "-" },
+    };
+    char out[NETADDR_TEXT_MAX];
+
+    for (size_t i = 0; i < PL_ARRAY_LEN(cases); i++) {
+        netaddr_limit_key(cases[i].addr, out, sizeof(out));
+        ck_assert_msg(strcmp(out, cases[i].want) == 0, "%s: %s, want %s", cases[i].addr, out, cases[i].want);
+    }
+}
+END_TEST
+
 Suite *suite_netaddr(void)
 {
     Suite *s = suite_create("netaddr");
@@ -122,6 +143,7 @@ Suite *suite_netaddr(void)
     tcase_add_test(tc, set_parse);
     tcase_add_test(tc, set_contains);
     tcase_add_test(tc, client);
+    tcase_add_test(tc, limit_key);
     suite_add_tcase(s, tc);
     return s;
 }

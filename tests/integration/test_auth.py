@@ -224,6 +224,27 @@ class SignInLimits(AuthCase):
         got = self.sign_in("lim6", headers={"X-Forwarded-For": "198.51.100.7"})
         self.assert_error(got, 429, "rate_limited")
 
+    def via_proxy(self, user, xff):
+        """POST /api/sessions from the trusted proxy, for client XFF; returns the status."""
+        body = json.dumps({"user": user}).encode()
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.connect(("127.0.0.1", self.p.port))
+        s.sendall(b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"X-Forwarded-For: %s\r\nContent-Length: %d\r\n\r\n%s" % (xff.encode(), len(body), body))
+        status = int(s.recv(4096).split(b" ")[1])
+        s.close()
+        return status
+
+    def test_one_budget_per_ipv6_64_and_per_ipv4(self):
+        """Rotating addresses within one IPv6 /64 (the audit) or writing an
+        IPv4 address as IPv6 does not buy a fresh budget."""
+        got = [self.via_proxy("six%d" % i, "2001:db8:7:7::%x" % (i + 1)) for i in range(7)]
+        self.assertEqual(got, [201] * 5 + [429] * 2)
+        got = [self.via_proxy("four%d" % i, "198.51.100.77" if i % 2 else "::ffff:198.51.100.77") for i in range(7)]
+        self.assertEqual(got, [201] * 5 + [429] * 2)
+        self.assertEqual(self.via_proxy("other64", "2001:db8:7:8::1"), 201)
+
     def test_trusted_proxy_passes_the_client_on(self):
         sock_req = b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" \
                    b"X-Forwarded-For: 203.0.113.9, 198.51.100.%d\r\nContent-Length: %d\r\n\r\n%s"
