@@ -18,6 +18,7 @@
 
 #define STORE_DEDUP_TTL "600"   /* client_msg_id is remembered 10 minutes */
 #define STORE_KEY_MAX 256
+#define STORE_ID_LAST "18446744073709551615-18446744073709551615"
 
 static const struct conf *cfg;
 static struct redis_conn *conn;
@@ -484,8 +485,11 @@ int store_history(const char *room, const char *after, const char *before, int l
     h->base.cb.events = cb;
     h->base.arg = arg;
     key_room_log(key, sizeof(key), cfg->redis_prefix, room);
-    snprintf(lo, sizeof(lo), after ? "(%s" : "-", after);
-    snprintf(hi, sizeof(hi), before ? "(%s" : "+", before);
+    /* Redis refuses an exclusive bound nothing can pass ("(0-0" as the
+     * upper one, the largest id as the lower one); no entry lies beyond it
+     * and no entry has it, so it is given inclusively instead. */
+    snprintf(lo, sizeof(lo), after && event_id_cmp(after, STORE_ID_LAST) != 0 ? "(%s" : after ? "%s" : "-", after);
+    snprintf(hi, sizeof(hi), before && event_id_cmp(before, "0-0") != 0 ? "(%s" : before ? "%s" : "+", before);
     snprintf(count, sizeof(count), "%d", limit);
     /* Without a lower bound the newest LIMIT are wanted: read backwards. */
     h->reverse = (after == NULL);

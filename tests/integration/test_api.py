@@ -6,7 +6,8 @@ import time
 import unittest
 
 import harness
-from harness import Env, SSEClient, publish, redis_cli, session, wait_for
+from harness import SLOW, Env, SSEClient, publish, redis_cli, session, wait_for
+from wsclient import WSClient
 
 SECRET = "test-secret-for-jwt"
 
@@ -191,6 +192,22 @@ class Api(unittest.TestCase):
                             (b'{"content":01}', "malformed number at offset 11"),
                             (b'{"content":"\\x"}', "invalid escape in a string at offset 12")):
             self.assert_invalid_json("/api/rooms/strict/messages", body, words, tok)
+
+    def test_history_bounds_nothing_can_pass(self):
+        """Nothing is before 0-0 or after the largest id: an empty page, not
+        503 (the outside audit)."""
+        tok = session(self.p, "bounds")
+        publish(self.p, tok, "bounds", "one")
+        h = {"Authorization": "Bearer " + tok}
+        for query in ("before=0-0", "before=00-0", "after=18446744073709551615-18446744073709551615"):
+            status, _, body = self.p.request("GET", "/api/rooms/bounds/messages?" + query, headers=h)
+            self.assertEqual((status, json.loads(body)), (200, {"messages": []}), query)
+        ws = WSClient.connect(self.p.port, "/ws/chat/bounds?token=" + tok, timeout=10 * SLOW)
+        self.addCleanup(ws.shutdown)
+        ws.recv_json()
+        ws.send_json({"type": "history", "before": "0-0"})
+        self.assertEqual(ws.recv_json(type="history")["messages"], [])
+        self.assertNotIn("event=script_failed", self.p.log())
 
     def test_publish_and_history(self):
         tok = session(self.p, "frank")
