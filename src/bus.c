@@ -459,6 +459,20 @@ static void bus_catchup_retry(evutil_socket_t fd, short what, void *arg)
     bus_catchup_send(arg);
 }
 
+/* A user's channel keeps nothing to catch up from, but a gap in it may have
+ * swallowed a "revoked" event: its subscribers check their sessions as if
+ * one had come. */
+static void bus_user_gap(struct bus_chan *ch)
+{
+    static const char revoked[] = "{\"type\":\"revoked\"}";
+    struct bus_event *ev = bus_event_new("revoked", "-", "-", revoked, sizeof(revoked) - 1);
+
+    if (ev != NULL) {
+        bus_deliver(ch, ev);
+        bus_event_unref(ev);
+    }
+}
+
 /* Re-reads a room's stream after its last delivered id, holding live events
  * meanwhile, so a gap in the ring costs no stored message. */
 static void bus_catchup_start(struct bus_chan *ch)
@@ -466,7 +480,11 @@ static void bus_catchup_start(struct bus_chan *ch)
     struct bus_catchup *cu;
 
     ch->needs_catchup = 0;
-    if (ch->room[0] == '\0' || ch->last_id[0] == '\0' || ch->catching_up) {
+    if (ch->room[0] == '\0') {
+        bus_user_gap(ch);
+        return;
+    }
+    if (ch->last_id[0] == '\0' || ch->catching_up) {
         return;                     /* nothing delivered yet: nothing to miss */
     }
     cu = calloc(1, sizeof(*cu));

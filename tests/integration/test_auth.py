@@ -335,6 +335,16 @@ class Revocation(AuthCase):
         self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
         wait_for(lambda: stream.closed, T, what="the SSE stream to end")
 
+    def test_revoked_while_the_bus_reconnects(self):
+        """A revocation published while the host's subscriber connection is
+        down (nobody receives it) still closes the connection once the bus
+        is subscribed again."""
+        token = session(self.p, "yves")
+        c = self.ws(token, "gap")
+        self.redis("CLIENT", "KILL", "TYPE", "pubsub")
+        self.assertEqual(self.redis("FCALL", "parley_revoke_session", "0", token), "1")
+        self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
+
     def test_connections_end_with_their_session(self):
         token = session(self.p, "leo", ttl=2)
         ends = time.time() + 2
