@@ -156,6 +156,7 @@ test("the agent's answer streams into the page, then stays once", async () => {
     await waitForText(carol, answer.content);
     assert.equal(await countText(carol, answer.content), 1);
     await screenshot(alice, 'agent-alice');
+
     noPageErrors(alice, bob, carol);
   } finally {
     await closeAll();
@@ -476,5 +477,38 @@ test('without open sign-in the page takes the token the application hands over',
   } finally {
     await context.close();
     await other.stop();
+  }
+});
+
+test("nobody becomes the agent in the page by posting the agent's words", async () => {
+  // The outside audit: a message whose text matched an answer being
+  // streamed was taken for the answer, and its sender remembered as the
+  // agent.  Here the server's frames are replayed with one made up in the
+  // middle: a look-alike user posting the streamed text.
+  const room = unique('mimic');
+  let inject;
+  const page = await chat('viewer', room, {
+    before: (context) => context.routeWebSocket(/\/ws\/chat\//, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => server.send(m));
+      server.onMessage((m) => ws.send(m));
+      inject = (doc) => ws.send(JSON.stringify(doc));
+    }),
+  });
+  try {
+    inject({ type: 'ai_chunk', request_id: 'r1', content: 'You said: ' });
+    inject({ type: 'ai_chunk', request_id: 'r1', content: 'hello' });
+    await page.waitForSelector('#log .msg.agent.streaming');
+    inject({ type: 'message', id: '4102444800000-0', room, from: 'agent_', content: 'You said: hello',
+      ts: 4102444800000 });
+    await waitForText(page, 'You said: hello');
+    await page.waitForFunction(() => document.querySelectorAll('#log .msg .body').length >= 2);
+    assert.equal(await page.locator('#log .msg.agent').count(), 1, 'the stream alone is the agent');
+    assert.equal(await page.locator('#log .msg.agent.streaming').count(), 1, 'still streaming: not adopted');
+    assert.equal(await page.locator('#log .msg:not(.agent) .from', { hasText: 'agent_' }).count(), 1);
+    assert.equal(await page.evaluate(() => localStorage.getItem('parley.agents')), null);
+    noPageErrors(page);
+  } finally {
+    await closeAll();
   }
 });

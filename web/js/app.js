@@ -39,7 +39,7 @@ const app = {
   historyLoaded: false,
   streams: new Map(),         // request_id → {node, text, id}
   pendingDirects: [],         // cmids of directs not yet acknowledged
-  agents: new Set(),          // names seen answering as the agent (kept in localStorage)
+  agentName: 'agent',         // the agent's name (/api/config): only its messages show as the agent's
   noticeSeq: 0,
   statusTimer: null,
 };
@@ -323,14 +323,8 @@ function notice(text, level = 'info') {
   });
 }
 
-function learnAgent(name) {
-  if (!validName(name) || app.agents.has(name)) return;
-  app.agents.add(name);
-  saveJson('parley.agents', [...app.agents]);
-}
-
 function isAgent(name) {
-  return app.agents.has(name);
+  return name === app.agentName;
 }
 
 /** A stored message: shown once, whatever path it came by. */
@@ -342,16 +336,16 @@ function addMessage(m) {
   if (existing) {
     // A streamed answer that became this message: the stored text is final.
     if (existing.dataset.request) {
-      learnAgent(m.from);
       existing.querySelector('.from').textContent = m.from;
       setNodeText(existing, m.content);
       setNodeTime(existing, m.ts);
     }
     return;
   }
-  // The stored answer of a stream still on screen: merge rather than repeat it.
+  // The stored answer of a stream still on screen: merge rather than repeat
+  // it.  Only the agent's own messages are answers (anyone can post its text).
   for (const [rid, s] of app.streams) {
-    if (!s.id && !s.private && s.text === m.content) {
+    if (isAgent(m.from) && !s.id && !s.private && s.text === m.content) {
       adoptStream(rid, s, m.id, m);
       return;
     }
@@ -562,7 +556,7 @@ function showQuestion(question, isPrivate) {
 function streamNode(rid, isPrivate) {
   let s = app.streams.get(rid);
   if (s) return s;
-  const node = messageNode({ kind: 'message', from: 'agent', content: '', ts: Date.now(), agent: true, state: 'streaming' });
+  const node = messageNode({ kind: 'message', from: app.agentName, content: '', ts: Date.now(), agent: true, state: 'streaming' });
   node.dataset.request = rid;
   if (isPrivate) node.querySelector('.meta .tag').textContent = 'agent · only you see this';
   s = { node, text: '', id: null, private: isPrivate, source: null, timer: null, last: Date.now() };
@@ -599,7 +593,6 @@ function adoptStream(rid, s, id, m) {
   node.dataset.stored = '1';
   setNodeState(node, undefined);
   if (m) {
-    learnAgent(m.from);
     node.querySelector('.from').textContent = m.from;
     setNodeText(node, m.content);
     setNodeTime(node, m.ts);
@@ -620,8 +613,6 @@ function onAiDone({ request_id: rid, id }) {
   if (stored) {
     // The stored message came first and was shown: it replaces the stream.
     app.log.remove(`s:${rid}`);
-    stored.classList.add('agent');
-    learnAgent(stored.querySelector('.from').textContent);
     return;
   }
   withScroll(() => adoptStream(rid, s, id, null));
@@ -782,8 +773,6 @@ function start() {
     if (room && app.session && room !== app.room) enterRoom(room);
   });
 
-  const agents = loadJson('parley.agents', []);
-  if (Array.isArray(agents)) agents.filter(validName).forEach((a) => app.agents.add(a));
   signIn();
 }
 
@@ -796,7 +785,9 @@ async function signIn() {
   const handoff = takeHandoff();
   const room = handoff.room || roomFromLocation() || recentRooms()[0] || 'lobby';
   try {
-    app.openSignIn = (await getConfig()).open_sessions === true;
+    const config = await getConfig();
+    app.openSignIn = config.open_sessions === true;
+    if (validName(config.agent_name)) app.agentName = config.agent_name;
   } catch (err) {
     app.openSignIn = true;      // unreachable now: the form says so when used
   }
