@@ -570,13 +570,17 @@ static void bus_on_record(uint32_t type, char *data, size_t len)
 
 static void bus_drain(void)
 {
+    static struct log_every overrun_log;
     uint32_t type;
     size_t len;
+    unsigned times;
     int rc;
 
     while ((rc = bus_ring_read(B.zone->ring, &B.rd, &type, B.buf, B.buflen - 1, &len)) != PL_AGAIN) {
         if (rc == BUS_RING_OVERRUN) {
-            log_warn("event=bus_overrun action=catch_up rooms=%zu", dict_size(B.chans));
+            if (log_every_due(&overrun_log, &times)) {
+                log_warn("event=bus_overrun action=catch_up rooms=%zu times=%u", dict_size(B.chans), times);
+            }
             metrics_add(METRIC_BUS_OVERRUNS, 1);
             bus_mark_gap(0);
             continue;

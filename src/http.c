@@ -491,9 +491,30 @@ static int http_wants_close(evhtp_request_t *req)
     return 0;
 }
 
+/* A field that may appear once but came twice (which one would count is a
+ * guess: two Authorizations, two Origins), or NULL. */
+static const char *http_repeated_field(evhtp_request_t *req)
+{
+    static const char *const once[] = {
+        "Authorization", "Origin", "Content-Type", "Last-Event-ID", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
+    };
+    evhtp_kv_t *kv;
+
+    for (size_t i = 0; i < PL_ARRAY_LEN(once); i++) {
+        int seen = 0;
+        TAILQ_FOREACH(kv, req->headers_in, next) {
+            if (strcasecmp(kv->key, once[i]) == 0 && ++seen == 2) {
+                return once[i];
+            }
+        }
+    }
+    return NULL;
+}
+
 static void http_dispatch(evhtp_request_t *req, void *arg)
 {
     const char *path = req->uri && req->uri->path ? req->uri->path->full : "/";
+    const char *repeated;
     unsigned bit = http_method_bit(req->method);
 
     PL_UNUSED(arg);
@@ -508,7 +529,9 @@ static void http_dispatch(evhtp_request_t *req, void *arg)
     }
 
     in_dispatch = 1;
-    if (http_cors(req, path)) {
+    if ((repeated = http_repeated_field(req)) != NULL) {
+        http_error(req, 400, "bad_request", "more than one %s header", repeated);
+    } else if (http_cors(req, path)) {
         http_route(req, path, bit);
     }
     in_dispatch = 0;

@@ -477,6 +477,10 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
     free(pend);
     if (c->state == NULL) {
         ws_fail(c, 1011, "cannot start the session");
+    } else if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        /* Frames the client sent right behind its handshake are already
+         * here: read them now, not at its next write. */
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
     }
 }
 

@@ -210,7 +210,8 @@ static int ws_parser_header(struct ws_parser *p, const uint8_t *buf, size_t len)
     if (opcode >= WS_OP_CLOSE && (plen > WS_CONTROL_MAX || !fin)) {
         return -WS_CLOSE_PROTOCOL;
     }
-    if (plen >> 63) {
+    /* RFC 6455 5.2: the length in the fewest bytes that hold it. */
+    if (plen >> 63 || ((buf[1] & 0x7F) == 126 && plen < 126) || ((buf[1] & 0x7F) == 127 && plen < 65536)) {
         return -WS_CLOSE_PROTOCOL;
     }
 

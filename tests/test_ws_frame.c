@@ -537,6 +537,31 @@ START_TEST(rfc_masked_hello)
 }
 END_TEST
 
+/* RFC 6455 5.2: a length in more bytes than it needs is a protocol error,
+ * judged from the header alone (the payload need not be there). */
+START_TEST(non_minimal_lengths)
+{
+    static const struct { uint8_t head[10]; size_t n; int ok; } cases[] = {
+        { { 0x81, 0xFE, 0x00, 0x05 }, 4, 0 },                                 /* 5 in 16 bits */
+        { { 0x81, 0xFE, 0x00, 0x7D }, 4, 0 },                                 /* 125 in 16 bits */
+        { { 0x81, 0xFE, 0x00, 0x7E }, 4, 1 },                                 /* 126: needs 16 */
+        { { 0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0x00, 0x05 }, 10, 0 },              /* 5 in 64 bits */
+        { { 0x81, 0xFF, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF }, 10, 0 },              /* 65535 in 64 */
+        { { 0x81, 0xFF, 0, 0, 0, 0, 0, 1, 0x00, 0x00 }, 10, 1 },              /* 65536: needs 64 */
+    };
+    uint8_t buf[14];
+    struct ws_parser p;
+    struct ws_frame f;
+
+    for (size_t i = 0; i < PL_ARRAY_LEN(cases); i++) {
+        memcpy(buf, cases[i].head, cases[i].n);
+        memset(buf + cases[i].n, 0x11, 4);      /* the mask */
+        ws_parser_init(&p, 1 << 20);
+        ck_assert_msg(ws_parser_feed(&p, buf, cases[i].n + 4, &f) == (cases[i].ok ? 0 : -1002), "case %zu", i);
+    }
+}
+END_TEST
+
 /* The state is back to "between messages" after a final fragment, and
  * only per-frame state is reset after a frame inside a message. */
 START_TEST(state_reset)
@@ -969,6 +994,7 @@ Suite *suite_ws_frame(void)
     tcase_add_loop_test(frames, close_codes_valid, 0, PL_ARRAY_LEN(close_codes));
     tcase_add_loop_test(frames, close_codes_parsed, 0, PL_ARRAY_LEN(close_codes));
     tcase_add_test(frames, rfc_masked_hello);
+    tcase_add_test(frames, non_minimal_lengths);
     tcase_add_test(frames, state_reset);
     tcase_add_test(frames, binary_continuation);
     tcase_add_test(frames, zero_limit);

@@ -247,6 +247,13 @@ class Hygiene(unittest.TestCase):
             # http_header_timeout is 1 s here, counted from the first byte.
             self.assertLess(time.monotonic() - t0, 2.5 * SLOW)
 
+    def test_fields_that_count_once_may_not_repeat(self):
+        for field in (b"Authorization: Bearer a", b"Origin: http://x.example", b"Content-Type: application/json"):
+            resp = raw(self.p.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + field + b"\r\n" + field.lower() +
+                       b"\r\nConnection: close\r\n\r\n")
+            self.assertEqual(status_of(resp), 400, field)
+            self.assertIn(b"more than one", resp)
+
     def test_connection_close_in_any_case_or_list(self):
         for value in (b"CLOSE", b"Close", b"foo, close", b"close, foo", b"keep-alive, CLOSE"):
             resp = raw(self.p.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: " + value + b"\r\n\r\n"

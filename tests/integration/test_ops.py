@@ -184,7 +184,7 @@ class StaticFiles(unittest.TestCase):
         for path in ("/../outside.txt", "/%2e%2e/outside.txt", "/js/%2e%2e/%2e%2e/outside.txt",
                      "/.secret", "/%2esecret", "/link.txt", "/js//app.js", "/js%2fapp.js%00",
                      "/js\\app.js", "/js", "/dirlink/passwd", "/dirlink/", "/dirlink/sub/",
-                     "/js/deeplink/passwd", "/%64irlink/passwd"):
+                     "/js/deeplink/passwd", "/%64irlink/passwd", "/js%2fapp.js", "/js%2Fapp.js"):
             status, headers, body = self.p.request("GET", path)
             self.assertEqual(status, 404, path)
             self.assertEqual(json.loads(body)["error"]["code"], "not_found")

@@ -19,7 +19,7 @@ import unittest
 import harness
 from harness import Env, SLOW, SSEClient, publish, redis_cli, session, wait_for
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, ConnectionClosed,
-                      WSClient, accept_for, build_request, handshake, new_key, raw_handshake)
+                      WSClient, accept_for, build_request, handshake, new_key, raw_handshake, upgrade_headers)
 
 JWT_SECRET = "ws-test-secret"
 T = 10.0 * SLOW          # generous timeout for anything that should be quick
@@ -1310,6 +1310,25 @@ class Shutdown(WSCase):
         # Clients that answer the close at once are let go at once: the stop
         # does not sit out the 2 s close-handshake timer.
         self.assertLess(time.monotonic() - t0, 1.5 * SLOW)
+
+
+class EarlyFrames(WSCase):
+    settings = {"workers": "1"}
+
+    def test_a_frame_behind_the_handshake_is_answered(self):
+        """A frame sent in the same write as the upgrade request is read at
+        once (it waited for the client's next write before), and answered
+        as any message before the welcome is."""
+        frame = WSClient.encode_frame(OP_TEXT, json.dumps({"type": "history", "limit": 1}).encode())
+        resp, sock, rest = raw_handshake(self.p.port, build_request(
+            "/ws/chat/%s?token=%s" % (self.name("early"), self.token(self.name("e"))), upgrade_headers(new_key()))
+            + frame)
+        self.assertEqual(resp.status, 101)
+        c = WSClient(sock, rest, timeout=T)
+        self.clients.append(c)
+        got = [c.recv_json(), c.recv_json()]
+        self.assertIn({"type": "error", "code": "bad_request", "message": "wait for the welcome before sending"}, got)
+        self.assertIn("welcome", [g["type"] for g in got])
 
 
 class DrainSpread(WSCase):
