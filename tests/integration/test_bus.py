@@ -167,7 +167,11 @@ class Bus(unittest.TestCase):
     def test_redis_restart_recovers_without_restarting_parleyd(self):
         a = self.env.parleyd({"workers": "2", "redis_timeout": "1s", "jwt_secret": "bus-secret"})
         tok = session(a, "alice")
-        s = self.stream(a, tok)
+        # A JWT needs nothing in Redis: its stream rides the restart out.  A
+        # session does: the restarted Redis (no persistence here) has lost
+        # it, and its stream is closed as a revoked one is.
+        s = self.stream(a, jwt({"sub": "alice", "exp": int(time.time()) + 600}, "bus-secret"))
+        by_session = self.stream(a, session(a, "carol"))
         time.sleep(0.2)
         status, first = publish(a, tok, "lobby", "before")
         self.assertEqual(status, 201)
@@ -192,6 +196,7 @@ class Bus(unittest.TestCase):
         got = s.wait_events(2, kind="message")
         self.assertEqual(got[0]["id"], first["id"])
         self.assertEqual(got[1]["json"]["content"], "after")
+        wait_for(lambda: by_session.closed, timeout=5, what="the lost session's stream to end")
         # Redis came back empty: alice, still connected, is counted in again.
         wait_for(lambda: self.members() == {"alice": "1"}, timeout=5, what="presence restored")
         self.assertIsNone(a.proc.poll())
