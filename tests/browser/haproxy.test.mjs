@@ -52,7 +52,7 @@ test('the WebSocket runs over HTTP/2, on the connection the page came on', async
     `one connection: ${JSON.stringify(historyReqs)} and ${ws.client}`);
 });
 
-test('an event stream over HTTP/2 shows each message as it is sent', async () => {
+test('an event stream over HTTP/2 shows each message as it is sent', async (t) => {
   const room = unique('h2sse');
   const erin = await openChat(browser, unique('erin'), room, { query: '?transport=sse', mode: 'sse' });
   const texts = [1, 2, 3, 4, 5].map((i) => `tick ${i}`);
@@ -84,6 +84,7 @@ test('an event stream over HTTP/2 shows each message as it is sent', async () =>
     const arrivals = await erin.evaluate(() => window.arrivals);
     const report = sent.map((s) => `${s.text}: stored in ${s.done - s.at} ms, shown ${arrivals[s.text] - s.done} ms later`)
       .join('\n');
+    t.diagnostic(report);
     for (const [i, s] of sent.entries()) {
       const shown = arrivals[s.text];
       assert.ok(shown >= s.at, `shown before it was sent?\n${report}`);
