@@ -82,8 +82,8 @@ test('an event stream over HTTP/2 shows each message as it is sent', async (t) =
     }
     for (const text of texts) await waitForText(erin, text);
     const arrivals = await erin.evaluate(() => window.arrivals);
-    const report = sent.map((s) => `${s.text}: stored in ${s.done - s.at} ms, shown ${arrivals[s.text] - s.done} ms later`)
-      .join('\n');
+    const report = sent
+      .map((s) => `${s.text}: stored in ${s.done - s.at} ms, shown ${arrivals[s.text] - s.done} ms later`).join('\n');
     t.diagnostic(report);
     for (const [i, s] of sent.entries()) {
       const shown = arrivals[s.text];

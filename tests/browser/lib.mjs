@@ -358,7 +358,10 @@ export function haproxyRequests() {
   return rows;
 }
 
-/** Waits until HAProxy has logged a request for which PRED(request, its index in haproxyRequests()) holds; returns it. */
+/**
+ * Waits until HAProxy has logged a request for which PRED(request, its index
+ * in haproxyRequests()) holds; returns it.
+ */
 export async function waitForRequestLog(pred, what, timeout = 10000) {
   let found;
   await waitFor(() => {
