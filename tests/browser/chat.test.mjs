@@ -1,12 +1,14 @@
 // chat.test.mjs - parley's web client in headless Chromium against the real
 // parleyd: chatting, the agent's stream, a restart, HTML injection, the SSE
-// fallback, history on scroll and a phone-sized screen.  The tests run one
-// after another (one of them restarts the server).
+// fallback, history on scroll and a phone-sized screen.  tests/browser/run
+// runs it twice: against one parleyd, then through HAProxy (HTTP/2, TLS) in
+// front of two.  The tests run one after another (one of them restarts the
+// servers).
 
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
 import {
-  BASE, bodies, countText, history, launch, openChat, post, screenshot, send, serverLog, session, sleep,
+  BASE, bodies, countText, history, launch, newContext, openChat, post, screenshot, send, serverLog, session, sleep,
   startOtherInstance, startParleyd, stopParleyd, unique, waitForText, waitOnline,
 } from './lib.mjs';
 
@@ -98,8 +100,8 @@ test('two pages chat with each other and see every message once', async () => {
     await screenshot(bob, 'chat-bob');
     noPageErrors(alice, bob);
 
-    // The pages' tokens never travelled in a URL: the server's log (which
-    // has every request's path) holds none of them.
+    // The pages' tokens never travelled in a URL: the servers' logs (which
+    // have every request's path) hold none of them.
     const log = serverLog();
     for (const page of [alice, bob]) {
       const { token: pageToken } = await page.evaluate(() => JSON.parse(localStorage.getItem('parley.session')));
@@ -385,7 +387,7 @@ test('the sign-in page: served with content types, refuses bad names', async () 
     assert.equal(r.status, 200, path);
     assert.ok((r.headers.get('content-type') || '').includes(type), `${path}: ${r.headers.get('content-type')}`);
   }
-  const context = await browser.newContext({ viewport: { width: 390, height: 740 } });
+  const context = await newContext(browser, { viewport: { width: 390, height: 740 } });
   try {
     const page = await context.newPage();
     const errors = [];
@@ -407,7 +409,7 @@ test('open sign-in: a name in use cannot be taken, the agent\'s name never', asy
   const name = unique('ann');
   const first = await openChat(browser, name, room);
   pages.push(first);
-  const context = await browser.newContext();
+  const context = await newContext(browser);
   try {
     const page = await context.newPage();
     await page.goto(`${BASE}/`);
@@ -433,7 +435,7 @@ test('open sign-in: a name in use cannot be taken, the agent\'s name never', asy
 
 test('without open sign-in the page takes the token the application hands over', async () => {
   const other = await startOtherInstance({ open_sessions: 'off' });
-  const context = await browser.newContext();
+  const context = await newContext(browser);
   try {
     const page = await context.newPage();
     const errors = [];
@@ -459,7 +461,7 @@ test('without open sign-in the page takes the token the application hands over',
 
     // Or it sets the parley_token cookie on the chat's own origin.
     const cookieUser = unique('cookie');
-    const cookieContext = await browser.newContext();
+    const cookieContext = await newContext(browser);
     try {
       await cookieContext.addCookies([{ name: 'parley_token', value: await session(cookieUser, other.base),
         url: other.base, httpOnly: true, sameSite: 'Strict' }]);

@@ -1,9 +1,11 @@
 // lib.mjs - helpers of the browser tests: Chromium, pages signed in to a
-// room, the HTTP API, and restarting parleyd.  tests/browser/run starts
-// redis-server and parleyd and passes them in the environment.
+// room, the HTTP API, restarting parleyd and reading HAProxy's log.
+// tests/browser/run starts redis-server, parleyd (and in its second pass
+// HAProxy in front of two of them) and passes them in the environment.
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
@@ -14,19 +16,39 @@ function env(name) {
   return v;
 }
 
+/** Where the pages go: parleyd itself, or HAProxy's https address. */
 export const BASE = env('PARLEY_URL');
 export const OUT = env('PARLEY_BROWSER_OUT');
-const PORT = env('PARLEY_PORT');
 const PARLEYD = env('PARLEYD');
-const CONF = env('PARLEY_CONF');
-const LOG = env('PARLEY_LOG');
-
-/** What parleyd has logged so far. */
-export function serverLog() {
-  return fs.readFileSync(LOG, 'utf8');
-}
+/** The parleyd behind BASE, [{port, conf, log}]: one, or HAProxy's servers. */
+const INSTANCES = JSON.parse(env('PARLEY_INSTANCES'));
 const PIDLIST = env('PARLEY_PIDLIST');
 const SESSION_KEY = env('PARLEY_SESSION_KEY');
+/** Every token and ticket of the pass, one "kind value" a line (see recordSecrets). */
+const SECRETS = env('PARLEY_SECRETS');
+/** HAProxy's log and runtime API, in the pass through HAProxy only. */
+export const HAPROXY_LOG = process.env.PARLEY_HAPROXY_LOG;
+const HAPROXY_SOCKET = process.env.PARLEY_HAPROXY_SOCKET;
+
+function readText(file) {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    return '';
+  }
+}
+
+/** What the parleyd behind BASE have logged so far. */
+export function serverLog() {
+  return INSTANCES.map((i) => readText(i.log)).join('');
+}
+
+/** Every parleyd log of this pass, the other instance's too: {file: text}. */
+export function parleydLogs() {
+  const dir = path.dirname(INSTANCES[0].log);
+  const files = fs.readdirSync(dir).filter((f) => /^parleyd.*\.log$/.test(f));
+  return Object.fromEntries(files.map((f) => [f, readText(path.join(dir, f))]));
+}
 
 export { sleep };
 
@@ -34,14 +56,70 @@ export function unique(prefix) {
   return `${prefix}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 }
 
-/** Headless Debian Chromium; Playwright gives it a fresh, empty profile. */
+/**
+ * Headless Debian Chromium; Playwright gives it a fresh, empty profile.  The
+ * HAProxy pass's certificate is self-signed: Chromium ignores that.
+ */
 export function launch() {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--ignore-certificate-errors',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
+}
+
+/** A new browser context (OPTS as Playwright's) whose tokens and tickets are recorded. */
+export async function newContext(browser, opts = {}) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, ...opts });
+  recordSecrets(context);
+  return context;
+}
+
+function noteSecret(kind, value) {
+  if (typeof value === 'string' && value.length >= 16) fs.appendFileSync(SECRETS, `${kind} ${value}\n`);
+}
+
+function noteUrlSecrets(url) {
+  const q = new URL(url).searchParams;
+  noteSecret('token', q.get('token'));
+  noteSecret('ticket', q.get('ticket'));
+}
+
+/**
+ * Writes down every token and ticket CONTEXT's pages use, from their
+ * requests (Authorization, URLs of event streams and WebSockets) and from
+ * the answers that hand them out, so that a test can look for them in the
+ * logs afterwards.
+ */
+function recordSecrets(context) {
+  context.on('request', (req) => {
+    noteUrlSecrets(req.url());
+    const auth = req.headers().authorization || '';
+    if (auth.startsWith('Bearer ')) noteSecret('token', auth.slice(7));
+  });
+  context.on('response', async (resp) => {
+    const where = new URL(resp.url()).pathname;
+    if (resp.request().method() !== 'POST' || !['/api/sessions', '/api/tickets'].includes(where)) return;
+    try {
+      const doc = await resp.json();
+      noteSecret('token', doc.token);
+      noteSecret('ticket', doc.ticket);
+    } catch (err) {
+      // An error answer, or the page closed first: its requests were noted.
+    }
+  });
+  context.on('page', (page) => page.on('websocket', (ws) => noteUrlSecrets(ws.url())));
+}
+
+/** The tokens and tickets written down so far in this pass: {token: Set, ticket: Set}. */
+export function recordedSecrets() {
+  const found = { token: new Set(), ticket: new Set() };
+  for (const line of readText(SECRETS).split('\n').filter(Boolean)) {
+    const [kind, value] = line.split(' ');
+    found[kind].add(value);
+  }
+  return found;
 }
 
 /**
@@ -50,7 +128,7 @@ export function launch() {
  * to set routes up before the page loads.
  */
 export async function openChat(browser, user, room, opts = {}) {
-  const context = await browser.newContext({ viewport: opts.viewport || { width: 1100, height: 760 } });
+  const context = await newContext(browser, { viewport: opts.viewport || { width: 1100, height: 760 } });
   if (opts.before) await opts.before(context);
   const page = await context.newPage();
   page.dialogs = [];
@@ -113,7 +191,9 @@ export async function session(user, base = BASE) {
     body: JSON.stringify({ user }),
   });
   if (r.status !== 201) throw new Error(`POST /api/sessions: ${r.status} ${await r.text()}`);
-  return (await r.json()).token;
+  const { token } = await r.json();
+  noteSecret('token', token);
+  return token;
 }
 
 export async function post(token, room, content, base = BASE, clientMsgId = undefined) {
@@ -136,23 +216,22 @@ export async function history(token, room, query = 'limit=200') {
 
 // ---- parleyd -----------------------------------------------------------
 
-function isParleyd(pid) {
+/** Whether PID is a live parleyd started with "-c CONF". */
+function isParleyd(pid, conf) {
   try {
-    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     const state = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[0];
-    return cmd.includes('parleyd') && state !== 'Z';
+    return args[0].includes('parleyd') && args[args.indexOf('-c') + 1] === conf && state !== 'Z';
   } catch (err) {
     return false;
   }
 }
 
-/** The PID of the parleyd that serves PARLEY_PORT (the newest one listed). */
-function currentParleyd() {
+/** The PID of the parleyd running with CONF (the newest one listed). */
+function parleydPid(conf) {
   const pids = fs.readFileSync(PIDLIST, 'utf8').split('\n').filter(Boolean).map(Number);
-  return pids.reverse().find((pid) => pid !== extraPid && isParleyd(pid));
+  return pids.reverse().find((pid) => isParleyd(pid, conf));
 }
-
-let extraPid = 0;
 
 async function waitFor(pred, timeout, what) {
   const end = Date.now() + timeout;
@@ -163,14 +242,10 @@ async function waitFor(pred, timeout, what) {
 }
 
 function countMatches(file, re) {
-  try {
-    return (fs.readFileSync(file, 'utf8').match(re) || []).length;
-  } catch (err) {
-    return 0;
-  }
+  return (readText(file).match(re) || []).length;
 }
 
-function spawnParleyd(args, logFile, conf = CONF) {
+function spawnParleyd(args, logFile, conf) {
   const fd = fs.openSync(logFile, 'a');
   const child = spawn(PARLEYD, ['-c', conf, ...args], { stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
@@ -179,50 +254,119 @@ function spawnParleyd(args, logFile, conf = CONF) {
   return child;
 }
 
-async function stopPid(pid) {
+async function stopPid(pid, conf) {
   process.kill(pid, 'SIGTERM');
-  await waitFor(() => !isParleyd(pid), 15000, `parleyd ${pid} to exit`);
-}
-
-/** Stops the parleyd on PARLEY_PORT with SIGTERM and waits until it is gone. */
-export async function stopParleyd() {
-  const pid = currentParleyd();
-  if (!pid) throw new Error('no parleyd running');
-  await stopPid(pid);
-}
-
-/** Starts parleyd again with the same configuration on the same port. */
-export async function startParleyd() {
-  const ready = countMatches(LOG, /event=ready /g);
-  spawnParleyd(['--listen', `127.0.0.1:${PORT}`], LOG);
-  await waitFor(() => countMatches(LOG, /event=ready /g) > ready, 15000, 'parleyd to be ready again');
+  await waitFor(() => !isParleyd(pid, conf), 15000, `parleyd ${pid} to exit`);
 }
 
 /**
- * A second parleyd on another port, sharing the same Redis: a client of the
- * same deployment that can post while the first instance is down.  SETTINGS
- * ({key: value}) change its configuration file.
+ * Stops the service behind BASE: every parleyd instance there, at once, with
+ * SIGTERM, and waits until they are gone.  Behind HAProxy that leaves it
+ * without a server (it answers 503), as when the whole deployment restarts.
+ */
+export async function stopParleyd() {
+  const running = INSTANCES.map(({ conf }) => ({ conf, pid: parleydPid(conf) }));
+  const missing = running.filter((r) => !r.pid).map((r) => r.conf);
+  if (missing.length) throw new Error(`no parleyd running with ${missing.join(', ')}`);
+  await Promise.all(running.map(({ pid, conf }) => stopPid(pid, conf)));
+}
+
+/**
+ * Starts the instances stopped by stopParleyd again, with the same
+ * configuration on the same ports; behind HAProxy, returns once its health
+ * checks have taken every one back.
+ */
+export async function startParleyd() {
+  await Promise.all(INSTANCES.map(({ port, conf, log }) => {
+    const ready = countMatches(log, /event=ready /g);
+    spawnParleyd(['--listen', `127.0.0.1:${port}`], log, conf);
+    return waitFor(() => countMatches(log, /event=ready /g) > ready, 15000, 'parleyd to be ready again');
+  }));
+  if (HAPROXY_SOCKET) await waitFor(haproxyAllUp, 15000, 'HAProxy to take every instance back');
+}
+
+/**
+ * A second parleyd on another port, sharing the same Redis, not behind
+ * HAProxy: a client of the same deployment that can post while the first
+ * instance is down.  SETTINGS ({key: value}) change its configuration file.
  */
 export async function startOtherInstance(settings = {}) {
-  const log = path.join(path.dirname(LOG), 'parleyd-other.log');
-  const conf = path.join(path.dirname(LOG), 'parley-other.conf');
-  const lines = fs.readFileSync(CONF, 'utf8').split('\n').filter((l) => !(l.split('=')[0].trim() in settings));
+  const dir = path.dirname(INSTANCES[0].log);
+  const log = path.join(dir, 'parleyd-other.log');
+  const conf = path.join(dir, 'parley-other.conf');
+  const lines = readText(INSTANCES[0].conf).split('\n').filter((l) => !(l.split('=')[0].trim() in settings));
   fs.writeFileSync(conf, [...lines.filter(Boolean), ...Object.entries(settings).map(([k, v]) => `${k} = ${v}`), ''].join('\n'));
-  const before = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').length : 0;
+  const before = readText(log).length;
   const child = spawnParleyd(['--listen', '127.0.0.1:0'], log, conf);
-  extraPid = child.pid;
   let port = null;
   await waitFor(() => {
-    const text = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(before) : '';
+    const text = readText(log).slice(before);
     const m = text.match(/event=listening addr=127\.0\.0\.1:(\d+)/);
     if (m && /event=ready /.test(text)) port = m[1];
     return port !== null;
   }, 15000, 'the other parleyd to be ready');
   return {
     base: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      await stopPid(child.pid);
-      extraPid = 0;
-    },
+    stop: () => stopPid(child.pid, conf),
   };
+}
+
+// ---- HAProxy -------------------------------------------------------------
+
+/** One command on HAProxy's runtime API; its answer. */
+function haproxyCommand(command) {
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const sock = net.connect(HAPROXY_SOCKET, () => sock.write(`${command}\n`));
+    sock.setEncoding('utf8');
+    sock.on('data', (d) => { answer += d; });
+    sock.on('end', () => resolve(answer));
+    sock.on('error', reject);
+  });
+}
+
+/** Whether every server of the room backend is up (srv_op_state 2) for HAProxy. */
+async function haproxyAllUp() {
+  const rows = (await haproxyCommand('show servers state be_rooms')).split('\n')
+    .filter((l) => /^\d+ be_rooms /.test(l)).map((l) => l.split(' '));
+  return rows.length === INSTANCES.length && rows.every((r) => r[5] === '2');
+}
+
+/** HAProxy's log so far. */
+export function haproxyLog() {
+  return readText(HAPROXY_LOG);
+}
+
+// The shipped log-format: "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B
+// %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %ID %HM %HPO %HV".
+const HAPROXY_LINE = /^([\d.]+):(\d+) \[[^\]]+\] (\S+) (\S+) \S+ (-?\d+) \S+ (\S+) \S+ \S+ (\S+) (\S+) (\S+) (\S+)$/;
+
+/**
+ * HAProxy's request log lines so far: {client ("address:port"), frontend,
+ * server, status, term (%tsc), id, method, path (as logged), route (the
+ * path alone, whatever else was logged), version}.  A WebSocket or an event
+ * stream is logged when it ends.
+ */
+export function haproxyRequests() {
+  const rows = [];
+  for (const line of haproxyLog().split('\n')) {
+    const m = HAPROXY_LINE.exec(line);
+    if (!m) continue;
+    rows.push({ client: `${m[1]}:${m[2]}`, frontend: m[3], server: m[4], status: Number(m[5]), term: m[6],
+      id: m[7], method: m[8], path: m[9], route: new URL(m[9], 'http://any').pathname, version: m[10] });
+  }
+  return rows;
+}
+
+/**
+ * Waits until HAProxy has logged a request for which PRED(request, its index
+ * in haproxyRequests()) holds; returns it.
+ */
+export async function waitForRequestLog(pred, what, timeout = 10000) {
+  let found;
+  await waitFor(() => {
+    found = haproxyRequests().find(pred);
+    return found !== undefined;
+  }, timeout, `HAProxy to log ${what}`);
+  return found;
 }
