@@ -10,7 +10,7 @@ from what is tested.
 
 As a command:
     haproxy_conf.py SHIPPED OUT --https ADDR --http ADDR --stats ADDR
-                    --cert PEM --socket PATH --server NAME=ADDR [...]
+                    --cert PEM --socket PATH --server NAME=ADDR [...] [--maxconn N]
 """
 
 import argparse
@@ -25,14 +25,15 @@ def _sub(text, pattern, repl, count):
     return new
 
 
-def derive(text, https, http, stats, cert, socket, servers, maxconn=9000, log="stdout format raw local0"):
+def derive(text, https, http, stats, cert, socket, servers, maxconn=4000, log="stdout format raw local0"):
     """TEXT (the shipped file) with SERVERS ([(name, "addr:port")]) behind
     HTTPS and HTTP (addresses), HAProxy's metrics on STATS, the certificate
     CERT, the runtime API on SOCKET and the log to LOG."""
     text = _sub(text, r"^    log /dev/log local0$", "    log " + log, 1)
     text = _sub(text, r"^    (chroot|user|group) .*\n", "", 3)
     text = _sub(text, r"(stats socket )/run/haproxy/admin\.sock( mode )660", r"\g<1>%s\g<2>600" % socket, 1)
-    # The machine's hard descriptor limit caps what HAProxy can raise its own to.
+    # HAProxy needs about 2 x maxconn descriptors and cannot raise its own
+    # limit above the hard one (20,000 on the test machines).
     text = _sub(text, r"^    maxconn \d+$", "    maxconn %d" % maxconn, 1)
     text = _sub(text, r"^    bind :443 ssl crt /etc/haproxy/parley\.pem ", "    bind %s ssl crt %s " % (https, cert), 1)
     text = _sub(text, r"^    bind :80$", "    bind " + http, 1)
@@ -52,12 +53,14 @@ def main():
         ap.add_argument(opt, required=True)
     ap.add_argument("--server", action="append", required=True, help="NAME=ADDR:PORT")
     ap.add_argument("--log", default="stdout format raw local0")
+    ap.add_argument("--maxconn", type=int, default=4000)
     args = ap.parse_args()
     with open(args.shipped) as f:
         text = f.read()
     servers = [tuple(s.split("=", 1)) for s in args.server]
     try:
-        text = derive(text, args.https, args.http, args.stats, args.cert, args.socket, servers, log=args.log)
+        text = derive(text, args.https, args.http, args.stats, args.cert, args.socket, servers,
+                      maxconn=args.maxconn, log=args.log)
     except ValueError as e:
         sys.exit("haproxy_conf.py: %s" % e)
     with open(args.out, "w") as f:
