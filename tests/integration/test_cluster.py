@@ -188,6 +188,7 @@ class Load:
             reports.append(w.finish(last[w.room]))
         self.check_streams(expected)
         deliveries = self.check_subscribers(expected, reports)
+        self.check_everyone_left()
         figures = collections.OrderedDict([
             ("acked", len(pub["acks"])),
             ("retried", sum(1 for a in pub["acks"] if a[3] > 1)),
@@ -229,6 +230,19 @@ class Load:
             cmids = [dict(zip(fields[::2], fields[1::2])).get("client_msg_id") for _, fields in entries]
             self.test.assertEqual(len(cmids), len(set(cmids)), "duplicate client_msg_id in " + room)
             self.test.assertEqual([mid for mid, _ in entries], expected[room], "the stream of " + room)
+
+    def check_everyone_left(self):
+        """Every subscriber has gone: no room counts anyone in, whatever
+        the instances went through (presence held by a killed instance
+        included)."""
+        def members():
+            counts = {room: redis_call(self.cluster.redis, "HGETALL", "parley:room:%s:members" % room)
+                      for room in self.rooms}
+            return {room: n for room, n in counts.items() if n}
+        try:
+            wait_for(lambda: not members(), timeout=5, interval=0.1, what="rooms to empty")
+        except AssertionError:
+            self.test.fail("members left in rooms after every subscriber went: %s" % members())
 
     def check_subscribers(self, expected, reports):
         """Every subscriber got every acknowledged message of its room
@@ -272,13 +286,15 @@ def bearer(token):
     return {"Authorization": "Bearer " + token}
 
 
-class ThroughHaproxy(unittest.TestCase):
-    """What clients do, through HAProxy, on one cluster."""
+class ClusterTest(unittest.TestCase):
+    """One cluster per class (SETTINGS for its instances); each test starts
+    with it whole and closes the connections it opened with open()."""
+
+    SETTINGS = None
 
     @classmethod
     def setUpClass(cls):
-        # Slow words make a buffered answer stream easy to tell from a live one.
-        cls.cluster = Cluster({"agent_delay": "100ms", "web_root": os.path.join(HERE, "..", "..", "web")})
+        cls.cluster = Cluster(cls.SETTINGS)
         cls.h = cls.cluster.haproxy
 
     @classmethod
@@ -290,25 +306,30 @@ class ThroughHaproxy(unittest.TestCase):
         self.closers = []
         self.addCleanup(lambda: [c() for c in reversed(self.closers)])
 
-    # --- helpers -------------------------------------------------------
+    def open(self, conn):
+        """CONN (a WSClient or an SSEClient), closed when the test ends."""
+        self.closers.append(conn.close if hasattr(conn, "wait_events") else conn.shutdown)
+        return conn
 
-    def ws_h1(self, room, token, **kw):
-        c = WSClient.connect(self.h.http, "/ws/chat/%s" % room, headers=bearer(token), **kw)
-        self.closers.append(c.shutdown)
-        return c
+
+class ThroughHaproxy(ClusterTest):
+    """What clients do, through HAProxy."""
+
+    # Slow words make a buffered answer stream easy to tell from a live one.
+    SETTINGS = {"agent_delay": "100ms", "web_root": os.path.join(HERE, "..", "..", "web")}
+
+    def ws_h1(self, room, token):
+        return self.open(WSClient.connect(self.h.http, "/ws/chat/%s" % room, headers=bearer(token)))
 
     def ws_h2(self, room, token):
-        c = h2ws.connect(self.h.https, "/ws/chat/%s" % room, {"authorization": "Bearer " + token})
-        self.closers.append(c.shutdown)
-        return c
+        return self.open(h2ws.connect(self.h.https, "/ws/chat/%s" % room, {"authorization": "Bearer " + token}))
 
     def sse(self, client, room, token, last=None):
         headers = bearer(token)
         if last is not None:
             headers["Last-Event-ID"] = last
         port = self.h.https if client is CurlSSEClient else self.h.http
-        s = client(port, "/api/rooms/%s/events" % room, headers)
-        self.closers.append(s.close)
+        s = self.open(client(port, "/api/rooms/%s/events" % room, headers))
         self.assertEqual(s.wait_ready(), 200, getattr(s, "body", ""))
         return s
 
@@ -338,8 +359,7 @@ class ThroughHaproxy(unittest.TestCase):
         # carol straight on another instance: the room is shared through Redis.
         home = self.instance_of(a.response.headers["x-request-id"])
         other = self.cluster.instances[(home + 1) % 3]
-        c = WSClient.connect(other.port, "/ws/chat/%s" % room, headers=bearer(tc))
-        self.closers.append(c.shutdown)
+        c = self.open(WSClient.connect(other.port, "/ws/chat/%s" % room, headers=bearer(tc)))
         self.assertEqual(c.recv_json()["type"], "welcome")
         for sender, receivers, text in ((a, (b, c), "over HTTP/1.1"), (b, (a, c), "over HTTP/2")):
             sender.send_json({"type": "message", "content": text, "client_msg_id": text})
@@ -428,8 +448,8 @@ class ThroughHaproxy(unittest.TestCase):
         token = self.cluster.session("leaver")
         stream = self.sse(SSEClient, "leaving", token)
         self.assertEqual(watcher.recv_json(type="presence")["event"], "join")
-        answer = SSEClient(self.h.http, "/api/chat/stream?query=" + "+".join(["word"] * 50), bearer(token))
-        self.closers.append(answer.close)
+        answer = self.open(SSEClient(self.h.http, "/api/chat/stream?query=" + "+".join(["word"] * 50),
+                                     bearer(token)))
         answer.wait_events(1, kind="ai_chunk")
         t0 = time.monotonic()
         stream.close()
@@ -446,8 +466,7 @@ class ThroughHaproxy(unittest.TestCase):
     def check_agent_stream(self, client):
         token = self.cluster.session("asker-%s" % client.__name__)
         port = self.h.https if client is CurlSSEClient else self.h.http
-        s = client(port, "/api/chat/stream?query=say+hello+world", bearer(token))
-        self.closers.append(s.close)
+        s = self.open(client(port, "/api/chat/stream?query=say+hello+world", bearer(token)))
         self.assertEqual(s.wait_ready(), 200)
         s.wait_events(1, kind="ai_done")
         chunks = [e for e in s.events if e.get("event") == "ai_chunk"]
@@ -465,22 +484,8 @@ class ThroughHaproxy(unittest.TestCase):
         self.check_agent_stream(CurlSSEClient)
 
 
-class LogsAndRooms(unittest.TestCase):
+class LogsAndRooms(ClusterTest):
     """What the operator sees: the logs, and where rooms live."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster()
-        cls.h = cls.cluster.haproxy
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-
-    def setUp(self):
-        self.cluster.heal()
-        self.closers = []
-        self.addCleanup(lambda: [c() for c in reversed(self.closers)])
 
     def logs(self):
         return [self.h.log()] + [p.log() for p in self.cluster.instances]
@@ -489,10 +494,6 @@ class LogsAndRooms(unittest.TestCase):
         status, _, body = self.h.request("POST", "/api/tickets", headers=bearer(token))
         self.assertEqual(status, 201, body)
         return json.loads(body)["ticket"]
-
-    def open(self, conn):
-        self.closers.append(conn.close if hasattr(conn, "wait_events") else conn.shutdown)
-        return conn
 
     # --- 2. the logs ---------------------------------------------------
 
@@ -712,19 +713,8 @@ class H2Watcher:
                 "violations": self.violations, "opens": 1, "statuses": {}}
 
 
-class UnderLoad(unittest.TestCase):
-    """One cluster for the accounting tests; each leaves it whole."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.cluster.close()
-
-    def setUp(self):
-        self.cluster.heal()
+class UnderLoad(ClusterTest):
+    """The accounting tests."""
 
     def test_haproxy_reload(self):
         load = Load(self, self.cluster, "reload", rooms=6, ws=10, sse=10)
