@@ -22,6 +22,7 @@ import json
 import os
 import re
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -286,6 +287,8 @@ def bearer(token):
     return {"Authorization": "Bearer " + token}
 
 
+@unittest.skipUnless(all(shutil.which(t) for t in ("haproxy", "openssl", "curl")),
+                     "haproxy, openssl and curl are needed (.ci/deps installs them)")
 class ClusterTest(unittest.TestCase):
     """One cluster per class (SETTINGS for its instances); each test starts
     with it whole and closes the connections it opened with open()."""
