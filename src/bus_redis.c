@@ -209,10 +209,10 @@ static void bus_forget_slot(int slot)
 /* A worker is gone for good: take back the presence it held. */
 static void bus_release_worker(pid_t pid)
 {
-    char owner[32];
+    char owner[64];
     const char *argv[] = { bus.presence_key, bus.cfg->redis_prefix, owner };
 
-    snprintf(owner, sizeof(owner), "%ld|", (long)pid);
+    snprintf(owner, sizeof(owner), "%s.%ld|", bus.cfg->run_id, (long)pid);
     if (script_run(bus.cmd, SCRIPT_RELEASE, NULL, NULL, 1, 3, argv, NULL) != PL_OK) {
         /* Redis is down: the entries stay until this instance stops or is
          * reaped; a later reap of a dead instance covers them. */
@@ -333,6 +333,19 @@ static void bus_on_heartbeat(evutil_socket_t fd, short what, void *arg)
     bus_heartbeat_send();
 }
 
+/* An earlier run of this instance that died without taking its presence
+ * back (killed, the machine lost) and was started again under the same
+ * instance_id keeps its heartbeat alive through us, so no other instance
+ * reaps it: take back whatever presence is not this run's. */
+static void bus_release_earlier_runs(void)
+{
+    char run[sizeof(bus.cfg->run_id) + 1];
+    const char *argv[] = { bus.presence_key, bus.cfg->redis_prefix, run, "others" };
+
+    snprintf(run, sizeof(run), "%s.", bus.cfg->run_id);
+    script_run(bus.cmd, SCRIPT_RELEASE, NULL, NULL, 1, 4, argv, NULL);
+}
+
 static void bus_on_cmd_state(struct redis_conn *rc, int up, void *arg)
 {
     PL_UNUSED(arg);
@@ -340,6 +353,7 @@ static void bus_on_cmd_state(struct redis_conn *rc, int up, void *arg)
         scripts_load(rc);
         scripts_load_library(rc, bus.cfg->redis_prefix);
         bus_heartbeat_send();
+        bus_release_earlier_runs();
     }
 }
 

@@ -31,6 +31,8 @@ struct conf {
     char redis_prefix[64];
     int redis_timeout_ms;
     char instance_id[64];       /* "" in the file: generated at start-up */
+    char run_id[17];            /* random at start-up, kept across reloads: this run of the
+                                 * master, told from earlier runs under the same instance_id */
     int instance_ttl_ms;
     size_t bus_ring_size;
     int history_length;

@@ -314,12 +314,35 @@ static void master_start_generation(struct master *m)
     }
 }
 
+static uint64_t master_random(void)
+{
+    uint64_t r;
+
+    if (getrandom(&r, sizeof(r), 0) != sizeof(r)) {
+        r = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uint64_t)master_now_ms();
+    }
+    return r;
+}
+
+/* Names this run of the master, PREVIOUS across reloads.  An instance that
+ * died without taking its presence back and starts again under the same
+ * instance_id (before its heartbeat expires, nobody reaps it) recognises
+ * the presence of its earlier run by this, whatever the processes' PIDs
+ * (a container's are the same each time). */
+static void master_run_id(struct conf *cfg, const char *previous)
+{
+    if (previous[0] != '\0') {
+        snprintf(cfg->run_id, sizeof(cfg->run_id), "%s", previous);
+    } else {
+        snprintf(cfg->run_id, sizeof(cfg->run_id), "%016llx", (unsigned long long)master_random());
+    }
+}
+
 /* Names this host in Redis: the configured instance_id, the one generated
  * earlier (kept across reloads), or a new "hostname-random". */
 static void master_instance_id(struct conf *cfg, const char *previous)
 {
     char host[40] = "parley";
-    uint32_t r = 0;
 
     if (cfg->instance_id[0] != '\0') {
         return;
@@ -334,10 +357,7 @@ static void master_instance_id(struct conf *cfg, const char *previous)
             *p = '_';
         }
     }
-    if (getrandom(&r, sizeof(r), 0) != sizeof(r)) {
-        r = (uint32_t)getpid() ^ (uint32_t)time(NULL);
-    }
-    snprintf(cfg->instance_id, sizeof(cfg->instance_id), "%.40s-%08x", host, r);
+    snprintf(cfg->instance_id, sizeof(cfg->instance_id), "%.40s-%08x", host, (uint32_t)master_random());
 }
 
 /* Each connection is a descriptor, so the soft limit is raised to the hard
@@ -427,6 +447,7 @@ static void master_reload(struct master *m)
         log_info("event=listening addr=%s", m->listen.name);
     }
     master_instance_id(&next, m->cfg->instance_id);
+    master_run_id(&next, m->cfg->run_id);
     master_limit_connections(&next, (m->listen.nfds + n - 1) / n);
     restart_bus = strcmp(next.redis.text, m->cfg->redis.text) != 0
                   || strcmp(next.redis.password, m->cfg->redis.password) != 0
@@ -555,10 +576,12 @@ int master_run(struct conf *cfg, const struct cli_options *opts)
         return 2;
     }
     master_instance_id(cfg, "");
+    master_run_id(cfg, "");
     master_raise_nofile();
     master_limit_connections(cfg, 1);
     log_info("event=listening addr=%s", m.listen.name);
-    log_info("event=starting version=%s workers=%d", PACKAGE_VERSION, m.nworkers);
+    log_info("event=starting version=%s workers=%d instance=%s run=%s", PACKAGE_VERSION, m.nworkers,
+             cfg->instance_id, cfg->run_id);
     master_spawn_bus(&m);
     master_start_generation(&m);
 

@@ -13,15 +13,17 @@
 
 #define SCRIPT_MAX_ARGS 16
 
-/* Taking back presence is needed both when a worker dies and when a whole
- * instance does, so both scripts start with this function.  The leave event
- * matches what the workers publish (names need no JSON escaping). */
+/* Taking back presence is needed when a worker dies, when a whole instance
+ * does, and when an instance finds its earlier run's, so the scripts start
+ * with this function: it takes back the fields that start with OWNER ("":
+ * all), or with OTHERS those that do not.  The leave event matches what
+ * the workers publish (names need no JSON escaping). */
 #define LUA_RELEASE_FN \
-    "local function release(prefix, key, owner)\n" \
+    "local function release(prefix, key, owner, others)\n" \
     "  local fields = redis.call('HGETALL', key)\n" \
     "  for i = 1, #fields, 2 do\n" \
     "    local f, c = fields[i], tonumber(fields[i + 1])\n" \
-    "    if owner == '' or string.sub(f, 1, #owner) == owner then\n" \
+    "    if (owner == '' or string.sub(f, 1, #owner) == owner) ~= others then\n" \
     "      local _, _, room, user = string.find(f, '^[^|]*|([^|]*)|([^|]*)$')\n" \
     "      if room and c then\n" \
     "        local mk = prefix .. 'room:' .. room .. ':members'\n" \
@@ -116,7 +118,7 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "return n\n",
     [SCRIPT_RELEASE] =
         LUA_RELEASE_FN
-        "release(ARGV[1], KEYS[1], ARGV[2])\n"
+        "release(ARGV[1], KEYS[1], ARGV[2], ARGV[3] == 'others')\n"
         "return 1\n",
     [SCRIPT_REAP] =
         LUA_RELEASE_FN
@@ -124,7 +126,7 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
         "  if id ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. 'instance:' .. id) == 0 then\n"
         "    local key = ARGV[1] .. 'instance:' .. id .. ':presence'\n"
-        "    release(ARGV[1], key, '')\n"
+        "    release(ARGV[1], key, '', false)\n"
         "    redis.call('DEL', key)\n"
         "    redis.call('SREM', KEYS[1], id)\n"
         "    reaped = reaped + 1\n"
@@ -133,7 +135,7 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "return reaped\n",
     [SCRIPT_RETIRE] =
         LUA_RELEASE_FN
-        "release(ARGV[1], KEYS[1], '')\n"
+        "release(ARGV[1], KEYS[1], '', false)\n"
         "redis.call('DEL', KEYS[1], KEYS[3])\n"
         "redis.call('SREM', KEYS[2], ARGV[2])\n"
         "return 1\n",

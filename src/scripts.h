@@ -22,13 +22,16 @@ enum script_id {
      * token).  Storing renews the room's lifetime. */
     SCRIPT_PUBLISH_MESSAGE,
     /* KEYS: members, instance presence.  ARGV: user, owner field
-     * ("PID|ROOM|USER"), "in" or "out", channel, event.  Makes the owner
+     * ("RUN.PID|ROOM|USER": the master's run_id, the worker), "in" or
+     * "out", channel, event.  Makes the owner
      * field exist ("in") or not ("out"), counting the user up or down once
      * when it changes - so repeating it is harmless; publishes EVENT when
      * the user's count goes 0 -> 1 (join) or 1 -> 0 (leave). */
     SCRIPT_PRESENCE,
-    /* KEYS: instance presence.  ARGV: prefix, field prefix ("PID|", or ""
-     * for all).  Takes back the matching presence and publishes leaves. */
+    /* KEYS: instance presence.  ARGV: prefix, field prefix ("RUN.PID|",
+     * or "" for all), and "others" to take back the fields that do NOT
+     * start with it instead.  Takes back that presence and publishes
+     * leaves. */
     SCRIPT_RELEASE,
     /* KEYS: instances set.  ARGV: prefix, own instance id.  Releases the
      * presence of every instance whose heartbeat key has expired. */

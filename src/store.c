@@ -605,7 +605,7 @@ int store_publish_live(const char *channel, const char *payload, size_t len,
 int store_presence(const char *room, const char *user, int present, store_count_cb cb, void *arg)
 {
     char members[STORE_KEY_MAX], presence[STORE_KEY_MAX], channel[STORE_KEY_MAX];
-    char owner[PL_NAME_MAX * 2 + 32];
+    char owner[sizeof(cfg->run_id) + 24 + PL_NAME_MAX * 2 + 2];    /* RUN.PID|ROOM|USER */
     struct evbuffer *ev = evbuffer_new();
     int rc;
 
@@ -615,7 +615,7 @@ int store_presence(const char *room, const char *user, int present, store_count_
     key_room_members(members, sizeof(members), cfg->redis_prefix, room);
     key_instance_presence(presence, sizeof(presence), cfg->redis_prefix, cfg->instance_id);
     key_room_channel(channel, sizeof(channel), cfg->redis_prefix, room);
-    snprintf(owner, sizeof(owner), "%ld|%s|%s", (long)getpid(), room, user);
+    snprintf(owner, sizeof(owner), "%s.%ld|%s|%s", cfg->run_id, (long)getpid(), room, user);
     event_header(ev, "presence", NULL, user);
     event_presence(ev, present, user, room);
     {

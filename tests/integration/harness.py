@@ -1,4 +1,5 @@
-"""harness.py - start real redis-server and parleyd processes for the tests.
+"""harness.py - start real redis-server, parleyd and haproxy processes for the
+tests.
 
 Every process started here is recorded and stopped by its PID when the test
 that started it ends, and again at interpreter exit, whatever happened."""
@@ -8,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -20,6 +22,8 @@ import tempfile
 import time
 
 PARLEYD = os.environ.get("PARLEYD", "parleyd")
+# The source tree: the shipped etc/haproxy.cfg and tests/haproxy_conf.py.
+SRCDIR = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 # Sanitizer builds are several times slower; scale waits, never assertions.
 SLOW = float(os.environ.get("PARLEY_TEST_SLOW", "1"))
 
@@ -34,15 +38,21 @@ SESSION_KEY = "test-session-key-0123456789abcdef0123456789abcdef"
 SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error: |SUMMARY: \w+Sanitizer")
 
 
+_proxies = []                   # HAProxys, whose workers outlive a killed master
+
+
 def _stop_all():
+    for h in list(_proxies):
+        h.stop()
     for proc in list(_live):
-        _kill(proc)
+        kill(proc)
 
 
 atexit.register(_stop_all)
 
 
-def _kill(proc):
+def kill(proc):
+    """SIGKILL to a process started here (its Popen), and waits for it."""
     if proc.poll() is None:
         try:
             os.kill(proc.pid, signal.SIGKILL)
@@ -51,6 +61,23 @@ def _kill(proc):
         proc.wait()
     if proc in _live:
         _live.remove(proc)
+
+
+def children(pid):
+    """{pid: process name} of process PID's children."""
+    out = {}
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids = [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return out
+    for child in pids:
+        try:
+            with open("/proc/%d/comm" % child) as f:
+                out[child] = f.read().strip()
+        except OSError:
+            pass            # it exited meanwhile (ENOENT or ESRCH)
+    return out
 
 
 def wait_for(predicate, timeout=5.0, interval=0.02, what="condition"):
@@ -88,7 +115,7 @@ class Redis:
 
     def stop(self):
         if self.proc:
-            _kill(self.proc)
+            kill(self.proc)
 
 
 class Parleyd:
@@ -164,26 +191,26 @@ class Parleyd:
             except subprocess.TimeoutExpired:
                 pass
         code = self.proc.poll()
-        _kill(self.proc)
+        kill(self.proc)
         self._log.close()
         return code
 
-    def children(self):
-        """{pid: process name} of the master's children."""
-        path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
-        out = {}
-        try:
-            with open(path) as f:
-                pids = [int(p) for p in f.read().split()]
-        except FileNotFoundError:
-            return out
+    def kill(self):
+        """SIGKILL to the master and its children (workers, bus), each by
+        PID, as when the whole instance dies; returns their PIDs."""
+        pids = [self.proc.pid] + list(self.children())
         for pid in pids:
             try:
-                with open("/proc/%d/comm" % pid) as f:
-                    out[pid] = f.read().strip()
-            except OSError:
-                pass            # it exited meanwhile (ENOENT or ESRCH)
-        return out
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        kill(self.proc)
+        self._log.close()
+        return pids
+
+    def children(self):
+        """{pid: process name} of the master's children."""
+        return children(self.proc.pid)
 
     def workers(self):
         """PIDs of the worker processes."""
@@ -196,14 +223,7 @@ class Parleyd:
 
     def request(self, method, path, body=None, headers=None, timeout=5.0):
         """One request on a new connection: (status, headers dict, body bytes)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout * SLOW)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-        finally:
-            conn.close()
+        return request(self.port, method, path, body, headers, timeout)
 
     def get_json(self, path):
         status, headers, body = self.request("GET", path)
@@ -216,6 +236,7 @@ class Env:
     def __init__(self):
         self.tmpdir = tempfile.mkdtemp(prefix="parley-test-")
         self.procs = []
+        self.proxies = []
         self.redis = None
 
     def start_redis(self):
@@ -235,18 +256,51 @@ class Env:
             p.start()
         return p
 
+    def haproxy(self, servers, start=True):
+        """HAProxy with the shipped configuration in front of SERVERS,
+        [(name, port)]; see Haproxy."""
+        h = Haproxy(tempfile.mkdtemp(dir=self.tmpdir), servers)
+        self.proxies.append(h)
+        if start:
+            h.start()
+        return h
+
     def close(self):
         """Stops everything; fails if a sanitizer reported anything."""
+        for h in self.proxies:
+            h.stop()
         reports = []
         for p in self.procs:
             if p.proc is not None:
-                _kill(p.proc)
+                kill(p.proc)
                 reports += [line for line in p.log().splitlines() if SANITIZER_REPORT.search(line)]
         if self.redis:
             self.redis.stop()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
         if reports:
             raise AssertionError("sanitizer reports from parleyd:\n" + "\n".join(reports[:20]))
+
+
+def request(port, method, path, body=None, headers=None, timeout=5.0, source=None):
+    """One request to 127.0.0.1:PORT on a new connection (from the local
+    address SOURCE if given): (status, headers dict, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout * SLOW,
+                                      source_address=(source, 0) if source else None)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def spawn(argv, **popen_args):
+    """A helper process (a client, a load generator), stopped by PID when
+    the test process ends if nobody did it before (stop it with kill())."""
+    proc = subprocess.Popen(argv, **popen_args)
+    _live.append(proc)
+    return proc
 
 
 def run_parleyd(args, timeout=10):
@@ -263,19 +317,230 @@ def port_is_open(port):
         s.close()
 
 
+def free_port():
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def _haproxy_conf():
+    """tests/haproxy_conf.py, which derives a runnable copy of etc/haproxy.cfg."""
+    path = os.path.join(SRCDIR, "tests", "haproxy_conf.py")
+    spec = importlib.util.spec_from_file_location("haproxy_conf", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Haproxy:
+    """HAProxy in master-worker mode running the shipped etc/haproxy.cfg
+    (made runnable by tests/haproxy_conf.py, nothing else changed) in front
+    of SERVERS, [(name, port)] of parleyd instances on 127.0.0.1: TLS with
+    HTTP/2 on self.https, plain HTTP/1.1 on self.http, a self-signed
+    certificate made here.  Its log (every process of this HAProxy, old
+    workers after a reload included) goes to its own file, self.logpath."""
+
+    def __init__(self, tmpdir, servers):
+        self.dir = tmpdir
+        self.servers = list(servers)
+        self.https, self.http, self.stats = free_port(), free_port(), free_port()
+        self.cfg = os.path.join(tmpdir, "haproxy.cfg")
+        self.pem = os.path.join(tmpdir, "tls.pem")
+        self.master_socket = os.path.join(tmpdir, "master.sock")
+        self.admin_socket = os.path.join(tmpdir, "admin.sock")
+        self.logpath = os.path.join(tmpdir, "haproxy.log")
+        self.proc = None
+        self._log = None
+        self._make_certificate()
+        self._write_config()
+
+    def _make_certificate(self):
+        key, crt = os.path.join(self.dir, "tls.key"), os.path.join(self.dir, "tls.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", key, "-out", crt],
+                       check=True, capture_output=True, timeout=30)
+        # HAProxy wants the certificate and its key in one file.
+        with open(self.pem, "wb") as out:
+            for part in (crt, key):
+                with open(part, "rb") as f:
+                    out.write(f.read())
+
+    def _write_config(self):
+        with open(os.path.join(SRCDIR, "etc", "haproxy.cfg")) as f:
+            shipped = f.read()
+        text = _haproxy_conf().derive(shipped, "127.0.0.1:%d" % self.https, "127.0.0.1:%d" % self.http,
+                                      "127.0.0.1:%d" % self.stats, self.pem, self.admin_socket,
+                                      [(name, "127.0.0.1:%d" % port) for name, port in self.servers])
+        with open(self.cfg, "w") as f:
+            f.write(text)
+        check = subprocess.run(["haproxy", "-c", "-q", "-f", self.cfg], capture_output=True, text=True, timeout=30)
+        if check.returncode != 0:
+            raise AssertionError("haproxy -c refused the derived configuration:\n" + check.stdout + check.stderr)
+
+    def start(self, wait_up=True):
+        """Starts HAProxy and waits until both fronts accept connections
+        and, with WAIT_UP, every server is in the pool."""
+        self._log = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(["haproxy", "-W", "-db", "-f", self.cfg, "-S", self.master_socket],
+                                     stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        _live.append(self.proc)
+        _proxies.append(self)
+
+        def serving():
+            if self.proc.poll() is not None:
+                raise AssertionError("haproxy exited %s:\n%s" % (self.proc.returncode, self.log()))
+            return (os.path.exists(self.admin_socket) and port_is_open(self.http)
+                    and port_is_open(self.https) and self._answers(self.master_socket))
+        wait_for(serving, timeout=10, what="haproxy to serve")
+        if wait_up:
+            self.wait_servers(up=[name for name, _ in self.servers])
+        return self
+
+    def log(self):
+        with open(self.logpath, "r", errors="replace") as f:
+            return f.read()
+
+    def request(self, method, path, body=None, headers=None, timeout=5.0, source=None):
+        """One request through the plain HTTP/1.1 front (see request())."""
+        return request(self.http, method, path, body, headers, timeout, source)
+
+    @staticmethod
+    def _command(path, line, timeout=5.0):
+        """One command on a HAProxy CLI socket; its whole answer."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout * SLOW)
+        try:
+            s.connect(path)
+            s.sendall(line.encode() + b"\n")
+            # The master CLI answers and closes only once our side is closed.
+            s.shutdown(socket.SHUT_WR)
+            out = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            return out.decode(errors="replace")
+        finally:
+            s.close()
+
+    def _answers(self, path):
+        try:
+            return bool(self._command(path, "help"))
+        except OSError:
+            return False
+
+    def master(self, line):
+        """A command on the master CLI (-S): show proc, reload, ..."""
+        return self._command(self.master_socket, line)
+
+    def admin(self, line):
+        """A command on the current worker's runtime API (stats socket)."""
+        return self._command(self.admin_socket, line)
+
+    def server_states(self):
+        """{server name: True while HAProxy sends it requests} of be_rooms
+        (be_parley's servers track these)."""
+        out = {}
+        for line in self.admin("show servers state be_rooms").splitlines():
+            f = line.split()
+            if len(f) > 6 and not line.startswith("#") and f[1] == "be_rooms":
+                out[f[3]] = f[5] == "2"         # srv_op_state 2: running
+        return out
+
+    def wait_servers(self, up=(), down=(), timeout=10.0):
+        """Waits until the servers named in UP are in the pool and those in
+        DOWN are out of it (health checks: 1-2 s either way)."""
+        def reached():
+            states = self.server_states()
+            return all(states.get(n) is True for n in up) and all(states.get(n) is False for n in down)
+        wait_for(reached, timeout, interval=0.05, what="haproxy servers up=%s down=%s" % (list(up), list(down)))
+
+    def processes(self):
+        """show proc, parsed: {"reloads": N, "failed": N, "workers": [pid],
+        "old_workers": [pid]} (failed counts reloads that did not load)."""
+        text = self.master("show proc")
+        out = {"reloads": None, "failed": None, "workers": [], "old_workers": []}
+        section = None
+        for line in text.splitlines():
+            if line.startswith("# workers"):
+                section = "workers"
+            elif line.startswith("# old workers"):
+                section = "old_workers"
+            elif line.startswith("#"):
+                section = None
+            f = line.split()
+            if len(f) > 2 and f[1] == "master":
+                m = re.search(r"(\d+)\s+\[failed: (\d+)\]", line)
+                out["reloads"], out["failed"] = int(m.group(1)), int(m.group(2))
+            elif section and len(f) > 1 and f[1] == "worker":
+                out[section].append(int(f[0]))
+        if out["reloads"] is None:
+            raise AssertionError("unexpected show proc answer:\n" + text)
+        return out
+
+    def reload(self, timeout=10.0):
+        """Reloads through the master CLI, as "systemctl reload" does, and
+        waits until a new worker serves; fails unless show proc counts the
+        reload as loaded (the command itself prints nothing either way).
+        Returns show proc after the reload."""
+        before = self.processes()
+        self.master("reload")
+
+        def done():
+            try:
+                now = self.processes()
+            except (OSError, AssertionError):
+                return None             # the master is re-executing itself
+            return now if now["reloads"] > before["reloads"] and now["workers"] else None
+        after = wait_for(done, timeout, interval=0.05, what="haproxy reload")
+        if after["failed"] != before["failed"] or set(after["workers"]) & set(before["workers"]):
+            raise AssertionError("haproxy reload failed: %r -> %r\n%s" % (before, after, self.log()[-3000:]))
+        return after
+
+    def stop(self, timeout=10.0):
+        """SIGTERM to the master (it stops its workers), by PID; then
+        SIGKILL to whatever of it is left, workers by PID too (they outlive
+        a master that was killed)."""
+        if self.proc is None:
+            return
+        workers = [pid for pid, name in children(self.proc.pid).items() if name == "haproxy"]
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                pass
+        kill(self.proc)
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass            # it ended with its master
+        self._log.close()
+        self.proc = None
+        _proxies.remove(self)
+
+
 class SSEClient:
     """A real event-stream reader on a raw socket: parses "id:", "event:",
     "data:" and comments into a list of events, from a background thread."""
 
     def __init__(self, port, path, headers=None, timeout=10.0):
         import threading
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
-        lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1", "Accept: text/event-stream"]
-        lines += ["%s: %s" % kv for kv in (headers or {}).items()]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self._file = self._open(port, path, headers or {}, timeout)
         self.events = []            # dicts with id, event, data (parsed JSON when possible), t
         self.comments = 0
         self.status = None
+        self.status_line = None     # "HTTP/1.1 200 OK", or curl's "HTTP/2 200"
         self.headers = {}
         self.retry = None
         self.closed = False
@@ -283,11 +548,19 @@ class SSEClient:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _open(self, port, path, headers, timeout):
+        """Sends the request; returns the response as a binary file."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+        lines = ["GET %s HTTP/1.1" % path, "Host: 127.0.0.1", "Accept: text/event-stream"]
+        lines += ["%s: %s" % kv for kv in headers.items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return self.sock.makefile("rb")
+
     def _run(self):
-        f = self.sock.makefile("rb")
+        f = self._file
         try:
-            status = f.readline().decode()
-            self.status = int(status.split()[1])
+            self.status_line = f.readline().decode().strip()
+            self.status = int(self.status_line.split()[1])
             while True:
                 line = f.readline().decode().rstrip("\r\n")
                 if not line:
@@ -354,6 +627,30 @@ class SSEClient:
             pass
         self.sock.close()
         self._thread.join(5)
+        # The reader's file holds the descriptor too: the connection really
+        # ends (and a proxy sees it end) only once both are closed.
+        self._file.close()
+
+
+class CurlSSEClient(SSEClient):
+    """The same reader on an event stream that curl fetches over HTTP/2
+    with TLS (any certificate accepted) from https://127.0.0.1:PORT: what
+    a browser's EventSource does through the TLS front.  curl -N passes
+    every byte on as it arrives."""
+
+    def _open(self, port, path, headers, timeout):
+        argv = ["curl", "-sk", "--http2", "-N", "-i", "--max-time", str(int(60 * SLOW)),
+                "-H", "Accept: text/event-stream"]
+        for kv in headers.items():
+            argv += ["-H", "%s: %s" % kv]
+        self.curl = spawn(argv + ["https://127.0.0.1:%d%s" % (port, path)],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return self.curl.stdout
+
+    def close(self):
+        kill(self.curl)
+        self._thread.join(5)
+        self.curl.stdout.close()
 
 
 def session(p, user, ttl=None):
@@ -384,6 +681,39 @@ def redis_cli(redis, *args):
     r = subprocess.run(["redis-cli", "-s", redis.socket] + [str(a) for a in args],
                        capture_output=True, text=True, timeout=10)
     return r.stdout.strip()
+
+
+def redis_call(redis, *args):
+    """One command to REDIS on its socket, the reply parsed (RESP2): a
+    str, an int, None or a list of those; an error reply raises."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10 * SLOW)
+    try:
+        s.connect(redis.socket)
+        parts = [str(a).encode() for a in args]
+        s.sendall(b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+        with s.makefile("rb") as f:
+            return _resp_read(f)
+    finally:
+        s.close()
+
+
+def _resp_read(f):
+    line = f.readline()
+    kind, rest = line[:1], line[1:].rstrip(b"\r\n")
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise AssertionError("redis error: " + rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind in (b"$", b"*") and int(rest) < 0:
+        return None
+    if kind == b"$":
+        return f.read(int(rest) + 2)[:-2].decode()
+    if kind == b"*":
+        return [_resp_read(f) for _ in range(int(rest))]
+    raise AssertionError("unexpected reply from redis: %r" % line)
 
 
 def jwt(claims, secret, alg="HS256", header=None):

@@ -343,14 +343,20 @@ class Bus(unittest.TestCase):
         self.assertEqual((leave["event"], leave["user"]), ("leave", "alice"))
         self.assertEqual(redis_cli(self.env.redis, "HEXISTS", "parley:room:lobby:members", "alice"), "0")
 
-    def test_presence_of_dead_instance_is_reaped(self):
-        ttl = 3.0
-        a = self.env.parleyd({"workers": "1", "instance_ttl": "3s", "instance_id": "doomed"})
+    def watched_instance(self, instance_id):
+        """An instance (INSTANCE_ID, instance_ttl 3 s) holding alice in the
+        lobby, watched from another one: (the instance, the watcher)."""
+        a = self.env.parleyd({"workers": "1", "instance_ttl": "3s", "instance_id": instance_id})
         b = self.env.parleyd({"workers": "1", "instance_ttl": "3s"})
         watcher = self.stream(b, session(b, "watcher"))
         time.sleep(0.2)
         self.stream(a, session(a, "alice"))
         watcher.wait_events(1, kind="presence")
+        return a, watcher
+
+    def test_presence_of_dead_instance_is_reaped(self):
+        ttl = 3.0
+        a, watcher = self.watched_instance("doomed")
         self.assertEqual(redis_cli(self.env.redis, "EXISTS", "parley:instance:doomed"), "1")
         # The whole instance dies at once, without a chance to clean up:
         # frozen first, so that no process sees another one go.
@@ -367,6 +373,31 @@ class Bus(unittest.TestCase):
         self.assertEqual(redis_cli(self.env.redis, "SISMEMBER", "parley:instances", "doomed"), "0")
         self.assertEqual(redis_cli(self.env.redis, "EXISTS", "parley:instance:doomed:presence"), "0")
         self.assertIn("leave", [e["json"]["event"] for e in watcher.events if e.get("event") == "presence"])
+
+    def test_presence_of_a_crashed_instance_back_under_its_id_is_taken_back(self):
+        # The whole instance dies and is started again under the same
+        # instance_id (systemd, a container's restart policy) before its
+        # heartbeat expires: the heartbeat never lapses, so no instance
+        # reaps the dead one's presence - the new one must take it back.
+        a, watcher = self.watched_instance("phoenix")
+        a.kill()
+        a.start()
+        leave = watcher.wait_events(2, kind="presence", timeout=10)[1]["json"]
+        self.assertEqual((leave["event"], leave["user"]), ("leave", "alice"))
+        self.assertEqual(self.members(), {"watcher": "1"})
+        self.assertEqual(redis_cli(self.env.redis, "HLEN", "parley:instance:phoenix:presence"), "0")
+        # The new incarnation's own presence is kept.
+        self.stream(a, session(a, "bob"))
+        wait_for(lambda: self.members() == {"watcher": "1", "bob": "1"}, what="bob present")
+
+    def test_presence_field_names_run_worker_room_and_user_in_full(self):
+        a = self.env.parleyd({"workers": "1", "instance_id": "fields"})
+        room, user = "r" * 64, "u" * 64
+        self.stream(a, session(a, user), room=room)
+        run = re.search(r"event=starting .* run=([0-9a-f]{16})", a.log()).group(1)
+        field = "%s.%d|%s|%s" % (run, a.workers()[0], room, user)
+        wait_for(lambda: redis_cli(self.env.redis, "HKEYS", "parley:instance:fields:presence") == field,
+                 what="the presence field")
 
     def test_graceful_stop_takes_presence_back(self):
         a = self.env.parleyd({"workers": "2", "instance_id": "leaving"})
