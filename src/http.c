@@ -104,9 +104,20 @@ int http_inflight(void)
     return inflight;
 }
 
-void http_set_draining(int on)
+void http_drain(void)
 {
-    draining = on;
+    struct http_conn *hc, *next;
+
+    draining = 1;
+    /* An idle keep-alive connection is closed now, not when the worker
+     * exits: a proxy that pooled it learns at once, and does not send a
+     * request down it in the instant before it goes. */
+    for (hc = LIST_FIRST(&http_conns); hc != NULL; hc = next) {
+        next = LIST_NEXT(hc, link);
+        if (hc->conn->request == NULL && hc->request_started_ms == 0 && evbuffer_get_length(hc->held) == 0) {
+            evhtp_connection_free(hc->conn);    /* the fini hook unlinks it */
+        }
+    }
 }
 
 static int hexval(int c)

@@ -66,8 +66,9 @@ void http_attach(evhtp_t *htp);
 /* Requests whose response has not been finished yet. */
 int http_inflight(void);
 
-/* Once draining, every response asks the client to close the connection. */
-void http_set_draining(int draining);
+/* The worker is stopping: idle keep-alive connections close now, and
+ * every response from here on asks the client to close its connection. */
+void http_drain(void);
 
 /* The request id given to REQ (also sent as X-Request-Id). */
 const char *http_request_id(evhtp_request_t *req);

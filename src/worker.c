@@ -109,7 +109,7 @@ static void worker_stop(void)
     self.draining = 1;
     accept_stop();              /* the master has closed its copies already */
     log_info("event=draining inflight=%d", http_inflight());
-    http_set_draining(1);
+    http_drain();
     event_base_gettimeofday_cached(self.base, &self.drain_started);
     self.drain_total = ws_count() + sse_count();
     worker_drain_spread(0);
