@@ -68,6 +68,7 @@ struct http_conn {
     size_t head_len;                /* once it is in: its length from the request line */
     struct http_chunked chunked;
     int64_t request_started_ms;     /* when the request being read began, 0 between requests */
+    unsigned handed;                /* requests handed to libevhtp so far */
     int reject_status;              /* the status to send before closing, or 0 */
     const char *reject_reason;
     int read_stopped;               /* reading paused: too much is held while libevhtp is busy */
@@ -111,10 +112,12 @@ void http_drain(void)
     draining = 1;
     /* An idle keep-alive connection is closed now, not when the worker
      * exits: a proxy that pooled it learns at once, and does not send a
-     * request down it in the instant before it goes. */
+     * request down it in the instant before it goes.  A connection that
+     * has not brought its first request yet is not idle: it is served. */
     for (hc = LIST_FIRST(&http_conns); hc != NULL; hc = next) {
         next = LIST_NEXT(hc, link);
-        if (hc->conn->request == NULL && hc->request_started_ms == 0 && evbuffer_get_length(hc->held) == 0) {
+        if (hc->handed > 0 && hc->conn->request == NULL && hc->request_started_ms == 0
+            && evbuffer_get_length(hc->held) == 0) {
             evhtp_connection_free(hc->conn);    /* the fini hook unlinks it */
         }
     }
@@ -838,6 +841,7 @@ static int http_gate_hand(struct http_conn *hc)
     evbuffer_freeze(in, 0);
     hc->phase = HTTP_PHASE_HEAD;
     hc->request_started_ms = 0;
+    hc->handed++;
     memset(&hc->scan, 0, sizeof(hc->scan));
     return status;
 }
