@@ -127,27 +127,35 @@ static int auth_accept(struct http_hold *hold, const struct auth_identity *who, 
     return PL_OK;
 }
 
-static void auth_on_session(enum store_status st, const char *user, int64_t expires, void *arg)
+/* Ends a lookup in Redis: hands call->who on, or answers why not (UNKNOWN
+ * says what was not found). */
+static void auth_finish(struct auth_call *call, enum store_status st, const char *unknown)
 {
-    struct auth_call *call = arg;
     evhtp_request_t *req = call->hold->req;
 
     if (req != NULL && st == STORE_OK) {
-        snprintf(call->who.user, sizeof(call->who.user), "%s", user);
-        call->who.expires = expires;
         auth_accept(call->hold, &call->who, call->cb, call->arg);
         free(call);
         return;
     }
-    if (req != NULL) {
-        if (st == STORE_NOT_FOUND) {
-            http_error(req, 401, "unauthorized", "unknown or expired session token");
-        } else {
-            http_error(req, 503, "redis_unavailable", "the session store is unavailable");
-        }
+    if (req != NULL && st == STORE_NOT_FOUND) {
+        http_error(req, 401, "unauthorized", "%s", unknown);
+    } else if (req != NULL) {
+        http_error(req, 503, "redis_unavailable", "the session store is unavailable");
     }
     http_release(call->hold);
     free(call);
+}
+
+static void auth_on_session(enum store_status st, const char *user, int64_t expires, void *arg)
+{
+    struct auth_call *call = arg;
+
+    if (st == STORE_OK) {
+        snprintf(call->who.user, sizeof(call->who.user), "%s", user);
+        call->who.expires = expires;
+    }
+    auth_finish(call, st, "unknown or expired session token");
 }
 
 static int auth_jwt(evhtp_request_t *req, const char *token, auth_cb cb, void *arg)
@@ -173,25 +181,13 @@ static void auth_on_ticket(enum store_status st, const char *user, const char *s
                            void *arg)
 {
     struct auth_call *call = arg;
-    evhtp_request_t *req = call->hold->req;
 
-    if (req != NULL && st == STORE_OK) {
+    if (st == STORE_OK) {
         snprintf(call->who.user, sizeof(call->who.user), "%s", user);
         snprintf(call->who.session, sizeof(call->who.session), "%s", session);
         call->who.expires = expires;
-        auth_accept(call->hold, &call->who, call->cb, call->arg);
-        free(call);
-        return;
     }
-    if (req != NULL) {
-        if (st == STORE_NOT_FOUND) {
-            http_error(req, 401, "unauthorized", "unknown, used or expired ticket");
-        } else {
-            http_error(req, 503, "redis_unavailable", "the session store is unavailable");
-        }
-    }
-    http_release(call->hold);
-    free(call);
+    auth_finish(call, st, "unknown, used or expired ticket");
 }
 
 /* Starts a lookup in Redis for REQ: LOOKUP runs with the call, whose
