@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "clock.h"
 #include "log.h"
 #include "parley.h"
 
@@ -93,14 +94,6 @@ void accept_conn_move(enum metrics_gauge from, enum metrics_gauge to)
     metrics_gauge_add(to, 1);
 }
 
-static int64_t accept_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void accept_on_resume(evutil_socket_t fd, short what, void *arg)
 {
     PL_UNUSED(fd);
@@ -116,7 +109,7 @@ static void accept_on_resume(evutil_socket_t fd, short what, void *arg)
 static void accept_on_error(struct evconnlistener *lev, void *arg)
 {
     int err = EVUTIL_SOCKET_ERROR();
-    int64_t now = accept_now_ms();
+    int64_t now = clock_coarse_ms();
     unsigned times;
 
     PL_UNUSED(lev);

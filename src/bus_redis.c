@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "dict.h"
 #include "log.h"
 #include "metrics.h"
@@ -53,14 +54,6 @@ struct bus {
 };
 
 static struct bus bus;
-
-static int64_t bus_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int bus_mask_empty(const struct bus_channel *ch)
 {
@@ -190,7 +183,7 @@ static void bus_release(const char *name, struct bus_channel *ch, int slot)
      * a sender that the user is offline.  Rooms linger a little, so people
      * leaving and rejoining do not churn subscriptions. */
     if (!bus_is_user_channel(name) || !bus_drop(name, ch)) {
-        ch->idle_since_ms = bus_now_ms();
+        ch->idle_since_ms = clock_ms();
     }
 }
 
@@ -272,7 +265,7 @@ static void bus_on_ctl(evutil_socket_t fd, short what, void *arg)
 
 static void bus_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
-    int64_t now = bus_now_ms();
+    int64_t now = clock_ms();
     struct dict_iter it;
     const char *name;
     void *value;

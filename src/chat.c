@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/random.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -16,42 +15,30 @@
 
 #include "agent.h"
 #include "bus.h"
+#include "clock.h"
+#include "feed.h"
 #include "event.h"
 #include "json_field.h"
 #include "json_strict.h"
 #include "log.h"
 #include "names.h"
 #include "parley.h"
-#include "presence.h"
 #include "rate.h"
 #include "store.h"
 #include "ws.h"
 #include "ws_frame.h"
 
-#define CHAT_CACHE_SLOT 0       /* bus_event cache slot of the WebSocket frame */
 #define CHAT_HISTORY_DEFAULT 50
 #define CHAT_HISTORY_MAX 200
 #define CHAT_CMID_MAX 128
 #define CHAT_FLOOD_FACTOR 10    /* a client this far over the limit ... */
 #define CHAT_FLOOD_SECONDS 10   /* ... for this long is closed with 1008 */
 
-enum chat_state { CHAT_JOINING, CHAT_LIVE };
-
 struct chat_client {
     struct ws_conn *ws;
-    struct bus_sub room_sub;
-    struct bus_sub user_sub;
-    enum chat_state st;
-    int64_t opened_ms;          /* for the join deadline */
-    LIST_ENTRY(chat_client) joining;    /* on the joining list until welcomed */
-    int joined;                 /* counted in the room's presence */
+    struct feed feed;           /* the room and the user's direct messages */
     int closed;
     int pending;                /* store calls that will come back to us */
-    struct auth_identity who;
-    char room[PL_NAME_MAX + 1];
-    char welcome_last[BUS_ID_MAX];  /* stored events up to here are history */
-    struct event_id welcome_sid;    /* the same, parsed ("": 0-0) */
-    struct bus_held held;       /* events that came before the welcome */
     char **members;             /* names for the welcome, while it is built */
     int nmembers;
     LIST_HEAD(, chat_ask) asks; /* agent answers this client asked for */
@@ -76,30 +63,11 @@ struct chat_ask {
 
 static const struct conf *cfg;
 static uint64_t direct_seq;
-static LIST_HEAD(, chat_client) joining = LIST_HEAD_INITIALIZER(joining);
-static struct event *join_sweep;
 
 static void chat_ask_free(struct chat_ask *ask);
 
-static int64_t chat_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t chat_wall_ms(void)
-{
-    struct timeval tv;
-
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void chat_free(struct chat_client *cl)
 {
-    bus_held_clear(&cl->held);
     for (int i = 0; i < cl->nmembers; i++) {
         free(cl->members[i]);
     }
@@ -134,7 +102,7 @@ static int chat_owes_replies(struct ws_conn *ws, void *state)
     const struct chat_client *cl = state;
 
     PL_UNUSED(ws);
-    return cl->st == CHAT_LIVE && cl->pending > 0;
+    return feed_live(&cl->feed) && cl->pending > 0;
 }
 
 static void chat_send_buffer(struct chat_client *cl, struct evbuffer *b)
@@ -157,119 +125,39 @@ static void chat_error(struct chat_client *cl, const char *code, const char *mes
     evbuffer_free(b);
 }
 
-/* --- events from the bus ------------------------------------------------ */
+/* --- the room's feed ---------------------------------------------------- */
+
+static struct chat_client *chat_of(struct feed *f)
+{
+    return PL_CONTAINER_OF(f, struct chat_client, feed);
+}
 
 static void *chat_encode(struct bus_event *ev)
 {
     return ws_text_frame(ev->json, ev->json_len);
 }
 
-static int chat_wants(const struct chat_client *cl, const struct bus_event *ev)
+static void chat_deliver(struct feed *f, void *frame, const struct bus_event *ev)
 {
-    return bus_event_for(ev, cl->who.user) && (!ev->stored || event_id_order(&ev->sid, &cl->welcome_sid) > 0);
+    PL_UNUSED(ev);
+    ws_send_event(chat_of(f)->ws, frame);
 }
 
-static void chat_deliver(struct chat_client *cl, struct bus_event *ev)
+/* A join that came while joining, of someone the welcome already lists,
+ * is old news for this client. */
+static int chat_still_news(struct feed *f, const struct bus_event *ev)
 {
-    if (chat_wants(cl, ev)) {
-        ws_send_event(cl->ws, bus_event_cache(ev, CHAT_CACHE_SLOT, chat_encode, chunk_free_cached));
-    }
-}
+    struct chat_client *cl = chat_of(f);
 
-static void chat_on_event(struct chat_client *cl, struct bus_event *ev)
-{
-    if (cl->st == CHAT_LIVE) {
-        chat_deliver(cl, ev);
-    } else if (!cl->closed && bus_held_push(&cl->held, ev) != PL_OK) {
-        ws_close(cl->ws, 1011, "out of memory");    /* rather than a silent gap */
-    }
-}
-
-static void chat_on_room_event(struct bus_sub *sub, struct bus_event *ev)
-{
-    chat_on_event(PL_CONTAINER_OF(sub, struct chat_client, room_sub), ev);
-}
-
-static void chat_on_rechecked(int revoked, void *arg)
-{
-    struct chat_client *cl = arg;
-
-    if (!chat_unpin(cl)) {
-        return;
-    }
-    if (revoked) {
-        ws_close(cl->ws, 1008, "session revoked");
-    } else {
-        chat_replied(cl);
-    }
-}
-
-/* Checks once more that the client's session was not revoked while the
- * connection was being opened: a "revoked" event published before the
- * user's channel was subscribed never reached it. */
-static void chat_recheck(struct chat_client *cl)
-{
-    if (!cl->closed && auth_recheck(&cl->who, chat_on_rechecked, cl) == PL_OK) {
-        cl->pending++;
-    }
-}
-
-static void chat_on_user_event(struct bus_sub *sub, struct bus_event *ev)
-{
-    struct chat_client *cl = PL_CONTAINER_OF(sub, struct chat_client, user_sub);
-
-    if (strcmp(ev->type, "revoked") == 0) {
-        chat_recheck(cl);
-        return;
-    }
-    chat_on_event(cl, ev);
-}
-
-/* --- joining: subscribe, presence, welcome ------------------------------ */
-
-/* A join that came while joining, of someone the welcome already lists:
- * old news for this client. */
-static int chat_welcomed_join(const struct chat_client *cl, const struct bus_event *ev)
-{
     if (strcmp(ev->type, "presence") != 0 || strstr(ev->json, "\"event\":\"join\"") == NULL) {
-        return 0;
+        return 1;
     }
     for (int i = 0; i < cl->nmembers; i++) {
         if (strcmp(cl->members[i], ev->user) == 0) {
-            return 1;
+            return 0;
         }
     }
-    return 0;
-}
-
-static void chat_send_welcome(struct chat_client *cl)
-{
-    struct evbuffer *b = evbuffer_new();
-
-    if (b == NULL) {
-        ws_close(cl->ws, 1011, "out of memory");
-        return;
-    }
-    evbuffer_add_printf(b, "{\"type\":\"welcome\",\"user\":\"%s\",\"room\":\"%s\",\"members\":[", cl->who.user, cl->room);
-    for (int i = 0; i < cl->nmembers; i++) {
-        evbuffer_add_printf(b, "%s\"%s\"", i ? "," : "", cl->members[i]);
-    }
-    if (cl->welcome_last[0] != '\0') {
-        evbuffer_add_printf(b, "],\"last_id\":\"%s\"}", cl->welcome_last);
-    } else {
-        evbuffer_add_printf(b, "],\"last_id\":null}");
-    }
-    chat_send_buffer(cl, b);
-    evbuffer_free(b);
-
-    cl->st = CHAT_LIVE;
-    LIST_REMOVE(cl, joining);
-    for (int i = 0; i < cl->held.n; i++) {
-        if (!chat_welcomed_join(cl, cl->held.ev[i])) {
-            chat_deliver(cl, cl->held.ev[i]);
-        }
-    }
-    bus_held_clear(&cl->held);
+    return 1;
 }
 
 /* The room cannot be joined (Redis down or not answering): say so and
@@ -278,6 +166,72 @@ static void chat_join_failed(struct chat_client *cl)
 {
     chat_error(cl, "redis_unavailable", "cannot join the room now; try again later");
     ws_close(cl->ws, 1011, "redis unavailable");
+}
+
+static void chat_end(struct feed *f, enum feed_end why)
+{
+    struct chat_client *cl = chat_of(f);
+
+    switch (why) {
+    case FEED_REVOKED:
+        ws_close(cl->ws, 1008, "session revoked");
+        break;
+    case FEED_EXPIRED:
+        ws_close(cl->ws, 1008, "token expired");
+        break;
+    case FEED_UNAVAILABLE:
+        chat_join_failed(cl);
+        break;
+    case FEED_NO_MEMORY:
+        ws_close(cl->ws, 1011, "out of memory");
+        break;
+    }
+}
+
+static void chat_pin(struct feed *f)
+{
+    chat_of(f)->pending++;
+}
+
+static int chat_feed_unpin(struct feed *f)
+{
+    struct chat_client *cl = chat_of(f);
+
+    if (!chat_unpin(cl)) {
+        return 0;
+    }
+    chat_replied(cl);
+    return 1;
+}
+
+/* The welcome names the members (the user included) and the newest stored
+ * id: whatever is stored after it reaches the client live, whatever up to
+ * it is history, so the client misses nothing and sees nothing twice. */
+static void chat_send_welcome(struct chat_client *cl, const char *last_id)
+{
+    struct evbuffer *b = evbuffer_new();
+    struct event_id sid;
+
+    if (b == NULL) {
+        ws_close(cl->ws, 1011, "out of memory");
+        return;
+    }
+    evbuffer_add_printf(b, "{\"type\":\"welcome\",\"user\":\"%s\",\"room\":\"%s\",\"members\":[",
+                        cl->feed.who.user, cl->feed.room);
+    for (int i = 0; i < cl->nmembers; i++) {
+        evbuffer_add_printf(b, "%s\"%s\"", i ? "," : "", cl->members[i]);
+    }
+    if (last_id[0] != '\0') {
+        evbuffer_add_printf(b, "],\"last_id\":\"%s\"}", last_id);
+    } else {
+        evbuffer_add_printf(b, "],\"last_id\":null}");
+    }
+    chat_send_buffer(cl, b);
+    evbuffer_free(b);
+    if (event_id_parse(last_id, &sid) == 0) {
+        feed_mark(&cl->feed, &sid);
+    }
+    feed_go_live(&cl->feed);
 }
 
 static void chat_on_last_id(enum store_status st, const char *id, void *arg)
@@ -291,9 +245,7 @@ static void chat_on_last_id(enum store_status st, const char *id, void *arg)
         chat_join_failed(cl);
         return;
     }
-    snprintf(cl->welcome_last, sizeof(cl->welcome_last), "%s", id);
-    event_id_parse(id, &cl->welcome_sid);      /* stays 0-0 for an empty room */
-    chat_send_welcome(cl);
+    chat_send_welcome(cl, id);
 }
 
 static void chat_on_members(enum store_status st, const char *const *names, int n, void *arg)
@@ -311,62 +263,48 @@ static void chat_on_members(enum store_status st, const char *const *names, int 
     }
     /* The newest id is read after the subscription is live: whatever is
      * stored later reaches the client live, whatever before is history. */
-    if (store_last_id(cl->room, chat_on_last_id, cl) == PL_OK) {
+    if (store_last_id(cl->feed.room, chat_on_last_id, cl) == PL_OK) {
         cl->pending++;
     } else {
         chat_join_failed(cl);
     }
 }
 
-static void chat_on_ready(struct chat_client *cl)
+/* Subscribed and counted in: the members (the user among them), then the
+ * newest id, then the welcome. */
+static void chat_ready(struct feed *f)
 {
-    if (!cl->room_sub.ready || !cl->user_sub.ready || cl->closed) {
-        return;
-    }
-    presence_join(cl->room, cl->who.user);
-    cl->joined = 1;
-    chat_recheck(cl);
-    /* Sent after the join on the same connection, so the user is listed. */
-    if (store_members(cl->room, chat_on_members, cl) == PL_OK) {
+    struct chat_client *cl = chat_of(f);
+
+    if (store_members(f->room, chat_on_members, cl) == PL_OK) {
         cl->pending++;
     } else {
         chat_join_failed(cl);
     }
 }
 
-static void chat_on_room_ready(struct bus_sub *sub)
-{
-    chat_on_ready(PL_CONTAINER_OF(sub, struct chat_client, room_sub));
-}
-
-static void chat_on_user_ready(struct bus_sub *sub)
-{
-    chat_on_ready(PL_CONTAINER_OF(sub, struct chat_client, user_sub));
-}
+static const struct feed_ops chat_feed_ops = {
+    .slot = FEED_SLOT_WS,
+    .encode = chat_encode,
+    .ready = chat_ready,
+    .deliver = chat_deliver,
+    .still_news = chat_still_news,
+    .end = chat_end,
+    .pin = chat_pin,
+    .unpin = chat_feed_unpin,
+};
 
 static void *chat_open(struct ws_conn *ws, const struct auth_identity *who, const char *room)
 {
     struct chat_client *cl = calloc(1, sizeof(*cl));
-    char channel[256];
 
     if (cl == NULL) {
         return NULL;
     }
     cl->ws = ws;
     LIST_INIT(&cl->asks);
-    cl->who = *who;
-    snprintf(cl->room, sizeof(cl->room), "%s", room);
-    rate_init(&cl->bucket, cfg->rate_burst, chat_now_ms());
-    cl->opened_ms = chat_now_ms();
-    LIST_INSERT_HEAD(&joining, cl, joining);
-    cl->room_sub.on_event = chat_on_room_event;
-    cl->room_sub.on_ready = chat_on_room_ready;
-    cl->user_sub.on_event = chat_on_user_event;
-    cl->user_sub.on_ready = chat_on_user_ready;
-    if (bus_sub_add(&cl->room_sub, store_room_channel(room, channel, sizeof(channel))) != PL_OK
-        || bus_sub_add(&cl->user_sub, store_user_channel(who->user, channel, sizeof(channel))) != PL_OK) {
-        bus_sub_remove(&cl->room_sub);
-        LIST_REMOVE(cl, joining);
+    rate_init(&cl->bucket, cfg->rate_burst, clock_coarse_ms());
+    if (feed_open(&cl->feed, &chat_feed_ops, who, room) != PL_OK) {
         free(cl);
         return NULL;
     }
@@ -378,18 +316,11 @@ static void chat_close(struct ws_conn *ws, void *state)
     struct chat_client *cl = state;
 
     PL_UNUSED(ws);
-    if (cl->st == CHAT_JOINING) {
-        LIST_REMOVE(cl, joining);
-    }
-    bus_sub_remove(&cl->room_sub);
-    bus_sub_remove(&cl->user_sub);
+    feed_close(&cl->feed);
     while (!LIST_EMPTY(&cl->asks)) {
         struct chat_ask *ask = LIST_FIRST(&cl->asks);
         agent_cancel(ask->agent);   /* nobody is left to ask for it */
         chat_ask_free(ask);
-    }
-    if (cl->joined) {
-        presence_leave(cl->room, cl->who.user);
     }
     cl->closed = 1;
     cl->ws = NULL;
@@ -404,7 +335,7 @@ static void chat_close(struct ws_conn *ws, void *state)
  * second); closes a client that keeps flooding. */
 static int chat_rate_ok(struct chat_client *cl)
 {
-    int64_t now = chat_now_ms();
+    int64_t now = clock_coarse_ms();
 
     if (cfg->rate_limit == 0) {
         return 1;
@@ -417,7 +348,7 @@ static int chat_rate_ok(struct chat_client *cl)
     }
     cl->second_count++;
     if (cl->flood_seconds >= CHAT_FLOOD_SECONDS) {
-        log_warn("event=flood_closed user=%s room=%s", cl->who.user, cl->room);
+        log_warn("event=flood_closed user=%s room=%s", cl->feed.who.user, cl->feed.room);
         ws_close(cl->ws, 1008, "flooding");
         return 0;
     }
@@ -522,7 +453,7 @@ static void chat_message(struct chat_client *cl, json_object *msg)
     if (content == NULL || (a = chat_ack_new(cl, msg)) == NULL) {
         return;
     }
-    if (store_message_publish(cl->room, cl->who.user, content, len, a->has_cmid ? a->cmid : NULL, 0,
+    if (store_message_publish(cl->feed.room, cl->feed.who.user, content, len, a->has_cmid ? a->cmid : NULL, 0,
                               chat_on_published, a) != PL_OK) {
         chat_error(cl, "redis_unavailable", "the message could not be stored");
         free(a);
@@ -557,7 +488,7 @@ static void chat_direct(struct chat_client *cl, json_object *msg)
     const char *content;
     struct chat_ack *a;
     struct evbuffer *b;
-    int64_t now = chat_wall_ms();
+    int64_t now = clock_wall_ms();
 
     to = json_field_string(msg, "to", &tolen, &bad);
     if (to == NULL || !name_valid(to)) {
@@ -574,8 +505,8 @@ static void chat_direct(struct chat_client *cl, json_object *msg)
         free(a);
         return;
     }
-    event_header(b, "direct", a->id, cl->who.user);
-    event_direct(b, a->id, cl->who.user, to, content, len, now);
+    event_header(b, "direct", a->id, cl->feed.who.user);
+    event_direct(b, a->id, cl->feed.who.user, to, content, len, now);
     if (store_publish_live(store_user_channel(to, channel, sizeof(channel)), (const char *)evbuffer_pullup(b, -1),
                            evbuffer_get_length(b), chat_on_direct_sent, a) == PL_OK) {
         cl->pending++;
@@ -594,9 +525,9 @@ static void chat_typing(struct chat_client *cl)
     if (b == NULL) {
         return;
     }
-    event_header(b, "typing", NULL, cl->who.user);
-    event_typing(b, cl->who.user, cl->room);
-    if (store_publish_live(store_room_channel(cl->room, channel, sizeof(channel)),
+    event_header(b, "typing", NULL, cl->feed.who.user);
+    event_typing(b, cl->feed.who.user, cl->feed.room);
+    if (store_publish_live(store_room_channel(cl->feed.room, channel, sizeof(channel)),
                            (const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b), NULL, NULL) != PL_OK) {
         chat_error(cl, "redis_unavailable", "typing could not be sent");
     }
@@ -648,7 +579,7 @@ static void chat_history(struct chat_client *cl, json_object *msg)
         }
         limit = limit > CHAT_HISTORY_MAX ? CHAT_HISTORY_MAX : limit;
     }
-    if (store_history(cl->room, NULL, before, (int)limit, chat_on_history, cl) == PL_OK) {
+    if (store_history(cl->feed.room, NULL, before, (int)limit, chat_on_history, cl) == PL_OK) {
         cl->pending++;
     } else {
         chat_error(cl, "redis_unavailable", "history is unavailable");
@@ -751,9 +682,9 @@ static void chat_ask(struct chat_client *cl, json_object *msg)
     }
     ask->cl = cl;
     snprintf(ask->request_id, sizeof(ask->request_id), "%llx", (unsigned long long)++direct_seq);
-    snprintf(ask->room, sizeof(ask->room), "%s", cl->room);
+    snprintf(ask->room, sizeof(ask->room), "%s", cl->feed.room);
     LIST_INSERT_HEAD(&cl->asks, ask, link);
-    ask->agent = agent_ask(question, cl->room, cl->who.user, chat_ask_on_chunk, chat_ask_on_done, ask);
+    ask->agent = agent_ask(question, cl->feed.room, cl->feed.who.user, chat_ask_on_chunk, chat_ask_on_done, ask);
     if (ask->agent == NULL) {
         chat_ask_free(ask);
         chat_error(cl, "agent_busy", "the agent is busy; try again shortly");
@@ -776,7 +707,7 @@ static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size
         chat_error(cl, "invalid_json", why);
     } else if (!json_object_object_get_ex(msg, "type", &type) || !json_object_is_type(type, json_type_string)) {
         chat_error(cl, "bad_request", "\"type\" is missing");
-    } else if (cl->st != CHAT_LIVE) {
+    } else if (!feed_live(&cl->feed)) {
         chat_error(cl, "bad_request", "wait for the welcome before sending");
     } else if (strcmp(t = json_object_get_string(type), "message") == 0) {
         chat_message(cl, msg);
@@ -801,32 +732,9 @@ static const struct ws_handlers chat_handlers = {
     .owes_replies = chat_owes_replies,
 };
 
-/* A connection that cannot be welcomed (Redis down or unanswering) is told
- * so and closed, instead of waiting silently. */
-static void chat_on_join_sweep(evutil_socket_t fd, short what, void *arg)
-{
-    int64_t now = chat_now_ms();
-    struct chat_client *cl, *next;
-
-    PL_UNUSED(fd);
-    PL_UNUSED(what);
-    PL_UNUSED(arg);
-    for (cl = LIST_FIRST(&joining); cl != NULL; cl = next) {
-        next = LIST_NEXT(cl, joining);
-        if (now - cl->opened_ms > 2 * cfg->redis_timeout_ms && !cl->closed) {
-            chat_join_failed(cl);
-            cl->opened_ms = now;        /* the close is under way: say it once */
-        }
-    }
-}
-
 void chat_register(struct event_base *base, const struct conf *c)
 {
-    struct timeval tick = { 1, 0 };
-
     cfg = c;
-    join_sweep = event_new(base, -1, EV_PERSIST, chat_on_join_sweep, NULL);
-    event_add(join_sweep, &tick);
     if (getrandom(&direct_seq, sizeof(direct_seq), 0) != sizeof(direct_seq)) {
         direct_seq = (uint64_t)time(NULL);
     }

@@ -1,5 +1,6 @@
 /* http.c - route table, dispatch, request ids and replies. */
 #include "http.h"
+#include "clock.h"
 #include "http_chunked.h"
 #include "http_head.h"
 
@@ -591,14 +592,6 @@ static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
 /* --- connections: limits that libevhtp does not enforce ------------------ */
 
 
-static int64_t http_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A request refused before libevhtp saw it, or one libevhtp could not
  * parse: say why before closing, straight to the socket (nothing else is
  * queued on it).  REASON, when given, replaces the status's usual message. */
@@ -657,7 +650,7 @@ static void http_on_linger(evutil_socket_t fd, short what, void *arg)
     struct http_lingerer *l = arg;
     char buf[16384];
 
-    if ((what & EV_READ) && http_now_ms() < l->until_ms) {
+    if ((what & EV_READ) && clock_coarse_ms() < l->until_ms) {
         ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) {
             return;
@@ -680,7 +673,7 @@ static void http_linger(evhtp_connection_t *conn)
         return;                 /* out of memory or descriptors: a plain close */
     }
     shutdown(fd, SHUT_WR);
-    l->until_ms = http_now_ms() + HTTP_LINGER_MS;
+    l->until_ms = clock_coarse_ms() + HTTP_LINGER_MS;
     l->ev = event_new(conn->evbase, fd, EV_READ | EV_PERSIST, http_on_linger, l);
     if (l->ev == NULL || event_add(l->ev, &wait) != 0) {
         if (l->ev != NULL) {
@@ -759,7 +752,7 @@ static int http_gate_head(struct http_conn *hc)
     if (hc->request_started_ms == 0) {
         /* The whole request, head and body, has a deadline: a head or a
          * body trickled a byte at a time would hold the connection forever. */
-        hc->request_started_ms = http_now_ms();
+        hc->request_started_ms = clock_coarse_ms();
     }
     /* At LOOK bytes a head is over one limit or the other: a verdict. */
     len = len < look ? len : look;
@@ -947,7 +940,7 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
  * timeout, so each request gets a deadline of its own. */
 static void http_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
-    int64_t now = http_now_ms();
+    int64_t now = clock_coarse_ms();
     struct http_conn *hc, *next;
 
     PL_UNUSED(fd);

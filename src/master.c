@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "bus_redis.h"
 #include "listen.h"
 #include "log.h"
@@ -69,14 +70,6 @@ struct master {
     sigset_t sigs;
 };
 
-static int64_t master_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void master_describe_status(int status, char *buf, size_t len)
 {
     if (WIFEXITED(status)) {
@@ -113,7 +106,7 @@ static void master_spawn(struct master *m, int index)
     if (pid < 0) {
         log_error(errno, "event=spawn_failed worker=%d", index);
         metrics_slot_release(slot);
-        m->respawn[index].due_ms = master_now_ms() + MASTER_BACKOFF_MIN_MS;
+        m->respawn[index].due_ms = clock_ms() + MASTER_BACKOFF_MIN_MS;
         return;
     }
     if (pid == 0) {
@@ -122,7 +115,7 @@ static void master_spawn(struct master *m, int index)
         _exit(worker_run(m->cfg, &m->listen, &m->zone, index, m->nworkers, slot));
     }
     metrics_slot_set_pid(slot, pid);
-    *p = (struct master_proc){ pid, index, m->generation, slot, master_now_ms(), 0 };
+    *p = (struct master_proc){ pid, index, m->generation, slot, clock_ms(), 0 };
     log_info("event=worker_started worker=%d pid=%ld generation=%u", index, (long)pid, m->generation);
 }
 
@@ -145,7 +138,7 @@ static void master_spawn_bus(struct master *m)
 
     if (pid < 0) {
         log_error(errno, "event=spawn_failed process=bus");
-        m->bus.due_ms = master_now_ms() + MASTER_BACKOFF_MIN_MS;
+        m->bus.due_ms = clock_ms() + MASTER_BACKOFF_MIN_MS;
         return;
     }
     if (pid == 0) {
@@ -154,7 +147,7 @@ static void master_spawn_bus(struct master *m)
         _exit(bus_redis_run(m->cfg, &m->zone));
     }
     m->bus.pid = pid;
-    m->bus.started_ms = master_now_ms();
+    m->bus.started_ms = clock_ms();
     m->bus.stopping = 0;
     log_info("event=bus_started pid=%ld", (long)pid);
     /* Workers resend their interests to the new bus at once. */
@@ -220,7 +213,7 @@ static void master_reap_bus(struct master *m, int status, int64_t now)
 
 static void master_reap(struct master *m)
 {
-    int64_t now = master_now_ms();
+    int64_t now = clock_ms();
     char how[96];
     int status;
     pid_t pid;
@@ -306,7 +299,7 @@ static void master_start_generation(struct master *m)
 {
     m->generation++;
     m->announced = 0;
-    m->generation_started_ms = master_now_ms();
+    m->generation_started_ms = clock_ms();
     memset(m->respawn, 0, sizeof(m->respawn));
     metrics_set_workers(m->nworkers);
     for (int i = 0; i < m->nworkers; i++) {
@@ -319,7 +312,7 @@ static uint64_t master_random(void)
     uint64_t r;
 
     if (getrandom(&r, sizeof(r), 0) != sizeof(r)) {
-        r = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uint64_t)master_now_ms();
+        r = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uint64_t)clock_ms();
     }
     return r;
 }
@@ -493,7 +486,7 @@ static void master_stop(struct master *m, int sig)
     }
     m->stopping = 1;
     metrics_set_stopping();
-    m->stop_deadline_ms = master_now_ms() + m->cfg->shutdown_timeout_ms + MASTER_KILL_GRACE_MS;
+    m->stop_deadline_ms = clock_ms() + m->cfg->shutdown_timeout_ms + MASTER_KILL_GRACE_MS;
     notify_send("STOPPING=1");
     log_info("event=stopping signal=%d workers=%d", sig, master_children(m));
     listen_group_close(&m->listen);
@@ -504,7 +497,7 @@ static void master_stop(struct master *m, int sig)
 
 static void master_wait_signal(struct master *m)
 {
-    int64_t now = master_now_ms(), wait = 1000;
+    int64_t now = clock_ms(), wait = 1000;
     struct timespec ts;
     int sig;
 
@@ -589,7 +582,7 @@ int master_run(struct conf *cfg, const struct cli_options *opts)
         int64_t now;
 
         master_wait_signal(&m);
-        now = master_now_ms();
+        now = clock_ms();
         if (m.stopping && !m.killed && now >= m.stop_deadline_ms) {
             log_warn("event=stop_timeout killing=%d", master_children(&m));
             master_signal_procs(&m, SIGKILL, 0);

@@ -8,6 +8,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "chunk.h"
+#include "metrics.h"
 #include "parley.h"
 
 enum { OUTQ_IDLE, OUTQ_NOW, OUTQ_BATCHED };
@@ -135,6 +137,22 @@ void outq_schedule_batched(struct outq_item *it)
     if (!evtimer_pending(batch_ev, NULL)) {
         outq_arm_batch();
     }
+}
+
+ssize_t outq_push(struct outq_item *it, struct chunk *c, int batched)
+{
+    struct evbuffer *out = bufferevent_get_output(it->bev);
+
+    if (c == NULL || chunk_append(out, c) != PL_OK) {
+        return -1;
+    }
+    metrics_add(METRIC_BYTES_OUT, c->len);
+    if (batched) {
+        outq_schedule_batched(it);
+    } else {
+        outq_schedule(it);
+    }
+    return (ssize_t)evbuffer_get_length(out);
 }
 
 void outq_detach(struct outq_item *it)

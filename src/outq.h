@@ -21,9 +21,11 @@
 #define PARLEY_OUTQ_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <sys/queue.h>
 
 struct bufferevent;
+struct chunk;
 struct event_base;
 struct outq_item;
 
@@ -50,6 +52,12 @@ void outq_schedule(struct outq_item *it);
 
 /* IT has a new room event: write it within write_delay. */
 void outq_schedule_batched(struct outq_item *it);
+
+/* Appends C (shared by reference) to IT's output and schedules it: a room
+ * event (BATCHED) within write_delay, anything else at the end of this
+ * pass.  Returns the bytes now queued (for the owner's backlog limit), or
+ * -1 when C could not be queued (C NULL, or out of memory). */
+ssize_t outq_push(struct outq_item *it, struct chunk *c, int batched);
 
 /* IT's owner is going away: take it off the queue. */
 void outq_detach(struct outq_item *it);

@@ -11,11 +11,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "agent.h"
 #include "auth.h"
 #include "bus.h"
 #include "chunk.h"
 #include "event.h"
+#include "feed.h"
 #include "http.h"
 #include "http_head.h"
 #include "accept.h"
@@ -23,26 +25,15 @@
 #include "metrics.h"
 #include "names.h"
 #include "outq.h"
-#include "presence.h"
 #include "store.h"
 #include "ws_frame.h"
-
-#define SSE_CACHE_SLOT 1        /* bus_event cache slot of the SSE encoding */
-
-enum sse_state { SSE_SUBSCRIBING, SSE_REPLAYING, SSE_LIVE };
 
 struct sse_client {
     struct bufferevent *bev;
     struct outq_item out;
     struct event *ping;
-    struct bus_sub room_sub;
-    struct bus_sub user_sub;
-    enum sse_state state;
-    char room[PL_NAME_MAX + 1];
-    struct auth_identity who;
+    struct feed feed;               /* the room and the user's direct messages */
     char resume[BUS_ID_MAX];        /* Last-Event-ID, "" for none */
-    struct event_id last_sid;       /* newest stored id written (0-0: none) */
-    struct bus_held held;           /* live events that came during replay */
     int pending;                    /* store calls that hold a pointer to us */
     int closed;
     LIST_ENTRY(sse_client) link;
@@ -81,7 +72,6 @@ static void *sse_encode(struct bus_event *ev)
 
 static void sse_free(struct sse_client *c)
 {
-    bus_held_clear(&c->held);
     free(c);
 }
 
@@ -93,15 +83,11 @@ static void sse_close(struct sse_client *c, const char *why)
         return;
     }
     c->closed = 1;
-    log_debug("event=sse_closed room=%s user=%s reason=%s", c->room, c->who.user, why);
+    log_debug("event=sse_closed room=%s user=%s reason=%s", c->feed.room, c->feed.who.user, why);
     LIST_REMOVE(c, link);
     nclients--;
     accept_conn_add(METRIC_CONN_SSE, -1);
-    bus_sub_remove(&c->room_sub);
-    bus_sub_remove(&c->user_sub);
-    if (c->state != SSE_SUBSCRIBING) {
-        presence_leave(c->room, c->who.user);
-    }
+    feed_close(&c->feed);
     event_free(c->ping);
     outq_detach(&c->out);
     bufferevent_free(c->bev);
@@ -125,99 +111,54 @@ static int sse_backlogged(struct sse_client *c)
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= cfg->sse_max_backlog) {
         return 0;
     }
-    log_warn("event=slow_consumer transport=sse room=%s user=%s", c->room, c->who.user);
+    log_warn("event=slow_consumer transport=sse room=%s user=%s", c->feed.room, c->feed.who.user);
     metrics_add(METRIC_SLOW_CLOSED, 1);
     sse_close(c, "backlog");
     return 1;
 }
 
-/* Writes CHUNK; SID (may be NULL) is the stored message it carries.  A live
- * room event (BATCHED) may wait up to write_delay to share a write. */
-static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, const struct event_id *sid,
-                            int batched)
+/* Writes CHUNK; a live room event (BATCHED) may wait up to write_delay to
+ * share a write. */
+static void sse_write_chunk(struct sse_client *c, struct chunk *chunk, int batched)
 {
-    if (chunk == NULL || chunk_append(bufferevent_get_output(c->bev), chunk) != PL_OK) {
-        return;
-    }
-    if (batched) {
-        outq_schedule_batched(&c->out);
-    } else {
-        outq_schedule(&c->out);
-    }
-    metrics_add(METRIC_MESSAGES_OUT, 1);
-    metrics_add(METRIC_BYTES_OUT, chunk->len);
-    if (sid != NULL) {
-        c->last_sid = *sid;
-    }
-    sse_backlogged(c);
-}
-
-/* Whether C should see EV: not its own presence or typing, and nothing
- * stored that it already has. */
-static int sse_wants(const struct sse_client *c, const struct bus_event *ev)
-{
-    return bus_event_for(ev, c->who.user) && (!ev->stored || event_id_order(&ev->sid, &c->last_sid) > 0);
-}
-
-static void sse_send_event(struct sse_client *c, struct bus_event *ev)
-{
-    if (sse_wants(c, ev)) {
-        sse_write_chunk(c, bus_event_cache(ev, SSE_CACHE_SLOT, sse_encode, chunk_free_cached),
-                        ev->stored ? &ev->sid : NULL, 1);
+    if (outq_push(&c->out, chunk, batched) >= 0) {
+        metrics_add(METRIC_MESSAGES_OUT, 1);
+        sse_backlogged(c);
     }
 }
 
-static void sse_on_event(struct sse_client *c, struct bus_event *ev)
+/* --- the room's feed ---------------------------------------------------- */
+
+static struct sse_client *sse_of(struct feed *f)
 {
-    if (c->state == SSE_LIVE) {
-        sse_send_event(c, ev);
-    } else if (bus_held_push(&c->held, ev) != PL_OK) {
-        sse_close(c, "out_of_memory");
-    }
+    return PL_CONTAINER_OF(f, struct sse_client, feed);
 }
 
-static void sse_on_room_event(struct bus_sub *sub, struct bus_event *ev)
+static void sse_deliver(struct feed *f, void *chunk, const struct bus_event *ev)
 {
-    sse_on_event(PL_CONTAINER_OF(sub, struct sse_client, room_sub), ev);
+    PL_UNUSED(ev);
+    sse_write_chunk(sse_of(f), chunk, 1);
 }
 
-static void sse_on_rechecked(int revoked, void *arg)
+static void sse_end(struct feed *f, enum feed_end why)
 {
-    struct sse_client *c = arg;
+    static const char *const reasons[] = {
+        [FEED_REVOKED] = "session_revoked", [FEED_EXPIRED] = "token_expired",
+        [FEED_UNAVAILABLE] = "redis_unavailable", [FEED_NO_MEMORY] = "out_of_memory",
+    };
 
-    if (sse_unpin(c) && revoked) {
-        sse_close(c, "session_revoked");
-    }
+    /* A reconnect resumes from the last id, if the token still allows. */
+    sse_close(sse_of(f), reasons[why]);
 }
 
-/* Whether C's session still exists: asked on a "revoked" event, and once
- * the user's channel is subscribed (a revocation before that never came). */
-static void sse_recheck(struct sse_client *c)
+static void sse_pin(struct feed *f)
 {
-    if (!c->closed && auth_recheck(&c->who, sse_on_rechecked, c) == PL_OK) {
-        c->pending++;
-    }
+    sse_of(f)->pending++;
 }
 
-static void sse_on_user_event(struct bus_sub *sub, struct bus_event *ev)
+static int sse_feed_unpin(struct feed *f)
 {
-    struct sse_client *c = PL_CONTAINER_OF(sub, struct sse_client, user_sub);
-
-    if (strcmp(ev->type, "revoked") == 0) {
-        sse_recheck(c);
-        return;
-    }
-    sse_on_event(c, ev);
-}
-
-/* Replay done (or not needed): write what was held, then go live. */
-static void sse_go_live(struct sse_client *c)
-{
-    c->state = SSE_LIVE;
-    for (int i = 0; i < c->held.n && !c->closed; i++) {
-        sse_send_event(c, c->held.ev[i]);
-    }
-    bus_held_clear(&c->held);
+    return sse_unpin(sse_of(f));
 }
 
 static void sse_write_reset(struct sse_client *c, const char *oldest)
@@ -227,7 +168,7 @@ static void sse_write_reset(struct sse_client *c, const char *oldest)
                      oldest[0] ? "\"" : "", oldest[0] ? oldest : "null", oldest[0] ? "\"" : "");
     struct chunk *chunk = sse_chunk_build("reset", "", json, (size_t)n);
 
-    sse_write_chunk(c, chunk, NULL, 0);
+    sse_write_chunk(c, chunk, 0);
     chunk_unref(chunk);
 }
 
@@ -250,43 +191,42 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
             struct chunk *chunk = sse_chunk_build("message", evs->items[i].id,
                                                   evs->items[i].json, evs->items[i].len);
             struct event_id sid;
-            sse_write_chunk(c, chunk, event_id_parse(evs->items[i].id, &sid) == 0 ? &sid : NULL, 0);
+            sse_write_chunk(c, chunk, 0);
             chunk_unref(chunk);
+            if (event_id_parse(evs->items[i].id, &sid) == 0) {
+                feed_mark(&c->feed, &sid);
+            }
         }
     }
     if (!c->closed) {
-        sse_go_live(c);
+        feed_go_live(&c->feed);
     }
 }
 
-/* Both channels are subscribed: from now on nothing published is missed,
- * so this is the moment to read what came before. */
-static void sse_on_ready(struct sse_client *c)
+/* Subscribed and counted in: replay what came after Last-Event-ID, if
+ * given, then go live. */
+static void sse_ready(struct feed *f)
 {
-    if (!c->room_sub.ready || !c->user_sub.ready || c->state != SSE_SUBSCRIBING) {
-        return;
-    }
-    c->state = SSE_REPLAYING;
-    presence_join(c->room, c->who.user);
-    sse_recheck(c);
+    struct sse_client *c = sse_of(f);
+
     if (c->resume[0] == '\0') {
-        sse_go_live(c);
-    } else if (store_history_resume(c->room, c->resume, sse_on_replay, c) == PL_OK) {
+        feed_go_live(f);
+    } else if (store_history_resume(f->room, c->resume, sse_on_replay, c) == PL_OK) {
         c->pending++;
     } else {
         sse_close(c, "redis_unavailable");
     }
 }
 
-static void sse_on_room_ready(struct bus_sub *sub)
-{
-    sse_on_ready(PL_CONTAINER_OF(sub, struct sse_client, room_sub));
-}
-
-static void sse_on_user_ready(struct bus_sub *sub)
-{
-    sse_on_ready(PL_CONTAINER_OF(sub, struct sse_client, user_sub));
-}
+static const struct feed_ops sse_feed_ops = {
+    .slot = FEED_SLOT_SSE,
+    .encode = sse_encode,
+    .ready = sse_ready,
+    .deliver = sse_deliver,
+    .end = sse_end,
+    .pin = sse_pin,
+    .unpin = sse_feed_unpin,
+};
 
 static void sse_on_ping(evutil_socket_t fd, short what, void *arg)
 {
@@ -376,9 +316,8 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
     struct sse_client *c = arg;
     evhtp_request_t *req = hold->req;
     const char *last = evhtp_header_find(req->headers_in, "Last-Event-ID");
-    char qlast[64];
+    char qlast[64], room[PL_NAME_MAX + 1];
     struct timeval ping = { cfg->sse_heartbeat_ms / 1000, (cfg->sse_heartbeat_ms % 1000) * 1000 };
-    char channel[256];
 
     if (!store_is_up() || !bus_redis_up()) {
         /* Nothing could be replayed or subscribed: say so now rather than
@@ -406,7 +345,6 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
             }
         }
     }
-    c->who = *who;
     if ((c->bev = sse_open(hold)) == NULL) {
         free(c);                    /* HEAD: the headers were the answer */
         return;
@@ -420,13 +358,8 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
     event_add(c->ping, &ping);
     LIST_INSERT_HEAD(&clients, c, link);
     nclients++;
-
-    c->room_sub.on_event = sse_on_room_event;
-    c->room_sub.on_ready = sse_on_room_ready;
-    c->user_sub.on_event = sse_on_user_event;
-    c->user_sub.on_ready = sse_on_user_ready;
-    if (bus_sub_add(&c->room_sub, store_room_channel(c->room, channel, sizeof(channel))) != PL_OK
-        || bus_sub_add(&c->user_sub, store_user_channel(c->who.user, channel, sizeof(channel))) != PL_OK) {
+    memcpy(room, c->feed.room, sizeof(room));
+    if (feed_open(&c->feed, &sse_feed_ops, who, room) != PL_OK) {
         sse_close(c, "out_of_memory");
     }
 }
@@ -443,7 +376,8 @@ static void sse_events(evhtp_request_t *req, const struct http_params *params)
         http_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    snprintf(c->room, sizeof(c->room), "%s", params->value[0]);
+    /* The room waits in the feed's field until the feed opens. */
+    snprintf(c->feed.room, sizeof(c->feed.room), "%s", params->value[0]);
     if (auth_request(req, sse_start, c) != PL_OK) {
         free(c);
     }
@@ -470,14 +404,6 @@ struct sse_answer {
     char query[];               /* the question, 1..max_content bytes */
 };
 
-static long long sse_wall_ms(void)
-{
-    struct timeval tv;
-
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void sse_answer_close(struct sse_answer *a)
 {
     if (a->agent != NULL) {
@@ -495,7 +421,7 @@ static void sse_answer_on_chunk(const char *text, size_t len, void *arg)
 
     evbuffer_add_printf(out, "event: ai_chunk\ndata: {\"content\":\"");
     event_escape(out, text, len);
-    evbuffer_add_printf(out, "\",\"done\":false,\"timestamp\":%lld}\n\n", sse_wall_ms());
+    evbuffer_add_printf(out, "\",\"done\":false,\"timestamp\":%lld}\n\n", (long long)clock_wall_ms());
     metrics_add(METRIC_MESSAGES_OUT, 1);
 }
 
@@ -515,7 +441,7 @@ static void sse_answer_on_done(enum agent_status st, const char *message, void *
     a->agent = NULL;
     if (st == AGENT_OK) {
         evbuffer_add_printf(out, "event: ai_done\ndata: {\"content\":\"\",\"done\":true,\"timestamp\":%lld}\n\n",
-                            sse_wall_ms());
+                            (long long)clock_wall_ms());
     } else {
         evbuffer_add_printf(out, "event: error\ndata: {\"type\":\"error\",\"code\":\"%s\",\"message\":\"",
                             st == AGENT_TIMEOUT ? "agent_timeout" : "agent_unavailable");
@@ -615,32 +541,9 @@ static void sse_chat_stream(evhtp_request_t *req, const struct http_params *para
     }
 }
 
-/* A stream ends when its token does (a JWT's exp, a session's lifetime):
- * one timer looks at them all every second. */
-static void sse_on_sweep(evutil_socket_t fd, short what, void *arg)
+void sse_register(const struct conf *c)
 {
-    time_t now = time(NULL);
-    struct sse_client *c, *next;
-
-    PL_UNUSED(fd);
-    PL_UNUSED(what);
-    PL_UNUSED(arg);
-    for (c = LIST_FIRST(&clients); c != NULL; c = next) {
-        next = LIST_NEXT(c, link);
-        if (c->who.expires != 0 && now >= c->who.expires) {
-            sse_close(c, "token_expired");      /* a reconnect needs a new token */
-        }
-    }
-}
-
-void sse_register(struct event_base *base, const struct conf *c)
-{
-    static struct event *sweep;
-    struct timeval tick = { 1, 0 };
-
     cfg = c;
-    sweep = event_new(base, -1, EV_PERSIST, sse_on_sweep, NULL);
-    event_add(sweep, &tick);
     http_route_add("/api/rooms/{}/events", HTTP_GET, sse_events);
     http_route_add("/api/chat/stream", HTTP_GET, sse_chat_stream);
 }

@@ -15,9 +15,8 @@
 
 #include "conf.h"
 
-struct event_base;
 
-void sse_register(struct event_base *base, const struct conf *cfg);
+void sse_register(const struct conf *cfg);
 
 /* Graceful stop: ends up to N room streams (clients reconnect elsewhere
  * and resume); returns how many. */

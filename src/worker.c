@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "bus.h"
 #include "chat.h"
+#include "feed.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -229,10 +230,11 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     http_init(self.base, cfg);
     outq_init(self.base, cfg->write_delay_ms);
     auth_init(cfg);
+    feed_init(self.base, cfg);
     agent_init(self.base, cfg);
     ops_register();
     api_register(cfg);
-    sse_register(self.base, cfg);
+    sse_register(cfg);
     chat_register(self.base, cfg);
     if (cfg->web_root[0] != '\0') {
         static_register(cfg->web_root);     /* failure logged; the API still serves */

@@ -43,7 +43,6 @@ struct ws_conn {
     int64_t last_seen_ms;       /* last frame from the peer */
     int64_t ping_sent_ms;
     int64_t deadline_ms;        /* CLOSING/FLUSHING: hard close after this */
-    int64_t auth_expires;       /* when the token ends (wall-clock s), 0: never */
     struct evbuffer *fragments; /* a fragmented message being assembled */
     struct outq_item out;
     LIST_ENTRY(ws_conn) link;
@@ -115,16 +114,9 @@ static void ws_check_backlog(struct ws_conn *c)
 /* BATCHED: a room event, which may wait for write_delay. */
 static void ws_queue(struct ws_conn *c, struct chunk *frame, int batched)
 {
-    if (frame == NULL || chunk_append(bufferevent_get_output(c->bev), frame) != PL_OK) {
-        return;
+    if (outq_push(&c->out, frame, batched) >= 0) {
+        ws_check_backlog(c);
     }
-    metrics_add(METRIC_BYTES_OUT, frame->len);
-    if (batched) {
-        outq_schedule_batched(&c->out);
-    } else {
-        outq_schedule(&c->out);
-    }
-    ws_check_backlog(c);
 }
 
 static void ws_send_data(struct ws_conn *c, struct chunk *frame, int batched)
@@ -401,8 +393,6 @@ static void ws_on_sweep(evutil_socket_t fd, short what, void *arg)
             if (now >= c->deadline_ms) {
                 ws_release(c);
             }
-        } else if (c->auth_expires != 0 && time(NULL) >= c->auth_expires) {
-            ws_close(c, 1008, "token expired");
         } else if (c->ping_outstanding && now - c->ping_sent_ms >= cfg->ws_pong_timeout_ms) {
             log_debug("event=ws_pong_timeout");
             ws_fail(c, 1011, "no pong");
@@ -458,7 +448,6 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Accept: %s\r\nX-Request-Id: %s\r\n\r\n", pend->accept, http_request_id(req));
     http_log_response(req, 101);
-    c->auth_expires = who->expires;
     c->bev = http_take_over(req, METRIC_CONN_WS);
     hold->req = NULL;
     http_release(hold);
