@@ -1090,6 +1090,30 @@ class RedisDownAtJoin(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 4 * SLOW)
 
 
+    def test_a_stream_whose_subscription_never_comes_ends(self):
+        """The host's bus is held up: the room's subscription is never
+        confirmed.  A WebSocket is told redis_unavailable and closed, an
+        event stream ends (its client reconnects), both after twice
+        redis_timeout, instead of waiting in silence."""
+        env = Env()
+        self.addCleanup(env.close)
+        p = env.parleyd({"workers": "1", "jwt_secret": JWT_SECRET, "redis_timeout": "500ms"})
+        tok = jwt({"sub": "waiting", "exp": int(time.time()) + 60})
+        bus = p.bus_pid()
+        os.kill(bus, signal.SIGSTOP)
+        self.addCleanup(os.kill, bus, signal.SIGCONT)
+        t0 = time.monotonic()
+        stream = SSEClient(p.port, "/api/rooms/held/events?token=" + tok)
+        self.addCleanup(stream.close)
+        c = WSClient.connect(p.port, "/ws/chat/held?token=" + tok, timeout=T)
+        self.addCleanup(c.shutdown)
+        self.assertEqual(c.recv_json(T, type="error")["code"], "redis_unavailable")
+        self.assertEqual(c.expect_close(T)[0], 1011)
+        wait_for(lambda: stream.closed, T, what="the stream to end")
+        self.assertLess(time.monotonic() - t0, 4 * SLOW)
+        self.assertEqual(stream.status, 200)
+
+
 class AuthExpiry(unittest.TestCase):
     def test_expired_jwt_closes_with_1008(self):
         env = Env()
