@@ -8,17 +8,18 @@
 #include "log.h"
 #include "metrics.h"
 #include "parley.h"
+#include "worker.h"
 
 static struct event_base *loop;
 static const struct conf *cfg;
 static const struct agent_backend *backend;
 static int running;
 
-int agent_init(struct event_base *base, const struct conf *c)
+int agent_init(const struct worker_env *w)
 {
-    loop = base;
-    cfg = c;
-    backend = strcmp(c->agent, "openai") == 0 ? &agent_openai : &agent_builtin;
+    loop = w->base;
+    cfg = w->cfg;
+    backend = strcmp(cfg->agent, "openai") == 0 ? &agent_openai : &agent_builtin;
     return backend->init != NULL ? backend->init() : PL_OK;
 }
 

@@ -15,6 +15,8 @@
 
 #include "conf.h"
 
+struct worker_env;
+
 struct event_base;
 struct agent_request;
 
@@ -30,7 +32,7 @@ typedef void (*agent_chunk_cb)(const char *text, size_t len, void *arg);
  * readable).  The request is freed after this returns. */
 typedef void (*agent_done_cb)(enum agent_status st, const char *message, void *arg);
 
-int agent_init(struct event_base *base, const struct conf *cfg);
+int agent_init(const struct worker_env *w);
 
 /* Asks QUERY on behalf of USER, in ROOM (may be NULL: no room context).
  * Returns NULL when this worker is at its limit (agent_busy). */

@@ -21,6 +21,7 @@
 #include "netaddr.h"
 #include "parley.h"
 #include "store.h"
+#include "worker.h"
 
 #define API_HISTORY_DEFAULT 50
 #define API_HISTORY_MAX     200
@@ -468,9 +469,9 @@ static void api_history(evhtp_request_t *req, const struct http_params *params)
     }
 }
 
-void api_register(const struct conf *c)
+int api_init(const struct worker_env *w)
 {
-    cfg = c;
+    cfg = w->cfg;
     http_route_add("/api/sessions", HTTP_POST, api_sessions);
     http_route_add("/api/sessions/current", HTTP_GET, api_whoami);
     http_route_add("/api/sessions/current", HTTP_DELETE, api_logout);
@@ -478,4 +479,5 @@ void api_register(const struct conf *c)
     http_route_add("/api/tickets", HTTP_POST, api_ticket);
     http_route_add("/api/rooms/{}/messages", HTTP_POST, api_publish);
     http_route_add("/api/rooms/{}/messages", HTTP_GET, api_history);
+    return PL_OK;
 }

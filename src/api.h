@@ -9,6 +9,8 @@
 
 #include "conf.h"
 
-void api_register(const struct conf *cfg);
+struct worker_env;
+
+int api_init(const struct worker_env *w);
 
 #endif

@@ -14,6 +14,7 @@
 #include "parley.h"
 #include "secret.h"
 #include "store.h"
+#include "worker.h"
 
 #define AUTH_TOKEN_MAX 4096
 #define AUTH_KEY_MAX 1024
@@ -22,11 +23,11 @@ static const struct conf *cfg;
 static unsigned char session_key_digest[SHA256_DIGEST_LENGTH];
 static int have_session_key;
 
-void auth_init(const struct conf *c)
+int auth_init(const struct worker_env *w)
 {
     char key[AUTH_KEY_MAX];
 
-    cfg = c;
+    cfg = w->cfg;
     have_session_key = 0;
     if (secret_load(cfg->session_key_file, cfg->session_key_env, "session_key", key, sizeof(key)) == PL_OK
         && key[0] != '\0') {
@@ -35,6 +36,7 @@ void auth_init(const struct conf *c)
         have_session_key = 1;
     }
     OPENSSL_cleanse(key, sizeof(key));
+    return PL_OK;
 }
 
 int auth_has_session_key(evhtp_request_t *req)

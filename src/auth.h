@@ -22,6 +22,8 @@
 #include "http.h"
 #include "token.h"
 
+struct worker_env;
+
 /* Who a request authenticated as. */
 struct auth_identity {
     char user[PL_NAME_MAX + 1];
@@ -35,7 +37,7 @@ struct auth_identity {
 typedef void (*auth_cb)(struct http_hold *hold, const struct auth_identity *who, void *arg);
 
 /* Loads the session key.  Call once per worker. */
-void auth_init(const struct conf *cfg);
+int auth_init(const struct worker_env *w);
 
 /* Authenticates REQ.  Returns PL_OK when CB has run or will run (ARG is then
  * CB's), or PL_ERR when the reply (401, 403, 503) was sent and CB never

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "worker.h"
 
 #define BUS_RETRY_MS      200       /* resend interests after a full socket */
 #define BUS_CATCHUP_RETRY_MS 1000
@@ -604,15 +605,17 @@ static void bus_on_wake(evutil_socket_t fd, short what, void *arg)
     bus_drain();
 }
 
-int bus_init(struct event_base *base, const struct conf *cfg, struct bus_zone *zone, int slot)
+int bus_init(const struct worker_env *w)
 {
     struct timeval poll = { BUS_POLL_MS / 1000, 0 };
+    struct event_base *base = w->base;
+    struct bus_zone *zone = w->bus;
 
     memset(&B, 0, sizeof(B));
     B.base = base;
-    B.cfg = cfg;
+    B.cfg = w->cfg;
     B.zone = zone;
-    B.slot = slot;
+    B.slot = w->slot;
     TAILQ_INIT(&B.ready);
     B.buflen = bus_ring_max_record(zone->ring) + 1;
     B.buf = malloc(B.buflen);

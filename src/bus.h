@@ -24,6 +24,8 @@
 #include "event.h"
 #include "parley.h"
 
+struct worker_env;
+
 struct event_base;
 struct bus_chan;
 
@@ -62,7 +64,7 @@ struct bus_sub {
 
 /* Worker start-up: connect to the ring and the bus.  SLOT is the worker's
  * metrics slot.  Returns PL_OK or PL_ERR (logged). */
-int bus_init(struct event_base *base, const struct conf *cfg, struct bus_zone *zone, int slot);
+int bus_init(const struct worker_env *w);
 void bus_shutdown(void);
 
 /* Subscribes SUB to CHANNEL (a full Redis channel name). */

@@ -27,6 +27,7 @@
 #include "store.h"
 #include "ws.h"
 #include "ws_frame.h"
+#include "worker.h"
 
 #define CHAT_HISTORY_DEFAULT 50
 #define CHAT_HISTORY_MAX 200
@@ -732,12 +733,13 @@ static const struct ws_handlers chat_handlers = {
     .owes_replies = chat_owes_replies,
 };
 
-void chat_register(struct event_base *base, const struct conf *c)
+int chat_init(const struct worker_env *w)
 {
-    cfg = c;
+    cfg = w->cfg;
     if (getrandom(&direct_seq, sizeof(direct_seq), 0) != sizeof(direct_seq)) {
         direct_seq = (uint64_t)time(NULL);
     }
     direct_seq &= 0xffffffffffffULL;    /* room to count, still unique per worker */
-    ws_register(base, cfg, &chat_handlers);
+    ws_register(w->base, cfg, &chat_handlers);
+    return PL_OK;
 }

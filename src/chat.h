@@ -12,8 +12,10 @@
 
 #include "conf.h"
 
+struct worker_env;
+
 struct event_base;
 
-void chat_register(struct event_base *base, const struct conf *cfg);
+int chat_init(const struct worker_env *w);
 
 #endif

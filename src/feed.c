@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "presence.h"
 #include "store.h"
+#include "worker.h"
 
 _Static_assert(FEED_SLOTS <= BUS_CACHE_SLOTS, "a cache slot per transport");
 
@@ -196,12 +197,12 @@ static void feed_on_sweep(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void feed_init(struct event_base *base, const struct conf *cfg)
+int feed_init(const struct worker_env *w)
 {
     struct timeval tick = { 1, 0 };
 
-    F.cfg = cfg;
+    F.cfg = w->cfg;
     LIST_INIT(&F.all);
-    F.sweep = event_new(base, -1, EV_PERSIST, feed_on_sweep, NULL);
-    event_add(F.sweep, &tick);
+    F.sweep = event_new(w->base, -1, EV_PERSIST, feed_on_sweep, NULL);
+    return F.sweep != NULL && event_add(F.sweep, &tick) == 0 ? PL_OK : PL_ERR;
 }

@@ -30,6 +30,8 @@
 #include "bus.h"
 #include "conf.h"
 
+struct worker_env;
+
 struct event_base;
 struct feed;
 
@@ -82,7 +84,7 @@ struct feed {
 };
 
 /* Worker start-up: the sweep for token ends and join deadlines. */
-void feed_init(struct event_base *base, const struct conf *cfg);
+int feed_init(const struct worker_env *w);
 
 /* Opens F for WHO in ROOM.  Returns PL_OK (ops->ready will follow), or
  * PL_ERR (out of memory; nothing to close). */

@@ -27,6 +27,7 @@
 #include "netaddr.h"
 #include "parley.h"
 #include "ws_frame.h"
+#include "worker.h"
 
 #define HTTP_MAX_ROUTES 32
 #define HTTP_STREAM_SNDBUF (64 * 1024)
@@ -955,10 +956,10 @@ static void http_on_sweep(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void http_init(struct event_base *base, const struct conf *cfg)
+int http_init(const struct worker_env *w)
 {
     struct timeval tick = { 0, 250 * 1000 };
-
+    const struct conf *cfg = w->cfg;
     char why[256];
 
     http_cfg = cfg;
@@ -968,8 +969,8 @@ void http_init(struct event_base *base, const struct conf *cfg)
     if (getrandom(&request_prefix, sizeof(request_prefix), 0) != sizeof(request_prefix)) {
         request_prefix = (uint32_t)getpid();
     }
-    sweep_ev = event_new(base, -1, EV_PERSIST, http_on_sweep, NULL);
-    event_add(sweep_ev, &tick);
+    sweep_ev = event_new(w->base, -1, EV_PERSIST, http_on_sweep, NULL);
+    return sweep_ev != NULL && event_add(sweep_ev, &tick) == 0 ? PL_OK : PL_ERR;
 }
 
 void http_attach(evhtp_t *htp)

@@ -18,6 +18,8 @@
 #include "metrics.h"
 #include "origin.h"
 
+struct worker_env;
+
 #define HTTP_MAX_PARAMS 2
 #define HTTP_PARAM_MAX  256
 
@@ -57,7 +59,7 @@ int http_route_match(const char *pattern, const char *path, struct http_params *
 
 /* Worker start-up: limits from CFG, and the timer that enforces the
  * header deadline (http_header_timeout). */
-void http_init(struct event_base *base, const struct conf *cfg);
+int http_init(const struct worker_env *w);
 
 /* Makes HTP dispatch through the route table, count its connections and
  * enforce max_body, max_header_size and http_keepalive_timeout. */

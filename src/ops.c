@@ -11,6 +11,8 @@
 #include "store.h"
 #include "worker.h"
 
+static int worker;              /* this worker's number, for /healthz */
+
 static void ops_healthz(evhtp_request_t *req, const struct http_params *params)
 {
     char body[320];
@@ -26,7 +28,7 @@ static void ops_healthz(evhtp_request_t *req, const struct http_params *params)
                  reason == NULL ? "ok" : stopping ? "unavailable" : "degraded",
                  reason ? "\"reason\":\"" : "", reason ? reason : "", reason ? "\"," : "",
                  redis_up ? "up" : "down",
-                 metrics_workers_serving(), worker_index(), (long)getpid(), PACKAGE_VERSION);
+                 metrics_workers_serving(), worker, (long)getpid(), PACKAGE_VERSION);
     http_header_set(req, "Cache-Control", "no-store");
     http_reply(req, reason ? 503 : 200, "application/json", body, (size_t)n);
 }
@@ -48,8 +50,10 @@ static void ops_metrics(evhtp_request_t *req, const struct http_params *params)
     evbuffer_free(text);
 }
 
-void ops_register(void)
+int ops_init(const struct worker_env *w)
 {
+    worker = w->index;
     http_route_add("/healthz", HTTP_GET, ops_healthz);
     http_route_add("/metrics", HTTP_GET, ops_metrics);
+    return PL_OK;
 }

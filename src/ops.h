@@ -2,7 +2,9 @@
 #ifndef PARLEY_OPS_H
 #define PARLEY_OPS_H
 
+struct worker_env;
+
 /* Registers the routes with the http module. */
-void ops_register(void);
+int ops_init(const struct worker_env *w);
 
 #endif

@@ -11,6 +11,7 @@
 #include "chunk.h"
 #include "metrics.h"
 #include "parley.h"
+#include "worker.h"
 
 enum { OUTQ_IDLE, OUTQ_NOW, OUTQ_BATCHED };
 
@@ -93,13 +94,16 @@ static void outq_arm_batch(void)
     evtimer_add(batch_ev, &wait);
 }
 
-void outq_init(struct event_base *base, int write_delay_ms)
+int outq_init(const struct worker_env *w)
 {
-    loop = base;
-    flush_ev = event_new(base, -1, 0, outq_on_flush, &now_queue);
-    batch_ev = evtimer_new(base, outq_on_batch, NULL);
-    write_delay.tv_sec = write_delay_ms / 1000;
-    write_delay.tv_usec = (write_delay_ms % 1000) * 1000;
+    int delay = w->cfg->write_delay_ms;
+
+    loop = w->base;
+    flush_ev = event_new(loop, -1, 0, outq_on_flush, &now_queue);
+    batch_ev = evtimer_new(loop, outq_on_batch, NULL);
+    write_delay.tv_sec = delay / 1000;
+    write_delay.tv_usec = (delay % 1000) * 1000;
+    return flush_ev != NULL && batch_ev != NULL ? PL_OK : PL_ERR;
 }
 
 void outq_attach(struct outq_item *it, struct bufferevent *bev, outq_written_cb on_written)

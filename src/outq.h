@@ -24,6 +24,8 @@
 #include <sys/types.h>
 #include <sys/queue.h>
 
+struct worker_env;
+
 struct bufferevent;
 struct chunk;
 struct event_base;
@@ -42,7 +44,7 @@ struct outq_item {
 };
 
 /* WRITE_DELAY_MS: how long room events may wait (0: end of the pass). */
-void outq_init(struct event_base *base, int write_delay_ms);
+int outq_init(const struct worker_env *w);
 
 /* Starts IT on BEV: write interest off, output written by the queue. */
 void outq_attach(struct outq_item *it, struct bufferevent *bev, outq_written_cb on_written);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "parley.h"
 #include "store.h"
+#include "worker.h"
 
 static struct dict *counts;     /* "room|user" -> count, stored in the pointer */
 static struct dict *missed;     /* "room|user" whose leave Redis may not have */
@@ -71,8 +72,9 @@ static void presence_restore(void)
     }
 }
 
-int presence_init(void)
+int presence_init(const struct worker_env *w)
 {
+    PL_UNUSED(w);
     counts = dict_create();
     missed = dict_create();
     store_on_up(presence_restore);

@@ -10,7 +10,9 @@
 #ifndef PARLEY_PRESENCE_H
 #define PARLEY_PRESENCE_H
 
-int presence_init(void);
+struct worker_env;
+
+int presence_init(const struct worker_env *w);
 
 /* A connection of USER entered / left ROOM. */
 void presence_join(const char *room, const char *user);

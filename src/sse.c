@@ -27,6 +27,7 @@
 #include "outq.h"
 #include "store.h"
 #include "ws_frame.h"
+#include "worker.h"
 
 struct sse_client {
     struct bufferevent *bev;
@@ -541,9 +542,10 @@ static void sse_chat_stream(evhtp_request_t *req, const struct http_params *para
     }
 }
 
-void sse_register(const struct conf *c)
+int sse_init(const struct worker_env *w)
 {
-    cfg = c;
+    cfg = w->cfg;
     http_route_add("/api/rooms/{}/events", HTTP_GET, sse_events);
     http_route_add("/api/chat/stream", HTTP_GET, sse_chat_stream);
+    return PL_OK;
 }

@@ -15,8 +15,10 @@
 
 #include "conf.h"
 
+struct worker_env;
 
-void sse_register(const struct conf *cfg);
+
+int sse_init(const struct worker_env *w);
 
 /* Graceful stop: ends up to N room streams (clients reconnect elsewhere
  * and resume); returns how many. */

@@ -11,6 +11,7 @@
 #include "http.h"
 #include "log.h"
 #include "parley.h"
+#include "worker.h"
 
 #define STATIC_PATH_MAX 1024
 
@@ -170,12 +171,18 @@ static void static_serve(evhtp_request_t *req, const struct http_params *params)
     evhtp_send_reply(req, EVHTP_RES_OK);
 }
 
-int static_register(const char *root)
+int static_init(const struct worker_env *w)
 {
+    const char *root = w->cfg->web_root;
+
+    if (root[0] == '\0') {
+        return PL_OK;           /* no web client */
+    }
     static_root = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (static_root < 0) {
+        /* The API still serves: a missing client is not worth stopping for. */
         log_write(LOG_LEVEL_WARN, errno, "event=web_client_disabled web_root=%s", root);
-        return PL_ERR;
+        return PL_OK;
     }
     http_set_fallback(static_serve);
     return PL_OK;

@@ -9,8 +9,10 @@
 #ifndef PARLEY_STATIC_H
 #define PARLEY_STATIC_H
 
+struct worker_env;
+
 /* Opens ROOT and makes the static files the http module's fallback for
  * paths no route claims.  Returns PL_OK, or PL_ERR (logged). */
-int static_register(const char *root);
+int static_init(const struct worker_env *w);
 
 #endif

@@ -15,6 +15,7 @@
 #include "redis_conn.h"
 #include "scripts.h"
 #include "token.h"
+#include "worker.h"
 
 #define STORE_DEDUP_TTL "600"   /* client_msg_id is remembered 10 minutes */
 #define STORE_KEY_MAX 256
@@ -104,11 +105,11 @@ void store_on_up(void (*cb)(void))
     up_cb = cb;
 }
 
-int store_init(struct event_base *base, const struct conf *c)
+int store_init(const struct worker_env *w)
 {
-    cfg = c;
+    cfg = w->cfg;
     scripts_init();
-    conn = redis_conn_new(base, &cfg->redis, "worker", cfg->redis_timeout_ms, store_on_state, NULL);
+    conn = redis_conn_new(w->base, &cfg->redis, "worker", cfg->redis_timeout_ms, store_on_state, NULL);
     return conn ? PL_OK : PL_ERR;
 }
 

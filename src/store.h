@@ -14,6 +14,8 @@
 #include "bus.h"
 #include "conf.h"
 
+struct worker_env;
+
 struct event_base;
 
 enum store_status {
@@ -45,7 +47,7 @@ typedef void (*store_events_cb)(enum store_status st, const struct store_events 
 typedef void (*store_count_cb)(enum store_status st, long long n, void *arg);
 typedef void (*store_names_cb)(enum store_status st, const char *const *names, int n, void *arg);
 
-int store_init(struct event_base *base, const struct conf *cfg);
+int store_init(const struct worker_env *w);
 void store_shutdown(void);
 int store_is_up(void);
 

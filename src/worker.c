@@ -47,10 +47,13 @@ struct worker {
 
 static struct worker self;
 
-int worker_index(void)
-{
-    return self.index;
-}
+/* What a worker runs, started in this order: the Redis connection and the
+ * bus first (the others use them), the routes in the order they match,
+ * the web client's files last (they answer what no route does). */
+static int (*const worker_modules[])(const struct worker_env *) = {
+    store_init, bus_init, presence_init, http_init, outq_init, auth_init, feed_init, agent_init,
+    ops_init, api_init, sse_init, chat_init, static_init,
+};
 
 static long worker_elapsed_ms(const struct timeval *since)
 {
@@ -191,6 +194,7 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
 {
     static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP };
     pid_t master = getppid();
+    struct worker_env env;
     sigset_t unblock;
     char name[32];
 
@@ -222,22 +226,13 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     /* The master blocks these; pending ones now reach the handlers above. */
     sigemptyset(&unblock);
     sigprocmask(SIG_SETMASK, &unblock, NULL);
-    if (store_init(self.base, cfg) != PL_OK || bus_init(self.base, cfg, bus, slot) != PL_OK
-        || presence_init() != PL_OK) {
-        worker_free();
-        return 1;
-    }
-    http_init(self.base, cfg);
-    outq_init(self.base, cfg->write_delay_ms);
-    auth_init(cfg);
-    feed_init(self.base, cfg);
-    agent_init(self.base, cfg);
-    ops_register();
-    api_register(cfg);
-    sse_register(cfg);
-    chat_register(self.base, cfg);
-    if (cfg->web_root[0] != '\0') {
-        static_register(cfg->web_root);     /* failure logged; the API still serves */
+    env = (struct worker_env){ self.base, cfg, bus, index, slot };
+    for (size_t i = 0; i < PL_ARRAY_LEN(worker_modules); i++) {
+        if (worker_modules[i](&env) != PL_OK) {
+            log_error(0, "event=worker_start_failed module=%zu", i);
+            worker_free();
+            return 1;
+        }
     }
     event_base_gettimeofday_cached(self.base, &self.started);
     self.start_timer = event_new(self.base, -1, EV_PERSIST, worker_on_start_check, NULL);

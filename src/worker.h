@@ -12,12 +12,20 @@
 #include "bus_zone.h"
 #include "listen.h"
 
+/* What a worker hands each module it starts: every module a worker runs
+ * has one start-up function, int MODULE_init(const struct worker_env *),
+ * called in worker.c's order; PL_ERR stops the worker. */
+struct worker_env {
+    struct event_base *base;
+    const struct conf *cfg;
+    struct bus_zone *bus;       /* the host's bus zone */
+    int index;                  /* this worker's number */
+    int slot;                   /* its metrics slot */
+};
+
 /* Runs worker INDEX of NWORKERS with metrics SLOT, reading the host's bus
  * zone BUS; returns the exit code. */
 int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus_zone *bus,
                int index, int nworkers, int slot);
-
-/* The running worker's number. */
-int worker_index(void);
 
 #endif
