@@ -44,6 +44,7 @@
 #include "secret.h"
 #include "sse_parse.h"
 #include "store.h"
+#include "url.h"
 #include "ws_frame.h"
 
 #define OPENAI_PATH        "/v1/chat/completions"
@@ -55,7 +56,7 @@
 #define OPENAI_KEY_MAX     1024
 
 struct openai_url {
-    char host[256];             /* without the brackets of an IPv6 address */
+    char host[URL_HOST_MAX + 1];    /* without the brackets of an IPv6 address */
     char port[8];
     char authority[300];        /* HOST[:PORT] as written, for the Host header */
     char target[600];           /* the prefix, then OPENAI_PATH */
@@ -134,68 +135,39 @@ static int64_t openai_now_ms(void)
 
 /* Splits "http://HOST[:PORT][/PREFIX]" into U.  A trailing "/v1" in the
  * prefix is accepted too, as OpenAI SDKs write base URLs. */
-static int openai_url_parse(const char *url, struct openai_url *u, char *why, size_t whylen)
+static int openai_url_parse(const char *text, struct openai_url *u, char *why, size_t whylen)
 {
-    const char *auth = url + 7, *end, *host, *host_end, *port = NULL, *path;
+    struct url url;
+    const char *reason, *path;
     size_t path_len;
-    long n;
 
     memset(u, 0, sizeof(*u));
-    if (strncasecmp(url, "https://", 8) == 0) {
+    if (strncasecmp(text, "https://", 8) == 0) {
         snprintf(why, whylen, "https is not supported: run a TLS proxy such as stunnel and give its http:// address");
         return PL_ERR;
     }
-    if (strncasecmp(url, "http://", 7) != 0) {
+    if (strncasecmp(text, "http://", 7) != 0) {
         snprintf(why, whylen, "expected http://HOST[:PORT][/PREFIX]");
         return PL_ERR;
     }
-    for (const char *p = url; *p != '\0'; p++) {
+    for (const char *p = text; *p != '\0'; p++) {
         if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '?' || *p == '#' || *p == '@') {
             snprintf(why, whylen, "expected http://HOST[:PORT][/PREFIX], without spaces, user, query or fragment");
             return PL_ERR;
         }
     }
-    end = auth + strcspn(auth, "/");
-    path = end;
-    if (end == auth || (size_t)(end - auth) >= sizeof(u->authority)) {
+    if (url_parse(text + 7, &url, &reason) != PL_OK) {
+        snprintf(why, whylen, "%s", reason);
+        return PL_ERR;
+    }
+    if (url.authority_len >= sizeof(u->authority)) {
         snprintf(why, whylen, "missing or too long host");
         return PL_ERR;
     }
-    memcpy(u->authority, auth, (size_t)(end - auth));
-    if (auth[0] == '[') {
-        host = auth + 1;
-        host_end = memchr(auth, ']', (size_t)(end - auth));
-        if (host_end == NULL || (host_end + 1 < end && host_end[1] != ':')) {
-            snprintf(why, whylen, "expected [IPv6 address]");
-            return PL_ERR;
-        }
-        port = host_end + 1 < end ? host_end + 2 : NULL;
-    } else {
-        host = auth;
-        host_end = memchr(auth, ':', (size_t)(end - auth));
-        if (host_end != NULL) {
-            port = host_end + 1;
-        } else {
-            host_end = end;
-        }
-    }
-    if (host_end == host || (size_t)(host_end - host) >= sizeof(u->host)) {
-        snprintf(why, whylen, "missing or too long host");
-        return PL_ERR;
-    }
-    memcpy(u->host, host, (size_t)(host_end - host));
-    n = 80;
-    if (port != NULL) {
-        n = 0;
-        for (const char *p = port; p < end && n <= 65535; p++) {
-            n = isdigit((unsigned char)*p) ? n * 10 + (*p - '0') : 65536;
-        }
-        if (port == end || n < 1 || n > 65535) {
-            snprintf(why, whylen, "invalid port (1..65535)");
-            return PL_ERR;
-        }
-    }
-    snprintf(u->port, sizeof(u->port), "%ld", n);
+    memcpy(u->authority, url.authority, url.authority_len);
+    snprintf(u->host, sizeof(u->host), "%s", url.host);
+    snprintf(u->port, sizeof(u->port), "%d", url.port != 0 ? url.port : 80);
+    path = url.path;
     path_len = strlen(path);
     while (path_len > 0 && path[path_len - 1] == '/') {
         path_len--;
