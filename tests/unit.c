@@ -30,9 +30,11 @@ int main(void)
     srunner_add_suite(sr, suite_event());
     srunner_add_suite(sr, suite_http());
     srunner_add_suite(sr, suite_http_chunked());
+    srunner_add_suite(sr, suite_http_response());
     srunner_add_suite(sr, suite_json_strict());
     srunner_add_suite(sr, suite_names());
     srunner_add_suite(sr, suite_netaddr());
+    srunner_add_suite(sr, suite_openai_proto());
     srunner_add_suite(sr, suite_origin());
     srunner_add_suite(sr, suite_rate());
     srunner_add_suite(sr, suite_redis_url());
