@@ -187,7 +187,7 @@ static int openai_url_parse(const char *text, struct openai_url *u, char *why, s
     return PL_OK;
 }
 
-int agent_openai_check(const struct conf *cfg, char *err, size_t errlen)
+static int openai_check(const struct conf *cfg, char *err, size_t errlen)
 {
     struct openai_url u;
     char where[1100], why[256];
@@ -766,6 +766,7 @@ static int openai_start(struct agent_request *r)
 }
 
 const struct agent_backend agent_openai = {
+    .check = openai_check,
     .init = openai_init,
     .start = openai_start,
     .cancel = openai_cancel,
