@@ -494,7 +494,7 @@ static void openai_http_error(struct openai_call *c)
                    HTTP_RESPONSE_HEAD_MAX);
         break;
     case HTTP_RESPONSE_BAD_CHUNK:
-        openai_end(c, AGENT_UNAVAILABLE, "the agent sent a malformed chunk (%s)", c->http.chunks.reason);
+        openai_end(c, AGENT_UNAVAILABLE, "the agent sent a malformed chunked body: %s", c->http.chunks.reason);
         break;
     case HTTP_RESPONSE_CUT:
         openai_end(c, AGENT_UNAVAILABLE, "the agent closed the connection in the middle of the answer");
@@ -511,14 +511,14 @@ static void openai_on_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len = evbuffer_get_length(in), off = 0, used, n;
     char *buf = (char *)evbuffer_pullup(in, -1);
-    enum http_response_event ev = HTTP_RESPONSE_HEAD;
+    enum http_response_event ev;
     const char *data;
 
     if (len == 0 || (c->phase != OPENAI_HEAD && c->phase != OPENAI_BODY)) {
         return;
     }
     c->busy = 1;
-    while (c->req != NULL && ev != HTTP_RESPONSE_AGAIN) {
+    do {
         ev = http_response_feed(&c->http, buf + off, len - off, &used, &data, &n);
         off += used;
         if (ev == HTTP_RESPONSE_HEAD) {
@@ -530,7 +530,7 @@ static void openai_on_read(struct bufferevent *bev, void *arg)
         } else if (ev == HTTP_RESPONSE_ERROR) {
             openai_http_error(c);
         }
-    }
+    } while (c->req != NULL && ev != HTTP_RESPONSE_AGAIN);
     if (c->req != NULL) {
         evbuffer_drain(in, off);
     }
