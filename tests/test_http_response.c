@@ -1,5 +1,6 @@
 /* test_http_response.c - the HTTP/1.1 response reader, fed whole, byte by
  * byte and cut at every position. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,15 @@
 #include "http_response.h"
 #include "parley.h"
 #include "unit.h"
+
+/* An assertion for the inner loops: Check records where every ck_assert
+ * passed (a write in fork mode), which costs seconds over all the cuts. */
+#define QUIET(cond)                                         \
+    do {                                                    \
+        if (!(cond)) {                                      \
+            ck_abort_msg("assertion failed: %s", #cond);    \
+        }                                                   \
+    } while (0)
 
 /* What reading a response made of it. */
 struct got {
@@ -30,9 +40,9 @@ static void read_cuts(const char *in, size_t len, const size_t *cuts, size_t ncu
     char *copy = malloc(len + 1);
     size_t from = 0;
 
-    ck_assert(r != NULL && copy != NULL);
+    QUIET(r != NULL && copy != NULL);
     memcpy(copy, in, len);
-    memset(g, 0, sizeof(*g));
+    memset(g, 0, offsetof(struct got, data));   /* the data is only read up to len */
     http_response_init(r);
     g->last = HTTP_RESPONSE_AGAIN;
     for (size_t i = 0; i < ncuts && g->last == HTTP_RESPONSE_AGAIN; i++) {
@@ -43,13 +53,12 @@ static void read_cuts(const char *in, size_t len, const size_t *cuts, size_t ncu
             size_t used, n;
 
             ev = http_response_feed(r, copy + from, cuts[i] - from, &used, &data, &n);
-            ck_assert_uint_le(used, cuts[i] - from);
+            QUIET(used <= cuts[i] - from);
             from += used;
             if (ev == HTTP_RESPONSE_HEAD) {
                 g->heads++;
             } else if (ev == HTTP_RESPONSE_DATA) {
-                ck_assert_uint_gt(n, 0);
-                ck_assert_uint_le(g->len + n, sizeof(g->data));
+                QUIET(n > 0 && g->len + n <= sizeof(g->data));
                 memcpy(g->data + g->len, data, n);
                 g->len += n;
             } else if (ev != HTTP_RESPONSE_AGAIN) {
@@ -57,7 +66,7 @@ static void read_cuts(const char *in, size_t len, const size_t *cuts, size_t ncu
             }
         } while (ev != HTTP_RESPONSE_AGAIN && g->last == HTTP_RESPONSE_AGAIN);
         if (g->last == HTTP_RESPONSE_AGAIN) {
-            ck_assert_uint_eq(from, cuts[i]);
+            QUIET(from == cuts[i]);
         }
     }
     g->used = from;
@@ -74,20 +83,15 @@ static void read_cuts(const char *in, size_t len, const size_t *cuts, size_t ncu
 
 static void got_same(const struct got *a, const struct got *b, size_t cut)
 {
-    ck_assert_msg(a->last == b->last && a->eof == b->eof && a->heads == b->heads,
-                  "cut at %zu: last %d eof %d heads %d, whole: %d %d %d", cut, a->last, a->eof, a->heads,
-                  b->last, b->eof, b->heads);
-    if (a->last == HTTP_RESPONSE_ERROR || a->eof == HTTP_RESPONSE_ERROR) {
-        ck_assert_int_eq(a->error, b->error);
+    if (a->last != b->last || a->eof != b->eof || a->heads != b->heads) {
+        ck_abort_msg("cut at %zu: last %d eof %d heads %d, whole: %d %d %d", cut, a->last, a->eof, a->heads,
+                     b->last, b->eof, b->heads);
     }
-    ck_assert_uint_eq(a->used, b->used);
-    ck_assert_uint_eq(a->len, b->len);
-    ck_assert(memcmp(a->data, b->data, a->len) == 0);
-    if (a->heads > 0) {
-        ck_assert_int_eq(a->status, b->status);
-        ck_assert_str_eq(a->reason, b->reason);
-        ck_assert(a->chunked == b->chunked && a->json == b->json && a->length == b->length);
-    }
+    QUIET(a->last != HTTP_RESPONSE_ERROR || a->error == b->error);
+    QUIET(a->eof != HTTP_RESPONSE_ERROR || a->error == b->error);
+    QUIET(a->used == b->used && a->len == b->len && memcmp(a->data, b->data, a->len) == 0);
+    QUIET(a->heads == 0 || (a->status == b->status && strcmp(a->reason, b->reason) == 0
+                            && a->chunked == b->chunked && a->json == b->json && a->length == b->length));
 }
 
 static struct got got, other;
@@ -233,16 +237,20 @@ START_TEST(response_limits)
     static char text[HTTP_RESPONSE_HEAD_MAX + 16 * 1024];
     int n;
 
-    /* A line of HTTP_RESPONSE_LINE_MAX bytes, with CRLF or LF; one more fails. */
-    n = snprintf(text, sizeof(text), "HTTP/1.1 200 %0*d\r\nContent-Length: 0\r\n\r\n", HTTP_RESPONSE_LINE_MAX - 13, 0);
-    reads_to(text, 200, "");
-    n = snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nX: %0*d\n\n", HTTP_RESPONSE_LINE_MAX - 3, 0);
-    read_all(text);
+    /* A line of HTTP_RESPONSE_LINE_MAX bytes, with CRLF or LF; one more
+     * fails.  (Byte by byte covers every cut; two pieces, every 7th.) */
+    snprintf(text, sizeof(text), "HTTP/1.1 200 %0*d\r\nContent-Length: 0\r\n\r\n", HTTP_RESPONSE_LINE_MAX - 13, 0);
+    read_step(text, 7);
+    ck_assert(got.heads == 1 && got.last == HTTP_RESPONSE_END);
+    snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nX: %0*d\n\n", HTTP_RESPONSE_LINE_MAX - 3, 0);
+    read_step(text, 7);
     ck_assert_int_eq(got.heads, 1);
-    n = snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nX: %0*d\r\n\r\n", HTTP_RESPONSE_LINE_MAX - 2, 0);
-    fails(text, HTTP_RESPONSE_LONG_LINE, "");
-    n = snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nX: %0*d\n\n", HTTP_RESPONSE_LINE_MAX - 2, 0);
-    fails(text, HTTP_RESPONSE_LONG_LINE, "");
+    snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nX: %0*d\r\n\r\n", HTTP_RESPONSE_LINE_MAX - 2, 0);
+    read_step(text, 7);
+    ck_assert(got.last == HTTP_RESPONSE_ERROR && got.error == HTTP_RESPONSE_LONG_LINE);
+    snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nX: %0*d\n\n", HTTP_RESPONSE_LINE_MAX - 2, 0);
+    read_step(text, 7);
+    ck_assert(got.last == HTTP_RESPONSE_ERROR && got.error == HTTP_RESPONSE_LONG_LINE);
     /* Heads over HTTP_RESPONSE_HEAD_MAX together, 1xx heads counted too. */
     n = snprintf(text, sizeof(text), "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n");
     while (n < HTTP_RESPONSE_HEAD_MAX) {
