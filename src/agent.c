@@ -15,11 +15,24 @@ static const struct conf *cfg;
 static const struct agent_backend *backend;
 static int running;
 
+/* The backend C->agent names (conf_check() allows builtin and openai). */
+static const struct agent_backend *agent_backend_of(const struct conf *c)
+{
+    return strcmp(c->agent, "openai") == 0 ? &agent_openai : &agent_builtin;
+}
+
+int agent_check(const struct conf *c, char *err, size_t errlen)
+{
+    const struct agent_backend *b = agent_backend_of(c);
+
+    return b->check != NULL ? b->check(c, err, errlen) : PL_OK;
+}
+
 int agent_init(const struct worker_env *w)
 {
     loop = w->base;
     cfg = w->cfg;
-    backend = strcmp(cfg->agent, "openai") == 0 ? &agent_openai : &agent_builtin;
+    backend = agent_backend_of(cfg);
     return backend->init != NULL ? backend->init() : PL_OK;
 }
 

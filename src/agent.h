@@ -32,6 +32,11 @@ typedef void (*agent_chunk_cb)(const char *text, size_t len, void *arg);
  * readable).  The request is freed after this returns. */
 typedef void (*agent_done_cb)(enum agent_status st, const char *message, void *arg);
 
+/* What the chosen backend needs from CFG (agent = openai: agent_url set
+ * and well-formed, the key file readable); else "FILE:LINE: message" in
+ * ERR.  For the command line's configuration check, after conf_check(). */
+int agent_check(const struct conf *cfg, char *err, size_t errlen);
+
 int agent_init(const struct worker_env *w);
 
 /* Asks QUERY on behalf of USER, in ROOM (may be NULL: no room context).
@@ -43,6 +48,8 @@ void agent_cancel(struct agent_request *r);
 
 /* Backend interface, for agent_builtin.c (and others). */
 struct agent_backend {
+    /* Optional: agent_check() for this backend. */
+    int (*check)(const struct conf *cfg, char *err, size_t errlen);
     /* Optional: once at worker start, after agent_loop()/agent_conf() are
      * set; PL_ERR is logged by the backend and the worker carries on. */
     int (*init)(void);
@@ -72,9 +79,5 @@ void agent_finish(struct agent_request *r, enum agent_status st, const char *mes
 extern const struct agent_backend agent_builtin;
 /* An OpenAI-compatible /v1/chat/completions endpoint (agent_openai.c). */
 extern const struct agent_backend agent_openai;
-
-/* For conf_check() when agent = openai: agent_url is set and well-formed,
- * the key file (if any) is readable; else "FILE:LINE: message" in ERR. */
-int agent_openai_check(const struct conf *cfg, char *err, size_t errlen);
 
 #endif

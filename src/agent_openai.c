@@ -3,12 +3,33 @@
  * Each question is one POST {agent_url}/v1/chat/completions with "stream":
  * true: the system prompt, the room's last agent_context_messages messages
  * (people's as "user" with "name: text", the agent's own as "assistant"),
- * then the question.  The answer is read by a small HTTP/1.1 client on a
- * libevent bufferevent - status line, headers, then a chunked, Content-Length
- * or close-delimited body - whose bytes go through sse_parse: every event's
- * choices[0].delta.content is a chunk; "[DONE]", or the end of the stream
- * after a finish_reason, ends the answer.  A server that answers with one
- * application/json completion instead of a stream is understood too.
+ * then the question (the JSON is openai_proto's).  The answer arrives on a
+ * libevent bufferevent and goes through http_response (status line,
+ * headers, then a chunked, Content-Length or close-delimited body), whose
+ * body bytes go through sse_parse: every event's choices[0].delta.content
+ * is a chunk; "[DONE]", or the end of the stream after a finish_reason,
+ * ends the answer.  A server that answers with one application/json
+ * completion instead of a stream is understood too.  This file does the
+ * I/O, the timers and the call's life; those three modules are pure.
+ *
+ * Why not libevent's own HTTP client (evhttp_make_request with a chunked
+ * callback)?  It streams all three body framings and may be cancelled from
+ * its chunk callback, but in libevent 2.1 (Debian 12) it cannot keep what
+ * this backend promises (tried against a fake upstream, and read):
+ *   - a refused connection reaches the request callback as a response
+ *     with code 0, no error callback, errno ENOTCONN: "cannot connect to
+ *     the agent at HOST:PORT: Connection refused" cannot be said;
+ *   - it reports no "connected" moment (evhttp_connection_set_connect_
+ *     timeout_tv is 2.2), so agent_connect_timeout cannot be told apart
+ *     from agent_first_token_timeout;
+ *   - a name is resolved by bufferevent_socket_connect_hostname, which
+ *     tries only the first address ("XXX use the other addrinfos?"); this
+ *     backend tries each in turn (localhost as ::1, then 127.0.0.1);
+ *   - a chunk with an extension ("5;x=y", RFC 9112 7.1.1) fails the
+ *     request, reported as EVREQ_HTTP_DATA_TOO_LONG;
+ *   - idle reads time out after 50 s unless every request sets its own.
+ * So the client stays small and hand-written, with the protocol in pure
+ * modules (fuzzed) and only the I/O here.
  *
  * Plain HTTP only, on purpose (no TLS library): for an https endpoint, run a
  * TLS proxy such as stunnel next to parleyd and point agent_url at it.
@@ -20,7 +41,6 @@
  * closes the upstream connection at once.  The API key is only ever written
  * into the Authorization header: it is never logged, and is blanked out of
  * upstream error messages that echo it. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -39,23 +59,25 @@
 #include <json-c/json.h>
 
 #include "agent.h"
+#include "clock.h"
+#include "http_response.h"
 #include "log.h"
+#include "openai_proto.h"
 #include "parley.h"
 #include "secret.h"
 #include "sse_parse.h"
 #include "store.h"
+#include "url.h"
 #include "ws_frame.h"
 
 #define OPENAI_PATH        "/v1/chat/completions"
-#define OPENAI_LINE_MAX    8192             /* a status, header or chunk-size line */
-#define OPENAI_HEAD_MAX    (64 * 1024)      /* all header lines together */
 #define OPENAI_ERROR_MAX   (64 * 1024)      /* of an error body, kept for its message */
 #define OPENAI_JSON_MAX    (1024 * 1024)    /* a completion that is not streamed */
 #define OPENAI_MESSAGE_MAX 512
 #define OPENAI_KEY_MAX     1024
 
 struct openai_url {
-    char host[256];             /* without the brackets of an IPv6 address */
+    char host[URL_HOST_MAX + 1];    /* without the brackets of an IPv6 address */
     char port[8];
     char authority[300];        /* HOST[:PORT] as written, for the Host header */
     char target[600];           /* the prefix, then OPENAI_PATH */
@@ -74,18 +96,8 @@ static struct {
 enum openai_phase {
     OPENAI_CONTEXT,             /* reading the room's last messages */
     OPENAI_CONNECTING,
-    OPENAI_STATUS,              /* connected, waiting for the status line */
-    OPENAI_HEADERS,
+    OPENAI_HEAD,                /* connected, reading the response's head */
     OPENAI_BODY,
-};
-
-enum openai_body {
-    OPENAI_BODY_CLOSE,          /* until the server closes */
-    OPENAI_BODY_LENGTH,         /* Content-Length bytes */
-    OPENAI_BODY_CHUNK_SIZE,     /* chunked: the size line */
-    OPENAI_BODY_CHUNK_DATA,
-    OPENAI_BODY_CHUNK_END,      /* the CRLF after a chunk's data */
-    OPENAI_BODY_TRAILER,        /* after the last chunk, up to a blank line */
 };
 
 enum openai_deadline {
@@ -102,15 +114,8 @@ struct openai_call {
     struct bufferevent *bev;
     struct event *timer;        /* the start, then the nearest deadline */
     enum openai_phase phase;
-    enum openai_body body;
     int64_t started_ms, connect_ms;
-    int status;
-    char reason[64];
-    int chunked;
-    int64_t length;             /* Content-Length, -1 when absent */
-    int json;                   /* Content-Type: application/json */
-    uint64_t left;              /* bytes left in the chunk or the body */
-    size_t head_bytes;
+    struct http_response http;  /* what the agent answers */
     struct evbuffer *request;   /* the request's bytes, for each address tried */
     struct evdns_getaddrinfo_request *resolving;   /* its callback is due */
     struct evutil_addrinfo *addrs, *addr;   /* what the name resolved to; the one tried */
@@ -122,80 +127,43 @@ struct openai_call {
     int busy;                   /* inside the read callback */
 };
 
-static int64_t openai_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* --- the endpoint ------------------------------------------------------ */
 
 /* Splits "http://HOST[:PORT][/PREFIX]" into U.  A trailing "/v1" in the
  * prefix is accepted too, as OpenAI SDKs write base URLs. */
-static int openai_url_parse(const char *url, struct openai_url *u, char *why, size_t whylen)
+static int openai_url_parse(const char *text, struct openai_url *u, char *why, size_t whylen)
 {
-    const char *auth = url + 7, *end, *host, *host_end, *port = NULL, *path;
+    struct url url;
+    const char *reason, *path;
     size_t path_len;
-    long n;
 
     memset(u, 0, sizeof(*u));
-    if (strncasecmp(url, "https://", 8) == 0) {
+    if (strncasecmp(text, "https://", 8) == 0) {
         snprintf(why, whylen, "https is not supported: run a TLS proxy such as stunnel and give its http:// address");
         return PL_ERR;
     }
-    if (strncasecmp(url, "http://", 7) != 0) {
+    if (strncasecmp(text, "http://", 7) != 0) {
         snprintf(why, whylen, "expected http://HOST[:PORT][/PREFIX]");
         return PL_ERR;
     }
-    for (const char *p = url; *p != '\0'; p++) {
+    for (const char *p = text; *p != '\0'; p++) {
         if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '?' || *p == '#' || *p == '@') {
             snprintf(why, whylen, "expected http://HOST[:PORT][/PREFIX], without spaces, user, query or fragment");
             return PL_ERR;
         }
     }
-    end = auth + strcspn(auth, "/");
-    path = end;
-    if (end == auth || (size_t)(end - auth) >= sizeof(u->authority)) {
+    if (url_parse(text + 7, &url, &reason) != PL_OK) {
+        snprintf(why, whylen, "%s", reason);
+        return PL_ERR;
+    }
+    if (url.authority_len >= sizeof(u->authority)) {
         snprintf(why, whylen, "missing or too long host");
         return PL_ERR;
     }
-    memcpy(u->authority, auth, (size_t)(end - auth));
-    if (auth[0] == '[') {
-        host = auth + 1;
-        host_end = memchr(auth, ']', (size_t)(end - auth));
-        if (host_end == NULL || (host_end + 1 < end && host_end[1] != ':')) {
-            snprintf(why, whylen, "expected [IPv6 address]");
-            return PL_ERR;
-        }
-        port = host_end + 1 < end ? host_end + 2 : NULL;
-    } else {
-        host = auth;
-        host_end = memchr(auth, ':', (size_t)(end - auth));
-        if (host_end != NULL) {
-            port = host_end + 1;
-        } else {
-            host_end = end;
-        }
-    }
-    if (host_end == host || (size_t)(host_end - host) >= sizeof(u->host)) {
-        snprintf(why, whylen, "missing or too long host");
-        return PL_ERR;
-    }
-    memcpy(u->host, host, (size_t)(host_end - host));
-    n = 80;
-    if (port != NULL) {
-        n = 0;
-        for (const char *p = port; p < end && n <= 65535; p++) {
-            n = isdigit((unsigned char)*p) ? n * 10 + (*p - '0') : 65536;
-        }
-        if (port == end || n < 1 || n > 65535) {
-            snprintf(why, whylen, "invalid port (1..65535)");
-            return PL_ERR;
-        }
-    }
-    snprintf(u->port, sizeof(u->port), "%ld", n);
+    memcpy(u->authority, url.authority, url.authority_len);
+    snprintf(u->host, sizeof(u->host), "%s", url.host);
+    snprintf(u->port, sizeof(u->port), "%d", url.port != 0 ? url.port : 80);
+    path = url.path;
     path_len = strlen(path);
     while (path_len > 0 && path[path_len - 1] == '/') {
         path_len--;
@@ -212,7 +180,7 @@ static int openai_url_parse(const char *url, struct openai_url *u, char *why, si
     return PL_OK;
 }
 
-int agent_openai_check(const struct conf *cfg, char *err, size_t errlen)
+static int openai_check(const struct conf *cfg, char *err, size_t errlen)
 {
     struct openai_url u;
     char where[1100], why[256];
@@ -267,42 +235,6 @@ static int openai_init(void)
 }
 
 /* --- a call's life ------------------------------------------------------ */
-
-/* Makes MSG fit to show and to log: the key blanked out, no quotes or
- * control characters, valid UTF-8. */
-static void openai_sanitize(char *msg)
-{
-    size_t klen = strlen(openai.key), n, i;
-    char *p;
-
-    for (p = msg; klen > 0 && (p = strstr(p, openai.key)) != NULL; p += klen) {
-        memset(p, '*', klen);
-    }
-    for (p = msg; *p != '\0'; p++) {
-        if ((unsigned char)*p < ' ' || *p == 0x7f) {
-            *p = ' ';
-        } else if (*p == '"') {
-            *p = '\'';
-        }
-    }
-    /* A character cut at the end by the size limit goes; then, if bytes
-     * that were never UTF-8 remain, every non-ASCII byte is replaced. */
-    n = strlen(msg);
-    for (i = n; i > 0 && n - i < 3 && ((unsigned char)msg[i - 1] & 0xc0) == 0x80; i--) {
-    }
-    if (i > 0 && (unsigned char)msg[i - 1] >= 0xc0
-        && n - (i - 1) < ((unsigned char)msg[i - 1] >= 0xf0 ? 4u : (unsigned char)msg[i - 1] >= 0xe0 ? 3u : 2u)) {
-        n = i - 1;
-        msg[n] = '\0';
-    }
-    if (!ws_utf8_valid((const uint8_t *)msg, n)) {
-        for (p = msg; *p != '\0'; p++) {
-            if ((unsigned char)*p >= 0x80) {
-                *p = '?';
-            }
-        }
-    }
-}
 
 static void openai_free(struct openai_call *c)
 {
@@ -360,7 +292,7 @@ static void openai_end(struct openai_call *c, enum agent_status st, const char *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    openai_sanitize(msg);
+    openai_proto_clean(msg, openai.key);
     openai_detach(c);
     agent_finish(r, st, msg);
 }
@@ -398,7 +330,7 @@ static int64_t openai_deadline(const struct openai_call *c, enum openai_deadline
 static void openai_arm(struct openai_call *c)
 {
     enum openai_deadline which;
-    int64_t left = openai_deadline(c, &which) - openai_now_ms();
+    int64_t left = openai_deadline(c, &which) - clock_ms();
     struct timeval tv;
 
     if (left < 0) {
@@ -413,79 +345,7 @@ static void openai_arm(struct openai_call *c)
 
 static int openai_ok(const struct openai_call *c)
 {
-    return c->status >= 200 && c->status < 300;
-}
-
-/* LEN bytes of S as one JSON value with nothing but white space after it,
- * or NULL. */
-static json_object *openai_parse_json(const char *s, size_t len)
-{
-    struct json_tokener *tok;
-    json_object *obj;
-    size_t end;
-
-    if (s == NULL || len == 0 || (tok = json_tokener_new()) == NULL) {
-        return NULL;
-    }
-    obj = json_tokener_parse_ex(tok, s, (int)len);
-    end = json_tokener_get_error(tok) == json_tokener_success ? json_tokener_get_parse_end(tok) : 0;
-    json_tokener_free(tok);
-    if (obj == NULL) {
-        return NULL;
-    }
-    while (end < len && isspace((unsigned char)s[end])) {
-        end++;
-    }
-    if (end < len || !json_object_is_type(obj, json_type_object)) {
-        json_object_put(obj);
-        return NULL;
-    }
-    return obj;
-}
-
-/* The message of an error object, {"error":{"message":"..."}} or
- * {"error":"..."}, or NULL when OBJ is not one. */
-static const char *openai_error_text(json_object *obj)
-{
-    json_object *err, *msg;
-
-    if (obj == NULL || !json_object_object_get_ex(obj, "error", &err)) {
-        return NULL;
-    }
-    if (json_object_is_type(err, json_type_object) && json_object_object_get_ex(err, "message", &msg)
-        && json_object_is_type(msg, json_type_string)) {
-        return json_object_get_string(msg);
-    }
-    return json_object_get_string(err);
-}
-
-/* choices[0] of OBJ: 1 with *CHOICE set, 0 for an empty list (a usage
- * report), -1 when there is no list at all. */
-static int openai_choice(json_object *obj, json_object **choice)
-{
-    json_object *choices;
-
-    if (!json_object_object_get_ex(obj, "choices", &choices) || !json_object_is_type(choices, json_type_array)) {
-        return -1;
-    }
-    if (json_object_array_length(choices) == 0) {
-        return 0;
-    }
-    *choice = json_object_array_get_idx(choices, 0);
-    return json_object_is_type(*choice, json_type_object) ? 1 : -1;
-}
-
-/* CHOICE.PART.content ("delta" streamed, "message" whole), or NULL. */
-static const char *openai_choice_text(json_object *choice, const char *part, size_t *len)
-{
-    json_object *o, *content;
-
-    if (!json_object_object_get_ex(choice, part, &o) || !json_object_is_type(o, json_type_object)
-        || !json_object_object_get_ex(o, "content", &content) || !json_object_is_type(content, json_type_string)) {
-        return NULL;
-    }
-    *len = (size_t)json_object_get_string_len(content);
-    return json_object_get_string(content);
+    return c->http.status >= 200 && c->http.status < 300;
 }
 
 /* Passes a piece of the answer on, as UTF-8 whatever the agent sent (the
@@ -508,9 +368,8 @@ static void openai_emit(struct openai_call *c, const char *text, size_t len)
     if ((copy = malloc(len)) == NULL) {
         return;
     }
-    for (size_t i = 0; i < len; i++) {
-        copy[i] = (unsigned char)text[i] < 0x80 ? text[i] : '?';
-    }
+    memcpy(copy, text, len);
+    openai_proto_ascii(copy, len);
     agent_emit(c->req, copy, len);
     free(copy);
 }
@@ -518,7 +377,7 @@ static void openai_emit(struct openai_call *c, const char *text, size_t len)
 /* One event of the stream. */
 static void openai_event(struct openai_call *c, const struct sse_event *ev)
 {
-    json_object *obj, *choice, *finish;
+    json_object *obj, *choice;
     const char *text, *error;
     size_t len;
     int n;
@@ -530,20 +389,17 @@ static void openai_event(struct openai_call *c, const struct sse_event *ev)
         openai_succeed(c);
         return;
     }
-    obj = openai_parse_json(ev->data, ev->len);
-    error = openai_error_text(obj);
+    obj = openai_proto_parse(ev->data, ev->len);
+    error = openai_proto_error(obj);
     if (error != NULL || strcmp(ev->type, "error") == 0) {
         openai_end(c, AGENT_UNAVAILABLE, "the agent reported an error: %.300s", error != NULL ? error : ev->data);
     } else if (obj == NULL) {
         openai_end(c, AGENT_UNAVAILABLE, "the agent sent an event that is not a JSON object: %.60s", ev->data);
-    } else if ((n = openai_choice(obj, &choice)) < 0) {
+    } else if ((n = openai_proto_choice(obj, &choice)) < 0) {
         openai_end(c, AGENT_UNAVAILABLE, "the agent sent an event without choices");
     } else if (n > 0) {
-        if (json_object_object_get_ex(choice, "finish_reason", &finish)
-            && json_object_is_type(finish, json_type_string)) {
-            c->got_finish = 1;
-        }
-        if ((text = openai_choice_text(choice, "delta", &len)) != NULL) {
+        c->got_finish |= openai_proto_finished(choice);
+        if ((text = openai_proto_text(choice, "delta", &len)) != NULL) {
             openai_emit(c, text, len);
         }
     }
@@ -557,7 +413,7 @@ static void openai_body_end(struct openai_call *c)
     const char *text, *error;
     size_t len;
 
-    if (openai_ok(c) && !c->json) {
+    if (openai_ok(c) && !c->http.json) {
         if (c->got_finish) {
             openai_succeed(c);
         } else {
@@ -565,15 +421,15 @@ static void openai_body_end(struct openai_call *c)
         }
         return;
     }
-    obj = openai_parse_json((const char *)evbuffer_pullup(c->saved, -1), evbuffer_get_length(c->saved));
+    obj = openai_proto_parse((const char *)evbuffer_pullup(c->saved, -1), evbuffer_get_length(c->saved));
     if (!openai_ok(c)) {
-        error = openai_error_text(obj);
-        openai_end(c, AGENT_UNAVAILABLE, "the agent answered HTTP %d%s%.300s", c->status,
-                   error != NULL ? ": " : " ", error != NULL ? error : c->reason);
-    } else if (obj == NULL || openai_choice(obj, &choice) <= 0) {
+        error = openai_proto_error(obj);
+        openai_end(c, AGENT_UNAVAILABLE, "the agent answered HTTP %d%s%.300s", c->http.status,
+                   error != NULL ? ": " : " ", error != NULL ? error : c->http.reason);
+    } else if (obj == NULL || openai_proto_choice(obj, &choice) <= 0) {
         openai_end(c, AGENT_UNAVAILABLE, "the agent's answer has no choices");
     } else {
-        if ((text = openai_choice_text(choice, "message", &len)) != NULL) {
+        if ((text = openai_proto_text(choice, "message", &len)) != NULL) {
             openai_emit(c, text, len);
         }
         openai_succeed(c);
@@ -588,8 +444,8 @@ static void openai_data(struct openai_call *c, const char *p, size_t n)
     struct sse_event ev;
     size_t used;
 
-    if (!openai_ok(c) || c->json) {
-        size_t have = evbuffer_get_length(c->saved), max = c->json ? OPENAI_JSON_MAX : OPENAI_ERROR_MAX;
+    if (!openai_ok(c) || c->http.json) {
+        size_t have = evbuffer_get_length(c->saved), max = c->http.json ? OPENAI_JSON_MAX : OPENAI_ERROR_MAX;
         if (have + n > max) {
             if (openai_ok(c)) {
                 openai_end(c, AGENT_UNAVAILABLE, "the agent's answer is longer than %zu bytes", max);
@@ -616,194 +472,60 @@ static void openai_data(struct openai_call *c, const char *p, size_t n)
     }
 }
 
-/* The next line of IN, without its line end: PL_OK with *LINE (to free),
- * PL_AGAIN when it is not complete yet, PL_ERR when it is too long (the
- * call has ended). */
-static int openai_readln(struct openai_call *c, struct evbuffer *in, char **line)
+/* The response is broken: says how. */
+static void openai_http_error(struct openai_call *c)
 {
-    size_t n;
-
-    *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-    if (*line != NULL) {
-        return PL_OK;
-    }
-    if (evbuffer_get_length(in) > OPENAI_LINE_MAX) {
-        openai_end(c, AGENT_UNAVAILABLE, "the agent sent a line longer than %d bytes", OPENAI_LINE_MAX);
-        return PL_ERR;
-    }
-    return PL_AGAIN;
-}
-
-static void openai_status_line(struct openai_call *c, const char *line)
-{
-    int minor, code, n = 0;
-
-    if (sscanf(line, "HTTP/1.%d %3d%n", &minor, &code, &n) < 2 || code < 100
-        || (line[n] != '\0' && line[n] != ' ')) {
-        openai_end(c, AGENT_UNAVAILABLE, "the agent does not speak HTTP/1.x: '%.40s'", line);
-        return;
-    }
-    c->status = code;
-    snprintf(c->reason, sizeof(c->reason), "%s", line + n + (line[n] == ' '));
-    c->phase = OPENAI_HEADERS;
-    c->chunked = 0;
-    c->length = -1;
-    c->json = 0;
-}
-
-static void openai_header(struct openai_call *c, char *line)
-{
-    char *colon = strchr(line, ':'), *v, *end;
-    long long n;
-
-    if (colon == NULL) {
-        return;
-    }
-    *colon = '\0';
-    for (v = colon + 1; *v == ' ' || *v == '\t'; v++) {
-    }
-    if (strcasecmp(line, "Transfer-Encoding") == 0) {
-        c->chunked = strcasestr(v, "chunked") != NULL;
-    } else if (strcasecmp(line, "Content-Length") == 0) {
-        errno = 0;
-        n = strtoll(v, &end, 10);
-        c->length = isdigit((unsigned char)*v) && errno == 0 && (*end == '\0' || isspace((unsigned char)*end)) ? n : -1;
-    } else if (strcasecmp(line, "Content-Type") == 0) {
-        c->json = strncasecmp(v, "application/json", 16) == 0;
-    }
-}
-
-/* The blank line after the headers. */
-static void openai_body_begin(struct openai_call *c)
-{
-    if (c->status < 200) {
-        c->phase = OPENAI_STATUS;       /* 1xx: the real answer follows */
-        return;
-    }
-    c->phase = OPENAI_BODY;
-    if (c->status == 204 || c->status == 304) {
-        openai_body_end(c);
-    } else if (c->chunked) {
-        c->body = OPENAI_BODY_CHUNK_SIZE;
-    } else if (c->length >= 0) {
-        c->body = OPENAI_BODY_LENGTH;
-        c->left = (uint64_t)c->length;
-        if (c->left == 0) {
-            openai_body_end(c);
-        }
-    } else {
-        c->body = OPENAI_BODY_CLOSE;
-    }
-}
-
-/* One line of the status line and headers. */
-static int openai_head(struct openai_call *c, struct evbuffer *in)
-{
-    char *line;
-    int rc = openai_readln(c, in, &line);
-
-    if (rc != PL_OK) {
-        return rc;
-    }
-    c->head_bytes += strlen(line) + 2;
-    if (c->head_bytes > OPENAI_HEAD_MAX) {
-        openai_end(c, AGENT_UNAVAILABLE, "the agent's response headers are longer than %d bytes", OPENAI_HEAD_MAX);
-    } else if (c->phase == OPENAI_STATUS) {
-        openai_status_line(c, line);
-    } else if (line[0] == '\0') {
-        openai_body_begin(c);
-    } else {
-        openai_header(c, line);
-    }
-    free(line);
-    return c->req != NULL ? PL_OK : PL_ERR;
-}
-
-/* A chunk-size line, the end of a chunk's data, or a trailer line. */
-static void openai_chunk_line(struct openai_call *c, const char *line)
-{
-    unsigned long long size;
-    char *end;
-
-    if (c->body == OPENAI_BODY_CHUNK_SIZE) {
-        errno = 0;
-        size = strtoull(line, &end, 16);
-        if (!isxdigit((unsigned char)line[0]) || errno != 0
-            || (*end != '\0' && *end != ';' && *end != ' ' && *end != '\t')) {
-            openai_end(c, AGENT_UNAVAILABLE, "the agent sent a malformed chunk");
-        } else if (size == 0) {
-            c->body = OPENAI_BODY_TRAILER;
-        } else {
-            c->left = size;
-            c->body = OPENAI_BODY_CHUNK_DATA;
-        }
-    } else if (c->body == OPENAI_BODY_CHUNK_END) {
-        if (line[0] != '\0') {
-            openai_end(c, AGENT_UNAVAILABLE, "the agent sent a malformed chunk");
-        } else {
-            c->body = OPENAI_BODY_CHUNK_SIZE;
-        }
-    } else if (line[0] == '\0') {
-        openai_body_end(c);
-    }
-}
-
-/* Some of the body. */
-static int openai_body(struct openai_call *c, struct evbuffer *in)
-{
-    size_t avail = evbuffer_get_length(in), n;
-    char *line;
-    int rc;
-
-    switch (c->body) {
-    case OPENAI_BODY_CHUNK_SIZE:
-    case OPENAI_BODY_CHUNK_END:
-    case OPENAI_BODY_TRAILER:
-        if ((rc = openai_readln(c, in, &line)) != PL_OK) {
-            return rc;
-        }
-        openai_chunk_line(c, line);
-        free(line);
+    switch (c->http.error) {
+    case HTTP_RESPONSE_BAD_STATUS:
+        openai_end(c, AGENT_UNAVAILABLE, "the agent does not speak HTTP/1.x: '%.40s'", c->http.line);
         break;
-    case OPENAI_BODY_CLOSE:
-    case OPENAI_BODY_LENGTH:
-    case OPENAI_BODY_CHUNK_DATA:
-        if (avail == 0) {
-            return PL_AGAIN;
-        }
-        n = c->body == OPENAI_BODY_CLOSE || avail < c->left ? avail : (size_t)c->left;
-        openai_data(c, (const char *)evbuffer_pullup(in, (ev_ssize_t)n), n);
-        if (c->req == NULL) {
-            return PL_ERR;      /* ended: the connection is closed already */
-        }
-        evbuffer_drain(in, n);
-        if (c->body != OPENAI_BODY_CLOSE && (c->left -= n) == 0) {
-            if (c->body == OPENAI_BODY_CHUNK_DATA) {
-                c->body = OPENAI_BODY_CHUNK_END;
-            } else {
-                openai_body_end(c);
-            }
-        }
+    case HTTP_RESPONSE_LONG_LINE:
+        openai_end(c, AGENT_UNAVAILABLE, "the agent sent a line longer than %d bytes", HTTP_RESPONSE_LINE_MAX);
+        break;
+    case HTTP_RESPONSE_LONG_HEAD:
+        openai_end(c, AGENT_UNAVAILABLE, "the agent's response headers are longer than %d bytes",
+                   HTTP_RESPONSE_HEAD_MAX);
+        break;
+    case HTTP_RESPONSE_BAD_CHUNK:
+        openai_end(c, AGENT_UNAVAILABLE, "the agent sent a malformed chunked body: %s", c->http.chunks.reason);
+        break;
+    case HTTP_RESPONSE_CUT:
+        openai_end(c, AGENT_UNAVAILABLE, "the agent closed the connection in the middle of the answer");
         break;
     }
-    return c->req != NULL ? PL_OK : PL_ERR;
 }
 
+/* Everything that arrived goes through the response reader at once (it
+ * keeps a partial line itself); the buffer is drained unless the call
+ * ended meanwhile, which freed the connection. */
 static void openai_on_read(struct bufferevent *bev, void *arg)
 {
     struct openai_call *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    int rc = PL_OK;
+    size_t len = evbuffer_get_length(in), off = 0, used, n;
+    char *buf = (char *)evbuffer_pullup(in, -1);
+    enum http_response_event ev;
+    const char *data;
 
+    if (len == 0 || (c->phase != OPENAI_HEAD && c->phase != OPENAI_BODY)) {
+        return;
+    }
     c->busy = 1;
-    while (rc == PL_OK && c->req != NULL) {
-        if (c->phase == OPENAI_STATUS || c->phase == OPENAI_HEADERS) {
-            rc = openai_head(c, in);
-        } else if (c->phase == OPENAI_BODY) {
-            rc = openai_body(c, in);
-        } else {
-            rc = PL_AGAIN;
+    do {
+        ev = http_response_feed(&c->http, buf + off, len - off, &used, &data, &n);
+        off += used;
+        if (ev == HTTP_RESPONSE_HEAD) {
+            c->phase = OPENAI_BODY;
+        } else if (ev == HTTP_RESPONSE_DATA) {
+            openai_data(c, data, n);
+        } else if (ev == HTTP_RESPONSE_END) {
+            openai_body_end(c);
+        } else if (ev == HTTP_RESPONSE_ERROR) {
+            openai_http_error(c);
         }
+    } while (c->req != NULL && ev != HTTP_RESPONSE_AGAIN);
+    if (c->req != NULL) {
+        evbuffer_drain(in, off);
     }
     c->busy = 0;
     if (c->req == NULL) {
@@ -815,12 +537,12 @@ static void openai_on_eof(struct openai_call *c)
 {
     if (c->phase != OPENAI_BODY) {
         openai_end(c, AGENT_UNAVAILABLE, "the agent closed the connection without answering");
-    } else if (c->body == OPENAI_BODY_CLOSE || !openai_ok(c)) {
+    } else if (http_response_eof(&c->http) == HTTP_RESPONSE_END || !openai_ok(c)) {
         openai_body_end(c);
-    } else if (!c->json && c->got_finish) {
+    } else if (!c->http.json && c->got_finish) {
         openai_succeed(c);
     } else {
-        openai_end(c, AGENT_UNAVAILABLE, "the agent closed the connection in the middle of the answer");
+        openai_http_error(c);
     }
 }
 
@@ -833,7 +555,7 @@ static void openai_on_event(struct bufferevent *bev, short what, void *arg)
 
     PL_UNUSED(bev);
     if (what & BEV_EVENT_CONNECTED) {
-        c->phase = OPENAI_STATUS;
+        c->phase = OPENAI_HEAD;
         openai_arm(c);
     } else if (c->phase == OPENAI_CONNECTING) {
         if (openai_connect_next(c) != PL_OK) {
@@ -842,7 +564,7 @@ static void openai_on_event(struct bufferevent *bev, short what, void *arg)
         }
     } else if (what & BEV_EVENT_EOF) {
         openai_on_eof(c);
-    } else if (c->phase == OPENAI_BODY && openai_ok(c) && !c->json && c->got_finish) {
+    } else if (c->phase == OPENAI_BODY && openai_ok(c) && !c->http.json && c->got_finish) {
         openai_succeed(c);    /* a reset after the last word */
     } else {
         openai_end(c, AGENT_UNAVAILABLE, "the connection to the agent failed: %s",
@@ -851,56 +573,6 @@ static void openai_on_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /* --- the request -------------------------------------------------------- */
-
-static void openai_message_add(json_object *messages, const char *role, const char *content)
-{
-    json_object *m = json_object_new_object();
-
-    if (m == NULL) {
-        return;
-    }
-    json_object_object_add(m, "role", json_object_new_string(role));
-    json_object_object_add(m, "content", json_object_new_string(content));
-    json_object_array_add(messages, m);
-}
-
-/* The request's JSON: the model, the system prompt, the room's last
- * messages (EVS, may be NULL) and the question. */
-static json_object *openai_body_build(const struct agent_request *r, const struct store_events *evs)
-{
-    const struct conf *cfg = agent_conf();
-    json_object *root = json_object_new_object(), *messages = json_object_new_array();
-    char *line;
-
-    if (root == NULL || messages == NULL) {
-        json_object_put(root);
-        json_object_put(messages);
-        return NULL;
-    }
-    json_object_object_add(root, "model", json_object_new_string(cfg->agent_model));
-    json_object_object_add(root, "stream", json_object_new_boolean(1));
-    if (cfg->agent_system_prompt[0] != '\0') {
-        openai_message_add(messages, "system", cfg->agent_system_prompt);
-    }
-    for (int i = 0; evs != NULL && i < evs->count; i++) {
-        json_object *m = json_tokener_parse(evs->items[i].json), *from, *content;
-
-        if (m != NULL && json_object_object_get_ex(m, "from", &from)
-            && json_object_object_get_ex(m, "content", &content)) {
-            const char *who = json_object_get_string(from), *text = json_object_get_string(content);
-            if (strcmp(who, cfg->agent_name) == 0) {
-                openai_message_add(messages, "assistant", text);
-            } else if (asprintf(&line, "%s: %s", who, text) >= 0) {
-                openai_message_add(messages, "user", line);
-                free(line);
-            }
-        }
-        json_object_put(m);
-    }
-    openai_message_add(messages, "user", r->query);
-    json_object_object_add(root, "messages", messages);
-    return root;
-}
 
 /* Connects to the address being tried (the configured one, or the next
  * one the name resolved to) and sends the request; the answer comes to
@@ -963,6 +635,7 @@ static void openai_on_resolved(int result, struct evutil_addrinfo *res, void *ar
  * or connects to the address. */
 static void openai_request(struct openai_call *c, const struct store_events *evs)
 {
+    const struct conf *cfg = agent_conf();
     struct evdns_getaddrinfo_request *q;
     struct evutil_addrinfo hints;
     json_object *body;
@@ -973,7 +646,8 @@ static void openai_request(struct openai_call *c, const struct store_events *evs
         openai_end(c, AGENT_UNAVAILABLE, "the agent is not set up (see the log at start-up)");
         return;
     }
-    if ((body = openai_body_build(c->req, evs)) == NULL || (c->request = evbuffer_new()) == NULL) {
+    if ((body = openai_proto_request(cfg->agent_model, cfg->agent_system_prompt, cfg->agent_name, evs,
+                                     c->req->query)) == NULL || (c->request = evbuffer_new()) == NULL) {
         json_object_put(body);
         openai_end(c, AGENT_UNAVAILABLE, "out of memory");
         return;
@@ -992,7 +666,7 @@ static void openai_request(struct openai_call *c, const struct store_events *evs
     json_object_put(body);
 
     c->phase = OPENAI_CONNECTING;
-    c->connect_ms = openai_now_ms();
+    c->connect_ms = clock_ms();
     openai_arm(c);
     if (openai.dns == NULL) {
         openai_connect(c);
@@ -1069,8 +743,9 @@ static int openai_start(struct agent_request *r)
         return PL_ERR;
     }
     sse_parser_init(&c->sse, 0);
+    http_response_init(&c->http);
     c->req = r;
-    c->started_ms = openai_now_ms();
+    c->started_ms = clock_ms();
     c->phase = OPENAI_CONTEXT;
     r->state = c;
     if (r->room[0] != '\0' && cfg->agent_context_messages > 0
@@ -1084,6 +759,7 @@ static int openai_start(struct agent_request *r)
 }
 
 const struct agent_backend agent_openai = {
+    .check = openai_check,
     .init = openai_init,
     .start = openai_start,
     .cancel = openai_cancel,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "parley.h"
 
 #define CLI_DEFAULT_CONFIG SYSCONFDIR "/parley.conf"
@@ -125,8 +126,8 @@ int cli_load_config(const struct cli_options *opts, struct conf *cfg, char *err,
     if (path != NULL && conf_load_file(cfg, path, err, errlen) != PL_OK) {
         return PL_ERR;
     }
-    if (cli_apply(opts, cfg, err, errlen) != PL_OK) {
+    if (cli_apply(opts, cfg, err, errlen) != PL_OK || conf_check(cfg, err, errlen) != PL_OK) {
         return PL_ERR;
     }
-    return conf_check(cfg, err, errlen);
+    return agent_check(cfg, err, errlen);
 }

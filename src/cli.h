@@ -36,7 +36,8 @@ int cli_parse(int argc, char **argv, struct cli_options *opts, char *err, size_t
 int cli_apply(const struct cli_options *opts, struct conf *cfg, char *err, size_t errlen);
 
 /* Builds the effective configuration: defaults, then the file (-c FILE, or
- * the default file when it exists), then the flags; then conf_check().
+ * the default file when it exists), then the flags; then conf_check() and
+ * agent_check() (the composition root: conf.c knows no agent code).
  * Used at start-up and again on every reload. */
 int cli_load_config(const struct cli_options *opts, struct conf *cfg, char *err, size_t errlen);
 

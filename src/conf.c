@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent.h"
 #include "log.h"
 #include "names.h"
 #include "netaddr.h"
@@ -491,15 +490,14 @@ static int conf_check_web_root(const struct conf *cfg, char *err, size_t errlen)
     return PL_OK;
 }
 
-/* The agent backend's name, and what the openai backend needs. */
+/* The agent backend's name.  What the backend itself needs (agent_url...)
+ * is agent_check()'s to say: the configuration does not depend on the
+ * agent's code. */
 static int conf_check_agent(const struct conf *cfg, char *err, size_t errlen)
 {
     char where[1100];
 
-    if (strcmp(cfg->agent, "openai") == 0) {
-        return agent_openai_check(cfg, err, errlen);
-    }
-    if (strcmp(cfg->agent, "builtin") != 0) {
+    if (strcmp(cfg->agent, "builtin") != 0 && strcmp(cfg->agent, "openai") != 0) {
         conf_where(cfg, "agent", where, sizeof(where));
         snprintf(err, errlen, "%s: invalid value '%s' for 'agent' (builtin or openai)", where, cfg->agent);
         return PL_ERR;

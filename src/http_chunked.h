@@ -1,4 +1,5 @@
-/* http_chunked.h - a chunked request body decoded strictly, fed in pieces.
+/* http_chunked.h - a chunked body decoded strictly, fed in pieces: a
+ * request's (http.c), and the agent upstream's response (http_response.c).
  *
  * RFC 9112 7.1, with the sizes bounded:
  *

@@ -1,5 +1,6 @@
 /* log.c - levelled key=value logging, reopened on SIGUSR1. */
 #include "log.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,11 +144,8 @@ void log_write(enum log_level level, int errnum, const char *fmt, ...)
 
 int log_every_due(struct log_every *e, unsigned *count)
 {
-    struct timespec ts;
-    int64_t now;
+    int64_t now = clock_coarse_ms();
 
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     e->count++;
     if (e->last_ms != 0 && now - e->last_ms < 1000) {
         return 0;

@@ -11,6 +11,7 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
+#include "clock.h"
 #include "log.h"
 #include "parley.h"
 
@@ -45,14 +46,6 @@ struct redis_conn {
 };
 
 static void redis_conn_connect(struct redis_conn *rc);
-
-static int64_t redis_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void redis_conn_schedule_retry(struct redis_conn *rc)
 {
@@ -156,7 +149,7 @@ static void redis_conn_connect(struct redis_conn *rc)
     }
     ac->data = rc;
     rc->ac = ac;
-    rc->connect_deadline_ms = redis_now_ms() + rc->timeout_ms;
+    rc->connect_deadline_ms = clock_ms() + rc->timeout_ms;
     redisLibeventAttach(ac, rc->base);
     redisAsyncSetConnectCallback(ac, redis_conn_on_connect);
     redisAsyncSetDisconnectCallback(ac, redis_conn_on_disconnect);
@@ -175,7 +168,7 @@ static void redis_conn_on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     struct redis_conn *rc = arg;
     struct redis_pending *head = TAILQ_FIRST(&rc->pending);
-    int64_t now = redis_now_ms();
+    int64_t now = clock_ms();
 
     PL_UNUSED(fd);
     PL_UNUSED(what);
@@ -274,7 +267,7 @@ int redis_conn_command(struct redis_conn *rc, redis_reply_cb cb, void *arg,
     if (p == NULL) {
         return PL_ERR;
     }
-    *p = (struct redis_pending){ rc, cb, arg, redis_now_ms() + rc->timeout_ms, { NULL, NULL } };
+    *p = (struct redis_pending){ rc, cb, arg, clock_ms() + rc->timeout_ms, { NULL, NULL } };
     TAILQ_INSERT_TAIL(&rc->pending, p, link);
     if (redisAsyncCommandArgv(rc->ac, redis_conn_on_reply, p, argc, argv, lens) != REDIS_OK) {
         TAILQ_REMOVE(&rc->pending, p, link);

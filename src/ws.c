@@ -11,6 +11,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "clock.h"
 #include "auth.h"
 #include "http.h"
 #include "accept.h"
@@ -60,14 +61,6 @@ static struct event *reap_ev;
 int ws_count(void)
 {
     return nconns;
-}
-
-static int64_t ws_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* --- output ------------------------------------------------------------- */
@@ -177,7 +170,7 @@ void ws_close(struct ws_conn *c, int code, const char *reason)
         return;
     }
     c->st = WS_CLOSING;         /* first: the close may itself pass the backlog */
-    c->deadline_ms = ws_now_ms() + WS_CLOSE_WAIT_MS;
+    c->deadline_ms = clock_coarse_ms() + WS_CLOSE_WAIT_MS;
     ws_send_close(c, code, reason);
 }
 
@@ -186,7 +179,7 @@ void ws_close(struct ws_conn *c, int code, const char *reason)
 static void ws_hang_up(struct ws_conn *c)
 {
     c->st = WS_FLUSHING;
-    c->deadline_ms = ws_now_ms() + WS_CLOSE_WAIT_MS;
+    c->deadline_ms = clock_coarse_ms() + WS_CLOSE_WAIT_MS;
     outq_schedule(&c->out);
 }
 
@@ -289,7 +282,7 @@ static void ws_on_frame(struct ws_conn *c, const struct ws_frame *f)
              * within redis_timeout; the wait is bounded by that anyway. */
             c->st = WS_REPLYING;
             c->peer_code = f->close_code;
-            c->deadline_ms = ws_now_ms()
+            c->deadline_ms = clock_coarse_ms()
                              + (cfg->redis_timeout_ms > WS_CLOSE_WAIT_MS ? cfg->redis_timeout_ms : WS_CLOSE_WAIT_MS);
         } else if (c->st == WS_OPEN) {
             ws_echo_close(c, f->close_code);
@@ -310,7 +303,7 @@ static void ws_on_read(struct bufferevent *bev, void *arg)
     struct ws_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
-    c->last_seen_ms = ws_now_ms();
+    c->last_seen_ms = clock_coarse_ms();
     while ((c->st == WS_OPEN || c->st == WS_CLOSING) && !c->released) {
         size_t len = evbuffer_get_length(in);
         struct ws_frame f;
@@ -379,7 +372,7 @@ static void ws_on_event(struct bufferevent *bev, short what, void *arg)
  * close deadlines: one timer for all connections. */
 static void ws_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
-    int64_t now = ws_now_ms();
+    int64_t now = clock_coarse_ms();
     struct ws_conn *c, *next;
 
     PL_UNUSED(fd);
@@ -453,7 +446,7 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
     http_release(hold);
 
     ws_parser_init(&c->parser, cfg->ws_max_message);
-    c->last_seen_ms = ws_now_ms();
+    c->last_seen_ms = clock_coarse_ms();
     c->ping_sent_ms = c->last_seen_ms;
     LIST_INSERT_HEAD(&conns, c, link);
     nconns++;

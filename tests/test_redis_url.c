@@ -27,6 +27,14 @@ START_TEST(tcp_forms)
     ck_assert_int_eq(url.port, 6379);
     ck_assert_int_eq(redis_url_parse("redis://[::1]:6379", &url, err, sizeof(err)), PL_OK);
     ck_assert_str_eq(url.host, "::1");
+    ck_assert_int_eq(redis_url_parse("redis://[::1]", &url, err, sizeof(err)), PL_OK);
+    ck_assert_str_eq(url.host, "::1");
+    ck_assert_int_eq(url.port, 6379);
+    /* A password may hold "/" and "@"; the database number has leading zeros. */
+    ck_assert_int_eq(redis_url_parse("redis://:a/b@c@h:1/0007", &url, err, sizeof(err)), PL_OK);
+    ck_assert_str_eq(url.password, "a/b@c");
+    ck_assert_str_eq(url.host, "h");
+    ck_assert_int_eq(url.db, 7);
 }
 END_TEST
 
@@ -43,7 +51,8 @@ START_TEST(rejects)
     static const char *const bad[] = {
         "", "localhost:6379", "http://x:1", "redis://", "redis://:6379", "redis://h:0",
         "redis://h:65536", "redis://h:12ab", "redis://h:1/x", "redis://user:pw@h:1",
-        "unix:relative.sock", "redis://h:-1",
+        "unix:relative.sock", "redis://h:-1", "redis://h:1/", "redis://h/1000001", "redis://h:1:2",
+        "redis://::1:6379", "redis://[::1", "redis://@h", "redis://h/-1",
     };
     for (size_t i = 0; i < PL_ARRAY_LEN(bad); i++) {
         ck_assert_msg(redis_url_parse(bad[i], &url, err, sizeof(err)) == PL_ERR, "accepted '%s'", bad[i]);

@@ -30,14 +30,17 @@ int main(void)
     srunner_add_suite(sr, suite_event());
     srunner_add_suite(sr, suite_http());
     srunner_add_suite(sr, suite_http_chunked());
+    srunner_add_suite(sr, suite_http_response());
     srunner_add_suite(sr, suite_json_strict());
     srunner_add_suite(sr, suite_names());
     srunner_add_suite(sr, suite_netaddr());
+    srunner_add_suite(sr, suite_openai_proto());
     srunner_add_suite(sr, suite_origin());
     srunner_add_suite(sr, suite_rate());
     srunner_add_suite(sr, suite_redis_url());
     srunner_add_suite(sr, suite_sse_parse());
     srunner_add_suite(sr, suite_token());
+    srunner_add_suite(sr, suite_url());
     srunner_add_suite(sr, suite_ws_frame());
     srunner_run_all(sr, CK_NORMAL);
     run = srunner_ntests_run(sr);

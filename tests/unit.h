@@ -11,14 +11,17 @@ Suite *suite_dict(void);
 Suite *suite_event(void);
 Suite *suite_http(void);
 Suite *suite_http_chunked(void);
+Suite *suite_http_response(void);
 Suite *suite_json_strict(void);
 Suite *suite_names(void);
 Suite *suite_netaddr(void);
+Suite *suite_openai_proto(void);
 Suite *suite_origin(void);
 Suite *suite_rate(void);
 Suite *suite_redis_url(void);
 Suite *suite_sse_parse(void);
 Suite *suite_token(void);
+Suite *suite_url(void);
 Suite *suite_ws_frame(void);
 
 /* Writes TEXT to a new temporary file and returns its path (static buffer). */

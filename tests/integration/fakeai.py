@@ -25,6 +25,7 @@ else by FakeAI.mode:
   stall      the first piece, then nothing until the client goes away
   stallstart headers, then nothing until the client goes away
   cut        two pieces, then the socket closes mid-body
+  lfchunks   the ok stream, its chunk lines ended by a bare LF (not HTTP)
   slow       a piece every 50 ms for ten seconds (or until the client leaves),
              then a proper end
 
@@ -240,6 +241,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._chunks(ev, [100])
             self._wait_gone(0.01)
         self.connection.shutdown(socket.SHUT_RDWR)
+
+    def mode_lfchunks(self):
+        self._head()
+        data = "".join(answer_events()).encode()
+        for i in range(0, len(data), 40):
+            self._write(b"%x\n%s\n" % (len(data[i:i + 40]), data[i:i + 40]))
+        self._write("0\n\n")
 
     def mode_slow(self):
         self._head()

@@ -251,6 +251,15 @@ class Agent(unittest.TestCase):
         c = self.connect(self.name("gary"), self.name("garbage"))
         self.assert_ws_error(c, "[malformed] ws %d" % self.n, "agent_unavailable", r"not a JSON object")
 
+    def test_chunks_framed_by_bare_lf_are_agent_unavailable(self):
+        # The chunked body goes through the strict decoder requests use
+        # (http_chunked.c): each chunk line ends in CRLF.
+        chunks, last = self.sse_answer("[lfchunks] %d" % self.n)
+        self.assertEqual(chunks, [])
+        self.assertEqual((last["event"], last["json"]["code"]), ("error", "agent_unavailable"), last)
+        self.assertEqual(last["json"]["message"],
+                         "the agent sent a malformed chunked body: malformed chunk line (RFC 9112 7.1)")
+
     def test_bytes_that_are_not_utf8_never_reach_a_client(self):
         # wsclient fails on a text frame that is not UTF-8.
         c = self.connect(self.name("bea"), self.name("bytes"))

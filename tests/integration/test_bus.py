@@ -193,7 +193,9 @@ class Bus(unittest.TestCase):
         wait_for(lambda: a.request("GET", "/healthz")[0] == 200, timeout=10, what="healthz 200")
         tok = session(a, "alice")
         wait_for(lambda: publish(a, tok, "lobby", "after")[0] == 201, timeout=10, what="publish again")
-        got = s.wait_events(2, kind="message")
+        # Every process reconnects with its own backoff (up to 5 s): on a
+        # loaded machine the catch-up may take a while.
+        got = s.wait_events(2, timeout=20, kind="message")
         self.assertEqual(got[0]["id"], first["id"])
         self.assertEqual(got[1]["json"]["content"], "after")
         wait_for(lambda: by_session.closed, timeout=5, what="the lost session's stream to end")
