@@ -68,7 +68,7 @@
 #include "sse_parse.h"
 #include "store.h"
 #include "url.h"
-#include "ws_frame.h"
+#include "utf8.h"
 
 #define OPENAI_PATH        "/v1/chat/completions"
 #define OPENAI_ERROR_MAX   (64 * 1024)      /* of an error body, kept for its message */
@@ -361,7 +361,7 @@ static void openai_emit(struct openai_call *c, const char *text, size_t len)
         c->got_token = 1;
         openai_arm(c);
     }
-    if (ws_utf8_valid((const uint8_t *)text, len)) {
+    if (utf8_valid((const uint8_t *)text, len)) {
         agent_emit(c->req, text, len);
         return;
     }

@@ -385,8 +385,8 @@ static void api_publish(evhtp_request_t *req, const struct http_params *params)
 
 struct api_history {
     char room[PL_NAME_MAX + 1];
-    char after[BUS_ID_MAX];
-    char before[BUS_ID_MAX];
+    char after[EVENT_ID_MAX];
+    char before[EVENT_ID_MAX];
     int limit;
     struct http_hold *hold;
 };

@@ -31,7 +31,7 @@ struct bus_chan {
     int delivering;                 /* inside a delivery loop: do not free */
     int needs_catchup;
     int catching_up;
-    char last_id[BUS_ID_MAX];       /* newest stored id delivered (catch-up starts here) */
+    char last_id[EVENT_ID_MAX];       /* newest stored id delivered (catch-up starts here) */
     struct event_id last_sid;       /* the same, parsed */
     struct bus_event **queue;       /* live events held during a catch-up */
     int nqueue;
@@ -86,7 +86,7 @@ static struct bus_event *bus_event_new(const char *type, const char *id, const c
 struct bus_event *bus_event_parse(const char *payload, size_t len)
 {
     const char *nl = memchr(payload, '\n', len);
-    char type[16], id[BUS_ID_MAX], user[PL_NAME_MAX + 1], head[128];
+    char type[16], id[EVENT_ID_MAX], user[PL_NAME_MAX + 1], head[128];
     size_t hlen;
 
     if (nl == NULL || (hlen = (size_t)(nl - payload)) >= sizeof(head)) {
@@ -155,7 +155,7 @@ void *bus_event_cache(struct bus_event *ev, int slot, void *(*encode)(struct bus
     return ev->cache[slot];
 }
 
-int bus_redis_up(void)
+int bus_subscriber_up(void)
 {
     return B.zone != NULL && __atomic_load_n(&B.zone->state->redis_up, __ATOMIC_RELAXED);
 }

@@ -29,7 +29,6 @@ struct worker_env;
 struct event_base;
 struct bus_chan;
 
-#define BUS_ID_MAX 32           /* "<ms>-<seq>" stream ids */
 #define BUS_CACHE_SLOTS 2       /* one encoded form per transport */
 
 /* One event from the ring, shared by all local subscribers.  Keep a
@@ -37,7 +36,7 @@ struct bus_chan;
 struct bus_event {
     int refs;
     char type[16];              /* "message", "presence", "typing", ... */
-    char id[BUS_ID_MAX];        /* stream id, "" for live-only events */
+    char id[EVENT_ID_MAX];        /* stream id, "" for live-only events */
     char user[PL_NAME_MAX + 1]; /* the user the event is about, "" if none */
     int stored;                 /* a message from a room's stream: it has its place in
                                  * the room's order (sid); other ids (direct) do not */
@@ -104,7 +103,7 @@ void *bus_event_cache(struct bus_event *ev, int slot, void *(*encode)(struct bus
                       void (*free_fn)(void *));
 
 /* Whether the host's Redis subscriber connection is up. */
-int bus_redis_up(void);
+int bus_subscriber_up(void);
 
 /* The bus was restarted: say again what this worker needs (SIGUSR2). */
 void bus_resync(void);

@@ -385,7 +385,7 @@ struct chat_ack {
     struct chat_client *cl;
     char cmid[CHAT_CMID_MAX + 1];
     int has_cmid;
-    char id[BUS_ID_MAX];        /* a direct message's id */
+    char id[EVENT_ID_MAX];        /* a direct message's id */
 };
 
 static void chat_send_ack(struct chat_client *cl, const struct chat_ack *a, const char *id)

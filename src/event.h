@@ -44,6 +44,9 @@ int64_t event_id_ms(const char *id);
 /* Non-zero when ID is a well-formed stream id "<ms>-<seq>". */
 int event_id_valid(const char *id);
 
+/* Room for a stream id ("<ms>-<seq>", two 64-bit numbers) and its NUL. */
+#define EVENT_ID_MAX 42
+
 /* A stream id parsed once, for comparisons on hot paths. */
 struct event_id {
     uint64_t ms;

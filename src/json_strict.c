@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "parley.h"
-#include "ws_frame.h"
+#include "utf8.h"
 
 #define JSON_STRICT_STR_(x) #x
 #define JSON_STRICT_STR(x) JSON_STRICT_STR_(x)
@@ -125,10 +125,10 @@ static int json_strict_escape(struct json_strict_scan *j, int name)
  * is; TO when they only stop inside a character. */
 static size_t json_strict_utf8_fault(const uint8_t *s, size_t from, size_t to)
 {
-    struct ws_utf8 u = { 0 };
+    struct utf8 u = { 0 };
 
     for (size_t i = from; i < to; i++) {
-        if (ws_utf8_feed(&u, s + i, 1) < 0) {
+        if (utf8_feed(&u, s + i, 1) < 0) {
             return i;
         }
     }
@@ -138,7 +138,7 @@ static size_t json_strict_utf8_fault(const uint8_t *s, size_t from, size_t to)
 /* The string whose opening quote is at j->pos. */
 static int json_strict_string(struct json_strict_scan *j, int name)
 {
-    struct ws_utf8 u = { 0 };
+    struct utf8 u = { 0 };
     size_t run;
 
     j->pos++;
@@ -150,7 +150,7 @@ static int json_strict_string(struct json_strict_scan *j, int name)
         while (j->pos < j->len && j->s[j->pos] >= 0x20 && j->s[j->pos] != '"' && j->s[j->pos] != '\\') {
             j->pos++;
         }
-        if (ws_utf8_feed(&u, j->s + run, j->pos - run) < 0 || (j->pos < j->len && !ws_utf8_complete(&u))) {
+        if (utf8_feed(&u, j->s + run, j->pos - run) < 0 || (j->pos < j->len && !utf8_complete(&u))) {
             return json_strict_fail(j, JSON_STRICT_UTF8, json_strict_utf8_fault(j->s, run, j->pos));
         }
         if (j->pos == j->len) {

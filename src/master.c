@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "bus_redis.h"
+#include "busd.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
@@ -144,7 +144,7 @@ static void master_spawn_bus(struct master *m)
     if (pid == 0) {
         listen_group_close(&m->listen);
         listen_group_close(&m->old_listen);
-        _exit(bus_redis_run(m->cfg, &m->zone));
+        _exit(busd_run(m->cfg, &m->zone));
     }
     m->bus.pid = pid;
     m->bus.started_ms = clock_ms();

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "store.h"
-#include "ws_frame.h"
+#include "utf8.h"
 
 static void openai_proto_message_add(json_object *messages, const char *role, const char *content)
 {
@@ -156,7 +156,7 @@ void openai_proto_clean(char *msg, const char *key)
         n = i - 1;
         msg[n] = '\0';
     }
-    if (!ws_utf8_valid((const uint8_t *)msg, n)) {
+    if (!utf8_valid((const uint8_t *)msg, n)) {
         openai_proto_ascii(msg, n);
     }
 }

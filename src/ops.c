@@ -16,7 +16,7 @@ static int worker;              /* this worker's number, for /healthz */
 static void ops_healthz(evhtp_request_t *req, const struct http_params *params)
 {
     char body[320];
-    int redis_up = store_is_up() && bus_redis_up();
+    int redis_up = store_is_up() && bus_subscriber_up();
     int stopping = metrics_stopping();
     const char *reason = stopping ? "shutting_down" : !redis_up ? "redis_unavailable" : NULL;
     int n;

@@ -26,7 +26,7 @@
 #include "names.h"
 #include "outq.h"
 #include "store.h"
-#include "ws_frame.h"
+#include "utf8.h"
 #include "worker.h"
 
 struct sse_client {
@@ -34,7 +34,7 @@ struct sse_client {
     struct outq_item out;
     struct event *ping;
     struct feed feed;               /* the room and the user's direct messages */
-    char resume[BUS_ID_MAX];        /* Last-Event-ID, "" for none */
+    char resume[EVENT_ID_MAX];        /* Last-Event-ID, "" for none */
     int pending;                    /* store calls that hold a pointer to us */
     int closed;
     LIST_ENTRY(sse_client) link;
@@ -320,7 +320,7 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
     char qlast[64], room[PL_NAME_MAX + 1];
     struct timeval ping = { cfg->sse_heartbeat_ms / 1000, (cfg->sse_heartbeat_ms % 1000) * 1000 };
 
-    if (!store_is_up() || !bus_redis_up()) {
+    if (!store_is_up() || !bus_subscriber_up()) {
         /* Nothing could be replayed or subscribed: say so now rather than
          * open a stream that stays silent. */
         http_error(req, 503, "redis_unavailable", "the message bus is unavailable; try again later");
@@ -517,7 +517,7 @@ static void sse_chat_stream(evhtp_request_t *req, const struct http_params *para
 
     PL_UNUSED(params);
     if (http_query(req, "query", query, sizeof(query)) == NULL || query[0] == '\0'
-        || !ws_utf8_valid((const uint8_t *)query, (len = strlen(query)))) {
+        || !utf8_valid((const uint8_t *)query, (len = strlen(query)))) {
         http_error(req, 400, "bad_request", "\"query\" is required, in UTF-8");
         return;
     }

@@ -476,7 +476,7 @@ int store_history(const char *room, const char *after, const char *before, int l
                   store_events_cb cb, void *arg)
 {
     struct store_history_call *h = calloc(1, sizeof(*h));
-    char key[STORE_KEY_MAX], lo[BUS_ID_MAX + 1], hi[BUS_ID_MAX + 1], count[16];
+    char key[STORE_KEY_MAX], lo[EVENT_ID_MAX + 1], hi[EVENT_ID_MAX + 1], count[16];
     const char *argv[6];
 
     if (h == NULL) {

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bus.h"
+#include "event.h"
 #include "conf.h"
 
 struct worker_env;
@@ -28,7 +28,7 @@ enum store_status {
 
 /* One stored event (a message) read back from a room's stream. */
 struct store_event {
-    char id[BUS_ID_MAX];
+    char id[EVENT_ID_MAX];
     char *json;                 /* the event, as delivered live */
     size_t len;
 };
@@ -36,7 +36,7 @@ struct store_event {
 struct store_events {
     struct store_event *items;  /* oldest first */
     int count;
-    char oldest[BUS_ID_MAX];    /* the oldest id still kept (resume only) */
+    char oldest[EVENT_ID_MAX];    /* the oldest id still kept (resume only) */
 };
 
 typedef void (*store_token_cb)(enum store_status st, const char *token, void *arg);

@@ -152,7 +152,7 @@ static void worker_on_start_check(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    if (!(store_is_up() && bus_redis_up()) && worker_elapsed_ms(&self.started) < self.cfg->redis_timeout_ms) {
+    if (!(store_is_up() && bus_subscriber_up()) && worker_elapsed_ms(&self.started) < self.cfg->redis_timeout_ms) {
         return;
     }
     event_del(self.start_timer);
@@ -167,7 +167,7 @@ static void worker_on_start_check(evutil_socket_t fd, short what, void *arg)
     }
     metrics_set_ready();
     log_info("event=worker_ready sockets=%d max_connections=%d redis=%s", sockets, self.cfg->max_connections,
-             store_is_up() && bus_redis_up() ? "up" : "down");
+             store_is_up() && bus_subscriber_up() ? "up" : "down");
 }
 
 static void worker_free(void)

@@ -1,4 +1,4 @@
-/* ws_frame.c - RFC 6455 frame parsing, UTF-8 validation and handshake helpers, no I/O. */
+/* ws_frame.c - RFC 6455 frame parsing and handshake helpers, no I/O. */
 #include "ws_frame.h"
 
 #include <limits.h>
@@ -18,115 +18,6 @@ enum {
     WS_CLOSE_INVALID_DATA = 1007,
     WS_CLOSE_TOO_BIG = 1009,
 };
-
-/* Validator states.  ACCEPT must stay 0, as the header promises a zeroed
- * struct is a fresh validator.  Every state after REJECT names the range
- * the next byte has to fall in (see ws_utf8_want below). */
-enum {
-    UTF8_ACCEPT = 0,
-    UTF8_REJECT,
-    UTF8_TAIL1,                 /* 1 continuation byte left */
-    UTF8_TAIL2,                 /* 2 left */
-    UTF8_TAIL3,                 /* 3 left */
-    UTF8_E0,                    /* after E0 */
-    UTF8_ED,                    /* after ED */
-    UTF8_F0,                    /* after F0 */
-    UTF8_F4,                    /* after F4 */
-};
-
-/* For each state inside a character: the bytes allowed next and the state
- * they lead to.  The narrowed ranges after E0, ED, F0 and F4 are what
- * keeps out overlong forms, UTF-16 surrogates and code points past
- * U+10FFFF, so a decoded value never has to be built. */
-static const struct {
-    uint8_t lo, hi, next;
-} ws_utf8_want[] = {
-    [UTF8_TAIL1] = { 0x80, 0xBF, UTF8_ACCEPT },
-    [UTF8_TAIL2] = { 0x80, 0xBF, UTF8_TAIL1 },
-    [UTF8_TAIL3] = { 0x80, 0xBF, UTF8_TAIL2 },
-    [UTF8_E0] = { 0xA0, 0xBF, UTF8_TAIL1 },     /* E0 80-9F is overlong */
-    [UTF8_ED] = { 0x80, 0x9F, UTF8_TAIL1 },     /* ED A0-BF is a surrogate */
-    [UTF8_F0] = { 0x90, 0xBF, UTF8_TAIL2 },     /* F0 80-8F is overlong */
-    [UTF8_F4] = { 0x80, 0x8F, UTF8_TAIL2 },     /* F4 90+ is past U+10FFFF */
-};
-
-/* The state after byte C in STATE (neither ACCEPT's ASCII fast path nor
- * REJECT come here). */
-static uint32_t ws_utf8_step(uint32_t state, uint8_t c)
-{
-    if (state == UTF8_ACCEPT) {
-        if (c < 0x80) {
-            return UTF8_ACCEPT;
-        }
-        /* 80-BF cannot start a character, and C0/C1 could only start an
-         * overlong form of an ASCII character. */
-        if (c < 0xC2) {
-            return UTF8_REJECT;
-        }
-        if (c < 0xE0) {
-            return UTF8_TAIL1;
-        }
-        if (c < 0xF0) {
-            return c == 0xE0 ? UTF8_E0 : c == 0xED ? UTF8_ED : UTF8_TAIL2;
-        }
-        if (c < 0xF5) {
-            return c == 0xF0 ? UTF8_F0 : c == 0xF4 ? UTF8_F4 : UTF8_TAIL3;
-        }
-        return UTF8_REJECT;
-    }
-    if (state >= PL_ARRAY_LEN(ws_utf8_want) || state == UTF8_REJECT) {
-        return UTF8_REJECT;
-    }
-    return c >= ws_utf8_want[state].lo && c <= ws_utf8_want[state].hi ? ws_utf8_want[state].next : UTF8_REJECT;
-}
-
-int ws_utf8_feed(struct ws_utf8 *u, const uint8_t *s, size_t len)
-{
-    uint32_t state = u->state;
-    size_t i = 0;
-    uint64_t w;
-
-    if (state == UTF8_REJECT) {
-        return -1;
-    }
-    while (i < len) {
-        if (state == UTF8_ACCEPT) {
-            /* Chat text is mostly ASCII: skip it eight bytes at a time.
-             * memcpy keeps the load legal at any alignment. */
-            while (len - i >= 8) {
-                memcpy(&w, s + i, 8);
-                if (w & UINT64_C(0x8080808080808080)) {
-                    break;
-                }
-                i += 8;
-            }
-            while (i < len && s[i] < 0x80) {
-                i++;
-            }
-            if (i == len) {
-                break;
-            }
-        }
-        state = ws_utf8_step(state, s[i++]);
-        if (state == UTF8_REJECT) {
-            break;
-        }
-    }
-    u->state = state;
-    return state == UTF8_REJECT ? -1 : 0;
-}
-
-int ws_utf8_complete(const struct ws_utf8 *u)
-{
-    return u->state == UTF8_ACCEPT;
-}
-
-int ws_utf8_valid(const uint8_t *s, size_t len)
-{
-    struct ws_utf8 u = { 0 };
-
-    return ws_utf8_feed(&u, s, len) == 0 && ws_utf8_complete(&u);
-}
 
 /* XORs LEN bytes at P, which sit at offset OFF of the payload, with the
  * masking key.  The key is widened to a word already rotated to OFF, so a
@@ -278,7 +169,7 @@ static ssize_t ws_parser_finish(struct ws_parser *p, uint8_t *buf, struct ws_fra
             if (!ws_close_code_valid(f.close_code)) {
                 return -WS_CLOSE_PROTOCOL;
             }
-            if (!ws_utf8_valid(payload + 2, len - 2)) {
+            if (!utf8_valid(payload + 2, len - 2)) {
                 return -WS_CLOSE_INVALID_DATA;
             }
             f.close_reason = payload + 2;
@@ -287,13 +178,13 @@ static ssize_t ws_parser_finish(struct ws_parser *p, uint8_t *buf, struct ws_fra
     } else if (p->opcode < WS_OP_CLOSE && p->fin) {
         /* Every byte has been fed already; a message may still end in the
          * middle of a character. */
-        if (!ws_utf8_complete(&p->utf8)) {
+        if (!utf8_complete(&p->utf8)) {
             return -WS_CLOSE_INVALID_DATA;
         }
         p->in_message = 0;
         p->message_opcode = 0;
         p->message_len = 0;
-        p->utf8.state = UTF8_ACCEPT;
+        p->utf8 = (struct utf8){ 0 };
     }
 
     p->have_header = 0;
@@ -331,7 +222,7 @@ ssize_t ws_parser_feed(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_
         /* Check text as it arrives, so a bad byte fails the connection
          * without waiting for (and buffering) the rest of the frame.
          * Binary is refused at the header, so every data frame is text. */
-        if (p->opcode < WS_OP_CLOSE && ws_utf8_feed(&p->utf8, payload + p->unmasked, avail - p->unmasked) < 0) {
+        if (p->opcode < WS_OP_CLOSE && utf8_feed(&p->utf8, payload + p->unmasked, avail - p->unmasked) < 0) {
             return -WS_CLOSE_INVALID_DATA;
         }
         p->unmasked = avail;

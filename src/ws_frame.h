@@ -21,6 +21,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "utf8.h"
 #include <sys/types.h>
 
 enum ws_opcode {
@@ -35,21 +37,6 @@ enum ws_opcode {
 #define WS_HEADER_MAX 14        /* 2 + 8 (length) + 4 (mask) */
 #define WS_CONTROL_MAX 125
 
-/* Incremental UTF-8 validation (rejects overlongs, surrogates, > U+10FFFF). */
-struct ws_utf8 {
-    uint32_t state;             /* 0: between characters */
-};
-
-/* Feeds LEN bytes.  Returns 0 while valid so far, -1 on an invalid byte
- * (sticky: later calls keep failing). */
-int ws_utf8_feed(struct ws_utf8 *u, const uint8_t *s, size_t len);
-
-/* Non-zero when the bytes so far end on a character boundary. */
-int ws_utf8_complete(const struct ws_utf8 *u);
-
-/* Whole-buffer check: non-zero when S is valid, complete UTF-8. */
-int ws_utf8_valid(const uint8_t *s, size_t len);
-
 struct ws_parser {
     size_t max_message;         /* ws_max_message */
     /* the frame being received */
@@ -63,7 +50,7 @@ struct ws_parser {
     int in_message;
     int message_opcode;
     uint64_t message_len;
-    struct ws_utf8 utf8;
+    struct utf8 utf8;
 };
 
 /* A complete frame, payload unmasked in place in the caller's buffer. */

@@ -41,6 +41,7 @@ int main(void)
     srunner_add_suite(sr, suite_sse_parse());
     srunner_add_suite(sr, suite_token());
     srunner_add_suite(sr, suite_url());
+    srunner_add_suite(sr, suite_utf8());
     srunner_add_suite(sr, suite_ws_frame());
     srunner_run_all(sr, CK_NORMAL);
     run = srunner_ntests_run(sr);

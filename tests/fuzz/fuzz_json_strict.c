@@ -2,7 +2,7 @@
  * verdict agrees with a plain recursive reference written straight from
  * RFC 8259 (with a quadratic search for repeated names), what it passes
  * json-c builds, and what json-c writes back passes again.
- * links: ws_frame.c */
+ * links: utf8.c */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,4 +1,5 @@
-/* fuzz_ws_frame.c - libFuzzer target: the frame parser fed whole and in two pieces, UTF-8 likewise. */
+/* fuzz_ws_frame.c - libFuzzer target: the frame parser fed whole and in two pieces, UTF-8 likewise.
+ * links: utf8.c */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,7 @@ static void frame_check(struct run *r, const struct ws_frame *f, const uint8_t *
         if (f->fin) {
             /* The incremental check across fragments agrees with a
              * whole-message check. */
-            CHECK(ws_utf8_valid(r->msg, r->msg_len));
+            CHECK(utf8_valid(r->msg, r->msg_len));
             r->msg_len = 0;
         }
         break;
@@ -69,7 +70,7 @@ static void frame_check(struct run *r, const struct ws_frame *f, const uint8_t *
             CHECK(f->len >= 2 && ws_close_code_valid(f->close_code));
             CHECK(f->close_code == (f->payload[0] << 8 | f->payload[1]));
             CHECK(f->close_reason == f->payload + 2 && f->close_reason_len == f->len - 2);
-            CHECK(ws_utf8_valid(f->close_reason, f->close_reason_len));
+            CHECK(utf8_valid(f->close_reason, f->close_reason_len));
         }
         break;
     case WS_OP_PING:
@@ -90,19 +91,19 @@ static void invalid_check(const struct run *r, const struct ws_parser *p, const 
 {
     const uint8_t *payload = win + p->header_len;
     size_t avail = n - p->header_len < p->len ? n - p->header_len : (size_t)p->len;
-    struct ws_utf8 u = { 0 };
+    struct utf8 u = { 0 };
     int rc;
 
     CHECK(p->have_header && n >= p->header_len);
     if (p->opcode == WS_OP_CLOSE) {
-        CHECK(avail == p->len && avail >= 2 && !ws_utf8_valid(payload + 2, avail - 2));
+        CHECK(avail == p->len && avail >= 2 && !utf8_valid(payload + 2, avail - 2));
         return;
     }
     CHECK(p->opcode == WS_OP_TEXT || p->opcode == WS_OP_CONT);
-    rc = ws_utf8_feed(&u, r->msg, r->msg_len);
-    rc |= ws_utf8_feed(&u, payload, avail);
+    rc = utf8_feed(&u, r->msg, r->msg_len);
+    rc |= utf8_feed(&u, payload, avail);
     if (avail == p->len && p->fin) {
-        CHECK(rc < 0 || !ws_utf8_complete(&u));
+        CHECK(rc < 0 || !utf8_complete(&u));
     } else {
         CHECK(rc < 0);
     }
@@ -164,22 +165,22 @@ static void run_deliver(struct run *r, const uint8_t *in, size_t len, size_t spl
  * unfinished, 1 valid. */
 static int utf8_verdict(const uint8_t *s, size_t len, size_t split, size_t step)
 {
-    struct ws_utf8 u = { 0 };
+    struct utf8 u = { 0 };
     int rc = 0;
 
     if (step == 0) {
-        rc |= ws_utf8_feed(&u, s, split);
-        rc |= ws_utf8_feed(&u, s + split, len - split);
+        rc |= utf8_feed(&u, s, split);
+        rc |= utf8_feed(&u, s + split, len - split);
     } else {
         for (size_t i = 0; i < len; i += step) {
-            int one = ws_utf8_feed(&u, s + i, len - i < step ? len - i : step);
+            int one = utf8_feed(&u, s + i, len - i < step ? len - i : step);
 
             /* Invalid is sticky. */
             CHECK(rc == 0 || one < 0);
             rc |= one;
         }
     }
-    return rc < 0 ? -1 : ws_utf8_complete(&u);
+    return rc < 0 ? -1 : utf8_complete(&u);
 }
 
 /* A plain decoder to hold the state machine to: builds each code point
@@ -235,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(v == utf8_verdict(in, len, cut, 0));
     CHECK(v == utf8_verdict(in, len, 0, 1));
     CHECK(v == utf8_verdict(in, len, 0, 1 + data[0] % 13));
-    CHECK((v == 1) == ws_utf8_valid(in, len));
+    CHECK((v == 1) == utf8_valid(in, len));
     CHECK((v == 1) == utf8_reference(in, len));
     return 0;
 }
