@@ -25,7 +25,8 @@
  * With --rooms K, subscriber i joins room i mod K and message n goes to
  * room n mod K (rooms ROOM-0 .. ROOM-<K-1>): each subscriber expects the
  * messages of its room only, and one of another room counts as
- * unrecognised.  Order is still checked per publisher connection, within
+ * unrecognised.  The subscribers then connect in a random order, so that a
+ * balancer in front does not see the rooms in step with its own turns.  Order is still checked per publisher connection, within
  * the subscriber's room.
  *
  * Besides --server-pids (the servers' total), --cpu NAME=PIDS measures the
@@ -568,7 +569,8 @@ static struct {
     struct sub *subs;
     int nsubs;
     int first_index;
-    int next;                   /* next subscriber to start */
+    int *order;                 /* the order the subscribers start in */
+    int next;                   /* next subscriber to start, in that order */
     int inflight;               /* connecting or handshaking */
     int nready, nfailed, nclosed;
     int ready_sent;
@@ -1191,7 +1193,7 @@ static void subs_start_more(void)
     }
     running = 1;
     while (S.inflight < opt.concurrency && S.next < S.nsubs) {
-        sub_start(&S.subs[S.next++]);
+        sub_start(&S.subs[S.order[S.next++]]);
     }
     running = 0;
 }
@@ -1284,7 +1286,7 @@ static void child_on_tick(evutil_socket_t fd, short what, void *arg)
     if (S.inflight > 0 && ++S.ticks % 25 == 0) {
         int64_t limit = now - (int64_t)opt.connect_timeout_ms * 1000000;
         for (int i = 0; i < S.next; i++) {
-            struct sub *s = &S.subs[i];
+            struct sub *s = &S.subs[S.order[i]];
             if ((s->state == SUB_CONNECTING || s->state == SUB_HANDSHAKE || (s->state == SUB_OPEN && !s->ready))
                 && s->started_ns < limit) {
                 sub_error(s, "no %s within %d ms", s->state == SUB_CONNECTING ? "connection" : "handshake",
@@ -1352,7 +1354,8 @@ static int child_main(int proc, int ctl, int first, int count)
     S.subs = calloc((size_t)count > 0 ? (size_t)count : 1, sizeof(*S.subs));
     S.hist = calloc(1, sizeof(*S.hist));
     S.room_expect = calloc((size_t)opt.rooms, sizeof(*S.room_expect));
-    if (S.subs == NULL || S.hist == NULL || S.room_expect == NULL) {
+    S.order = calloc((size_t)count > 0 ? (size_t)count : 1, sizeof(*S.order));
+    if (S.subs == NULL || S.hist == NULL || S.room_expect == NULL || S.order == NULL) {
         die("out of memory");
     }
     /* A bit per message per subscriber, up to 64 MiB per process. */
@@ -1361,6 +1364,16 @@ static int child_main(int proc, int ctl, int first, int count)
         S.subs[i].index = first + i;
         S.subs[i].room = (first + i) % opt.rooms;
         S.subs[i].fd = -1;
+        S.order[i] = i;
+    }
+    /* With several rooms, connect in a random order: a balancer taking
+     * turns (leastconn, roundrobin) would otherwise see the rooms in step
+     * with its turns and put every subscriber of a room on one server. */
+    for (int i = count - 1; i > 0 && opt.rooms > 1; i--) {
+        int j = (int)(random() % (i + 1)), t = S.order[i];
+
+        S.order[i] = S.order[j];
+        S.order[j] = t;
     }
     S.base = event_base_new();
     if (S.base == NULL) {
@@ -1392,6 +1405,7 @@ static int child_main(int proc, int ctl, int first, int count)
     free(S.subs);
     free(S.hist);
     free(S.room_expect);
+    free(S.order);
     close(ctl);
     return 0;
 }
@@ -1594,6 +1608,7 @@ static struct {
     long status_count[600];     /* publish responses by status code */
     long *room_ok;              /* messages accepted (2xx) per room */
     int64_t cpu[CPU_MARKS][1 + MAX_CPU_GROUPS];     /* [mark][0: --server-pids, 1..: --cpu groups] */
+    int64_t cpu_at_ns[CPU_MARKS];                   /* when each mark was taken */
     int64_t client_cpu_before_ns;
     long pss_before_kb, pss_after_kb;
     int server_procs;
@@ -1604,6 +1619,7 @@ static struct {
 /* Samples, at MARK, the CPU of the servers (slot 0) and of each --cpu group. */
 static void cpu_mark(enum cpu_mark mark)
 {
+    P.cpu_at_ns[mark] = now_ns();
     P.cpu[mark][0] = pids_cpu_ns(opt.server_pids, mark == CPU_WINDOW ? &P.server_procs : NULL);
     for (int g = 0; g < opt.ncpu_groups; g++) {
         P.cpu[mark][1 + g] = pids_cpu_ns(opt.cpu_groups[g].pids, NULL);
@@ -2191,11 +2207,12 @@ static void parent_report(void)
            "pub_err=%ld deliveries=%" PRIu64 " expected=%" PRIu64 " deliveries_per_s=%.0f p50_us=%.0f p99_us=%.0f "
            "max_us=%.0f lost=%.0f dup=%" PRIu64 " ooo=%" PRIu64 " server_cpu_s=%.3f server_cpu_us_per_delivery=%.3f "
            "server_cpu_connect_s=%.3f client_cpu_s=%.3f server_pss_before_kb=%ld server_pss_kb=%ld "
-           "pss_per_sub_bytes=%.0f connect_s=%.2f",
+           "pss_per_sub_bytes=%.0f connect_s=%.2f publish_s=%.3f cpu_window_s=%.3f",
            tname, kname, opt.subs, opt.rooms, ready, failed, alive, opt.msgs, rate, P.ok, P.errors + P.unanswered,
            deliveries, expected, dps, p50 / 1e3, p99 / 1e3, (double)max_ns / 1e3, lost, dup, ooo,
            srv_cpu_s, cpu_per, cpu_s(CPU_START, CPU_SETTLED, 0), (double)client_win / 1e9, P.pss_before_kb,
-           P.pss_after_kb, pss_per, connect_s);
+           P.pss_after_kb, pss_per, connect_s, opt.msgs > 0 ? (double)(P.pub_end_ns - P.pub_start_ns) / 1e9 : 0,
+           (double)(P.cpu_at_ns[CPU_END] - P.cpu_at_ns[CPU_WINDOW]) / 1e9);
     parent_report_cpu_groups(1);
     printf("\n");
     fflush(stdout);
