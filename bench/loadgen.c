@@ -20,7 +20,18 @@
  * Every message's content is "n=<seq> p=<publisher connection> t=<ns>",
  * t being CLOCK_MONOTONIC (system-wide, so comparable across processes).
  * Order is checked per publisher connection, the only order a server can
- * promise when several connections publish at once. */
+ * promise when several connections publish at once.
+ *
+ * With --rooms K, subscriber i joins room i mod K and message n goes to
+ * room n mod K (rooms ROOM-0 .. ROOM-<K-1>): each subscriber expects the
+ * messages of its room only, and one of another room counts as
+ * unrecognised.  The subscribers then connect in a random order, so that a
+ * balancer in front does not see the rooms in step with its own turns.  Order is still checked per publisher connection, within
+ * the subscriber's room.
+ *
+ * Besides --server-pids (the servers' total), --cpu NAME=PIDS measures the
+ * CPU of a group of processes on its own (Redis, a proxy in front), both
+ * while the subscribers connect and while messages are published. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -63,6 +74,8 @@
 
 #define MAX_PUBS 16
 #define MAX_PROCS 64
+#define MAX_ROOMS 10000
+#define MAX_CPU_GROUPS 4
 #define MAX_SRC_ADDRS 254
 #define RBUF_READ (64 * 1024)          /* bytes read per read() */
 #define MAX_PENDING (1024 * 1024)      /* unparsed bytes a subscriber may hold */
@@ -85,7 +98,13 @@ struct options {
     double rate;                /* 0: closed loop */
     int pubs;
     char room[65];
+    int rooms;
     const char *server_pids;
+    int ncpu_groups;
+    struct cpu_group {
+        char name[32];
+        const char *pids;
+    } cpu_groups[MAX_CPU_GROUPS];
     int settle_ms;
     int drain_ms;
     int hold_ms;
@@ -96,11 +115,22 @@ struct options {
 
 static struct options opt = {
     .target = TARGET_PARLEY, .kind = KIND_WS, .host = "127.0.0.1", .subs = 1000, .procs = 1,
-    .msgs = 1000, .rate = 100, .pubs = 2, .settle_ms = 1000, .drain_ms = 5000,
+    .msgs = 1000, .rate = 100, .pubs = 2, .rooms = 1, .settle_ms = 1000, .drain_ms = 5000,
     .connect_timeout_ms = 15000, .concurrency = 100,
 };
 
 static char token[128];         /* parley session token, "" for nchan */
+
+/* The name of room R: --room itself when there is one room, else ROOM-R
+ * (parse_args checks that the longest fits). */
+static void room_name(int r, char *out, size_t cap)
+{
+    if (opt.rooms == 1) {
+        snprintf(out, cap, "%s", opt.room);
+    } else {
+        snprintf(out, cap, "%s-%d", opt.room, r);
+    }
+}
 
 static int64_t now_ns(void)
 {
@@ -422,11 +452,12 @@ static int dial_loopback(int nonblock, const struct sockaddr_in *src)
     return fd;
 }
 
-/* POST /api/sessions {"user":"bench"}: the token every connection uses. */
+/* POST /api/sessions {"user":"bench<pid>"}: the token every connection
+ * uses.  A name of its own, as a name held by a live session (an earlier
+ * run's) is refused. */
 static void parley_session(void)
 {
-    const char *req_body = "{\"user\":\"bench\"}";
-    char req[512], resp[8192], status[128];
+    char req_body[64], req[512], resp[8192], status[128];
     struct timeval tv = { 5, 0 };
     size_t have = 0, used, bodylen;
     const char *body, *t;
@@ -436,6 +467,7 @@ static void parley_session(void)
         die("cannot connect to %s:%d: %s", opt.host, opt.port, strerror(errno));
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    snprintf(req_body, sizeof(req_body), "{\"user\":\"bench%d\"}", (int)getpid());
     n = snprintf(req, sizeof(req), "POST /api/sessions HTTP/1.1\r\nHost: %s:%d\r\n"
                  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
                  opt.host, opt.port, strlen(req_body), req_body);
@@ -516,6 +548,7 @@ struct sub {
     struct event ev;
     int fd;
     int index;                  /* over all processes: picks the source address */
+    int room;                   /* index mod --rooms */
     uint8_t state;
     uint8_t ready;
     uint8_t chunked;            /* SSE body in chunked transfer coding */
@@ -536,7 +569,8 @@ static struct {
     struct sub *subs;
     int nsubs;
     int first_index;
-    int next;                   /* next subscriber to start */
+    int *order;                 /* the order the subscribers start in */
+    int next;                   /* next subscriber to start, in that order */
     int inflight;               /* connecting or handshaking */
     int nready, nfailed, nclosed;
     int ready_sent;
@@ -550,7 +584,8 @@ static struct {
     int64_t first_delivery_ns, last_delivery_ns;
     int track_seen;
     int draining;
-    long expect;                /* unique deliveries each open subscriber should get */
+    long *room_expect;          /* unique deliveries each subscriber of a room should get */
+    uint64_t expected;          /* their sum over the subscribers that got ready */
     int64_t drain_deadline;
     int64_t cpu_ready_ns;
     int errors_shown;
@@ -634,7 +669,7 @@ static void sub_deliver(struct sub *s, long seq, int pub, int64_t t, int64_t now
 {
     int64_t lat = now - t;
 
-    if (seq < 0 || seq >= opt.msgs || pub < 0 || pub >= MAX_PUBS) {
+    if (seq < 0 || seq >= opt.msgs || pub < 0 || pub >= MAX_PUBS || seq % opt.rooms != s->room) {
         S.foreign++;
         return;
     }
@@ -1015,6 +1050,7 @@ static void sub_on_event(evutil_socket_t fd, short what, void *arg);
 static void sub_on_connected(struct sub *s)
 {
     char req[1024];
+    char room[80];
     int err = 0, n;
     socklen_t elen = sizeof(err);
 
@@ -1023,6 +1059,7 @@ static void sub_on_connected(struct sub *s)
         sub_close(s);
         return;
     }
+    room_name(s->room, room, sizeof(room));
     if (opt.kind == KIND_WS) {
         unsigned char raw[16];
         char key[32];
@@ -1035,18 +1072,18 @@ static void sub_on_connected(struct sub *s)
         base64_encode(raw, 16, key);
         ws_accept_for(key, s->accept);
         if (opt.target == TARGET_PARLEY) {
-            n = snprintf(req, sizeof(req), "GET /ws/chat/%s?token=%s HTTP/1.1\r\n", opt.room, token);
+            n = snprintf(req, sizeof(req), "GET /ws/chat/%s?token=%s HTTP/1.1\r\n", room, token);
         } else {
-            n = snprintf(req, sizeof(req), "GET /sub/%s HTTP/1.1\r\n", opt.room);
+            n = snprintf(req, sizeof(req), "GET /sub/%s HTTP/1.1\r\n", room);
         }
         n += snprintf(req + n, sizeof(req) - (size_t)n,
                       "Host: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", opt.host, opt.port, key);
     } else {
         if (opt.target == TARGET_PARLEY) {
-            n = snprintf(req, sizeof(req), "GET /api/rooms/%s/events?token=%s HTTP/1.1\r\n", opt.room, token);
+            n = snprintf(req, sizeof(req), "GET /api/rooms/%s/events?token=%s HTTP/1.1\r\n", room, token);
         } else {
-            n = snprintf(req, sizeof(req), "GET /sub/%s HTTP/1.1\r\n", opt.room);
+            n = snprintf(req, sizeof(req), "GET /sub/%s HTTP/1.1\r\n", room);
         }
         n += snprintf(req + n, sizeof(req) - (size_t)n,
                       "Host: %s:%d\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
@@ -1156,7 +1193,7 @@ static void subs_start_more(void)
     }
     running = 1;
     while (S.inflight < opt.concurrency && S.next < S.nsubs) {
-        sub_start(&S.subs[S.next++]);
+        sub_start(&S.subs[S.order[S.next++]]);
     }
     running = 0;
 }
@@ -1165,13 +1202,16 @@ static void ctl_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 
 static void ctl_send(const char *fmt, ...)
 {
-    char line[256];
+    char line[512];
     va_list ap;
     int n;
 
     va_start(ap, fmt);
     n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(line)) {
+        die("control line over %zu bytes", sizeof(line));
+    }
     if (write_all(S.ctl, line, (size_t)n) < 0) {
         exit(1);                /* the parent is gone */
     }
@@ -1195,10 +1235,10 @@ static void child_report(void)
     for (int i = 0; i < S.nsubs; i++) {
         alive += S.subs[i].state == SUB_OPEN && S.subs[i].ready;
     }
-    ctl_send("REPORT ready=%d failed=%d closed=%d alive=%d deliveries=%" PRIu64 " dup=%" PRIu64
+    ctl_send("REPORT ready=%d failed=%d closed=%d alive=%d expected=%" PRIu64 " deliveries=%" PRIu64 " dup=%" PRIu64
              " ooo=%" PRIu64 " foreign=%" PRIu64 " app_errors=%" PRIu64 " max_ns=%" PRId64
              " first_ns=%" PRId64 " last_ns=%" PRId64 " cpu_window_ns=%" PRId64 " cpu_total_ns=%" PRId64 "\n",
-             S.nready, S.nfailed, S.nclosed, alive, S.deliveries, S.dups, S.ooo, S.foreign, S.app_errors,
+             S.nready, S.nfailed, S.nclosed, alive, S.expected, S.deliveries, S.dups, S.ooo, S.foreign, S.app_errors,
              S.max_ns, S.first_delivery_ns, S.last_delivery_ns,
              rusage_ns(RUSAGE_SELF) - S.cpu_ready_ns, rusage_ns(RUSAGE_SELF));
     for (int i = 0; i < HIST_BUCKETS; i++) {
@@ -1217,12 +1257,12 @@ static void child_report(void)
 
 static int child_drained(void)
 {
-    if (S.deliveries >= (uint64_t)S.expect * (uint64_t)S.nready) {
+    if (S.deliveries >= S.expected) {
         return 1;
     }
     for (int i = 0; i < S.nsubs; i++) {
         const struct sub *s = &S.subs[i];
-        if (s->state == SUB_OPEN && s->ready && s->nrecv < S.expect) {
+        if (s->state == SUB_OPEN && s->ready && s->nrecv < S.room_expect[s->room]) {
             return 0;
         }
     }
@@ -1246,7 +1286,7 @@ static void child_on_tick(evutil_socket_t fd, short what, void *arg)
     if (S.inflight > 0 && ++S.ticks % 25 == 0) {
         int64_t limit = now - (int64_t)opt.connect_timeout_ms * 1000000;
         for (int i = 0; i < S.next; i++) {
-            struct sub *s = &S.subs[i];
+            struct sub *s = &S.subs[S.order[i]];
             if ((s->state == SUB_CONNECTING || s->state == SUB_HANDSHAKE || (s->state == SUB_OPEN && !s->ready))
                 && s->started_ns < limit) {
                 sub_error(s, "no %s within %d ms", s->state == SUB_CONNECTING ? "connection" : "handshake",
@@ -1273,11 +1313,16 @@ static void child_on_ctl(evutil_socket_t fd, short what, void *arg)
     buf_append(&S.ctl_in, tmp, (size_t)n);
     while (S.ctl_in.len > 0 && (nl = memchr(S.ctl_in.p, '\n', S.ctl_in.len)) != NULL) {
         long expect;
-        int timeout;
+        int room, timeout;
 
         *nl = '\0';
-        if (sscanf(S.ctl_in.p, "DRAIN expect=%ld timeout_ms=%d", &expect, &timeout) == 2) {
-            S.expect = expect;
+        if (sscanf(S.ctl_in.p, "EXPECT room=%d n=%ld", &room, &expect) == 2 && room >= 0 && room < opt.rooms) {
+            S.room_expect[room] = expect;
+        } else if (sscanf(S.ctl_in.p, "DRAIN timeout_ms=%d", &timeout) == 1) {
+            S.expected = 0;
+            for (int i = 0; i < S.nsubs; i++) {
+                S.expected += S.subs[i].ready ? (uint64_t)S.room_expect[S.subs[i].room] : 0;
+            }
             S.drain_deadline = now_ns() + (int64_t)timeout * 1000000;
             S.draining = 1;
         }
@@ -1308,14 +1353,27 @@ static int child_main(int proc, int ctl, int first, int count)
     S.first_index = first;
     S.subs = calloc((size_t)count > 0 ? (size_t)count : 1, sizeof(*S.subs));
     S.hist = calloc(1, sizeof(*S.hist));
-    if (S.subs == NULL || S.hist == NULL) {
+    S.room_expect = calloc((size_t)opt.rooms, sizeof(*S.room_expect));
+    S.order = calloc((size_t)count > 0 ? (size_t)count : 1, sizeof(*S.order));
+    if (S.subs == NULL || S.hist == NULL || S.room_expect == NULL || S.order == NULL) {
         die("out of memory");
     }
     /* A bit per message per subscriber, up to 64 MiB per process. */
     S.track_seen = (double)opt.msgs * count / 8 <= 64.0 * 1024 * 1024;
     for (int i = 0; i < count; i++) {
         S.subs[i].index = first + i;
+        S.subs[i].room = (first + i) % opt.rooms;
         S.subs[i].fd = -1;
+        S.order[i] = i;
+    }
+    /* With several rooms, connect in a random order: a balancer taking
+     * turns (leastconn, roundrobin) would otherwise see the rooms in step
+     * with its turns and put every subscriber of a room on one server. */
+    for (int i = count - 1; i > 0 && opt.rooms > 1; i--) {
+        int j = (int)(random() % (i + 1)), t = S.order[i];
+
+        S.order[i] = S.order[j];
+        S.order[j] = t;
     }
     S.base = event_base_new();
     if (S.base == NULL) {
@@ -1346,6 +1404,8 @@ static int child_main(int proc, int ctl, int first, int count)
     buf_free(&S.ctl_in);
     free(S.subs);
     free(S.hist);
+    free(S.room_expect);
+    free(S.order);
     close(ctl);
     return 0;
 }
@@ -1448,17 +1508,17 @@ static void pidset_collect(const char *roots, struct pidset *set)
     free(copy);
 }
 
-/* CPU time (ns) of the servers and all their children; -1 without PIDs. */
-static int64_t servers_cpu_ns(int *nprocs)
+/* CPU time (ns) of the comma list PIDS and all their children; -1 without PIDs. */
+static int64_t pids_cpu_ns(const char *pids, int *nprocs)
 {
     struct pidset set;
     int64_t sum = 0, t;
     long hz = sysconf(_SC_CLK_TCK);
 
-    if (opt.server_pids == NULL) {
+    if (pids == NULL) {
         return -1;
     }
-    pidset_collect(opt.server_pids, &set);
+    pidset_collect(pids, &set);
     for (int i = 0; i < set.n; i++) {
         if (proc_stat(set.v[i], NULL, &t) == 0) {
             sum += t;
@@ -1512,7 +1572,7 @@ struct child {
     int ready_seen;
     int report_seen;
     int ready, failed, closed, alive;
-    uint64_t deliveries, dup, ooo, foreign, app_errors;
+    uint64_t expected, deliveries, dup, ooo, foreign, app_errors;
     int64_t max_ns, first_ns, last_ns, cpu_window_ns, cpu_total_ns;
 };
 
@@ -1521,7 +1581,14 @@ struct pub {
     int index;
     int connected;
     long outstanding;
+    int32_t *rooms;             /* the room of each unanswered request, oldest first: */
+    long head, cap;             /* a ring of CAP, OUTSTANDING of them from HEAD */
 };
+
+/* When the CPU times are sampled: before the subscribers connect, once they
+ * have settled, when the measured window (publishing or idling) starts, and
+ * when every subscriber process has reported. */
+enum cpu_mark { CPU_START, CPU_SETTLED, CPU_WINDOW, CPU_END, CPU_MARKS };
 
 static struct {
     struct event_base *base;
@@ -1539,13 +1606,34 @@ static struct {
     int64_t start_ns, connected_ns, hold_start_ns;
     int64_t last_progress_ns;   /* last publish sent or answered */
     long status_count[600];     /* publish responses by status code */
-    int64_t cpu_before_ns, cpu_after_ns;
+    long *room_ok;              /* messages accepted (2xx) per room */
+    int64_t cpu[CPU_MARKS][1 + MAX_CPU_GROUPS];     /* [mark][0: --server-pids, 1..: --cpu groups] */
+    int64_t cpu_at_ns[CPU_MARKS];                   /* when each mark was taken */
     int64_t client_cpu_before_ns;
     long pss_before_kb, pss_after_kb;
     int server_procs;
     int publishing_done;
     int failed;
 } P;
+
+/* Samples, at MARK, the CPU of the servers (slot 0) and of each --cpu group. */
+static void cpu_mark(enum cpu_mark mark)
+{
+    P.cpu_at_ns[mark] = now_ns();
+    P.cpu[mark][0] = pids_cpu_ns(opt.server_pids, mark == CPU_WINDOW ? &P.server_procs : NULL);
+    for (int g = 0; g < opt.ncpu_groups; g++) {
+        P.cpu[mark][1 + g] = pids_cpu_ns(opt.cpu_groups[g].pids, NULL);
+    }
+}
+
+/* CPU seconds of SLOT between marks FROM and TO; -1 if not measured. */
+static double cpu_s(enum cpu_mark from, enum cpu_mark to, int slot)
+{
+    if (P.cpu[from][slot] < 0 || P.cpu[to][slot] < 0) {
+        return -1;
+    }
+    return (double)(P.cpu[to][slot] - P.cpu[from][slot]) / 1e9;
+}
 
 static void parent_drain(void);
 static void pub_connect(struct pub *pb);
@@ -1575,6 +1663,7 @@ static void pub_reset(struct pub *pb)
 {
     P.unanswered += pb->outstanding;
     pb->outstanding = 0;
+    pb->head = 0;
     if (pb->connected) {
         pb->connected = 0;
         P.npubs_connected--;
@@ -1585,25 +1674,59 @@ static void pub_reset(struct pub *pb)
     pub_check_done();
 }
 
+/* Remembers that the request sent last on PB went to ROOM. */
+static void pub_rooms_push(struct pub *pb, int room)
+{
+    if (pb->outstanding == pb->cap) {
+        long cap = pb->cap ? pb->cap * 2 : 64;
+        int32_t *r = malloc((size_t)cap * sizeof(*r));
+
+        if (r == NULL) {
+            die("out of memory");
+        }
+        for (long i = 0; i < pb->outstanding; i++) {
+            r[i] = pb->rooms[(pb->head + i) % pb->cap];
+        }
+        free(pb->rooms);
+        pb->rooms = r;
+        pb->cap = cap;
+        pb->head = 0;
+    }
+    pb->rooms[(pb->head + pb->outstanding) % pb->cap] = room;
+    pb->outstanding++;
+}
+
+/* The room of the oldest unanswered request on PB, which is now answered. */
+static int pub_rooms_pop(struct pub *pb)
+{
+    int room = pb->rooms[pb->head];
+
+    pb->head = (pb->head + 1) % pb->cap;
+    pb->outstanding--;
+    return room;
+}
+
 static void pub_send(struct pub *pb)
 {
     struct evbuffer *out = bufferevent_get_output(pb->bev);
     long seq = P.sent++;
-    char body[128];
+    char body[128], room[80];
     int blen;
 
+    room_name((int)(seq % opt.rooms), room, sizeof(room));
     if (opt.target == TARGET_PARLEY) {
         blen = snprintf(body, sizeof(body), "{\"content\":\"n=%ld p=%d t=%" PRId64 "\"}", seq, pb->index, now_ns());
         evbuffer_add_printf(out, "POST /api/rooms/%s/messages HTTP/1.1\r\nHost: %s:%d\r\n"
                             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                            "Content-Length: %d\r\n\r\n%s", opt.room, opt.host, opt.port, token, blen, body);
+                            "Content-Length: %d\r\n\r\n%s", room, opt.host, opt.port, token, blen, body);
     } else {
         blen = snprintf(body, sizeof(body), "n=%ld p=%d t=%" PRId64, seq, pb->index, now_ns());
         evbuffer_add_printf(out, "POST /pub/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
-                            "Content-Length: %d\r\n\r\n%s", opt.room, opt.host, opt.port, blen, body);
+                            "Content-Length: %d\r\n\r\n%s", room, opt.host, opt.port, blen, body);
     }
     P.last_progress_ns = now_ns();
-    if (++pb->outstanding > P.max_outstanding) {
+    pub_rooms_push(pb, (int)(seq % opt.rooms));
+    if (pb->outstanding > P.max_outstanding) {
         P.max_outstanding = pb->outstanding;
     }
 }
@@ -1634,7 +1757,7 @@ static void pub_on_read(struct bufferevent *bev, void *arg)
     while (evbuffer_get_length(in) > 0) {
         size_t len = evbuffer_get_length(in), used, bodylen;
         const char *p = (const char *)evbuffer_pullup(in, -1), *body;
-        int status, close_after, r = http_response_parse(p, len, &status, &used, &body, &bodylen, &close_after);
+        int status, close_after, room, r = http_response_parse(p, len, &status, &used, &body, &bodylen, &close_after);
 
         if (r == 0) {
             return;
@@ -1646,19 +1769,25 @@ static void pub_on_read(struct bufferevent *bev, void *arg)
             pub_reset(pb);
             return;
         }
+        if (pb->outstanding == 0) {
+            pub_fail_msg(1, "connection %d: a response to no request", pb->index);
+            pub_reset(pb);
+            return;
+        }
+        room = pub_rooms_pop(pb);
         P.last_progress_ns = now_ns();
         if (status >= 100 && status < 600) {
             P.status_count[status]++;
         }
         if (status / 100 == 2) {
             P.ok++;
+            P.room_ok[room]++;
         } else {
             char line[160];
             http_status_line(p, len, line, sizeof(line));
             pub_fail_msg(0, "%s %.*s", line, (int)(bodylen > 200 ? 200 : bodylen), body);
             P.errors++;
         }
-        pb->outstanding--;
         evbuffer_drain(in, used);
         if (close_after) {
             if (pb->outstanding > 0) {
@@ -1775,7 +1904,7 @@ static void parent_on_resp_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void parent_start_publishing(void)
 {
-    P.cpu_before_ns = servers_cpu_ns(&P.server_procs);
+    cpu_mark(CPU_WINDOW);
     P.client_cpu_before_ns = rusage_ns(RUSAGE_SELF);
     P.pub_start_ns = now_ns();
     if (opt.rate > 0) {
@@ -1792,17 +1921,30 @@ static void parent_start_publishing(void)
     }
 }
 
+/* Tells the subscriber processes how many messages each room's subscribers
+ * should get, and to report once they have them (or the drain time is up). */
 static void parent_drain(void)
 {
-    char line[128];
-    int n = snprintf(line, sizeof(line), "DRAIN expect=%ld timeout_ms=%d\n", opt.msgs > 0 ? P.ok : 0,
-                     opt.msgs > 0 ? opt.drain_ms : 0);
+    struct buf out = { 0 };
+    char line[64];
+    int n;
 
+    for (int r = 0; r < opt.rooms; r++) {
+        if (P.room_ok[r] > 0) {
+            n = snprintf(line, sizeof(line), "EXPECT room=%d n=%ld\n", r, P.room_ok[r]);
+            buf_append(&out, line, (size_t)n);
+        }
+    }
+    n = snprintf(line, sizeof(line), "DRAIN timeout_ms=%d\n", opt.msgs > 0 ? opt.drain_ms : 0);
+    if (buf_append(&out, line, (size_t)n) < 0) {
+        die("out of memory");
+    }
     for (int i = 0; i < P.nchildren; i++) {
-        if (write_all(P.child[i].fd, line, (size_t)n) < 0) {
+        if (write_all(P.child[i].fd, out.p, out.len) < 0) {
             fprintf(stderr, "loadgen: subscriber process %d is gone\n", i);
         }
     }
+    buf_free(&out);
 }
 
 static void parent_on_hold(evutil_socket_t fd, short what, void *arg)
@@ -1823,6 +1965,7 @@ static void parent_on_settled(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     P.pss_after_kb = servers_pss_kb();
+    cpu_mark(CPU_SETTLED);
     for (int i = 0; i < P.nchildren; i++) {
         ready += P.child[i].ready;
         failed += P.child[i].failed;
@@ -1841,7 +1984,7 @@ static void parent_on_settled(evutil_socket_t fd, short what, void *arg)
     }
     if (opt.msgs == 0) {
         struct timeval tv = { opt.hold_ms / 1000, (opt.hold_ms % 1000) * 1000 };
-        P.cpu_before_ns = servers_cpu_ns(&P.server_procs);
+        cpu_mark(CPU_WINDOW);
         P.hold_start_ns = now_ns();
         P.hold_timer = evtimer_new(P.base, parent_on_hold, NULL);
         event_add(P.hold_timer, &tv);
@@ -1883,10 +2026,10 @@ static void parent_on_progress(evutil_socket_t fd, short what, void *arg)
 
 static void child_parse_report(struct child *c, const char *line)
 {
-    sscanf(line, "REPORT ready=%d failed=%d closed=%d alive=%d deliveries=%" SCNu64 " dup=%" SCNu64
+    sscanf(line, "REPORT ready=%d failed=%d closed=%d alive=%d expected=%" SCNu64 " deliveries=%" SCNu64 " dup=%" SCNu64
            " ooo=%" SCNu64 " foreign=%" SCNu64 " app_errors=%" SCNu64 " max_ns=%" SCNd64 " first_ns=%" SCNd64
            " last_ns=%" SCNd64 " cpu_window_ns=%" SCNd64 " cpu_total_ns=%" SCNd64,
-           &c->ready, &c->failed, &c->closed, &c->alive, &c->deliveries, &c->dup, &c->ooo, &c->foreign,
+           &c->ready, &c->failed, &c->closed, &c->alive, &c->expected, &c->deliveries, &c->dup, &c->ooo, &c->foreign,
            &c->app_errors, &c->max_ns, &c->first_ns, &c->last_ns, &c->cpu_window_ns, &c->cpu_total_ns);
 }
 
@@ -1916,7 +2059,7 @@ static void parent_on_ctl(struct bufferevent *bev, void *arg)
         } else if (strcmp(line, "END") == 0) {
             c->report_seen = 1;
             if (++P.nreport_children == P.nchildren) {
-                P.cpu_after_ns = servers_cpu_ns(NULL);
+                cpu_mark(CPU_END);
                 event_base_loopbreak(P.base);
             }
         }
@@ -1948,14 +2091,30 @@ static void fmt_us(char *out, size_t cap, double ns)
     }
 }
 
+/* The --cpu groups: a line each for people, then fields for the RESULT line. */
+static void parent_report_cpu_groups(int result)
+{
+    for (int g = 0; g < opt.ncpu_groups; g++) {
+        const char *name = opt.cpu_groups[g].name;
+        double conn = cpu_s(CPU_START, CPU_SETTLED, 1 + g), win = cpu_s(CPU_WINDOW, CPU_END, 1 + g);
+
+        if (result) {
+            printf(" cpu_%s_connect_s=%.3f cpu_%s_s=%.3f", name, conn, name, win);
+        } else {
+            printf("  CPU of %s: %.3f s while the subscribers connected, %.3f s in the %s window\n", name, conn, win,
+                   opt.msgs > 0 ? "publishing" : "idle");
+        }
+    }
+}
+
 static void parent_report(void)
 {
     int ready = 0, failed = 0, closed = 0, alive = 0;
-    uint64_t deliveries = 0, dup = 0, ooo = 0, foreign = 0, app_errors = 0;
+    uint64_t expected = 0, deliveries = 0, dup = 0, ooo = 0, foreign = 0, app_errors = 0;
     int64_t max_ns = 0, last_ns = 0, client_win = 0, client_total = 0;
-    double expected, lost, window_s, dps, p50, p99, srv_cpu_s = -1, cpu_per = -1, pss_per = -1;
+    double lost, window_s, dps, p50, p99, srv_cpu_s = cpu_s(CPU_WINDOW, CPU_END, 0), cpu_per = -1, pss_per = -1;
     double connect_s = (double)(P.connected_ns - P.start_ns) / 1e9;
-    char rate[32], a[32], b[32], c[32];
+    char rate[32], a[32], b[32], c[32], rooms[160];
     const char *tname = opt.target == TARGET_PARLEY ? "parley" : "nchan";
     const char *kname = opt.kind == KIND_WS ? "ws" : "sse";
 
@@ -1965,6 +2124,7 @@ static void parent_report(void)
         failed += ch->failed;
         closed += ch->closed;
         alive += ch->alive;
+        expected += ch->expected;
         deliveries += ch->deliveries;
         dup += ch->dup;
         ooo += ch->ooo;
@@ -1977,18 +2137,13 @@ static void parent_report(void)
     }
     client_win += rusage_ns(RUSAGE_SELF) - P.client_cpu_before_ns;
     client_total += rusage_ns(RUSAGE_SELF);
-    expected = (double)P.ok * ready;
-    lost = expected - (double)deliveries;
-    if (lost < 0) {
-        lost = 0;
-    }
+    lost = deliveries < expected ? (double)(expected - deliveries) : 0;
     window_s = last_ns > P.pub_start_ns && P.pub_start_ns > 0 ? (double)(last_ns - P.pub_start_ns) / 1e9 : 0;
     dps = window_s > 0 ? (double)deliveries / window_s : 0;
     p50 = hist_percentile(P.hist, 0.50);
     p99 = hist_percentile(P.hist, 0.99);
-    if (P.cpu_before_ns >= 0 && P.cpu_after_ns > 0) {
-        srv_cpu_s = (double)(P.cpu_after_ns - P.cpu_before_ns) / 1e9;
-        cpu_per = deliveries > 0 ? srv_cpu_s * 1e6 / (double)deliveries : -1;
+    if (srv_cpu_s >= 0 && deliveries > 0) {
+        cpu_per = srv_cpu_s * 1e6 / (double)deliveries;
     }
     if (P.pss_before_kb >= 0 && ready > 0) {
         pss_per = (double)(P.pss_after_kb - P.pss_before_kb) * 1024.0 / ready;
@@ -2001,9 +2156,14 @@ static void parent_report(void)
         snprintf(rate, sizeof(rate), "closed");
     }
 
-    printf("loadgen: %s %s on %s:%d room %s: %d subscribers requested, %d connected, %d failed, "
+    if (opt.rooms == 1) {
+        snprintf(rooms, sizeof(rooms), "room %s", opt.room);
+    } else {
+        snprintf(rooms, sizeof(rooms), "%d rooms %s-0..%s-%d", opt.rooms, opt.room, opt.room, opt.rooms - 1);
+    }
+    printf("loadgen: %s %s on %s:%d %s: %d subscribers requested, %d connected, %d failed, "
            "%d closed later, %d still open at the end (%d processes, %d source addresses)\n",
-           tname, kname, opt.host, opt.port, opt.room, opt.subs, ready, failed, closed, alive,
+           tname, kname, opt.host, opt.port, rooms, opt.subs, ready, failed, closed, alive,
            P.nchildren, opt.src_addrs);
     printf("  handshakes done in %.2f s (%.0f/s)\n", connect_s, connect_s > 0 ? (ready + failed) / connect_s : 0);
     if (opt.msgs == 0 && srv_cpu_s >= 0) {
@@ -2028,7 +2188,7 @@ static void parent_report(void)
             }
             printf("\n");
         }
-        printf("  deliveries %" PRIu64 " of %.0f expected in %.2f s = %.0f/s; lost %.0f, duplicates %" PRIu64
+        printf("  deliveries %" PRIu64 " of %" PRIu64 " expected in %.2f s = %.0f/s; lost %.0f, duplicates %" PRIu64
                ", out of order %" PRIu64 ", unrecognised %" PRIu64 ", error events %" PRIu64 "\n",
                deliveries, expected, window_s, dps, lost, dup, ooo, foreign, app_errors);
         printf("  latency p50 %s, p99 %s, max %s\n", a, b, c);
@@ -2037,18 +2197,24 @@ static void parent_report(void)
                    P.server_procs, cpu_per);
         }
     }
+    parent_report_cpu_groups(0);
     printf("  loadgen CPU %.3f s in the window, %.3f s in all\n", (double)client_win / 1e9, (double)client_total / 1e9);
     if (P.pss_before_kb >= 0) {
         printf("  server Pss %ld kB before the subscribers, %ld kB with them = %.0f bytes per subscriber\n",
                P.pss_before_kb, P.pss_after_kb, pss_per);
     }
-    printf("RESULT target=%s kind=%s subs=%d ready=%d failed=%d alive=%d msgs=%ld rate=%s pub_ok=%ld pub_err=%ld "
-           "deliveries=%" PRIu64 " expected=%.0f deliveries_per_s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f "
-           "lost=%.0f dup=%" PRIu64 " ooo=%" PRIu64 " server_cpu_s=%.3f server_cpu_us_per_delivery=%.3f "
-           "client_cpu_s=%.3f server_pss_before_kb=%ld server_pss_kb=%ld pss_per_sub_bytes=%.0f connect_s=%.2f\n",
-           tname, kname, opt.subs, ready, failed, alive, opt.msgs, rate, P.ok, P.errors + P.unanswered,
+    printf("RESULT target=%s kind=%s subs=%d rooms=%d ready=%d failed=%d alive=%d msgs=%ld rate=%s pub_ok=%ld "
+           "pub_err=%ld deliveries=%" PRIu64 " expected=%" PRIu64 " deliveries_per_s=%.0f p50_us=%.0f p99_us=%.0f "
+           "max_us=%.0f lost=%.0f dup=%" PRIu64 " ooo=%" PRIu64 " server_cpu_s=%.3f server_cpu_us_per_delivery=%.3f "
+           "server_cpu_connect_s=%.3f client_cpu_s=%.3f server_pss_before_kb=%ld server_pss_kb=%ld "
+           "pss_per_sub_bytes=%.0f connect_s=%.2f publish_s=%.3f cpu_window_s=%.3f",
+           tname, kname, opt.subs, opt.rooms, ready, failed, alive, opt.msgs, rate, P.ok, P.errors + P.unanswered,
            deliveries, expected, dps, p50 / 1e3, p99 / 1e3, (double)max_ns / 1e3, lost, dup, ooo,
-           srv_cpu_s, cpu_per, (double)client_win / 1e9, P.pss_before_kb, P.pss_after_kb, pss_per, connect_s);
+           srv_cpu_s, cpu_per, cpu_s(CPU_START, CPU_SETTLED, 0), (double)client_win / 1e9, P.pss_before_kb,
+           P.pss_after_kb, pss_per, connect_s, opt.msgs > 0 ? (double)(P.pub_end_ns - P.pub_start_ns) / 1e9 : 0,
+           (double)(P.cpu_at_ns[CPU_END] - P.cpu_at_ns[CPU_WINDOW]) / 1e9);
+    parent_report_cpu_groups(1);
+    printf("\n");
     fflush(stdout);
 }
 
@@ -2064,14 +2230,37 @@ static void usage(FILE *f)
             "  --rate R             open loop at R messages/s, pipelined; 0: closed loop (100)\n"
             "  --pubs C             publisher connections (2, at most %d)\n"
             "  --room NAME          room / channel (bench<pid>)\n"
+            "  --rooms K            K rooms NAME-0..NAME-<K-1>: subscriber i in room i mod K,\n"
+            "                       message n to room n mod K (1: the room NAME itself)\n"
             "  --server-pids a,b,c  servers to measure (CPU, Pss), children included\n"
+            "  --cpu NAME=a,b,c     also the CPU of these processes (and children) on their own\n"
+            "                       (at most %d groups, NAME of a-z 0-9 _)\n"
             "  --settle-ms MS       pause after the subscribers connect (1000)\n"
             "  --drain-ms MS        wait for late deliveries and responses (5000)\n"
             "  --hold-ms MS         with --msgs 0: keep the idle connections this long (0)\n"
             "  --connect-timeout-ms MS  per subscriber handshake (15000)\n"
             "  --concurrency C      handshakes in flight per process (100)\n"
             "  --quiet              no progress lines on stderr\n",
-            "up to its RLIMIT_NOFILE hard limit", MAX_PUBS);
+            "up to its RLIMIT_NOFILE hard limit", MAX_PUBS, MAX_CPU_GROUPS);
+}
+
+/* --cpu NAME=PIDS */
+static void parse_cpu_group(const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    struct cpu_group *g = &opt.cpu_groups[opt.ncpu_groups];
+    size_t n = eq != NULL ? (size_t)(eq - arg) : 0;
+
+    if (opt.ncpu_groups == MAX_CPU_GROUPS) {
+        die("--cpu: at most %d groups", MAX_CPU_GROUPS);
+    }
+    if (n == 0 || n >= sizeof(g->name) || strspn(arg, "abcdefghijklmnopqrstuvwxyz0123456789_") != n || eq[1] == '\0') {
+        die("--cpu: \"%s\" is not NAME=PID,PID... (NAME of a-z 0-9 _, up to %zu)", arg, sizeof(g->name) - 1);
+    }
+    memcpy(g->name, arg, n);
+    g->name[n] = '\0';
+    g->pids = eq + 1;
+    opt.ncpu_groups++;
 }
 
 static void parse_args(int argc, char **argv)
@@ -2083,6 +2272,7 @@ static void parse_args(int argc, char **argv)
         { "src-addrs", required_argument, NULL, 'K' }, { "msgs", required_argument, NULL, 'm' },
         { "rate", required_argument, NULL, 'r' }, { "pubs", required_argument, NULL, 'c' },
         { "room", required_argument, NULL, 'R' }, { "server-pids", required_argument, NULL, 's' },
+        { "rooms", required_argument, NULL, 6 }, { "cpu", required_argument, NULL, 7 },
         { "settle-ms", required_argument, NULL, 1 }, { "drain-ms", required_argument, NULL, 2 },
         { "hold-ms", required_argument, NULL, 3 }, { "connect-timeout-ms", required_argument, NULL, 4 },
         { "concurrency", required_argument, NULL, 5 }, { "quiet", no_argument, NULL, 'q' },
@@ -2158,6 +2348,12 @@ static void parse_args(int argc, char **argv)
         case 5:
             opt.concurrency = atoi(optarg);
             break;
+        case 6:
+            opt.rooms = atoi(optarg);
+            break;
+        case 7:
+            parse_cpu_group(optarg);
+            break;
         case 'q':
             opt.quiet = 1;
             break;
@@ -2199,6 +2395,12 @@ static void parse_args(int argc, char **argv)
             die("--room: \"%s\" is not 1..64 of A-Z a-z 0-9 _ . -", opt.room);
         }
     }
+    if (opt.rooms < 1 || opt.rooms > MAX_ROOMS) {
+        die("--rooms: 1..%d", MAX_ROOMS);
+    }
+    if (opt.rooms > 1 && strlen(opt.room) + 1 + (size_t)snprintf(NULL, 0, "%d", opt.rooms - 1) > 64) {
+        die("--room: \"%s-%d\" would be over 64 characters", opt.room, opt.rooms - 1);
+    }
     getrlimit(RLIMIT_NOFILE, &rl);
     if ((rlim_t)(opt.subs / opt.procs + 1 + 32) > rl.rlim_max) {
         die("--subs %d over --procs %d is %d connections per process, more than its open file limit (%lu): "
@@ -2218,11 +2420,17 @@ int main(int argc, char **argv)
     if (opt.target == TARGET_PARLEY) {
         parley_session();
     }
-    P.cpu_before_ns = -1;
+    for (int m = 0; m < CPU_MARKS; m++) {
+        for (int g = 0; g <= MAX_CPU_GROUPS; g++) {
+            P.cpu[m][g] = -1;
+        }
+    }
     P.pss_before_kb = servers_pss_kb();
     P.pss_after_kb = -1;
+    cpu_mark(CPU_START);
     P.hist = calloc(1, sizeof(*P.hist));
-    if (P.hist == NULL) {
+    P.room_ok = calloc((size_t)opt.rooms, sizeof(*P.room_ok));
+    if (P.hist == NULL || P.room_ok == NULL) {
         die("out of memory");
     }
     fflush(NULL);
@@ -2287,6 +2495,7 @@ int main(int argc, char **argv)
         if (P.pub[i].bev != NULL) {
             bufferevent_free(P.pub[i].bev);
         }
+        free(P.pub[i].rooms);
     }
     if (P.pace_timer != NULL) {
         event_free(P.pace_timer);
@@ -2301,5 +2510,6 @@ int main(int argc, char **argv)
     event_free(P.progress_timer);
     event_base_free(P.base);
     free(P.hist);
+    free(P.room_ok);
     return P.failed ? 1 : 0;
 }
