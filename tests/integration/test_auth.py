@@ -524,6 +524,25 @@ class RoomRetention(AuthCase):
         self.assertEqual((status, json.loads(body)["messages"]), (200, []))
 
 
+class SessionKeyFromEnvironment(AuthCase):
+    """session_key_env: the key comes from the variable it names, unlogged."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        cls.key = "env-session-key-" + "9" * 40
+        cls.p = cls.env.parleyd({"session_key_file": "", "session_key_env": "PARLEY_TEST_SESSION_KEY"},
+                                env={"PARLEY_TEST_SESSION_KEY": cls.key})
+
+    def test_key_from_the_environment(self):
+        self.assert_error(self.sign_in("vera", headers=KEY), 401, "unauthorized")   # the file's key is not it
+        got = self.sign_in("vera", headers={"Authorization": "Bearer " + self.key})
+        self.assertEqual(got[0], 201, got)
+        self.assertEqual(got[2]["user"], "vera")
+        self.assertNotIn(self.key, self.p.log())
+        self.assertRegex(self.p.log(), r"event=key_loaded key=session_key source=env set=yes")
+
+
 class RoomsKeptForever(AuthCase):
     settings = {"room_ttl": "0"}
 

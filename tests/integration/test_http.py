@@ -248,7 +248,9 @@ class Hygiene(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, 2.5 * SLOW)
 
     def test_fields_that_count_once_may_not_repeat(self):
-        for field in (b"Authorization: Bearer a", b"Origin: http://x.example", b"Content-Type: application/json"):
+        for field in (b"Authorization: Bearer a", b"Origin: http://x.example", b"Content-Type: application/json",
+                      b"Last-Event-ID: 1-0", b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                      b"Sec-WebSocket-Version: 13"):
             resp = raw(self.p.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + field + b"\r\n" + field.lower() +
                        b"\r\nConnection: close\r\n\r\n")
             self.assertEqual(status_of(resp), 400, field)
