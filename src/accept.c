@@ -30,19 +30,19 @@ static struct {
     int64_t failed_ms;          /* when an accept last failed */
     struct event *resume_ev;
     struct log_every full_log, failed_log;
-} A;
+} acceptor;
 
 void accept_init(struct event_base *base, const struct listen_group *lg, int index, int nworkers,
                  int max_connections)
 {
-    A.base = base;
-    A.max = max_connections;
-    A.pause_ms = ACCEPT_PAUSE_MIN_MS;
+    acceptor.base = base;
+    acceptor.max = max_connections;
+    acceptor.pause_ms = ACCEPT_PAUSE_MIN_MS;
     /* Another worker's socket held open here would keep taking connections
      * nobody answers while this worker drains. */
     for (int j = 0; j < lg->nfds; j++) {
         if (j % nworkers == index) {
-            A.fds[A.nfds++] = lg->fds[j];
+            acceptor.fds[acceptor.nfds++] = lg->fds[j];
         } else {
             close(lg->fds[j]);
         }
@@ -52,31 +52,31 @@ void accept_init(struct event_base *base, const struct listen_group *lg, int ind
 
 static void accept_set_enabled(int on)
 {
-    for (int i = 0; i < A.nhtp; i++) {
+    for (int i = 0; i < acceptor.nhtp; i++) {
         if (on) {
-            evconnlistener_enable(A.htp[i]->server);
+            evconnlistener_enable(acceptor.htp[i]->server);
         } else {
-            evconnlistener_disable(A.htp[i]->server);
+            evconnlistener_disable(acceptor.htp[i]->server);
         }
     }
-    A.enabled = on;
+    acceptor.enabled = on;
 }
 
 /* Accept while there is room and no failure to wait out. */
 static void accept_update(void)
 {
-    int want = A.nhtp > 0 && !A.stopped && !A.backing_off && A.held < A.max;
+    int want = acceptor.nhtp > 0 && !acceptor.stopped && !acceptor.backing_off && acceptor.held < acceptor.max;
     unsigned times;
 
-    if (want == A.enabled) {
+    if (want == acceptor.enabled) {
         return;
     }
     accept_set_enabled(want);
-    if (!want && !A.backing_off) {
+    if (!want && !acceptor.backing_off) {
         metrics_add(METRIC_ACCEPT_FULL, 1);
-        if (log_every_due(&A.full_log, &times)) {
+        if (log_every_due(&acceptor.full_log, &times)) {
             log_warn("event=connection_limit connections=%d max_connections=%d times=%u",
-                     A.held, A.max, times);
+                     acceptor.held, acceptor.max, times);
         }
     }
 }
@@ -84,7 +84,7 @@ static void accept_update(void)
 void accept_conn_add(enum metrics_gauge transport, int delta)
 {
     metrics_gauge_add(transport, delta);
-    A.held += delta;
+    acceptor.held += delta;
     accept_update();
 }
 
@@ -99,7 +99,7 @@ static void accept_on_resume(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    A.backing_off = 0;
+    acceptor.backing_off = 0;
     accept_update();
 }
 
@@ -115,58 +115,58 @@ static void accept_on_error(struct evconnlistener *lev, void *arg)
     PL_UNUSED(lev);
     PL_UNUSED(arg);
     metrics_add(METRIC_ACCEPT_FAILED, 1);
-    if (now - A.failed_ms > 2 * ACCEPT_PAUSE_MAX_MS) {
-        A.pause_ms = ACCEPT_PAUSE_MIN_MS;   /* a new episode */
+    if (now - acceptor.failed_ms > 2 * ACCEPT_PAUSE_MAX_MS) {
+        acceptor.pause_ms = ACCEPT_PAUSE_MIN_MS;   /* a new episode */
     }
-    A.failed_ms = now;
-    A.backing_off = 1;
+    acceptor.failed_ms = now;
+    acceptor.backing_off = 1;
     accept_update();
-    event_add(A.resume_ev, &(struct timeval){ A.pause_ms / 1000, (A.pause_ms % 1000) * 1000 });
-    if (log_every_due(&A.failed_log, &times)) {
+    event_add(acceptor.resume_ev, &(struct timeval){ acceptor.pause_ms / 1000, (acceptor.pause_ms % 1000) * 1000 });
+    if (log_every_due(&acceptor.failed_log, &times)) {
         log_write(LOG_LEVEL_ERROR, err, "event=accept_failed connections=%d times=%u pause_ms=%d",
-                  A.held, times, A.pause_ms);
+                  acceptor.held, times, acceptor.pause_ms);
     }
-    A.pause_ms = A.pause_ms * 2 > ACCEPT_PAUSE_MAX_MS ? ACCEPT_PAUSE_MAX_MS : A.pause_ms * 2;
+    acceptor.pause_ms = acceptor.pause_ms * 2 > ACCEPT_PAUSE_MAX_MS ? ACCEPT_PAUSE_MAX_MS : acceptor.pause_ms * 2;
 }
 
 int accept_start(void (*attach)(evhtp_t *htp))
 {
-    A.resume_ev = evtimer_new(A.base, accept_on_resume, NULL);
-    if (A.resume_ev == NULL) {
+    acceptor.resume_ev = evtimer_new(acceptor.base, accept_on_resume, NULL);
+    if (acceptor.resume_ev == NULL) {
         return PL_ERR;
     }
-    for (int i = 0; i < A.nfds; i++) {
-        evhtp_t *htp = evhtp_new(A.base, NULL);
+    for (int i = 0; i < acceptor.nfds; i++) {
+        evhtp_t *htp = evhtp_new(acceptor.base, NULL);
         if (htp == NULL) {
             return PL_ERR;
         }
         attach(htp);
         /* A backlog of 0 keeps the master's listen() as it is. */
-        if (evhtp_accept_socket(htp, A.fds[i], 0) != 0) {
-            log_error(errno, "event=accept_socket_failed fd=%d", A.fds[i]);
+        if (evhtp_accept_socket(htp, acceptor.fds[i], 0) != 0) {
+            log_error(errno, "event=accept_socket_failed fd=%d", acceptor.fds[i]);
             evhtp_free(htp);
             return PL_ERR;
         }
         evconnlistener_set_error_cb(htp->server, accept_on_error);
-        A.htp[A.nhtp++] = htp;
+        acceptor.htp[acceptor.nhtp++] = htp;
     }
-    A.enabled = 1;              /* as evconnlistener_new leaves them */
+    acceptor.enabled = 1;              /* as evconnlistener_new leaves them */
     accept_update();
-    return A.nhtp;
+    return acceptor.nhtp;
 }
 
 void accept_stop(void)
 {
-    if (A.stopped) {
+    if (acceptor.stopped) {
         return;
     }
-    A.stopped = 1;
-    A.enabled = 0;
-    for (int i = 0; i < A.nfds; i++) {
-        if (i < A.nhtp) {
-            evhtp_unbind_socket(A.htp[i]);      /* closes the socket */
+    acceptor.stopped = 1;
+    acceptor.enabled = 0;
+    for (int i = 0; i < acceptor.nfds; i++) {
+        if (i < acceptor.nhtp) {
+            evhtp_unbind_socket(acceptor.htp[i]);      /* closes the socket */
         } else {
-            close(A.fds[i]);
+            close(acceptor.fds[i]);
         }
     }
 }
@@ -174,12 +174,12 @@ void accept_stop(void)
 void accept_free(void)
 {
     accept_stop();
-    for (int i = 0; i < A.nhtp; i++) {
-        evhtp_free(A.htp[i]);
+    for (int i = 0; i < acceptor.nhtp; i++) {
+        evhtp_free(acceptor.htp[i]);
     }
-    A.nhtp = 0;
-    if (A.resume_ev != NULL) {
-        event_free(A.resume_ev);
-        A.resume_ev = NULL;
+    acceptor.nhtp = 0;
+    if (acceptor.resume_ev != NULL) {
+        event_free(acceptor.resume_ev);
+        acceptor.resume_ev = NULL;
     }
 }

@@ -8,12 +8,15 @@
 #include "log.h"
 #include "metrics.h"
 #include "parley.h"
-#include "worker.h"
+#include "worker_env.h"
 
-static struct event_base *loop;
-static const struct conf *cfg;
-static const struct agent_backend *backend;
-static int running;
+/* The worker's agent: its backend and the loop it runs on. */
+static struct {
+    struct event_base *loop;
+    const struct conf *cfg;
+    const struct agent_backend *backend;
+    int running;
+} agent;
 
 /* The backend C->agent names (conf_check() allows builtin and openai). */
 static const struct agent_backend *agent_backend_of(const struct conf *c)
@@ -30,25 +33,25 @@ int agent_check(const struct conf *c, char *err, size_t errlen)
 
 int agent_init(const struct worker_env *w)
 {
-    loop = w->base;
-    cfg = w->cfg;
-    backend = agent_backend_of(cfg);
-    return backend->init != NULL ? backend->init() : PL_OK;
+    agent.loop = w->base;
+    agent.cfg = w->cfg;
+    agent.backend = agent_backend_of(agent.cfg);
+    return agent.backend->init != NULL ? agent.backend->init() : PL_OK;
 }
 
 struct event_base *agent_loop(void)
 {
-    return loop;
+    return agent.loop;
 }
 
 const struct conf *agent_conf(void)
 {
-    return cfg;
+    return agent.cfg;
 }
 
 static void agent_free(struct agent_request *r)
 {
-    running--;
+    agent.running--;
     free(r->query);
     free(r);
 }
@@ -58,7 +61,7 @@ struct agent_request *agent_ask(const char *query, const char *room, const char 
 {
     struct agent_request *r;
 
-    if (running >= cfg->agent_max_concurrent) {
+    if (agent.running >= agent.cfg->agent_max_concurrent) {
         metrics_add(METRIC_AGENT_BUSY, 1);
         return NULL;
     }
@@ -67,8 +70,8 @@ struct agent_request *agent_ask(const char *query, const char *room, const char 
         free(r);
         return NULL;
     }
-    running++;
-    r->backend = backend;
+    agent.running++;
+    r->backend = agent.backend;
     snprintf(r->room, sizeof(r->room), "%s", room ? room : "");
     snprintf(r->user, sizeof(r->user), "%s", user);
     r->on_chunk = on_chunk;

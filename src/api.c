@@ -21,7 +21,7 @@
 #include "netaddr.h"
 #include "parley.h"
 #include "store.h"
-#include "worker.h"
+#include "worker_env.h"
 
 #define API_HISTORY_DEFAULT 50
 #define API_HISTORY_MAX     200

@@ -14,26 +14,28 @@
 #include "parley.h"
 #include "secret.h"
 #include "store.h"
-#include "worker.h"
+#include "worker_env.h"
 
 #define AUTH_TOKEN_MAX 4096
 #define AUTH_KEY_MAX 1024
 
-static const struct conf *cfg;
-static unsigned char session_key_digest[SHA256_DIGEST_LENGTH];
-static int have_session_key;
+static struct {
+    const struct conf *cfg;
+    unsigned char session_key_digest[SHA256_DIGEST_LENGTH];
+    int have_session_key;
+} auth;
 
 int auth_init(const struct worker_env *w)
 {
     char key[AUTH_KEY_MAX];
 
-    cfg = w->cfg;
-    have_session_key = 0;
-    if (secret_load(cfg->session_key_file, cfg->session_key_env, "session_key", key, sizeof(key)) == PL_OK
+    auth.cfg = w->cfg;
+    auth.have_session_key = 0;
+    if (secret_load(auth.cfg->session_key_file, auth.cfg->session_key_env, "session_key", key, sizeof(key)) == PL_OK
         && key[0] != '\0') {
         /* Only a digest stays: compared in constant time, whatever its length. */
-        SHA256((const unsigned char *)key, strlen(key), session_key_digest);
-        have_session_key = 1;
+        SHA256((const unsigned char *)key, strlen(key), auth.session_key_digest);
+        auth.have_session_key = 1;
     }
     OPENSSL_cleanse(key, sizeof(key));
     return PL_OK;
@@ -44,20 +46,20 @@ int auth_has_session_key(evhtp_request_t *req)
     const char *h = evhtp_header_find(req->headers_in, "Authorization");
     unsigned char given[SHA256_DIGEST_LENGTH];
 
-    if (!have_session_key || h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
+    if (!auth.have_session_key || h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
         return 0;
     }
     h += 7 + strspn(h + 7, " ");
     SHA256((const unsigned char *)h, strlen(h), given);
-    return CRYPTO_memcmp(given, session_key_digest, sizeof(given)) == 0;
+    return CRYPTO_memcmp(given, auth.session_key_digest, sizeof(given)) == 0;
 }
 
 int auth_name_reserved(const char *name)
 {
-    const char *cursor = cfg->reserved_names, *item;
+    const char *cursor = auth.cfg->reserved_names, *item;
     size_t n = strlen(name), len;
 
-    if (strcasecmp(name, cfg->agent_name) == 0) {
+    if (strcasecmp(name, auth.cfg->agent_name) == 0) {
         return 1;
     }
     while ((item = pl_list_next(&cursor, &len)) != NULL) {
@@ -166,9 +168,9 @@ static int auth_jwt(evhtp_request_t *req, const char *token, auth_cb cb, void *a
     struct http_hold *hold;
     char why[64];
 
-    if (cfg->jwt_secret[0] == '\0') {
+    if (auth.cfg->jwt_secret[0] == '\0') {
         http_error(req, 401, "unauthorized", "JWTs are not accepted by this server");
-    } else if (token_jwt_verify(token, cfg->jwt_secret, (int64_t)time(NULL), who.user, why, sizeof(why)) != PL_OK) {
+    } else if (token_jwt_verify(token, auth.cfg->jwt_secret, (int64_t)time(NULL), who.user, why, sizeof(why)) != PL_OK) {
         http_error(req, 401, "unauthorized", "invalid token: %s", why);
     } else if ((hold = http_hold(req)) == NULL) {
         http_error(req, 503, "unavailable", "out of memory");

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
-#include "worker.h"
+#include "worker_env.h"
 
 #define BUS_RETRY_MS      200       /* resend interests after a full socket */
 #define BUS_CATCHUP_RETRY_MS 1000
@@ -54,7 +54,7 @@ static struct {
     struct event *ev_retry;
     struct event *ev_ready;
     TAILQ_HEAD(, bus_sub) ready;    /* subs whose on_ready is due */
-} B;
+} bus;
 
 static void bus_catchup_start(struct bus_chan *ch);
 static void bus_chan_release_if_unused(struct bus_chan *ch);
@@ -157,7 +157,7 @@ void *bus_event_cache(struct bus_event *ev, int slot, void *(*encode)(struct bus
 
 int bus_subscriber_up(void)
 {
-    return B.zone != NULL && __atomic_load_n(&B.zone->state->redis_up, __ATOMIC_RELAXED);
+    return bus.zone != NULL && __atomic_load_n(&bus.zone->state->redis_up, __ATOMIC_RELAXED);
 }
 
 /* --- interests ---------------------------------------------------------- */
@@ -166,14 +166,14 @@ static void bus_schedule_resync(void)
 {
     struct timeval tv = { 0, BUS_RETRY_MS * 1000 };
 
-    if (!evtimer_pending(B.ev_retry, NULL)) {
-        evtimer_add(B.ev_retry, &tv);
+    if (!evtimer_pending(bus.ev_retry, NULL)) {
+        evtimer_add(bus.ev_retry, &tv);
     }
 }
 
 static void bus_ctl(char op, const char *channel)
 {
-    if (bus_ctl_send(B.zone, B.slot, getpid(), op, channel, op == 'R' ? B.efd : -1) != PL_OK) {
+    if (bus_ctl_send(bus.zone, bus.slot, getpid(), op, channel, op == 'R' ? bus.efd : -1) != PL_OK) {
         bus_schedule_resync();      /* the full state goes again later */
     }
 }
@@ -186,7 +186,7 @@ void bus_resync(void)
 
     bus_ctl('R', NULL);
     dict_iter_init(&it);
-    while (dict_next(B.chans, &it, &name, &value)) {
+    while (dict_next(bus.chans, &it, &name, &value)) {
         bus_ctl('+', name);
     }
 }
@@ -212,18 +212,18 @@ static void bus_on_ready_due(evutil_socket_t fd, short what, void *arg)
 
     /* on_ready may add or remove subscribers: restart from the head after
      * each call instead of trusting a saved next pointer. */
-    for (sub = TAILQ_FIRST(&B.ready); sub != NULL; sub = next) {
+    for (sub = TAILQ_FIRST(&bus.ready); sub != NULL; sub = next) {
         next = TAILQ_NEXT(sub, link);
         if (!sub->chan->confirmed) {
             continue;
         }
-        TAILQ_REMOVE(&B.ready, sub, link);
+        TAILQ_REMOVE(&bus.ready, sub, link);
         TAILQ_INSERT_TAIL(&sub->chan->subs, sub, link);
         sub->ready = 1;
         if (sub->on_ready != NULL) {
             sub->on_ready(sub);
         }
-        next = TAILQ_FIRST(&B.ready);
+        next = TAILQ_FIRST(&bus.ready);
     }
 }
 
@@ -238,7 +238,7 @@ static void bus_chan_set_last(struct bus_chan *ch, const char *id)
 static void bus_on_start_id(enum store_status st, const char *id, void *arg)
 {
     char *channel = arg;
-    struct bus_chan *ch = dict_find(B.chans, channel);
+    struct bus_chan *ch = dict_find(bus.chans, channel);
 
     if (st == STORE_OK && ch != NULL && ch->last_id[0] == '\0') {
         bus_chan_set_last(ch, id[0] ? id : "0-0");
@@ -246,7 +246,7 @@ static void bus_on_start_id(enum store_status st, const char *id, void *arg)
     free(channel);
 }
 
-/* Subscribers wait on B.ready until their channel is confirmed; the call
+/* Subscribers wait on bus.ready until their channel is confirmed; the call
  * comes from the loop, never from inside the caller of bus_sub_add. */
 static void bus_chan_confirm(struct bus_chan *ch)
 {
@@ -258,10 +258,10 @@ static void bus_chan_confirm(struct bus_chan *ch)
         && store_last_id(ch->room, bus_on_start_id, channel) != PL_OK) {
         free(channel);
     }
-    for (sub = TAILQ_FIRST(&B.ready); sub != NULL; sub = next) {
+    for (sub = TAILQ_FIRST(&bus.ready); sub != NULL; sub = next) {
         next = TAILQ_NEXT(sub, link);
         if (sub->chan == ch) {
-            event_active(B.ev_ready, EV_TIMEOUT, 0);
+            event_active(bus.ev_ready, EV_TIMEOUT, 0);
         }
     }
     if (ch->needs_catchup) {
@@ -271,7 +271,7 @@ static void bus_chan_confirm(struct bus_chan *ch)
 
 static struct bus_chan *bus_chan_get(const char *channel)
 {
-    struct bus_chan *ch = dict_find(B.chans, channel);
+    struct bus_chan *ch = dict_find(bus.chans, channel);
     const char *room_prefix;
     size_t plen;
 
@@ -279,13 +279,13 @@ static struct bus_chan *bus_chan_get(const char *channel)
         return ch;
     }
     ch = calloc(1, sizeof(*ch));
-    if (ch == NULL || dict_add(B.chans, channel, ch) != PL_OK) {
+    if (ch == NULL || dict_add(bus.chans, channel, ch) != PL_OK) {
         free(ch);
         return NULL;
     }
     TAILQ_INIT(&ch->subs);
     ch->name = strdup(channel);
-    room_prefix = B.cfg->redis_prefix;
+    room_prefix = bus.cfg->redis_prefix;
     plen = strlen(room_prefix);
     if (strncmp(channel, room_prefix, plen) == 0 && strncmp(channel + plen, "room:", 5) == 0) {
         snprintf(ch->room, sizeof(ch->room), "%s", channel + plen + 5);
@@ -303,9 +303,9 @@ int bus_sub_add(struct bus_sub *sub, const char *channel)
     }
     sub->chan = ch;
     sub->ready = 0;
-    TAILQ_INSERT_TAIL(&B.ready, sub, link);
+    TAILQ_INSERT_TAIL(&bus.ready, sub, link);
     if (ch->confirmed) {
-        event_active(B.ev_ready, EV_TIMEOUT, 0);
+        event_active(bus.ev_ready, EV_TIMEOUT, 0);
     }
     return PL_OK;
 }
@@ -317,7 +317,7 @@ static int bus_chan_unused(const struct bus_chan *ch)
     if (!TAILQ_EMPTY(&ch->subs)) {
         return 0;
     }
-    TAILQ_FOREACH(sub, &B.ready, link) {
+    TAILQ_FOREACH(sub, &bus.ready, link) {
         if (sub->chan == ch) {
             return 0;
         }
@@ -345,7 +345,7 @@ void bus_sub_remove(struct bus_sub *sub)
     if (sub->ready) {
         TAILQ_REMOVE(&ch->subs, sub, link);
     } else {
-        TAILQ_REMOVE(&B.ready, sub, link);
+        TAILQ_REMOVE(&bus.ready, sub, link);
     }
     sub->chan = NULL;
     bus_chan_release_if_unused(ch);
@@ -357,7 +357,7 @@ static void bus_chan_release_if_unused(struct bus_chan *ch)
 {
     if (!ch->delivering && bus_chan_unused(ch)) {
         bus_ctl('-', ch->name);
-        dict_delete(B.chans, ch->name);
+        dict_delete(bus.chans, ch->name);
         bus_chan_free(ch);
     }
 }
@@ -407,7 +407,7 @@ static void bus_catchup_retry(evutil_socket_t fd, short what, void *arg);
 static void bus_on_catchup(enum store_status st, const struct store_events *evs, void *arg)
 {
     struct bus_catchup *cu = arg;
-    struct bus_chan *ch = dict_find(B.chans, cu->channel);
+    struct bus_chan *ch = dict_find(bus.chans, cu->channel);
     struct timeval tv = { BUS_CATCHUP_RETRY_MS / 1000, 0 };
 
     if (ch == NULL) {
@@ -415,7 +415,7 @@ static void bus_on_catchup(enum store_status st, const struct store_events *evs,
         return;                     /* everybody left meanwhile */
     }
     if (st != STORE_OK) {
-        event_base_once(B.base, -1, EV_TIMEOUT, bus_catchup_retry, cu, &tv);
+        event_base_once(bus.base, -1, EV_TIMEOUT, bus_catchup_retry, cu, &tv);
         return;
     }
     free(cu);
@@ -441,15 +441,15 @@ static void bus_on_catchup(enum store_status st, const struct store_events *evs,
 
 static void bus_catchup_send(struct bus_catchup *cu)
 {
-    struct bus_chan *ch = dict_find(B.chans, cu->channel);
+    struct bus_chan *ch = dict_find(bus.chans, cu->channel);
     struct timeval tv = { BUS_CATCHUP_RETRY_MS / 1000, 0 };
 
     if (ch == NULL) {
         free(cu);
         return;
     }
-    if (store_history(ch->room, ch->last_id, NULL, B.cfg->history_length, bus_on_catchup, cu) != PL_OK) {
-        event_base_once(B.base, -1, EV_TIMEOUT, bus_catchup_retry, cu, &tv);
+    if (store_history(ch->room, ch->last_id, NULL, bus.cfg->history_length, bus_on_catchup, cu) != PL_OK) {
+        event_base_once(bus.base, -1, EV_TIMEOUT, bus_catchup_retry, cu, &tv);
     }
 }
 
@@ -504,7 +504,7 @@ static void bus_mark_gap(int resubscribing)
     void *value;
 
     dict_iter_init(&it);
-    while (dict_next(B.chans, &it, &name, &value)) {
+    while (dict_next(bus.chans, &it, &name, &value)) {
         struct bus_chan *ch = value;
         if (resubscribing) {
             ch->confirmed = 0;
@@ -525,7 +525,7 @@ static void bus_on_record(uint32_t type, char *data, size_t len)
     switch (type) {
     case BUS_REC_EVENT:
         clen = strnlen(data, len);
-        if (clen == len || (ch = dict_find(B.chans, data)) == NULL) {
+        if (clen == len || (ch = dict_find(bus.chans, data)) == NULL) {
             return;                 /* for another worker */
         }
         ev = bus_event_parse(data + clen + 1, len - clen - 1);
@@ -541,14 +541,14 @@ static void bus_on_record(uint32_t type, char *data, size_t len)
         break;
     case BUS_REC_SUBSCRIBED:
         data[len] = '\0';
-        ch = dict_find(B.chans, data);
+        ch = dict_find(bus.chans, data);
         if (ch != NULL && !ch->confirmed) {
             bus_chan_confirm(ch);
         }
         break;
     case BUS_REC_GAP:
         data[len] = '\0';
-        ch = dict_find(B.chans, data);
+        ch = dict_find(bus.chans, data);
         if (ch != NULL) {
             bus_catchup_start(ch);
         }
@@ -556,8 +556,8 @@ static void bus_on_record(uint32_t type, char *data, size_t len)
     case BUS_REC_HELLO:
         if (len == sizeof(epoch)) {
             memcpy(&epoch, data, sizeof(epoch));
-            if (epoch != B.epoch) {
-                B.epoch = epoch;
+            if (epoch != bus.epoch) {
+                bus.epoch = epoch;
                 log_info("event=bus_restarted epoch=%u", epoch);
                 bus_mark_gap(1);
                 bus_resync();
@@ -577,10 +577,10 @@ static void bus_drain(void)
     unsigned times;
     int rc;
 
-    while ((rc = bus_ring_read(B.zone->ring, &B.rd, &type, B.buf, B.buflen - 1, &len)) != PL_AGAIN) {
+    while ((rc = bus_ring_read(bus.zone->ring, &bus.rd, &type, bus.buf, bus.buflen - 1, &len)) != PL_AGAIN) {
         if (rc == BUS_RING_OVERRUN) {
             if (log_every_due(&overrun_log, &times)) {
-                log_warn("event=bus_overrun action=catch_up rooms=%zu times=%u", dict_size(B.chans), times);
+                log_warn("event=bus_overrun action=catch_up rooms=%zu times=%u", dict_size(bus.chans), times);
             }
             metrics_add(METRIC_BUS_OVERRUNS, 1);
             bus_mark_gap(0);
@@ -589,7 +589,7 @@ static void bus_drain(void)
         if (rc != PL_OK) {
             break;
         }
-        bus_on_record(type, B.buf, len);
+        bus_on_record(type, bus.buf, len);
     }
 }
 
@@ -611,28 +611,28 @@ int bus_init(const struct worker_env *w)
     struct event_base *base = w->base;
     struct bus_zone *zone = w->bus;
 
-    memset(&B, 0, sizeof(B));
-    B.base = base;
-    B.cfg = w->cfg;
-    B.zone = zone;
-    B.slot = w->slot;
-    TAILQ_INIT(&B.ready);
-    B.buflen = bus_ring_max_record(zone->ring) + 1;
-    B.buf = malloc(B.buflen);
-    B.chans = dict_create();
-    B.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (B.buf == NULL || B.chans == NULL || B.efd < 0) {
+    memset(&bus, 0, sizeof(bus));
+    bus.base = base;
+    bus.cfg = w->cfg;
+    bus.zone = zone;
+    bus.slot = w->slot;
+    TAILQ_INIT(&bus.ready);
+    bus.buflen = bus_ring_max_record(zone->ring) + 1;
+    bus.buf = malloc(bus.buflen);
+    bus.chans = dict_create();
+    bus.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (bus.buf == NULL || bus.chans == NULL || bus.efd < 0) {
         log_error(errno, "event=bus_init_failed");
         return PL_ERR;
     }
-    bus_ring_reader_init(zone->ring, &B.rd);
-    B.epoch = __atomic_load_n(&zone->state->epoch, __ATOMIC_RELAXED);
-    B.ev_wake = event_new(base, B.efd, EV_READ | EV_PERSIST, bus_on_wake, NULL);
-    B.ev_poll = event_new(base, -1, EV_PERSIST, bus_on_wake, NULL);
-    B.ev_retry = evtimer_new(base, bus_on_retry, NULL);
-    B.ev_ready = event_new(base, -1, 0, bus_on_ready_due, NULL);
-    event_add(B.ev_wake, NULL);
-    event_add(B.ev_poll, &poll);
+    bus_ring_reader_init(zone->ring, &bus.rd);
+    bus.epoch = __atomic_load_n(&zone->state->epoch, __ATOMIC_RELAXED);
+    bus.ev_wake = event_new(base, bus.efd, EV_READ | EV_PERSIST, bus_on_wake, NULL);
+    bus.ev_poll = event_new(base, -1, EV_PERSIST, bus_on_wake, NULL);
+    bus.ev_retry = evtimer_new(base, bus_on_retry, NULL);
+    bus.ev_ready = event_new(base, -1, 0, bus_on_ready_due, NULL);
+    event_add(bus.ev_wake, NULL);
+    event_add(bus.ev_poll, &poll);
     bus_resync();
     return PL_OK;
 }
@@ -643,19 +643,19 @@ void bus_shutdown(void)
     const char *name;
     void *value;
 
-    if (B.chans == NULL) {
+    if (bus.chans == NULL) {
         return;
     }
     dict_iter_init(&it);
-    while (dict_next(B.chans, &it, &name, &value)) {
+    while (dict_next(bus.chans, &it, &name, &value)) {
         bus_chan_free(value);
     }
-    event_free(B.ev_wake);
-    event_free(B.ev_poll);
-    event_free(B.ev_retry);
-    event_free(B.ev_ready);
-    dict_free(B.chans);
-    free(B.buf);
-    close(B.efd);
-    B.chans = NULL;
+    event_free(bus.ev_wake);
+    event_free(bus.ev_poll);
+    event_free(bus.ev_retry);
+    event_free(bus.ev_ready);
+    dict_free(bus.chans);
+    free(bus.buf);
+    close(bus.efd);
+    bus.chans = NULL;
 }

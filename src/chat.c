@@ -27,7 +27,7 @@
 #include "store.h"
 #include "ws.h"
 #include "ws_frame.h"
-#include "worker.h"
+#include "worker_env.h"
 
 #define CHAT_HISTORY_DEFAULT 50
 #define CHAT_HISTORY_MAX 200
@@ -62,8 +62,10 @@ struct chat_ask {
     LIST_ENTRY(chat_ask) link;
 };
 
-static const struct conf *cfg;
-static uint64_t direct_seq;
+static struct {
+    const struct conf *cfg;
+    uint64_t direct_seq;
+} chat;
 
 static void chat_ask_free(struct chat_ask *ask);
 
@@ -304,7 +306,7 @@ static void *chat_open(struct ws_conn *ws, const struct auth_identity *who, cons
     }
     cl->ws = ws;
     LIST_INIT(&cl->asks);
-    rate_init(&cl->bucket, cfg->rate_burst, clock_coarse_ms());
+    rate_init(&cl->bucket, chat.cfg->rate_burst, clock_coarse_ms());
     if (feed_open(&cl->feed, &chat_feed_ops, who, room) != PL_OK) {
         free(cl);
         return NULL;
@@ -338,11 +340,11 @@ static int chat_rate_ok(struct chat_client *cl)
 {
     int64_t now = clock_coarse_ms();
 
-    if (cfg->rate_limit == 0) {
+    if (chat.cfg->rate_limit == 0) {
         return 1;
     }
     if (now - cl->second_ms >= 1000) {
-        int over = cl->second_count > CHAT_FLOOD_FACTOR * cfg->rate_limit;
+        int over = cl->second_count > CHAT_FLOOD_FACTOR * chat.cfg->rate_limit;
         cl->flood_seconds = over ? cl->flood_seconds + 1 : 0;
         cl->second_ms = now;
         cl->second_count = 0;
@@ -353,7 +355,7 @@ static int chat_rate_ok(struct chat_client *cl)
         ws_close(cl->ws, 1008, "flooding");
         return 0;
     }
-    if (rate_take(&cl->bucket, cfg->rate_limit, cfg->rate_burst, now, NULL)) {
+    if (rate_take(&cl->bucket, chat.cfg->rate_limit, chat.cfg->rate_burst, now, NULL)) {
         return 1;
     }
     if (now - cl->limited_ms >= 1000) {
@@ -374,7 +376,7 @@ static const char *chat_content(struct chat_client *cl, json_object *msg, size_t
         chat_error(cl, "bad_request", "\"content\" must be a non-empty string");
         return NULL;
     }
-    if (*len > cfg->max_content) {
+    if (*len > chat.cfg->max_content) {
         chat_error(cl, "too_large", "\"content\" is too long");
         return NULL;
     }
@@ -501,7 +503,7 @@ static void chat_direct(struct chat_client *cl, json_object *msg)
     }
     /* Direct messages are live only; their id has the stream id's form so
      * clients order and de-duplicate them the same way. */
-    snprintf(a->id, sizeof(a->id), "%lld-%llu", (long long)now, (unsigned long long)++direct_seq);
+    snprintf(a->id, sizeof(a->id), "%lld-%llu", (long long)now, (unsigned long long)++chat.direct_seq);
     if ((b = evbuffer_new()) == NULL) {
         free(a);
         return;
@@ -621,7 +623,7 @@ static void chat_ask_on_chunk(const char *text, size_t len, void *arg)
     evbuffer_add_printf(json, "{\"type\":\"ai_chunk\",\"request_id\":\"%s\",\"content\":\"", ask->request_id);
     event_escape(json, text, len);
     evbuffer_add(json, "\"}", 2);
-    chat_publish_room(ask->room, "ai_chunk", cfg->agent_name, json);
+    chat_publish_room(ask->room, "ai_chunk", chat.cfg->agent_name, json);
     evbuffer_free(json);
 }
 
@@ -636,7 +638,7 @@ static void chat_ask_on_stored(enum store_status st, const char *id, long detail
     PL_UNUSED(detail);
     if (json != NULL && st == STORE_OK) {
         evbuffer_add_printf(json, "{\"type\":\"ai_done\",\"request_id\":\"%s\",\"id\":\"%s\"}", request, id);
-        chat_publish_room(room, "ai_done", cfg->agent_name, json);
+        chat_publish_room(room, "ai_done", chat.cfg->agent_name, json);
     }
     if (json != NULL) {
         evbuffer_free(json);
@@ -658,7 +660,7 @@ static void chat_ask_on_done(enum agent_status st, const char *message, void *ar
         /* The asker may be gone when Redis answers: keep only the ids. */
         memcpy(ids, ask->request_id, rlen + 1);
         memcpy(ids + rlen + 1, ask->room, mlen + 1);
-        if (store_message_publish(ask->room, cfg->agent_name, (const char *)evbuffer_pullup(ask->answer, -1),
+        if (store_message_publish(ask->room, chat.cfg->agent_name, (const char *)evbuffer_pullup(ask->answer, -1),
                                   len, NULL, 0, chat_ask_on_stored, ids) != PL_OK) {
             chat_error(ask->cl, "redis_unavailable", "the answer could not be stored");
             free(ids);
@@ -682,7 +684,7 @@ static void chat_ask(struct chat_client *cl, json_object *msg)
         return;
     }
     ask->cl = cl;
-    snprintf(ask->request_id, sizeof(ask->request_id), "%llx", (unsigned long long)++direct_seq);
+    snprintf(ask->request_id, sizeof(ask->request_id), "%llx", (unsigned long long)++chat.direct_seq);
     snprintf(ask->room, sizeof(ask->room), "%s", cl->feed.room);
     LIST_INSERT_HEAD(&cl->asks, ask, link);
     ask->agent = agent_ask(question, cl->feed.room, cl->feed.who.user, chat_ask_on_chunk, chat_ask_on_done, ask);
@@ -735,11 +737,11 @@ static const struct ws_handlers chat_handlers = {
 
 int chat_init(const struct worker_env *w)
 {
-    cfg = w->cfg;
-    if (getrandom(&direct_seq, sizeof(direct_seq), 0) != sizeof(direct_seq)) {
-        direct_seq = (uint64_t)time(NULL);
+    chat.cfg = w->cfg;
+    if (getrandom(&chat.direct_seq, sizeof(chat.direct_seq), 0) != sizeof(chat.direct_seq)) {
+        chat.direct_seq = (uint64_t)time(NULL);
     }
-    direct_seq &= 0xffffffffffffULL;    /* room to count, still unique per worker */
-    ws_register(w->base, cfg, &chat_handlers);
+    chat.direct_seq &= 0xffffffffffffULL;    /* room to count, still unique per worker */
+    ws_register(w->base, chat.cfg, &chat_handlers);
     return PL_OK;
 }

@@ -11,7 +11,7 @@
 #include "clock.h"
 #include "presence.h"
 #include "store.h"
-#include "worker.h"
+#include "worker_env.h"
 
 _Static_assert(FEED_SLOTS <= BUS_CACHE_SLOTS, "a cache slot per transport");
 
@@ -19,7 +19,7 @@ static struct {
     const struct conf *cfg;
     LIST_HEAD(, feed) all;
     struct event *sweep;
-} F;
+} feeds;
 
 /* The feed is over for its client: the transport says goodbye (and closes
  * the feed) - once. */
@@ -134,7 +134,7 @@ int feed_open(struct feed *f, const struct feed_ops *ops, const struct auth_iden
         bus_sub_remove(&f->room_sub);
         return PL_ERR;
     }
-    LIST_INSERT_HEAD(&F.all, f, link);
+    LIST_INSERT_HEAD(&feeds.all, f, link);
     f->listed = 1;
     return PL_OK;
 }
@@ -187,11 +187,11 @@ static void feed_on_sweep(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    for (f = LIST_FIRST(&F.all); f != NULL; f = next) {
+    for (f = LIST_FIRST(&feeds.all); f != NULL; f = next) {
         next = LIST_NEXT(f, link);
         if (f->who.expires != 0 && wall >= f->who.expires) {
             feed_end(f, FEED_EXPIRED);
-        } else if (f->st != FEED_LIVE && now - f->opened_ms > 2 * F.cfg->redis_timeout_ms) {
+        } else if (f->st != FEED_LIVE && now - f->opened_ms > 2 * feeds.cfg->redis_timeout_ms) {
             feed_end(f, FEED_UNAVAILABLE);
         }
     }
@@ -201,8 +201,8 @@ int feed_init(const struct worker_env *w)
 {
     struct timeval tick = { 1, 0 };
 
-    F.cfg = w->cfg;
-    LIST_INIT(&F.all);
-    F.sweep = event_new(w->base, -1, EV_PERSIST, feed_on_sweep, NULL);
-    return F.sweep != NULL && event_add(F.sweep, &tick) == 0 ? PL_OK : PL_ERR;
+    feeds.cfg = w->cfg;
+    LIST_INIT(&feeds.all);
+    feeds.sweep = event_new(w->base, -1, EV_PERSIST, feed_on_sweep, NULL);
+    return feeds.sweep != NULL && event_add(feeds.sweep, &tick) == 0 ? PL_OK : PL_ERR;
 }

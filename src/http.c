@@ -7,9 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
-#include <sys/random.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -22,8 +20,9 @@
 #include "names.h"
 #include "netaddr.h"
 #include "parley.h"
+#include "request_id.h"
 #include "ws_frame.h"
-#include "worker.h"
+#include "worker_env.h"
 
 #define HTTP_MAX_ROUTES 32
 #define HTTP_STREAM_SNDBUF (64 * 1024)
@@ -34,41 +33,41 @@ struct http_route {
     http_handler_cb handler;
 };
 
-static struct http_route routes[HTTP_MAX_ROUTES];
-static int nroutes;
-static http_handler_cb fallback;
-static int inflight;
-static int in_dispatch;            /* inside http_dispatch, i.e. evhtp's read callback */
-static int draining;
-static uint32_t request_prefix;
-static uint32_t request_counter;
-static const struct conf *http_cfg;
-static struct netaddr_set trusted_proxies;
+static struct {
+    const struct conf *cfg;
+    struct http_route routes[HTTP_MAX_ROUTES];
+    int nroutes;
+    http_handler_cb fallback;
+    int inflight;
+    int in_dispatch;            /* inside http_dispatch, i.e. evhtp's read callback */
+    int draining;
+    struct netaddr_set trusted_proxies;
+} http;
 
 
 
 void http_route_add(const char *pattern, unsigned methods, http_handler_cb handler)
 {
-    if (nroutes == HTTP_MAX_ROUTES) {
+    if (http.nroutes == HTTP_MAX_ROUTES) {
         log_error(0, "event=too_many_routes pattern=%s", pattern);
         return;
     }
-    routes[nroutes++] = (struct http_route){ pattern, methods, handler };
+    http.routes[http.nroutes++] = (struct http_route){ pattern, methods, handler };
 }
 
 void http_set_fallback(http_handler_cb handler)
 {
-    fallback = handler;
+    http.fallback = handler;
 }
 
 int http_inflight(void)
 {
-    return inflight;
+    return http.inflight;
 }
 
 void http_drain(void)
 {
-    draining = 1;
+    http.draining = 1;
     http_gate_close_idle();
 }
 
@@ -164,38 +163,17 @@ static void http_allow_header(unsigned methods, char *buf, size_t len)
     }
 }
 
-/* A client's own X-Request-Id (from a proxy) is kept when it is tame. */
-static int http_request_id_acceptable(const char *id)
-{
-    size_t n = strlen(id);
-
-    if (n == 0 || n > 64) {
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!isalnum((unsigned char)id[i]) && !strchr("._:-", id[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static void http_assign_request_id(evhtp_request_t *req)
 {
     const char *given = evhtp_header_find(req->headers_in, "X-Request-Id");
     char id[32];
 
-    if (given != NULL && http_request_id_acceptable(given)) {
+    if (given != NULL && request_id_acceptable(given)) {
         http_header_set(req, "X-Request-Id", given);
         return;
     }
-    http_request_id_new(id, sizeof(id));
+    request_id_new(id, sizeof(id));
     http_header_set(req, "X-Request-Id", id);
-}
-
-void http_request_id_new(char *buf, size_t len)
-{
-    snprintf(buf, len, "%08x%08x", request_prefix, ++request_counter);
 }
 
 const char *http_request_id(evhtp_request_t *req)
@@ -213,7 +191,7 @@ static evhtp_res http_request_fini(evhtp_request_t *req, void *arg)
 {
     struct http_hold *hold = arg;
 
-    inflight--;
+    http.inflight--;
     if (hold != NULL) {
         hold->req = NULL;
     }
@@ -263,7 +241,7 @@ struct bufferevent *http_take_over(evhtp_request_t *req, enum metrics_gauge tran
     struct bufferevent *bev;
 
     /* take_ownership drops our hooks, so do here what they would do. */
-    inflight--;
+    http.inflight--;
     accept_conn_move(METRIC_CONN_HTTP, transport);
     http_gate_release(conn);
     bev = evhtp_connection_take_ownership(conn);
@@ -272,7 +250,7 @@ struct bufferevent *http_take_over(evhtp_request_t *req, enum metrics_gauge tran
      * hide megabytes of a slow client's backlog from ws/sse_max_backlog,
      * and 100k streams would pin that much kernel memory. */
     setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_SNDBUF, &(int){ HTTP_STREAM_SNDBUF }, sizeof(int));
-    if (!in_dispatch) {
+    if (!http.in_dispatch) {
         /* Inside a handler evhtp frees the connection itself on return. */
         evhtp_connection_free(conn);
     }
@@ -282,7 +260,7 @@ struct bufferevent *http_take_over(evhtp_request_t *req, enum metrics_gauge tran
 enum origin_verdict http_origin(evhtp_request_t *req)
 {
     return origin_check(evhtp_header_find(req->headers_in, "Origin"),
-                        evhtp_header_find(req->headers_in, "Host"), http_cfg->allowed_origins);
+                        evhtp_header_find(req->headers_in, "Host"), http.cfg->allowed_origins);
 }
 
 /* Every X-Forwarded-For line of REQ joined into one list, in order (RFC
@@ -318,7 +296,7 @@ const char *http_client_addr(evhtp_request_t *req, char *buf, size_t len)
         return buf;
     }
     xff = http_forwarded_for(req);
-    netaddr_client(req->conn->saddr, xff, &trusted_proxies, buf, len);
+    netaddr_client(req->conn->saddr, xff, &http.trusted_proxies, buf, len);
     free(xff);
     return buf;
 }
@@ -435,23 +413,23 @@ static void http_dispatch(evhtp_request_t *req, void *arg)
     unsigned bit = http_method_bit(req->method);
 
     PL_UNUSED(arg);
-    inflight++;
+    http.inflight++;
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, NULL);
     metrics_add(METRIC_REQUESTS, 1);
     http_assign_request_id(req);
-    if (draining || http_wants_close(req)) {
+    if (http.draining || http_wants_close(req)) {
         /* evhtp_request_set_keepalive(req, 0) does nothing in libevhtp
          * 1.2.18 (it only ever sets the flag): clear it here. */
         req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
     }
 
-    in_dispatch = 1;
+    http.in_dispatch = 1;
     if ((repeated = http_repeated_field(req)) != NULL) {
         http_error(req, 400, "bad_request", "more than one %s header", repeated);
     } else if (http_cors(req, path)) {
         http_route(req, path, bit);
     }
-    in_dispatch = 0;
+    http.in_dispatch = 0;
 }
 
 static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
@@ -460,9 +438,9 @@ static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
     unsigned allowed = 0;
     char allow[64];
 
-    for (int i = 0; i < nroutes; i++) {
-        int m = http_route_match(routes[i].pattern, path, &params);
-        unsigned methods = http_route_methods(routes[i].methods);
+    for (int i = 0; i < http.nroutes; i++) {
+        int m = http_route_match(http.routes[i].pattern, path, &params);
+        unsigned methods = http_route_methods(http.routes[i].methods);
 
         if (m < 0) {
             http_error(req, 400, "bad_request", "malformed percent-encoding in path");
@@ -472,7 +450,7 @@ static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
             continue;
         }
         if (methods & bit) {
-            routes[i].handler(req, &params);
+            http.routes[i].handler(req, &params);
             return;
         }
         allowed |= methods;
@@ -483,9 +461,9 @@ static void http_route(evhtp_request_t *req, const char *path, unsigned bit)
         http_error(req, 405, "method_not_allowed", "method not allowed; allowed: %s", allow);
         return;
     }
-    if (fallback != NULL) {
+    if (http.fallback != NULL) {
         params.count = 0;
-        fallback(req, &params);
+        http.fallback(req, &params);
         return;
     }
     http_error(req, 404, "not_found", "no such resource");
@@ -496,25 +474,23 @@ int http_init(const struct worker_env *w)
     const struct conf *cfg = w->cfg;
     char why[256];
 
-    http_cfg = cfg;
-    if (netaddr_set_parse(cfg->trusted_proxies, &trusted_proxies, why, sizeof(why)) != PL_OK) {
-        trusted_proxies.n = 0;  /* conf.c validated it: not reached */
+    http.cfg = cfg;
+    if (netaddr_set_parse(cfg->trusted_proxies, &http.trusted_proxies, why, sizeof(why)) != PL_OK) {
+        http.trusted_proxies.n = 0;  /* conf.c validated it: not reached */
     }
-    if (getrandom(&request_prefix, sizeof(request_prefix), 0) != sizeof(request_prefix)) {
-        request_prefix = (uint32_t)getpid();
-    }
+    request_id_init();
     return http_gate_init(w);
 }
 
 void http_attach(evhtp_t *htp)
 {
-    struct timeval idle = { http_cfg->http_keepalive_timeout_ms / 1000,
-                            (http_cfg->http_keepalive_timeout_ms % 1000) * 1000 };
+    struct timeval idle = { http.cfg->http_keepalive_timeout_ms / 1000,
+                            (http.cfg->http_keepalive_timeout_ms % 1000) * 1000 };
 
     evhtp_set_gencb(htp, http_dispatch, NULL);
     http_gate_attach(htp);
     /* libevhtp refuses a body that reaches its limit; max_body itself is fine. */
-    evhtp_set_max_body_size(htp, http_cfg->max_body + 1);
+    evhtp_set_max_body_size(htp, http.cfg->max_body + 1);
     evhtp_set_timeouts(htp, &idle, NULL);
 }
 

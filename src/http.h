@@ -75,10 +75,6 @@ void http_drain(void);
 /* The request id given to REQ (also sent as X-Request-Id). */
 const char *http_request_id(evhtp_request_t *req);
 
-/* A fresh request id into BUF (17 bytes will do), for an answer sent
- * without a request object (a request refused before libevhtp saw it). */
-void http_request_id_new(char *buf, size_t len);
-
 /* Adds a header; both strings are copied. */
 void http_header_set(evhtp_request_t *req, const char *key, const char *value);
 

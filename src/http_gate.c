@@ -15,16 +15,15 @@
 
 #include "accept.h"
 #include "clock.h"
-#include "http.h"
+#include "conf.h"
 #include "http_chunked.h"
 #include "http_head.h"
 #include "log.h"
 #include "metrics.h"
 #include "parley.h"
-#include "worker.h"
+#include "request_id.h"
+#include "worker_env.h"
 
-static const struct conf *gate_cfg;
-static struct event *sweep_ev;
 
 /* Where the head gate stands with the request it is reading. */
 enum http_phase {
@@ -55,13 +54,15 @@ struct http_conn {
     LIST_ENTRY(http_conn) link;
 };
 
-static uint64_t http_conn_serial;
-
-/* libevhtp's own bufferevent callbacks, called behind the head gate. */
-static bufferevent_data_cb evhtp_read_cb, evhtp_write_cb;
-static bufferevent_event_cb evhtp_event_cb;
-
-static LIST_HEAD(, http_conn) http_conns = LIST_HEAD_INITIALIZER(http_conns);
+static struct {
+    const struct conf *cfg;
+    LIST_HEAD(, http_conn) conns;
+    uint64_t serial;                /* the last given to a connection */
+    struct event *sweep_ev;
+    /* libevhtp's own bufferevent callbacks, called behind the gate. */
+    bufferevent_data_cb evhtp_read_cb, evhtp_write_cb;
+    bufferevent_event_cb evhtp_event_cb;
+} gate;
 
 static void http_gate_run(struct http_conn *hc);
 static void http_conn_free(struct http_conn *hc);
@@ -73,7 +74,7 @@ static void http_on_kick(evutil_socket_t fd, short what, void *arg)
 
     PL_UNUSED(fd);
     PL_UNUSED(what);
-    LIST_FOREACH(hc, &http_conns, link) {
+    LIST_FOREACH(hc, &gate.conns, link) {
         if (hc->serial == serial) {
             break;
         }
@@ -129,7 +130,7 @@ void http_gate_close_idle(void)
 
     /* A connection that has not brought its first request yet is not
      * idle: it is served. */
-    for (hc = LIST_FIRST(&http_conns); hc != NULL; hc = next) {
+    for (hc = LIST_FIRST(&gate.conns); hc != NULL; hc = next) {
         next = LIST_NEXT(hc, link);
         if (hc->handed > 0 && hc->conn->request == NULL && hc->request_started_ms == 0
             && evbuffer_get_length(hc->held) == 0) {
@@ -164,7 +165,7 @@ static void http_send_rejection(evhtp_connection_t *conn, int status, const char
         if (why[i].status != status) {
             continue;
         }
-        http_request_id_new(id, sizeof(id));
+        request_id_new(id, sizeof(id));
         n = snprintf(buf, sizeof(buf),
                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
                      "X-Request-Id: %s\r\nContent-Length: %zu\r\n\r\n"
@@ -277,7 +278,7 @@ static void http_gate_refuse(struct http_conn *hc, int status, const char *reaso
 static int http_gate_head(struct http_conn *hc)
 {
     size_t len = evbuffer_get_length(hc->held);
-    size_t look = gate_cfg->max_header_size + HTTP_MAX_REQUEST_LINE + 1;
+    size_t look = gate.cfg->max_header_size + HTTP_MAX_REQUEST_LINE + 1;
     int status;
 
     if (len == 0) {
@@ -291,7 +292,7 @@ static int http_gate_head(struct http_conn *hc)
     /* At LOOK bytes a head is over one limit or the other: a verdict. */
     len = len < look ? len : look;
     status = http_head_scan(&hc->scan, (const char *)evbuffer_pullup(hc->held, (ev_ssize_t)len), len,
-                            gate_cfg->max_header_size, gate_cfg->max_body);
+                            gate.cfg->max_header_size, gate.cfg->max_body);
     if (status != PL_OK) {
         return status;
     }
@@ -299,7 +300,7 @@ static int http_gate_head(struct http_conn *hc)
     hc->head_len = hc->scan.scanned - hc->scan.start;
     if (hc->scan.chunked) {
         evbuffer_remove_buffer(hc->held, hc->head, hc->head_len);
-        http_chunked_init(&hc->chunked, gate_cfg->max_body, gate_cfg->max_header_size);
+        http_chunked_init(&hc->chunked, gate.cfg->max_body, gate.cfg->max_header_size);
         hc->phase = HTTP_PHASE_CHUNKED;
     } else {
         hc->phase = HTTP_PHASE_LENGTH;
@@ -384,7 +385,7 @@ static void http_gate_run(struct http_conn *hc)
     if (hc->conn->request != NULL) {
         /* libevhtp is busy with the previous request (the kick in
          * http_request_fini resumes here); hold at most about one more. */
-        if (evbuffer_get_length(hc->held) > gate_cfg->max_header_size + HTTP_MAX_REQUEST_LINE + gate_cfg->max_body) {
+        if (evbuffer_get_length(hc->held) > gate.cfg->max_header_size + HTTP_MAX_REQUEST_LINE + gate.cfg->max_body) {
             hc->read_stopped = 1;
             bufferevent_disable(bev, EV_READ);
         }
@@ -417,7 +418,7 @@ static void http_gate_run(struct http_conn *hc)
         evhtp_connection_free(hc->conn);
         return;
     }
-    evhtp_read_cb(bev, hc->conn);
+    gate.evhtp_read_cb(bev, hc->conn);
 }
 
 static void http_on_read(struct bufferevent *bev, void *arg)
@@ -435,13 +436,13 @@ static void http_on_write(struct bufferevent *bev, void *arg)
     /* Between requests (after a 100 Continue) libevhtp's write callback
      * would take the missing request for an error and drop the connection. */
     if (hc->conn->request != NULL) {
-        evhtp_write_cb(bev, hc->conn);
+        gate.evhtp_write_cb(bev, hc->conn);
     }
 }
 
 static void http_on_event(struct bufferevent *bev, short what, void *arg)
 {
-    evhtp_event_cb(bev, what, ((struct http_conn *)arg)->conn);
+    gate.evhtp_event_cb(bev, what, ((struct http_conn *)arg)->conn);
 }
 
 static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
@@ -452,7 +453,7 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
     if (hc == NULL) {
         return EVHTP_RES_ERROR;
     }
-    LIST_INSERT_HEAD(&http_conns, hc, link);
+    LIST_INSERT_HEAD(&gate.conns, hc, link);
     hc->held = evbuffer_new();
     hc->head = evbuffer_new();
     hc->body = evbuffer_new();
@@ -461,11 +462,11 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
         return EVHTP_RES_ERROR;
     }
     hc->conn = conn;
-    hc->serial = ++http_conn_serial;
+    hc->serial = ++gate.serial;
     metrics_add(METRIC_ACCEPTED, 1);
     accept_conn_add(METRIC_CONN_HTTP, 1);
     evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)http_connection_fini, hc);
-    bufferevent_getcb(conn->bev, &evhtp_read_cb, &evhtp_write_cb, &evhtp_event_cb, NULL);
+    bufferevent_getcb(conn->bev, &gate.evhtp_read_cb, &gate.evhtp_write_cb, &gate.evhtp_event_cb, NULL);
     bufferevent_setcb(conn->bev, http_on_read, http_on_write, http_on_event, hc);
     return EVHTP_RES_OK;
 }
@@ -480,9 +481,9 @@ static void http_on_sweep(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    for (hc = LIST_FIRST(&http_conns); hc != NULL; hc = next) {
+    for (hc = LIST_FIRST(&gate.conns); hc != NULL; hc = next) {
         next = LIST_NEXT(hc, link);
-        if (hc->request_started_ms != 0 && now - hc->request_started_ms > gate_cfg->http_header_timeout_ms) {
+        if (hc->request_started_ms != 0 && now - hc->request_started_ms > gate.cfg->http_header_timeout_ms) {
             hc->reject_status = 408;
             evhtp_connection_free(hc->conn);    /* the fini hook answers and unlinks */
         }
@@ -493,9 +494,9 @@ int http_gate_init(const struct worker_env *w)
 {
     struct timeval tick = { 0, 250 * 1000 };
 
-    gate_cfg = w->cfg;
-    sweep_ev = event_new(w->base, -1, EV_PERSIST, http_on_sweep, NULL);
-    return sweep_ev != NULL && event_add(sweep_ev, &tick) == 0 ? PL_OK : PL_ERR;
+    gate.cfg = w->cfg;
+    gate.sweep_ev = event_new(w->base, -1, EV_PERSIST, http_on_sweep, NULL);
+    return gate.sweep_ev != NULL && event_add(gate.sweep_ev, &tick) == 0 ? PL_OK : PL_ERR;
 }
 
 void http_gate_attach(evhtp_t *htp)

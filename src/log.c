@@ -13,10 +13,12 @@
 
 #include "parley.h"
 
-static enum log_level log_min = LOG_LEVEL_INFO;
-static int log_fd = STDERR_FILENO;
-static char log_path[4096];
-static char log_proc[32] = "parleyd";
+static struct {
+    enum log_level min;
+    int fd;
+    char path[4096];
+    char proc[32];
+} logger = { .min = LOG_LEVEL_INFO, .fd = STDERR_FILENO, .proc = "parleyd" };
 
 static const char *const log_names[] = { "debug", "info", "warn", "error" };
 
@@ -32,17 +34,17 @@ int log_level_parse(const char *name)
 
 void log_set_level(enum log_level level)
 {
-    log_min = level;
+    logger.min = level;
 }
 
 int log_enabled(enum log_level level)
 {
-    return level >= log_min;
+    return level >= logger.min;
 }
 
 void log_set_proc(const char *name)
 {
-    snprintf(log_proc, sizeof(log_proc), "%s", name);
+    snprintf(logger.proc, sizeof(logger.proc), "%s", name);
 }
 
 static int log_open_fd(const char *path, char *err, size_t errlen)
@@ -64,11 +66,11 @@ int log_open(const char *path, char *err, size_t errlen)
             return PL_ERR;
         }
     }
-    if (log_fd != STDERR_FILENO) {
-        close(log_fd);
+    if (logger.fd != STDERR_FILENO) {
+        close(logger.fd);
     }
-    log_fd = fd;
-    snprintf(log_path, sizeof(log_path), "%s", fd == STDERR_FILENO ? "" : path);
+    logger.fd = fd;
+    snprintf(logger.path, sizeof(logger.path), "%s", fd == STDERR_FILENO ? "" : path);
     return PL_OK;
 }
 
@@ -77,15 +79,15 @@ int log_reopen(void)
     char err[256];
     int fd;
 
-    if (log_path[0] == '\0') {
+    if (logger.path[0] == '\0') {
         return PL_OK;
     }
-    fd = log_open_fd(log_path, err, sizeof(err));
+    fd = log_open_fd(logger.path, err, sizeof(err));
     if (fd < 0) {
         log_error(0, "event=log_reopen_failed reason=\"%s\"", err);
         return PL_ERR;
     }
-    dup2(fd, log_fd);
+    dup2(fd, logger.fd);
     close(fd);
     return PL_OK;
 }
@@ -111,14 +113,14 @@ void log_write(enum log_level level, int errnum, const char *fmt, ...)
     int w;
     va_list ap;
 
-    if (level < log_min) {
+    if (level < logger.min) {
         return;
     }
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     n = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
     w = snprintf(line + n, sizeof(line) - n, ".%03ldZ level=%s proc=%s pid=%ld ",
-                 (long)(tv.tv_usec / 1000), log_names[level], log_proc, (long)getpid());
+                 (long)(tv.tv_usec / 1000), log_names[level], logger.proc, (long)getpid());
     n += (size_t)w;
 
     va_start(ap, fmt);
@@ -138,7 +140,7 @@ void log_write(enum log_level level, int errnum, const char *fmt, ...)
     line[n++] = '\n';
 
     /* One write per line keeps lines from different processes whole. */
-    while (write(log_fd, line, n) < 0 && errno == EINTR) {
+    while (write(logger.fd, line, n) < 0 && errno == EINTR) {
     }
 }
 

@@ -32,28 +32,29 @@ struct metrics_zone {
 #define LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
-static struct metrics_zone *zone;
-static struct metrics_slot *self;
-
-/* Counts go to a private dummy until a worker attaches, so callers never
- * have to check. */
-static struct metrics_slot unattached;
+static struct {
+    struct metrics_zone *zone;      /* shared by every process of the host */
+    struct metrics_slot *self;      /* this worker's slot */
+    /* Counts go to a private dummy until a worker attaches, so callers
+     * never have to check. */
+    struct metrics_slot unattached;
+} metrics;
 
 int metrics_zone_create(void)
 {
-    zone = shm_zone_create("metrics", sizeof(*zone));
-    if (zone == NULL) {
+    metrics.zone = shm_zone_create("metrics", sizeof(*metrics.zone));
+    if (metrics.zone == NULL) {
         return PL_ERR;
     }
-    zone->start_time = (int64_t)time(NULL);
-    self = &unattached;
+    metrics.zone->start_time = (int64_t)time(NULL);
+    metrics.self = &metrics.unattached;
     return PL_OK;
 }
 
 int metrics_slot_acquire(int index, unsigned generation)
 {
     for (int i = 0; i < METRICS_SLOTS; i++) {
-        struct metrics_slot *s = &zone->slots[i];
+        struct metrics_slot *s = &metrics.zone->slots[i];
         if (LOAD(s->pid) == 0) {
             memset(s, 0, sizeof(*s));
             s->index = index;
@@ -67,74 +68,74 @@ int metrics_slot_acquire(int index, unsigned generation)
 
 void metrics_slot_set_pid(int slot, pid_t pid)
 {
-    STORE(zone->slots[slot].pid, pid);
+    STORE(metrics.zone->slots[slot].pid, pid);
 }
 
 void metrics_slot_retire(int slot)
 {
-    STORE(zone->slots[slot].retiring, 1);
+    STORE(metrics.zone->slots[slot].retiring, 1);
 }
 
 void metrics_slot_release(int slot)
 {
-    struct metrics_slot *s = &zone->slots[slot];
+    struct metrics_slot *s = &metrics.zone->slots[slot];
 
     /* Readers skip free slots, so mark it free before folding: a reader may
      * then briefly miss these counts, but never counts them twice. */
     STORE(s->pid, 0);
     for (int c = 0; c < METRIC_COUNTERS; c++) {
-        STORE(zone->retired[c], LOAD(zone->retired[c]) + LOAD(s->counters[c]));
+        STORE(metrics.zone->retired[c], LOAD(metrics.zone->retired[c]) + LOAD(s->counters[c]));
     }
 }
 
 void metrics_count_restart(int index)
 {
-    STORE(zone->restarts[index], LOAD(zone->restarts[index]) + 1);
+    STORE(metrics.zone->restarts[index], LOAD(metrics.zone->restarts[index]) + 1);
 }
 
 void metrics_set_workers(int configured)
 {
-    STORE(zone->workers_configured, configured);
+    STORE(metrics.zone->workers_configured, configured);
 }
 
 void metrics_set_stopping(void)
 {
-    STORE(zone->stopping, 1);
+    STORE(metrics.zone->stopping, 1);
 }
 
 int metrics_stopping(void)
 {
-    return LOAD(zone->stopping);
+    return LOAD(metrics.zone->stopping);
 }
 
 void metrics_attach(int slot)
 {
-    self = &zone->slots[slot];
+    metrics.self = &metrics.zone->slots[slot];
 }
 
 void metrics_set_max_connections(int n)
 {
-    STORE(self->max_connections, n);
+    STORE(metrics.self->max_connections, n);
 }
 
 void metrics_set_ready(void)
 {
-    STORE(self->ready, 1);
+    STORE(metrics.self->ready, 1);
 }
 
 int metrics_slot_ready(int slot)
 {
-    return (int)LOAD(zone->slots[slot].ready);
+    return (int)LOAD(metrics.zone->slots[slot].ready);
 }
 
 void metrics_add(enum metrics_counter c, uint64_t n)
 {
-    STORE(self->counters[c], LOAD(self->counters[c]) + n);
+    STORE(metrics.self->counters[c], LOAD(metrics.self->counters[c]) + n);
 }
 
 void metrics_gauge_add(enum metrics_gauge g, int64_t delta)
 {
-    STORE(self->gauges[g], LOAD(self->gauges[g]) + delta);
+    STORE(metrics.self->gauges[g], LOAD(metrics.self->gauges[g]) + delta);
 }
 
 void metrics_count_response(int status)
@@ -154,7 +155,7 @@ int metrics_workers_serving(void)
     int n = 0;
 
     for (int i = 0; i < METRICS_SLOTS; i++) {
-        const struct metrics_slot *s = &zone->slots[i];
+        const struct metrics_slot *s = &metrics.zone->slots[i];
         if (metrics_slot_live(s) && LOAD(s->ready) && !LOAD(s->retiring)) {
             n++;
         }
@@ -232,7 +233,7 @@ static void metrics_per_worker(struct evbuffer *out, const char *name, const cha
 
     metrics_header(out, name, type, help);
     for (int i = 0; i < METRICS_SLOTS; i++) {
-        const struct metrics_slot *s = &zone->slots[i];
+        const struct metrics_slot *s = &metrics.zone->slots[i];
         if (metrics_slot_live(s)) {
             snprintf(label, sizeof(label), "worker=\"%d\",pid=\"%d\"", (int)s->index, (int)LOAD(s->pid));
             metrics_line(out, name, label, value(s));
@@ -248,10 +249,10 @@ void metrics_render(struct evbuffer *out)
     int serving = metrics_workers_serving();
 
     for (int c = 0; c < METRIC_COUNTERS; c++) {
-        total[c] = LOAD(zone->retired[c]);
+        total[c] = LOAD(metrics.zone->retired[c]);
     }
     for (int i = 0; i < METRICS_SLOTS; i++) {
-        const struct metrics_slot *s = &zone->slots[i];
+        const struct metrics_slot *s = &metrics.zone->slots[i];
         if (!metrics_slot_live(s)) {
             continue;
         }
@@ -266,9 +267,9 @@ void metrics_render(struct evbuffer *out)
     metrics_header(out, "parley_build_info", "gauge", "Build information.");
     evbuffer_add_printf(out, "parley_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
     metrics_header(out, "parley_start_time_seconds", "gauge", "Start time of the master, seconds since the epoch.");
-    metrics_line(out, "parley_start_time_seconds", NULL, LOAD(zone->start_time));
+    metrics_line(out, "parley_start_time_seconds", NULL, LOAD(metrics.zone->start_time));
     metrics_header(out, "parley_workers", "gauge", "Worker processes configured and serving.");
-    metrics_line(out, "parley_workers{state=\"configured\"}", NULL, LOAD(zone->workers_configured));
+    metrics_line(out, "parley_workers{state=\"configured\"}", NULL, LOAD(metrics.zone->workers_configured));
     metrics_line(out, "parley_workers{state=\"serving\"}", NULL, serving);
 
     for (int c = 0; c < METRIC_COUNTERS; c++) {
@@ -286,7 +287,7 @@ void metrics_render(struct evbuffer *out)
     /* Per-worker series show imbalance and which worker restarts. */
     metrics_header(out, "parley_worker_connections", "gauge", "Open connections per worker and transport.");
     for (int i = 0; i < METRICS_SLOTS; i++) {
-        const struct metrics_slot *s = &zone->slots[i];
+        const struct metrics_slot *s = &metrics.zone->slots[i];
         if (!metrics_slot_live(s)) {
             continue;
         }
@@ -301,8 +302,8 @@ void metrics_render(struct evbuffer *out)
     metrics_per_worker(out, "parley_worker_http_requests_total", "counter",
                        "HTTP requests per worker process.", metrics_slot_requests);
     metrics_header(out, "parley_worker_restarts_total", "counter", "Workers respawned after an unexpected exit, by worker number.");
-    for (int i = 0; i < LOAD(zone->workers_configured); i++) {
+    for (int i = 0; i < LOAD(metrics.zone->workers_configured); i++) {
         snprintf(label, sizeof(label), "worker=\"%d\"", i);
-        metrics_line(out, "parley_worker_restarts_total", label, (long long)LOAD(zone->restarts[i]));
+        metrics_line(out, "parley_worker_restarts_total", label, (long long)LOAD(metrics.zone->restarts[i]));
     }
 }

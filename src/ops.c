@@ -9,7 +9,7 @@
 #include "metrics.h"
 #include "parley.h"
 #include "store.h"
-#include "worker.h"
+#include "worker_env.h"
 
 static int worker;              /* this worker's number, for /healthz */
 

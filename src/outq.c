@@ -9,21 +9,27 @@
 #include <event2/event.h>
 
 #include "chunk.h"
+#include "conf.h"
 #include "metrics.h"
 #include "parley.h"
-#include "worker.h"
+#include "worker_env.h"
 
 enum { OUTQ_IDLE, OUTQ_NOW, OUTQ_BATCHED };
 
 TAILQ_HEAD(outq_list, outq_item);
 
-static struct outq_list now_queue = TAILQ_HEAD_INITIALIZER(now_queue);
-static struct outq_list batched_queue = TAILQ_HEAD_INITIALIZER(batched_queue);
-static struct event_base *loop;
-static struct event *flush_ev;      /* active: end of this pass */
-static struct event *batch_ev;      /* pending: the batch is due */
-static struct timeval write_delay;
-static struct timeval last_batch;   /* when the batched queue was last written */
+static struct {
+    struct outq_list now_queue;
+    struct outq_list batched_queue;
+    struct event_base *loop;
+    struct event *flush_ev;         /* active: end of this pass */
+    struct event *batch_ev;         /* pending: the batch is due */
+    struct timeval write_delay;
+    struct timeval last_batch;      /* when the batched queue was last written */
+} outq = {
+    .now_queue = TAILQ_HEAD_INITIALIZER(outq.now_queue),
+    .batched_queue = TAILQ_HEAD_INITIALIZER(outq.batched_queue),
+};
 
 static void outq_flush_one(struct outq_item *it)
 {
@@ -73,8 +79,8 @@ static void outq_on_batch(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    event_base_gettimeofday_cached(loop, &last_batch);
-    outq_flush(&batched_queue);
+    event_base_gettimeofday_cached(outq.loop, &outq.last_batch);
+    outq_flush(&outq.batched_queue);
 }
 
 /* The batch goes write_delay after the previous one: at once after a quiet
@@ -83,27 +89,27 @@ static void outq_arm_batch(void)
 {
     struct timeval now, due, wait = { 0, 0 };
 
-    event_base_gettimeofday_cached(loop, &now);
-    evutil_timeradd(&last_batch, &write_delay, &due);
+    event_base_gettimeofday_cached(outq.loop, &now);
+    evutil_timeradd(&outq.last_batch, &outq.write_delay, &due);
     if (evutil_timercmp(&due, &now, >)) {
         evutil_timersub(&due, &now, &wait);
-        if (evutil_timercmp(&wait, &write_delay, >)) {
-            wait = write_delay;         /* the clock went back */
+        if (evutil_timercmp(&wait, &outq.write_delay, >)) {
+            wait = outq.write_delay;         /* the clock went back */
         }
     }
-    evtimer_add(batch_ev, &wait);
+    evtimer_add(outq.batch_ev, &wait);
 }
 
 int outq_init(const struct worker_env *w)
 {
     int delay = w->cfg->write_delay_ms;
 
-    loop = w->base;
-    flush_ev = event_new(loop, -1, 0, outq_on_flush, &now_queue);
-    batch_ev = evtimer_new(loop, outq_on_batch, NULL);
-    write_delay.tv_sec = delay / 1000;
-    write_delay.tv_usec = (delay % 1000) * 1000;
-    return flush_ev != NULL && batch_ev != NULL ? PL_OK : PL_ERR;
+    outq.loop = w->base;
+    outq.flush_ev = event_new(outq.loop, -1, 0, outq_on_flush, &outq.now_queue);
+    outq.batch_ev = evtimer_new(outq.loop, outq_on_batch, NULL);
+    outq.write_delay.tv_sec = delay / 1000;
+    outq.write_delay.tv_usec = (delay % 1000) * 1000;
+    return outq.flush_ev != NULL && outq.batch_ev != NULL ? PL_OK : PL_ERR;
 }
 
 void outq_attach(struct outq_item *it, struct bufferevent *bev, outq_written_cb on_written)
@@ -120,16 +126,16 @@ void outq_schedule(struct outq_item *it)
         return;
     }
     if (it->queued == OUTQ_BATCHED) {
-        TAILQ_REMOVE(&batched_queue, it, link);
+        TAILQ_REMOVE(&outq.batched_queue, it, link);
     }
     it->queued = OUTQ_NOW;
-    TAILQ_INSERT_TAIL(&now_queue, it, link);
-    event_active(flush_ev, EV_TIMEOUT, 0);
+    TAILQ_INSERT_TAIL(&outq.now_queue, it, link);
+    event_active(outq.flush_ev, EV_TIMEOUT, 0);
 }
 
 void outq_schedule_batched(struct outq_item *it)
 {
-    if (!evutil_timerisset(&write_delay)) {
+    if (!evutil_timerisset(&outq.write_delay)) {
         outq_schedule(it);
         return;
     }
@@ -137,8 +143,8 @@ void outq_schedule_batched(struct outq_item *it)
         return;                 /* goes out with what is already waiting */
     }
     it->queued = OUTQ_BATCHED;
-    TAILQ_INSERT_TAIL(&batched_queue, it, link);
-    if (!evtimer_pending(batch_ev, NULL)) {
+    TAILQ_INSERT_TAIL(&outq.batched_queue, it, link);
+    if (!evtimer_pending(outq.batch_ev, NULL)) {
         outq_arm_batch();
     }
 }
@@ -162,7 +168,7 @@ ssize_t outq_push(struct outq_item *it, struct chunk *c, int batched)
 void outq_detach(struct outq_item *it)
 {
     if (it->queued != OUTQ_IDLE) {
-        TAILQ_REMOVE(it->queued == OUTQ_NOW ? &now_queue : &batched_queue, it, link);
+        TAILQ_REMOVE(it->queued == OUTQ_NOW ? &outq.now_queue : &outq.batched_queue, it, link);
         it->queued = OUTQ_IDLE;
     }
 }

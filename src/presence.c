@@ -10,7 +10,7 @@
 #include "log.h"
 #include "parley.h"
 #include "store.h"
-#include "worker.h"
+#include "worker_env.h"
 
 static struct dict *counts;     /* "room|user" -> count, stored in the pointer */
 static struct dict *missed;     /* "room|user" whose leave Redis may not have */

@@ -27,7 +27,7 @@
 #include "outq.h"
 #include "store.h"
 #include "utf8.h"
-#include "worker.h"
+#include "worker_env.h"
 
 struct sse_client {
     struct bufferevent *bev;
@@ -40,13 +40,15 @@ struct sse_client {
     LIST_ENTRY(sse_client) link;
 };
 
-static const struct conf *cfg;
-static LIST_HEAD(, sse_client) clients = LIST_HEAD_INITIALIZER(clients);
-static int nclients;
+static struct {
+    const struct conf *cfg;
+    LIST_HEAD(, sse_client) clients;
+    int nclients;
+} sse;
 
 int sse_count(void)
 {
-    return nclients;
+    return sse.nclients;
 }
 
 /* "id: ID\nevent: TYPE\ndata: JSON\n\n" (no id line for live-only events). */
@@ -86,7 +88,7 @@ static void sse_close(struct sse_client *c, const char *why)
     c->closed = 1;
     log_debug("event=sse_closed room=%s user=%s reason=%s", c->feed.room, c->feed.who.user, why);
     LIST_REMOVE(c, link);
-    nclients--;
+    sse.nclients--;
     accept_conn_add(METRIC_CONN_SSE, -1);
     feed_close(&c->feed);
     event_free(c->ping);
@@ -109,7 +111,7 @@ static int sse_unpin(struct sse_client *c)
 
 static int sse_backlogged(struct sse_client *c)
 {
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= cfg->sse_max_backlog) {
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= sse.cfg->sse_max_backlog) {
         return 0;
     }
     log_warn("event=slow_consumer transport=sse room=%s user=%s", c->feed.room, c->feed.who.user);
@@ -318,7 +320,7 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
     evhtp_request_t *req = hold->req;
     const char *last = evhtp_header_find(req->headers_in, "Last-Event-ID");
     char qlast[64], room[PL_NAME_MAX + 1];
-    struct timeval ping = { cfg->sse_heartbeat_ms / 1000, (cfg->sse_heartbeat_ms % 1000) * 1000 };
+    struct timeval ping = { sse.cfg->sse_heartbeat_ms / 1000, (sse.cfg->sse_heartbeat_ms % 1000) * 1000 };
 
     if (!store_is_up() || !bus_subscriber_up()) {
         /* Nothing could be replayed or subscribed: say so now rather than
@@ -350,15 +352,15 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
         free(c);                    /* HEAD: the headers were the answer */
         return;
     }
-    evbuffer_add_printf(bufferevent_get_output(c->bev), "retry: %d\n\n", cfg->sse_retry_ms);
+    evbuffer_add_printf(bufferevent_get_output(c->bev), "retry: %d\n\n", sse.cfg->sse_retry_ms);
     bufferevent_setcb(c->bev, sse_on_read, sse_on_write, sse_on_conn_event, c);
     bufferevent_enable(c->bev, EV_READ);
     outq_attach(&c->out, c->bev, sse_on_written);
     outq_schedule(&c->out);
     c->ping = event_new(bufferevent_get_base(c->bev), -1, EV_PERSIST, sse_on_ping, c);
     event_add(c->ping, &ping);
-    LIST_INSERT_HEAD(&clients, c, link);
-    nclients++;
+    LIST_INSERT_HEAD(&sse.clients, c, link);
+    sse.nclients++;
     memcpy(room, c->feed.room, sizeof(room));
     if (feed_open(&c->feed, &sse_feed_ops, who, room) != PL_OK) {
         sse_close(c, "out_of_memory");
@@ -388,8 +390,8 @@ int sse_close_some(int n)
 {
     int closed = 0;
 
-    for (; closed < n && !LIST_EMPTY(&clients); closed++) {
-        sse_close(LIST_FIRST(&clients), "shutdown");
+    for (; closed < n && !LIST_EMPTY(&sse.clients); closed++) {
+        sse_close(LIST_FIRST(&sse.clients), "shutdown");
     }
     return closed;
 }
@@ -521,8 +523,8 @@ static void sse_chat_stream(evhtp_request_t *req, const struct http_params *para
         http_error(req, 400, "bad_request", "\"query\" is required, in UTF-8");
         return;
     }
-    if (len > cfg->max_content) {
-        http_error(req, 413, "too_large", "\"query\" is longer than %zu bytes", cfg->max_content);
+    if (len > sse.cfg->max_content) {
+        http_error(req, 413, "too_large", "\"query\" is longer than %zu bytes", sse.cfg->max_content);
         return;
     }
     if ((a = calloc(1, sizeof(*a) + len + 1)) == NULL) {
@@ -544,7 +546,7 @@ static void sse_chat_stream(evhtp_request_t *req, const struct http_params *para
 
 int sse_init(const struct worker_env *w)
 {
-    cfg = w->cfg;
+    sse.cfg = w->cfg;
     http_route_add("/api/rooms/{}/events", HTTP_GET, sse_events);
     http_route_add("/api/chat/stream", HTTP_GET, sse_chat_stream);
     return PL_OK;

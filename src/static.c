@@ -11,7 +11,7 @@
 #include "http.h"
 #include "log.h"
 #include "parley.h"
-#include "worker.h"
+#include "worker_env.h"
 
 #define STATIC_PATH_MAX 1024
 

@@ -15,14 +15,16 @@
 #include "redis_conn.h"
 #include "scripts.h"
 #include "token.h"
-#include "worker.h"
+#include "worker_env.h"
 
 #define STORE_DEDUP_TTL "600"   /* client_msg_id is remembered 10 minutes */
 #define STORE_KEY_MAX 256
 #define STORE_ID_LAST "18446744073709551615-18446744073709551615"
 
-static const struct conf *cfg;
-static struct redis_conn *conn;
+static struct {
+    const struct conf *cfg;
+    struct redis_conn *conn;
+} store;
 
 /* What a pending call needs back: the caller's callback and argument, and
  * the room when replies must be turned into events. */
@@ -60,7 +62,7 @@ static int store_send(struct store_call *c, redis_reply_cb on_reply, int argc, c
     if (c == NULL) {
         return PL_ERR;
     }
-    if (redis_conn_command(conn, on_reply, c, argc, argv, lens) != PL_OK) {
+    if (redis_conn_command(store.conn, on_reply, c, argc, argv, lens) != PL_OK) {
         free(c);
         return PL_ERR;
     }
@@ -73,7 +75,7 @@ static int store_run(struct store_call *c, enum script_id id, redis_reply_cb on_
     if (c == NULL) {
         return PL_ERR;
     }
-    if (script_run(conn, id, on_reply, c, nkeys, argc, argv, lens) != PL_OK) {
+    if (script_run(store.conn, id, on_reply, c, nkeys, argc, argv, lens) != PL_OK) {
         free(c);
         return PL_ERR;
     }
@@ -107,31 +109,31 @@ void store_on_up(void (*cb)(void))
 
 int store_init(const struct worker_env *w)
 {
-    cfg = w->cfg;
+    store.cfg = w->cfg;
     scripts_init();
-    conn = redis_conn_new(w->base, &cfg->redis, "worker", cfg->redis_timeout_ms, store_on_state, NULL);
-    return conn ? PL_OK : PL_ERR;
+    store.conn = redis_conn_new(w->base, &store.cfg->redis, "worker", store.cfg->redis_timeout_ms, store_on_state, NULL);
+    return store.conn ? PL_OK : PL_ERR;
 }
 
 void store_shutdown(void)
 {
-    redis_conn_free(conn);
-    conn = NULL;
+    redis_conn_free(store.conn);
+    store.conn = NULL;
 }
 
 int store_is_up(void)
 {
-    return redis_conn_is_up(conn);
+    return redis_conn_is_up(store.conn);
 }
 
 const char *store_room_channel(const char *room, char *out, size_t outlen)
 {
-    return key_room_channel(out, outlen, cfg->redis_prefix, room) < 0 ? NULL : out;
+    return key_room_channel(out, outlen, store.cfg->redis_prefix, room) < 0 ? NULL : out;
 }
 
 const char *store_user_channel(const char *user, char *out, size_t outlen)
 {
-    return key_user_channel(out, outlen, cfg->redis_prefix, user) < 0 ? NULL : out;
+    return key_user_channel(out, outlen, store.cfg->redis_prefix, user) < 0 ? NULL : out;
 }
 
 /* --- sessions ----------------------------------------------------------- */
@@ -164,12 +166,12 @@ int store_session_create(const struct store_session *s, store_session_cb cb, voi
         return PL_ERR;
     }
     c->cb.session = cb;
-    key_session(key, sizeof(key), cfg->redis_prefix, c->text);
-    key_user_sessions(index, sizeof(index), cfg->redis_prefix, s->user);
-    key_signin(bucket, sizeof(bucket), cfg->redis_prefix, s->limit_key);
-    key_user_channel(channel, sizeof(channel), cfg->redis_prefix, s->user);
+    key_session(key, sizeof(key), store.cfg->redis_prefix, c->text);
+    key_user_sessions(index, sizeof(index), store.cfg->redis_prefix, s->user);
+    key_signin(bucket, sizeof(bucket), store.cfg->redis_prefix, s->limit_key);
+    key_user_channel(channel, sizeof(channel), store.cfg->redis_prefix, s->user);
     snprintf(ttl, sizeof(ttl), "%d", s->ttl_s);
-    snprintf(rate, sizeof(rate), "%d", s->open ? cfg->session_rate_limit : 0);
+    snprintf(rate, sizeof(rate), "%d", s->open ? store.cfg->session_rate_limit : 0);
     {
         const char *argv[] = { key, index, bucket, c->text, s->user, ttl, s->open ? "open" : "key", s->addr,
                                rate, channel, STORE_MAX_SESSIONS_PER_USER };
@@ -203,7 +205,7 @@ int store_session_lookup(const char *token, store_lookup_cb cb, void *arg)
         return PL_ERR;
     }
     c->cb.lookup = cb;
-    key_session(key, sizeof(key), cfg->redis_prefix, token);
+    key_session(key, sizeof(key), store.cfg->redis_prefix, token);
     return store_send(c, store_on_session, 4, argv, NULL);
 }
 
@@ -226,7 +228,7 @@ int store_ticket_create(const char *user, const char *session, int64_t expires, 
         return PL_ERR;
     }
     c->cb.token = cb;
-    key_ticket(key, sizeof(key), cfg->redis_prefix, c->text);
+    key_ticket(key, sizeof(key), store.cfg->redis_prefix, c->text);
     snprintf(exp, sizeof(exp), "%lld", (long long)expires);
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
     {
@@ -256,20 +258,20 @@ int store_ticket_redeem(const char *ticket, store_ticket_cb cb, void *arg)
 {
     struct store_call *c = store_call_new(NULL, arg);
     char key[STORE_KEY_MAX];
-    const char *argv[] = { key, cfg->redis_prefix };
+    const char *argv[] = { key, store.cfg->redis_prefix };
 
     if (c == NULL) {
         return PL_ERR;
     }
     c->cb.ticket = cb;
-    key_ticket(key, sizeof(key), cfg->redis_prefix, ticket);
+    key_ticket(key, sizeof(key), store.cfg->redis_prefix, ticket);
     return store_run(c, SCRIPT_TICKET_REDEEM, store_on_ticket, 1, 2, argv, NULL);
 }
 
 int store_session_revoke(const char *token, store_count_cb cb, void *arg)
 {
     struct store_call *c = store_call_new(NULL, arg);
-    const char *argv[] = { cfg->redis_prefix, token };
+    const char *argv[] = { store.cfg->redis_prefix, token };
 
     if (c == NULL) {
         return PL_ERR;
@@ -288,7 +290,7 @@ int store_session_exists(const char *token, store_count_cb cb, void *arg)
         return PL_ERR;
     }
     c->cb.count = cb;
-    key_session(key, sizeof(key), cfg->redis_prefix, token);
+    key_session(key, sizeof(key), store.cfg->redis_prefix, token);
     return store_send(c, store_on_count, 2, argv, NULL);
 }
 
@@ -317,16 +319,16 @@ int store_signin_take(const char *limit_key, store_count_cb cb, void *arg)
 {
     char key[STORE_KEY_MAX];
 
-    key_signin(key, sizeof(key), cfg->redis_prefix, limit_key);
-    return store_take(key, cfg->session_rate_limit / 60.0, cfg->session_rate_limit, cb, arg);
+    key_signin(key, sizeof(key), store.cfg->redis_prefix, limit_key);
+    return store_take(key, store.cfg->session_rate_limit / 60.0, store.cfg->session_rate_limit, cb, arg);
 }
 
 int store_user_take(const char *user, store_count_cb cb, void *arg)
 {
     char key[STORE_KEY_MAX];
 
-    key_rate(key, sizeof(key), cfg->redis_prefix, user);
-    return store_take(key, cfg->rate_limit, cfg->rate_burst, cb, arg);
+    key_rate(key, sizeof(key), store.cfg->redis_prefix, user);
+    return store_take(key, store.cfg->rate_limit, store.cfg->rate_burst, cb, arg);
 }
 
 /* --- messages ----------------------------------------------------------- */
@@ -363,17 +365,17 @@ int store_message_publish(const char *room, const char *from, const char *conten
         return PL_ERR;
     }
     c->cb.publish = cb;
-    key_room_log(log_key, sizeof(log_key), cfg->redis_prefix, room);
-    key_room_channel(channel, sizeof(channel), cfg->redis_prefix, room);
-    if (cmid == NULL || key_dedup(dedup, sizeof(dedup), cfg->redis_prefix, from, cmid) < 0) {
+    key_room_log(log_key, sizeof(log_key), store.cfg->redis_prefix, room);
+    key_room_channel(channel, sizeof(channel), store.cfg->redis_prefix, room);
+    if (cmid == NULL || key_dedup(dedup, sizeof(dedup), store.cfg->redis_prefix, from, cmid) < 0) {
         snprintf(dedup, sizeof(dedup), "%s", log_key);     /* unused without a cmid */
         cmid = NULL;
     }
-    snprintf(maxlen, sizeof(maxlen), "%d", cfg->history_length);
-    key_rate(rate_key, sizeof(rate_key), cfg->redis_prefix, from);
-    snprintf(rate, sizeof(rate), "%d", limited ? cfg->rate_limit : 0);
-    snprintf(burst, sizeof(burst), "%d", cfg->rate_burst);
-    snprintf(room_ttl, sizeof(room_ttl), "%d", cfg->room_ttl_s);
+    snprintf(maxlen, sizeof(maxlen), "%d", store.cfg->history_length);
+    key_rate(rate_key, sizeof(rate_key), store.cfg->redis_prefix, from);
+    snprintf(rate, sizeof(rate), "%d", limited ? store.cfg->rate_limit : 0);
+    snprintf(burst, sizeof(burst), "%d", store.cfg->rate_burst);
+    snprintf(room_ttl, sizeof(room_ttl), "%d", store.cfg->room_ttl_s);
     event_message_tail(tail, room, from, content, len);
     {
         const char *argv[] = { log_key, dedup, rate_key, maxlen, channel, from, content,
@@ -485,7 +487,7 @@ int store_history(const char *room, const char *after, const char *before, int l
     snprintf(h->base.room, sizeof(h->base.room), "%s", room);
     h->base.cb.events = cb;
     h->base.arg = arg;
-    key_room_log(key, sizeof(key), cfg->redis_prefix, room);
+    key_room_log(key, sizeof(key), store.cfg->redis_prefix, room);
     /* Redis refuses an exclusive bound nothing can pass ("(0-0" as the
      * upper one, the largest id as the lower one); no entry lies beyond it
      * and no entry has it, so it is given inclusively instead. */
@@ -500,7 +502,7 @@ int store_history(const char *room, const char *after, const char *before, int l
     argv[3] = h->reverse ? lo : hi;
     argv[4] = "COUNT";
     argv[5] = count;
-    if (redis_conn_command(conn, store_on_history, h, 6, argv, NULL) != PL_OK) {
+    if (redis_conn_command(store.conn, store_on_history, h, 6, argv, NULL) != PL_OK) {
         free(h);
         return PL_ERR;
     }
@@ -538,7 +540,7 @@ int store_history_resume(const char *room, const char *last, store_events_cb cb,
         return PL_ERR;
     }
     c->cb.events = cb;
-    key_room_log(key, sizeof(key), cfg->redis_prefix, room);
+    key_room_log(key, sizeof(key), store.cfg->redis_prefix, room);
     return store_run(c, SCRIPT_RESUME, store_on_resume, 1, 2, argv, NULL);
 }
 
@@ -567,7 +569,7 @@ int store_last_id(const char *room, store_token_cb cb, void *arg)
         return PL_ERR;
     }
     c->cb.token = cb;
-    key_room_log(key, sizeof(key), cfg->redis_prefix, room);
+    key_room_log(key, sizeof(key), store.cfg->redis_prefix, room);
     return store_send(c, store_on_last_id, 6, argv, NULL);
 }
 
@@ -593,7 +595,7 @@ int store_publish_live(const char *channel, const char *payload, size_t len,
     struct store_call *c;
 
     if (cb == NULL) {
-        return redis_conn_command(conn, NULL, NULL, 3, argv, lens);
+        return redis_conn_command(store.conn, NULL, NULL, 3, argv, lens);
     }
     c = store_call_new(NULL, arg);
     if (c == NULL) {
@@ -606,17 +608,17 @@ int store_publish_live(const char *channel, const char *payload, size_t len,
 int store_presence(const char *room, const char *user, int present, store_count_cb cb, void *arg)
 {
     char members[STORE_KEY_MAX], presence[STORE_KEY_MAX], channel[STORE_KEY_MAX];
-    char owner[sizeof(cfg->run_id) + 24 + PL_NAME_MAX * 2 + 2];    /* RUN.PID|ROOM|USER */
+    char owner[sizeof(store.cfg->run_id) + 24 + PL_NAME_MAX * 2 + 2];    /* RUN.PID|ROOM|USER */
     struct evbuffer *ev = evbuffer_new();
     int rc;
 
     if (ev == NULL) {
         return PL_ERR;
     }
-    key_room_members(members, sizeof(members), cfg->redis_prefix, room);
-    key_instance_presence(presence, sizeof(presence), cfg->redis_prefix, cfg->instance_id);
-    key_room_channel(channel, sizeof(channel), cfg->redis_prefix, room);
-    snprintf(owner, sizeof(owner), "%s.%ld|%s|%s", cfg->run_id, (long)getpid(), room, user);
+    key_room_members(members, sizeof(members), store.cfg->redis_prefix, room);
+    key_instance_presence(presence, sizeof(presence), store.cfg->redis_prefix, store.cfg->instance_id);
+    key_room_channel(channel, sizeof(channel), store.cfg->redis_prefix, room);
+    snprintf(owner, sizeof(owner), "%s.%ld|%s|%s", store.cfg->run_id, (long)getpid(), room, user);
     event_header(ev, "presence", NULL, user);
     event_presence(ev, present, user, room);
     {
@@ -626,7 +628,7 @@ int store_presence(const char *room, const char *user, int present, store_count_
         size_t lens[] = { strlen(members), strlen(presence), strlen(user), strlen(owner), strlen(mode),
                           strlen(channel), evbuffer_get_length(ev) };
         if (cb == NULL) {
-            rc = script_run(conn, SCRIPT_PRESENCE, NULL, NULL, 2, 7, argv, lens);
+            rc = script_run(store.conn, SCRIPT_PRESENCE, NULL, NULL, 2, 7, argv, lens);
         } else {
             struct store_call *c = store_call_new(room, arg);
             if (c != NULL) {
@@ -672,6 +674,6 @@ int store_members(const char *room, store_names_cb cb, void *arg)
         return PL_ERR;
     }
     c->cb.names = cb;
-    key_room_members(key, sizeof(key), cfg->redis_prefix, room);
+    key_room_members(key, sizeof(key), store.cfg->redis_prefix, room);
     return store_send(c, store_on_members, 2, argv, NULL);
 }

@@ -45,7 +45,7 @@ struct worker {
     int drain_closed;           /* of which told to go so far */
 };
 
-static struct worker self;
+static struct worker worker;
 
 /* What a worker runs, started in this order: the Redis connection and the
  * bus first (the others use them), the routes in the order they match,
@@ -59,7 +59,7 @@ static long worker_elapsed_ms(const struct timeval *since)
 {
     struct timeval now;
 
-    event_base_gettimeofday_cached(self.base, &now);
+    event_base_gettimeofday_cached(worker.base, &now);
     return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_usec - since->tv_usec) / 1000L;
 }
 
@@ -68,23 +68,23 @@ static long worker_elapsed_ms(const struct timeval *since)
  * instances in the same second. */
 static void worker_drain_spread(long elapsed)
 {
-    long spread = self.cfg->drain_spread_ms;
-    int due = elapsed >= spread ? self.drain_total
-                                : (int)((long long)self.drain_total * (elapsed + WORKER_DRAIN_CHECK_MS) / spread);
+    long spread = worker.cfg->drain_spread_ms;
+    int due = elapsed >= spread ? worker.drain_total
+                                : (int)((long long)worker.drain_total * (elapsed + WORKER_DRAIN_CHECK_MS) / spread);
 
-    while (self.drain_closed < due) {
-        int n = ws_close_some(due - self.drain_closed);
-        n += sse_close_some(due - self.drain_closed - n);
+    while (worker.drain_closed < due) {
+        int n = ws_close_some(due - worker.drain_closed);
+        n += sse_close_some(due - worker.drain_closed - n);
         if (n == 0) {
             break;              /* fewer left than counted: some went by themselves */
         }
-        self.drain_closed += n;
+        worker.drain_closed += n;
     }
 }
 
 static void worker_drain_check(evutil_socket_t fd, short what, void *arg)
 {
-    long elapsed = worker_elapsed_ms(&self.drain_started);
+    long elapsed = worker_elapsed_ms(&worker.drain_started);
     int busy;
 
     PL_UNUSED(fd);
@@ -93,32 +93,32 @@ static void worker_drain_check(evutil_socket_t fd, short what, void *arg)
     worker_drain_spread(elapsed);
     busy = http_inflight() + ws_count() + sse_count();
 
-    if (busy > 0 && elapsed < self.cfg->shutdown_timeout_ms) {
+    if (busy > 0 && elapsed < worker.cfg->shutdown_timeout_ms) {
         return;
     }
     if (busy > 0) {
         log_warn("event=shutdown_timeout inflight=%d websockets=%d streams=%d", http_inflight(), ws_count(),
                  sse_count());
     }
-    event_base_loopbreak(self.base);
+    event_base_loopbreak(worker.base);
 }
 
 static void worker_stop(void)
 {
     struct timeval tick = { 0, WORKER_DRAIN_CHECK_MS * 1000 };
 
-    if (self.draining) {
+    if (worker.draining) {
         return;
     }
-    self.draining = 1;
+    worker.draining = 1;
     accept_stop();              /* the master has closed its copies already */
     log_info("event=draining inflight=%d", http_inflight());
     http_drain();
-    event_base_gettimeofday_cached(self.base, &self.drain_started);
-    self.drain_total = ws_count() + sse_count();
+    event_base_gettimeofday_cached(worker.base, &worker.drain_started);
+    worker.drain_total = ws_count() + sse_count();
     worker_drain_spread(0);
-    self.drain_timer = event_new(self.base, -1, EV_PERSIST, worker_drain_check, NULL);
-    event_add(self.drain_timer, &tick);
+    worker.drain_timer = event_new(worker.base, -1, EV_PERSIST, worker_drain_check, NULL);
+    event_add(worker.drain_timer, &tick);
 }
 
 static void worker_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -152,41 +152,41 @@ static void worker_on_start_check(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    if (!(store_is_up() && bus_subscriber_up()) && worker_elapsed_ms(&self.started) < self.cfg->redis_timeout_ms) {
+    if (!(store_is_up() && bus_subscriber_up()) && worker_elapsed_ms(&worker.started) < worker.cfg->redis_timeout_ms) {
         return;
     }
-    event_del(self.start_timer);
-    if (self.draining) {
+    event_del(worker.start_timer);
+    if (worker.draining) {
         return;
     }
     sockets = accept_start(http_attach);
     if (sockets < 0) {
         log_error(0, "event=worker_listen_failed");
-        event_base_loopbreak(self.base);
+        event_base_loopbreak(worker.base);
         return;
     }
     metrics_set_ready();
-    log_info("event=worker_ready sockets=%d max_connections=%d redis=%s", sockets, self.cfg->max_connections,
+    log_info("event=worker_ready sockets=%d max_connections=%d redis=%s", sockets, worker.cfg->max_connections,
              store_is_up() && bus_subscriber_up() ? "up" : "down");
 }
 
 static void worker_free(void)
 {
-    for (size_t i = 0; i < PL_ARRAY_LEN(self.signals); i++) {
-        if (self.signals[i] != NULL) {
-            event_free(self.signals[i]);
+    for (size_t i = 0; i < PL_ARRAY_LEN(worker.signals); i++) {
+        if (worker.signals[i] != NULL) {
+            event_free(worker.signals[i]);
         }
     }
-    if (self.drain_timer != NULL) {
-        event_free(self.drain_timer);
+    if (worker.drain_timer != NULL) {
+        event_free(worker.drain_timer);
     }
-    if (self.start_timer != NULL) {
-        event_free(self.start_timer);
+    if (worker.start_timer != NULL) {
+        event_free(worker.start_timer);
     }
     accept_free();
     bus_shutdown();
     store_shutdown();
-    event_base_free(self.base);
+    event_base_free(worker.base);
 }
 
 int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus_zone *bus,
@@ -198,9 +198,9 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     sigset_t unblock;
     char name[32];
 
-    memset(&self, 0, sizeof(self));
-    self.cfg = cfg;
-    self.index = index;
+    memset(&worker, 0, sizeof(worker));
+    worker.cfg = cfg;
+    worker.index = index;
     snprintf(name, sizeof(name), "worker.%d", index);
     log_set_proc(name);
     snprintf(name, sizeof(name), "parley-w%d", index);
@@ -213,20 +213,20 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     }
     metrics_attach(slot);
 
-    self.base = event_base_new();
-    if (self.base == NULL) {
+    worker.base = event_base_new();
+    if (worker.base == NULL) {
         log_error(0, "event=event_base_failed");
         return 1;
     }
-    accept_init(self.base, lg, index, nworkers, cfg->max_connections);
+    accept_init(worker.base, lg, index, nworkers, cfg->max_connections);
     for (size_t i = 0; i < PL_ARRAY_LEN(sigs); i++) {
-        self.signals[i] = evsignal_new(self.base, sigs[i], worker_on_signal, NULL);
-        event_add(self.signals[i], NULL);
+        worker.signals[i] = evsignal_new(worker.base, sigs[i], worker_on_signal, NULL);
+        event_add(worker.signals[i], NULL);
     }
     /* The master blocks these; pending ones now reach the handlers above. */
     sigemptyset(&unblock);
     sigprocmask(SIG_SETMASK, &unblock, NULL);
-    env = (struct worker_env){ self.base, cfg, bus, index, slot };
+    env = (struct worker_env){ worker.base, cfg, bus, index, slot };
     for (size_t i = 0; i < PL_ARRAY_LEN(worker_modules); i++) {
         if (worker_modules[i](&env) != PL_OK) {
             log_error(0, "event=worker_start_failed module=%zu", i);
@@ -234,11 +234,11 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
             return 1;
         }
     }
-    event_base_gettimeofday_cached(self.base, &self.started);
-    self.start_timer = event_new(self.base, -1, EV_PERSIST, worker_on_start_check, NULL);
-    event_add(self.start_timer, &(struct timeval){ 0, WORKER_START_CHECK_MS * 1000 });
+    event_base_gettimeofday_cached(worker.base, &worker.started);
+    worker.start_timer = event_new(worker.base, -1, EV_PERSIST, worker_on_start_check, NULL);
+    event_add(worker.start_timer, &(struct timeval){ 0, WORKER_START_CHECK_MS * 1000 });
 
-    event_base_dispatch(self.base);
+    event_base_dispatch(worker.base);
 
     log_info("event=worker_exit");
     worker_free();

@@ -11,17 +11,7 @@
 #include "conf.h"
 #include "bus_zone.h"
 #include "listen.h"
-
-/* What a worker hands each module it starts: every module a worker runs
- * has one start-up function, int MODULE_init(const struct worker_env *),
- * called in worker.c's order; PL_ERR stops the worker. */
-struct worker_env {
-    struct event_base *base;
-    const struct conf *cfg;
-    struct bus_zone *bus;       /* the host's bus zone */
-    int index;                  /* this worker's number */
-    int slot;                   /* its metrics slot */
-};
+#include "worker_env.h"
 
 /* Runs worker INDEX of NWORKERS with metrics SLOT, reading the host's bus
  * zone BUS; returns the exit code. */

@@ -49,18 +49,21 @@ struct ws_conn {
     LIST_ENTRY(ws_conn) link;
 };
 
-static const struct conf *cfg;
-static const struct ws_handlers *handlers;
-static LIST_HEAD(, ws_conn) conns = LIST_HEAD_INITIALIZER(conns);
-static LIST_HEAD(, ws_conn) dead = LIST_HEAD_INITIALIZER(dead);
-static int nconns;
-static struct event *sweep_ev;
-static struct event *reap_ev;
+/* The worker's WebSocket connections. */
+static struct {
+    const struct conf *cfg;
+    const struct ws_handlers *handlers;
+    LIST_HEAD(, ws_conn) conns;         /* open or closing */
+    LIST_HEAD(, ws_conn) dead;          /* closed, freed from the loop */
+    int nconns;
+    struct event *sweep_ev;
+    struct event *reap_ev;
+} ws;
 
 
 int ws_count(void)
 {
-    return nconns;
+    return ws.nconns;
 }
 
 /* --- output ------------------------------------------------------------- */
@@ -91,14 +94,14 @@ static void ws_check_backlog(struct ws_conn *c)
 {
     size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
 
-    if (c->st == WS_OPEN && queued > cfg->ws_max_backlog) {
+    if (c->st == WS_OPEN && queued > ws.cfg->ws_max_backlog) {
         log_warn("event=slow_consumer transport=ws backlog=%zu", queued);
         metrics_add(METRIC_SLOW_CLOSED, 1);
         ws_close(c, 1011, "slow consumer");
         c->st = WS_FLUSHING;
         return;
     }
-    if (!c->read_paused && queued > cfg->ws_max_backlog / 2) {
+    if (!c->read_paused && queued > ws.cfg->ws_max_backlog / 2) {
         c->read_paused = 1;
         bufferevent_disable(c->bev, EV_READ);
     }
@@ -213,7 +216,7 @@ static void ws_on_reap(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    while ((c = LIST_FIRST(&dead)) != NULL) {
+    while ((c = LIST_FIRST(&ws.dead)) != NULL) {
         LIST_REMOVE(c, link);
         bufferevent_free(c->bev);
         if (c->fragments != NULL) {
@@ -232,13 +235,13 @@ static void ws_release(struct ws_conn *c)
     }
     c->released = 1;
     LIST_REMOVE(c, link);
-    nconns--;
+    ws.nconns--;
     accept_conn_add(METRIC_CONN_WS, -1);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     outq_detach(&c->out);
-    handlers->on_close(c, c->state);
-    LIST_INSERT_HEAD(&dead, c, link);
-    event_active(reap_ev, EV_TIMEOUT, 0);
+    ws.handlers->on_close(c, c->state);
+    LIST_INSERT_HEAD(&ws.dead, c, link);
+    event_active(ws.reap_ev, EV_TIMEOUT, 0);
 }
 
 /* --- input -------------------------------------------------------------- */
@@ -247,7 +250,7 @@ static void ws_on_data(struct ws_conn *c, const struct ws_frame *f)
 {
     if (c->fragments == NULL && f->fin) {
         metrics_add(METRIC_MESSAGES_IN, 1);
-        handlers->on_text(c, c->state, (const char *)f->payload, f->len);
+        ws.handlers->on_text(c, c->state, (const char *)f->payload, f->len);
         return;
     }
     if (c->fragments == NULL && (c->fragments = evbuffer_new()) == NULL) {
@@ -258,7 +261,7 @@ static void ws_on_data(struct ws_conn *c, const struct ws_frame *f)
     if (f->fin) {
         size_t len = evbuffer_get_length(c->fragments);
         metrics_add(METRIC_MESSAGES_IN, 1);
-        handlers->on_text(c, c->state, (const char *)evbuffer_pullup(c->fragments, -1), len);
+        ws.handlers->on_text(c, c->state, (const char *)evbuffer_pullup(c->fragments, -1), len);
         evbuffer_free(c->fragments);
         c->fragments = NULL;
     }
@@ -275,7 +278,7 @@ static void ws_on_frame(struct ws_conn *c, const struct ws_frame *f)
         break;
     case WS_OP_CLOSE:
         bufferevent_disable(c->bev, EV_READ);
-        if (c->st == WS_OPEN && handlers->owes_replies(c, c->state)) {
+        if (c->st == WS_OPEN && ws.handlers->owes_replies(c, c->state)) {
             /* RFC 6455 5.5.1 lets an endpoint finish sending before it
              * answers a close: a message sent just before the close gets
              * its ack.  A store call answers, if only with an error,
@@ -283,7 +286,7 @@ static void ws_on_frame(struct ws_conn *c, const struct ws_frame *f)
             c->st = WS_REPLYING;
             c->peer_code = f->close_code;
             c->deadline_ms = clock_coarse_ms()
-                             + (cfg->redis_timeout_ms > WS_CLOSE_WAIT_MS ? cfg->redis_timeout_ms : WS_CLOSE_WAIT_MS);
+                             + (ws.cfg->redis_timeout_ms > WS_CLOSE_WAIT_MS ? ws.cfg->redis_timeout_ms : WS_CLOSE_WAIT_MS);
         } else if (c->st == WS_OPEN) {
             ws_echo_close(c, f->close_code);
         } else {
@@ -336,7 +339,7 @@ static void ws_after_write(struct ws_conn *c, size_t queued)
 {
     if (c->st == WS_FLUSHING && queued == 0) {
         ws_release(c);
-    } else if (c->read_paused && queued <= cfg->ws_max_backlog / 4 && c->st == WS_OPEN) {
+    } else if (c->read_paused && queued <= ws.cfg->ws_max_backlog / 4 && c->st == WS_OPEN) {
         c->read_paused = 0;
         bufferevent_enable(c->bev, EV_READ);
     }
@@ -378,7 +381,7 @@ static void ws_on_sweep(evutil_socket_t fd, short what, void *arg)
     PL_UNUSED(fd);
     PL_UNUSED(what);
     PL_UNUSED(arg);
-    for (c = LIST_FIRST(&conns); c != NULL; c = next) {
+    for (c = LIST_FIRST(&ws.conns); c != NULL; c = next) {
         next = LIST_NEXT(c, link);
         if (c->st == WS_REPLYING && now >= c->deadline_ms) {
             ws_echo_close(c, c->peer_code);     /* the replies did not come in time */
@@ -386,12 +389,12 @@ static void ws_on_sweep(evutil_socket_t fd, short what, void *arg)
             if (now >= c->deadline_ms) {
                 ws_release(c);
             }
-        } else if (c->ping_outstanding && now - c->ping_sent_ms >= cfg->ws_pong_timeout_ms) {
+        } else if (c->ping_outstanding && now - c->ping_sent_ms >= ws.cfg->ws_pong_timeout_ms) {
             log_debug("event=ws_pong_timeout");
             ws_fail(c, 1011, "no pong");
             c->deadline_ms = now + WS_CLOSE_WAIT_MS;
-        } else if (!c->ping_outstanding && now - c->last_seen_ms >= cfg->ws_ping_interval_ms
-                   && now - c->ping_sent_ms >= cfg->ws_ping_interval_ms) {
+        } else if (!c->ping_outstanding && now - c->last_seen_ms >= ws.cfg->ws_ping_interval_ms
+                   && now - c->ping_sent_ms >= ws.cfg->ws_ping_interval_ms) {
             c->ping_outstanding = 1;
             c->ping_sent_ms = now;
             ws_send_control(c, WS_OP_PING, "", 0);
@@ -404,7 +407,7 @@ int ws_close_some(int n)
     struct ws_conn *c;
     int closed = 0;
 
-    LIST_FOREACH(c, &conns, link) {
+    LIST_FOREACH(c, &ws.conns, link) {
         if (closed == n) {
             break;
         }
@@ -445,17 +448,17 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
     hold->req = NULL;
     http_release(hold);
 
-    ws_parser_init(&c->parser, cfg->ws_max_message);
+    ws_parser_init(&c->parser, ws.cfg->ws_max_message);
     c->last_seen_ms = clock_coarse_ms();
     c->ping_sent_ms = c->last_seen_ms;
-    LIST_INSERT_HEAD(&conns, c, link);
-    nconns++;
+    LIST_INSERT_HEAD(&ws.conns, c, link);
+    ws.nconns++;
     evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);
     bufferevent_setcb(c->bev, ws_on_read, ws_on_write, ws_on_event, c);
     bufferevent_enable(c->bev, EV_READ);
     outq_attach(&c->out, c->bev, ws_on_written);
     outq_schedule(&c->out);
-    c->state = handlers->on_open(c, who, pend->room);
+    c->state = ws.handlers->on_open(c, who, pend->room);
     free(pend);
     if (c->state == NULL) {
         ws_fail(c, 1011, "cannot start the session");
@@ -513,10 +516,10 @@ void ws_register(struct event_base *base, const struct conf *c, const struct ws_
 {
     struct timeval tick = { WS_SWEEP_MS / 1000, (WS_SWEEP_MS % 1000) * 1000 };
 
-    cfg = c;
-    handlers = h;
+    ws.cfg = c;
+    ws.handlers = h;
     http_route_add("/ws/chat/{}", HTTP_GET | HTTP_NO_HEAD, ws_upgrade);
-    sweep_ev = event_new(base, -1, EV_PERSIST, ws_on_sweep, NULL);
-    reap_ev = event_new(base, -1, 0, ws_on_reap, NULL);
-    event_add(sweep_ev, &tick);
+    ws.sweep_ev = event_new(base, -1, EV_PERSIST, ws_on_sweep, NULL);
+    ws.reap_ev = event_new(base, -1, 0, ws_on_reap, NULL);
+    event_add(ws.sweep_ev, &tick);
 }
