@@ -4,7 +4,9 @@
  * wall clock).  clock_coarse_ms: the same clock read cheaply, to the tick
  * of the kernel (a few ms): for per-event bookkeeping and once-a-second
  * sweeps.  clock_wall_ms: the time of day, for timestamps people and other
- * machines read (message "ts", log lines). */
+ * machines read (message "ts", log lines).  clock_spread_ms: a period for
+ * one connection's keepalive, so that thousands opened together (a
+ * reconnect storm) are not all pinged in the same tick. */
 #ifndef PARLEY_CLOCK_H
 #define PARLEY_CLOCK_H
 
@@ -32,6 +34,16 @@ static inline int64_t clock_coarse_ms(void)
 static inline int64_t clock_wall_ms(void)
 {
     return clock_read_ms(CLOCK_REALTIME);
+}
+
+/* PERIOD_MS shortened by up to a quarter, a different amount each call
+ * (a multiplicative hash of a counter: evenly spread, no randomness
+ * needed). */
+static inline int64_t clock_spread_ms(int64_t period_ms)
+{
+    static uint32_t calls;
+
+    return period_ms - (int64_t)((++calls * 2654435761u) % (uint32_t)(period_ms / 4 + 1));
 }
 
 #endif

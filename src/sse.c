@@ -320,7 +320,8 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
     evhtp_request_t *req = hold->req;
     const char *last = evhtp_header_find(req->headers_in, "Last-Event-ID");
     char qlast[64], room[PL_NAME_MAX + 1];
-    struct timeval ping = { sse.cfg->sse_heartbeat_ms / 1000, (sse.cfg->sse_heartbeat_ms % 1000) * 1000 };
+    int64_t every = clock_spread_ms(sse.cfg->sse_heartbeat_ms);     /* not all streams at once */
+    struct timeval ping = { every / 1000, (every % 1000) * 1000 };
 
     if (!store_is_up() || !bus_subscriber_up()) {
         /* Nothing could be replayed or subscribed: say so now rather than

@@ -43,6 +43,7 @@ struct ws_conn {
     int peer_code;              /* REPLYING: the close code to echo */
     int64_t last_seen_ms;       /* last frame from the peer */
     int64_t ping_sent_ms;
+    int64_t ping_every_ms;      /* ws_ping_interval, spread (clock_spread_ms) */
     int64_t deadline_ms;        /* CLOSING/FLUSHING: hard close after this */
     struct evbuffer *fragments; /* a fragmented message being assembled */
     struct outq_item out;
@@ -393,8 +394,8 @@ static void ws_on_sweep(evutil_socket_t fd, short what, void *arg)
             log_debug("event=ws_pong_timeout");
             ws_fail(c, 1011, "no pong");
             c->deadline_ms = now + WS_CLOSE_WAIT_MS;
-        } else if (!c->ping_outstanding && now - c->last_seen_ms >= ws.cfg->ws_ping_interval_ms
-                   && now - c->ping_sent_ms >= ws.cfg->ws_ping_interval_ms) {
+        } else if (!c->ping_outstanding && now - c->last_seen_ms >= c->ping_every_ms
+                   && now - c->ping_sent_ms >= c->ping_every_ms) {
             c->ping_outstanding = 1;
             c->ping_sent_ms = now;
             ws_send_control(c, WS_OP_PING, "", 0);
@@ -451,6 +452,7 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
     ws_parser_init(&c->parser, ws.cfg->ws_max_message);
     c->last_seen_ms = clock_coarse_ms();
     c->ping_sent_ms = c->last_seen_ms;
+    c->ping_every_ms = clock_spread_ms(ws.cfg->ws_ping_interval_ms);
     LIST_INSERT_HEAD(&ws.conns, c, link);
     ws.nconns++;
     evbuffer_add(bufferevent_get_output(c->bev), head, (size_t)n);

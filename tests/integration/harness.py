@@ -539,6 +539,7 @@ class SSEClient:
         self._file = self._open(port, path, headers or {}, timeout)
         self.events = []            # dicts with id, event, data (parsed JSON when possible), t
         self.comments = 0
+        self.comment_times = []     # when each comment (": ping") arrived
         self.status = None
         self.status_line = None     # "HTTP/1.1 200 OK", or curl's "HTTP/2 200"
         self.headers = {}
@@ -587,6 +588,7 @@ class SSEClient:
                     event = {}
                 elif line.startswith(":"):
                     self.comments += 1
+                    self.comment_times.append(time.monotonic())
                 else:
                     k, _, v = line.partition(":")
                     v = v[1:] if v.startswith(" ") else v

@@ -68,6 +68,27 @@ class Resume(unittest.TestCase):
 
 
 @unittest.skipUnless(shutil.which("node"), "node is not installed")
+class HeartbeatSpread(unittest.TestCase):
+    def setUp(self):
+        self.env = Env()
+        self.addCleanup(self.env.close)
+
+    def test_streams_opened_together_are_not_woken_together(self):
+        # Each stream's heartbeat period is shortened by up to a quarter.
+        p = self.env.parleyd({"workers": "1", "sse_heartbeat": "2s"})
+        streams = []
+        for i in range(16):
+            c = SSEClient(p.port, "/api/rooms/beat/events?token=" + session(p, "b%d" % i))
+            self.addCleanup(c.close)
+            self.assertEqual(c.wait_ready(), 200)
+            streams.append((c, time.monotonic()))
+        wait_for(lambda: all(c.comment_times for c, _ in streams), timeout=4, what="a heartbeat on every stream")
+        delays = sorted(c.comment_times[0] - opened for c, opened in streams)
+        # Unspread, every first heartbeat comes 2 s after its stream opened.
+        self.assertLess(delays[0], 1.85, delays)
+        self.assertGreater(delays[-1] - delays[0], 0.2, delays)
+
+
 class RealEventSource(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -1127,6 +1127,34 @@ class AuthExpiry(unittest.TestCase):
         self.assertEqual((code, reason), (1008, "token expired"))
 
 
+class KeepaliveSpread(WSCase):
+    settings = {"workers": "1", "ws_ping_interval": "6s", "ws_pong_timeout": "10s"}
+
+    def test_connections_opened_together_are_not_pinged_together(self):
+        # Each connection's interval is shortened by up to a quarter: opened
+        # in the same second, they are pinged over 1.5 s, not in one sweep.
+        room = self.name("spread")
+        opened, pinged = [], {}
+        for i in range(24):
+            self.connect(self.name("u%d-" % i), room)
+            opened.append(time.monotonic())
+        deadline = time.monotonic() + 9 * SLOW
+        while len(pinged) < len(opened) and time.monotonic() < deadline:
+            for i, c in enumerate(self.clients):
+                try:
+                    while i not in pinged:
+                        op, _, _ = c.recv_frame(0.005, auto_pong=False)
+                        if op == OP_PING:
+                            pinged[i] = time.monotonic() - opened[i]
+                except socket.timeout:
+                    pass
+        self.assertEqual(len(pinged), len(opened), pinged)
+        delays = sorted(pinged.values())
+        # Unspread, every delay is 6 s plus the 1 s sweep's granularity.
+        self.assertLess(delays[0], 5.7, delays)
+        self.assertGreater(delays[-1] - delays[0], 0.7, delays)
+
+
 class Keepalive(WSCase):
     settings = {"workers": "1", "ws_ping_interval": "1s", "ws_pong_timeout": "1s"}
 
