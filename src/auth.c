@@ -269,7 +269,7 @@ int auth_request(evhtp_request_t *req, auth_cb cb, void *arg)
 }
 
 struct auth_recheck_call {
-    void (*cb)(int revoked, void *arg);
+    void (*cb)(enum auth_verdict v, void *arg);
     void *arg;
 };
 
@@ -277,13 +277,11 @@ static void auth_on_recheck(enum store_status st, long long exists, void *arg)
 {
     struct auth_recheck_call *r = arg;
 
-    /* Unanswered (Redis down): the connection stays; it is checked again
-     * at its next reconnect. */
-    r->cb(st == STORE_OK && exists == 0, r->arg);
+    r->cb(st != STORE_OK ? AUTH_UNANSWERED : exists == 0 ? AUTH_REVOKED : AUTH_STILL_VALID, r->arg);
     free(r);
 }
 
-int auth_recheck(const struct auth_identity *who, void (*cb)(int revoked, void *arg), void *arg)
+int auth_recheck(const struct auth_identity *who, void (*cb)(enum auth_verdict v, void *arg), void *arg)
 {
     struct auth_recheck_call *r;
 

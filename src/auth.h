@@ -55,9 +55,17 @@ int auth_has_session_key(evhtp_request_t *req);
  * letter case. */
 int auth_name_reserved(const char *name);
 
+/* What asking Redis about a session found. */
+enum auth_verdict {
+    AUTH_STILL_VALID,
+    AUTH_REVOKED,
+    AUTH_UNANSWERED,            /* Redis down or not answering: ask again later */
+};
+
 /* For a "revoked" event of a user: checks whether WHO's session still
- * exists and calls CB with REVOKED 1 or 0 (never for a JWT: returns PL_ERR
- * and CB does not run).  PL_OK means CB will run, once, later. */
-int auth_recheck(const struct auth_identity *who, void (*cb)(int revoked, void *arg), void *arg);
+ * exists and calls CB with the verdict.  PL_OK means CB will run, once,
+ * later; PL_ERR that nothing was asked (a JWT has nothing to ask, and
+ * Redis may be down). */
+int auth_recheck(const struct auth_identity *who, void (*cb)(enum auth_verdict v, void *arg), void *arg);
 
 #endif

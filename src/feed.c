@@ -55,20 +55,32 @@ static void feed_on_event(struct feed *f, struct bus_event *ev)
     }
 }
 
-static void feed_on_rechecked(int revoked, void *arg)
+static void feed_on_rechecked(enum auth_verdict v, void *arg)
 {
     struct feed *f = arg;
 
-    if (f->ops->unpin(f) && revoked) {
+    if (!f->ops->unpin(f)) {
+        return;                 /* the client is gone */
+    }
+    if (v == AUTH_REVOKED) {
         feed_end(f, FEED_REVOKED);
+    } else if (v == AUTH_UNANSWERED) {
+        f->recheck_due = 1;     /* the sweep asks again once Redis is back */
     }
 }
 
-/* Asks whether the session still exists (nothing to ask for a JWT). */
+/* Asks whether the session still exists (nothing to ask for a JWT).  A
+ * question Redis cannot take now is asked again by the sweep: a session
+ * lost with a Redis restart must still end its connections. */
 static void feed_recheck(struct feed *f)
 {
-    if (f->st != FEED_ENDED && auth_recheck(&f->who, feed_on_rechecked, f) == PL_OK) {
+    if (f->st == FEED_ENDED || f->who.session[0] == '\0') {
+        return;
+    }
+    if (auth_recheck(&f->who, feed_on_rechecked, f) == PL_OK) {
         f->ops->pin(f);
+    } else {
+        f->recheck_due = 1;
     }
 }
 
@@ -177,8 +189,9 @@ void feed_close(struct feed *f)
     f->st = FEED_ENDED;         /* its pins still come back (ops->unpin) */
 }
 
-/* Once a second: tokens that have run out, and feeds that could not be
- * joined in time (Redis down or not answering) rather than left waiting. */
+/* Once a second: tokens that have run out, feeds that could not be joined
+ * in time (Redis down or not answering) rather than left waiting, and
+ * session checks Redis could not answer, asked again. */
 static void feed_on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     int64_t now = clock_coarse_ms(), wall = clock_wall_ms() / 1000;
@@ -193,6 +206,9 @@ static void feed_on_sweep(evutil_socket_t fd, short what, void *arg)
             feed_end(f, FEED_EXPIRED);
         } else if (f->st != FEED_LIVE && now - f->opened_ms > 2 * feeds.cfg->redis_timeout_ms) {
             feed_end(f, FEED_UNAVAILABLE);
+        } else if (f->recheck_due && store_is_up()) {
+            f->recheck_due = 0;
+            feed_recheck(f);
         }
     }
 }

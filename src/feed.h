@@ -80,6 +80,7 @@ struct feed {
     int64_t opened_ms;          /* for the join deadline */
     int joined;                 /* counted in the room's presence */
     int listed;                 /* open: on the sweep's list */
+    int recheck_due;            /* a session check Redis did not answer */
     LIST_ENTRY(feed) link;
 };
 

@@ -539,6 +539,7 @@ class SSEClient:
         self._file = self._open(port, path, headers or {}, timeout)
         self.events = []            # dicts with id, event, data (parsed JSON when possible), t
         self.comments = 0
+        self.ended = False          # the stream ended from the server's side (not a read timeout)
         self.comment_times = []     # when each comment (": ping") arrived
         self.status = None
         self.status_line = None     # "HTTP/1.1 200 OK", or curl's "HTTP/2 200"
@@ -598,8 +599,11 @@ class SSEClient:
                         event["data"] = event["data"] + "\n" + v if "data" in event else v
                     else:
                         event[k] = v
+            self.ended = True       # the server closed the stream
+        except socket.timeout:
+            pass                    # closed, but by the reader's timeout
         except (OSError, ValueError):
-            pass
+            self.ended = True
         finally:
             with self._cond:
                 self.closed = True

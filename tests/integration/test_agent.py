@@ -128,7 +128,7 @@ class Agent(unittest.TestCase):
         """Asks over SSE and waits for the end of the response: returns
         (chunk contents, the last event)."""
         c = self.sse_ask(query, p)
-        wait_for(lambda: c.closed, T, what="the end of the answer")
+        wait_for(lambda: c.ended, T, what="the end of the answer")
         self.assertEqual(c.status, 200)
         self.assertTrue(c.events, "no events")
         *chunks, last = c.events
@@ -284,7 +284,7 @@ class Agent(unittest.TestCase):
             self.assertEqual(status, 200)
             self.assertLess(time.monotonic() - t0, 0.5 * SLOW)
             time.sleep(0.05)
-        wait_for(lambda: c.closed, T, what="the end of the answer")
+        wait_for(lambda: c.ended, T, what="the end of the answer")
         last = c.events[-1]
         self.assertEqual((last["event"], last["json"]["code"]), ("error", "agent_timeout"), last)
         self.assertRegex(last["json"]["message"], r"did not finish its answer within 1000 ms")

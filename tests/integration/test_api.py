@@ -337,7 +337,7 @@ class Api(unittest.TestCase):
         self.assertEqual("".join(d["content"] for d in chunks), "You said: say hello world")
         self.assertTrue(all(d["done"] is False and isinstance(d["timestamp"], int) for d in chunks))
         self.assertEqual(c.events[-1].get("event"), "ai_done")
-        wait_for(lambda: c.closed, what="the stream to end")
+        wait_for(lambda: c.ended, what="the stream to end")
         # Knows the room when given one.
         publish(self.p, tok, "agentroom", "we meet at noon")
         c2 = SSEClient(self.p.port, "/api/chat/stream?room=agentroom&query=summary&token=" + tok)

@@ -289,7 +289,7 @@ class Revocation(AuthCase):
         self.assertEqual(self.redis("FCALL", "parley_revoke_user", "0", "henry"), "2")
         self.assertEqual(ws1.expect_close(timeout=T), (1008, "session revoked"))
         self.assertEqual(ws2.expect_close(timeout=T), (1008, "session revoked"))
-        wait_for(lambda: stream.closed, T, what="the SSE stream to end")
+        wait_for(lambda: stream.ended, T, what="the SSE stream to end")
         self.assertLess(time.monotonic() - start, 1.0 * SLOW)
         # Tokens no longer work; the JWT connection and other users stay.
         self.assertEqual(publish(self.p, t1, "rv", "x")[0], 401)
@@ -333,7 +333,7 @@ class Revocation(AuthCase):
         finally:
             os.kill(bus, signal.SIGCONT)
         self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
-        wait_for(lambda: stream.closed, T, what="the SSE stream to end")
+        wait_for(lambda: stream.ended, T, what="the SSE stream to end")
 
     def test_revoked_while_the_bus_reconnects(self):
         """A revocation published while the host's subscriber connection is
@@ -351,7 +351,7 @@ class Revocation(AuthCase):
         c = self.ws(token, "ends")
         stream = self.sse(token, "ends")
         self.assertEqual(c.expect_close(timeout=T), (1008, "token expired"))
-        wait_for(lambda: stream.closed, T, what="the SSE stream to end")
+        wait_for(lambda: stream.ended, T, what="the SSE stream to end")
         # Within a second or so of the end, not at the next heartbeat (15 s).
         self.assertLess(time.time() - ends, 2.0 * SLOW)
 

@@ -198,7 +198,7 @@ class Bus(unittest.TestCase):
         got = s.wait_events(2, timeout=20, kind="message")
         self.assertEqual(got[0]["id"], first["id"])
         self.assertEqual(got[1]["json"]["content"], "after")
-        wait_for(lambda: by_session.closed, timeout=15, what="the lost session's stream to end")
+        wait_for(lambda: by_session.ended, timeout=15, what="the lost session's stream to end")
         # Redis came back empty: alice, still connected, is counted in again.
         wait_for(lambda: self.members() == {"alice": "1"}, timeout=5, what="presence restored")
         self.assertIsNone(a.proc.poll())

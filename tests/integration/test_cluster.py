@@ -478,7 +478,7 @@ class ThroughHaproxy(ClusterTest):
         self.assertEqual((last["event"], last["json"]["done"], last["json"]["content"]), ("ai_done", True, ""))
         # agent_delay is 100 ms a word: the words came apart, not in one lump.
         self.assertGreater(chunks[-1]["t"] - chunks[0]["t"], 0.05 * (len(chunks) - 1))
-        wait_for(lambda: s.closed, what="the answer stream to end")
+        wait_for(lambda: s.ended, what="the answer stream to end")
 
     def test_agent_answer_stream_over_http1(self):
         self.check_agent_stream(SSEClient)
