@@ -207,30 +207,18 @@ struct http_hold *http_hold(evhtp_request_t *req)
         return NULL;
     }
     hold->req = req;
+    /* Not evhtp_request_pause(): the gate already hands libevhtp nothing
+     * more until this request is done, and pausing costs two epoll_ctl
+     * calls a request (reading off, then on again); the gate keeps a
+     * client's end of input from ending the request early. */
     evhtp_request_set_hook(req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, hold);
-    evhtp_request_pause(req);
     return hold;
 }
 
 void http_release(struct http_hold *hold)
 {
-    evhtp_connection_t *conn;
-
     if (hold->req != NULL) {
-        conn = hold->req->conn;
         evhtp_request_set_hook(hold->req, evhtp_hook_on_request_fini, (evhtp_hook)http_request_fini, NULL);
-        if (conn->flags & EVHTP_CONN_FLAG_PAUSED) {
-            /* Not evhtp_request_resume(): with pipelined requests queued its
-             * resume path parses the next one before the finished request's
-             * keep-alive bookkeeping and garbles them.  Unpausing plainly
-             * lets the write callback finish this request first; the
-             * request-fini kick then reads what is queued. */
-            conn->flags &= ~EVHTP_CONN_FLAG_PAUSED;
-            hold->req->status = EVHTP_RES_OK;
-            if (conn->bev != NULL) {
-                bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
-            }
-        }
     }
     free(hold);
 }

@@ -48,10 +48,13 @@ struct http_conn {
     unsigned handed;                /* requests handed to libevhtp so far */
     int reject_status;              /* the status to send before closing, or 0 */
     const char *reject_reason;
-    int read_stopped;               /* reading paused: too much is held while libevhtp is busy */
+    int read_stopped;               /* reading paused while libevhtp is busy: too much held, or input ended */
     int kick_pending;
     uint64_t serial;                /* names it safely in deferred calls */
+    struct evbuffer_cb_entry *out_cb;   /* hears what is queued to write */
+    int flush_pending;              /* on gate.flushes */
     LIST_ENTRY(http_conn) link;
+    TAILQ_ENTRY(http_conn) flush_link;
 };
 
 static struct {
@@ -59,6 +62,8 @@ static struct {
     LIST_HEAD(, http_conn) conns;
     uint64_t serial;                /* the last given to a connection */
     struct event *sweep_ev;
+    TAILQ_HEAD(, http_conn) flushes;    /* answers to write at the end of this pass */
+    struct event *flush_ev;
     /* libevhtp's own bufferevent callbacks, called behind the gate. */
     bufferevent_data_cb evhtp_read_cb, evhtp_write_cb;
     bufferevent_event_cb evhtp_event_cb;
@@ -66,6 +71,78 @@ static struct {
 
 static void http_gate_run(struct http_conn *hc);
 static void http_conn_free(struct http_conn *hc);
+static void http_on_write(struct bufferevent *bev, void *arg);
+
+/* --- answers written straight to the socket ------------------------------
+ * libevent writes a bufferevent's output by arming the socket's write event,
+ * waiting for epoll to say writable, writing, and disarming it: two
+ * epoll_ctl calls and one more loop pass per answer.  The gate keeps
+ * EV_WRITE off instead, writes what was queued at the end of the pass that
+ * queued it, and tells libevhtp as libevent would (its write callback, once
+ * all is out).  Only when the kernel cannot take everything does libevent
+ * write the rest. */
+
+/* Queued output (an answer, a 100 Continue): write it at the end of this pass. */
+static void http_on_output(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct http_conn *hc = arg;
+
+    PL_UNUSED(out);
+    if (info->n_added > 0 && !hc->flush_pending) {
+        hc->flush_pending = 1;
+        TAILQ_INSERT_TAIL(&gate.flushes, hc, flush_link);
+        event_active(gate.flush_ev, EV_TIMEOUT, 0);
+    }
+}
+
+static void http_flush_one(struct http_conn *hc)
+{
+    struct bufferevent *bev = hc->conn->bev;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    int n = 1;
+
+    evbuffer_unfreeze(out, 1);      /* a socket bufferevent keeps the start of its output */
+    while (n > 0 && evbuffer_get_length(out) > 0) {
+        n = evbuffer_write(out, bufferevent_getfd(bev));
+    }
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) == 0) {
+        http_on_write(bev, hc);     /* may free the connection */
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        gate.evhtp_event_cb(bev, BEV_EVENT_ERROR | BEV_EVENT_WRITING, hc->conn);
+    } else {
+        bufferevent_enable(bev, EV_WRITE);      /* the kernel is full: libevent writes the rest */
+    }
+}
+
+static void http_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_conn *hc;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    while ((hc = TAILQ_FIRST(&gate.flushes)) != NULL) {
+        TAILQ_REMOVE(&gate.flushes, hc, flush_link);
+        hc->flush_pending = 0;
+        if (hc->conn->bev != NULL) {
+            http_flush_one(hc);
+        }
+    }
+}
+
+/* The gate stops hearing CONN's output (a stream takes it over, or it goes). */
+static void http_output_release(struct http_conn *hc)
+{
+    if (hc->flush_pending) {
+        TAILQ_REMOVE(&gate.flushes, hc, flush_link);
+        hc->flush_pending = 0;
+    }
+    if (hc->out_cb != NULL && hc->conn->bev != NULL) {
+        evbuffer_remove_cb_entry(bufferevent_get_output(hc->conn->bev), hc->out_cb);
+    }
+    hc->out_cb = NULL;
+}
 
 static void http_on_kick(evutil_socket_t fd, short what, void *arg)
 {
@@ -120,6 +197,7 @@ void http_gate_release(evhtp_connection_t *conn)
         evbuffer_unfreeze(in, 0);
         evbuffer_add_buffer(in, hc->held);
         evbuffer_freeze(in, 0);
+        bufferevent_enable(conn->bev, EV_WRITE);    /* the stream writes as libevent does */
     }
     http_conn_free(hc);
 }
@@ -237,6 +315,7 @@ static void http_conn_free(struct http_conn *hc)
 {
     struct evbuffer *buffers[] = { hc->held, hc->head, hc->body };
 
+    http_output_release(hc);
     LIST_REMOVE(hc, link);
     for (size_t i = 0; i < PL_ARRAY_LEN(buffers); i++) {
         if (buffers[i] != NULL) {
@@ -433,6 +512,9 @@ static void http_on_write(struct bufferevent *bev, void *arg)
 {
     struct http_conn *hc = arg;
 
+    /* All is out: the next answer is written by the gate again (if
+     * libevent wrote this one, it has disarmed the write event already). */
+    bufferevent_disable(bev, EV_WRITE);
     /* Between requests (after a 100 Continue) libevhtp's write callback
      * would take the missing request for an error and drop the connection. */
     if (hc->conn->request != NULL) {
@@ -442,7 +524,19 @@ static void http_on_write(struct bufferevent *bev, void *arg)
 
 static void http_on_event(struct bufferevent *bev, short what, void *arg)
 {
-    gate.evhtp_event_cb(bev, what, ((struct http_conn *)arg)->conn);
+    struct http_conn *hc = arg;
+
+    /* While a request is being answered, the client's end of input (it may
+     * half-close after sending) or the idle read timeout (the answer may
+     * wait on Redis) does not end it: reading stops until the answer is
+     * out, and then the end is seen again (or the idle timer restarts). */
+    if (hc->conn->request != NULL && (what & BEV_EVENT_READING) && !(what & BEV_EVENT_ERROR)
+        && (what & (BEV_EVENT_EOF | BEV_EVENT_TIMEOUT))) {
+        hc->read_stopped = 1;       /* the request's end reads again (http_on_kick) */
+        bufferevent_disable(bev, EV_READ);
+        return;
+    }
+    gate.evhtp_event_cb(bev, what, hc->conn);
 }
 
 static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
@@ -468,6 +562,10 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
     evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)http_connection_fini, hc);
     bufferevent_getcb(conn->bev, &gate.evhtp_read_cb, &gate.evhtp_write_cb, &gate.evhtp_event_cb, NULL);
     bufferevent_setcb(conn->bev, http_on_read, http_on_write, http_on_event, hc);
+    hc->out_cb = evbuffer_add_cb(bufferevent_get_output(conn->bev), http_on_output, hc);
+    if (hc->out_cb != NULL) {
+        bufferevent_disable(conn->bev, EV_WRITE);   /* the gate writes answers (http_on_flush) */
+    }
     return EVHTP_RES_OK;
 }
 
@@ -495,8 +593,10 @@ int http_gate_init(const struct worker_env *w)
     struct timeval tick = { 0, 250 * 1000 };
 
     gate.cfg = w->cfg;
+    TAILQ_INIT(&gate.flushes);
+    gate.flush_ev = event_new(w->base, -1, 0, http_on_flush, NULL);
     gate.sweep_ev = event_new(w->base, -1, EV_PERSIST, http_on_sweep, NULL);
-    return gate.sweep_ev != NULL && event_add(gate.sweep_ev, &tick) == 0 ? PL_OK : PL_ERR;
+    return gate.flush_ev != NULL && gate.sweep_ev != NULL && event_add(gate.sweep_ev, &tick) == 0 ? PL_OK : PL_ERR;
 }
 
 void http_gate_attach(evhtp_t *htp)

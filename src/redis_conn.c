@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 
 #include "clock.h"
@@ -132,6 +131,115 @@ static void redis_conn_on_connect(const redisAsyncContext *ac, int status)
     }
 }
 
+/* --- hiredis on the loop --------------------------------------------------
+ * hiredis's own libevent adapter arms the socket's write event for every
+ * command and disarms it once written: two epoll_ctl calls and a trip
+ * through epoll_wait per command, most of what a publish costs in system
+ * calls.  Here a command is written at the end of the loop pass that issued
+ * it (one write for all of the pass's commands), and the write event is
+ * armed only while the kernel cannot take everything (or while connecting).
+ * The read event stays armed. */
+struct redis_events {
+    redisAsyncContext *ac;
+    struct event *rev, *wev;
+    struct event *flush;        /* made active: runs at the end of this pass */
+};
+
+/* The context whose buffered commands are being written by the flush:
+ * what it still cannot write waits for the write event. */
+static const redisAsyncContext *redis_flushing;
+
+static void redis_ev_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    redisAsyncHandleRead(((struct redis_events *)arg)->ac);
+}
+
+static void redis_ev_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    redisAsyncHandleWrite(((struct redis_events *)arg)->ac);
+}
+
+static void redis_ev_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    redisAsyncContext *ac = ((struct redis_events *)arg)->ac;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    redis_flushing = ac;
+    redisAsyncHandleWrite(ac);      /* may free the context (and ARG) on an error */
+    redis_flushing = NULL;
+}
+
+static void redis_ev_add_read(void *data)
+{
+    struct redis_events *e = data;
+
+    if (!event_pending(e->rev, EV_READ, NULL)) {
+        event_add(e->rev, NULL);
+    }
+}
+
+static void redis_ev_del_read(void *data)
+{
+    event_del(((struct redis_events *)data)->rev);
+}
+
+static void redis_ev_add_write(void *data)
+{
+    struct redis_events *e = data;
+
+    if (!(e->ac->c.flags & REDIS_CONNECTED) || redis_flushing == e->ac) {
+        event_add(e->wev, NULL);
+    } else if (!event_pending(e->flush, EV_TIMEOUT, NULL)) {
+        event_active(e->flush, EV_TIMEOUT, 0);
+    }
+}
+
+static void redis_ev_del_write(void *data)
+{
+    event_del(((struct redis_events *)data)->wev);
+}
+
+static void redis_ev_cleanup(void *data)
+{
+    struct redis_events *e = data;
+
+    event_free(e->rev);
+    event_free(e->wev);
+    event_free(e->flush);
+    free(e);
+}
+
+static int redis_ev_attach(redisAsyncContext *ac, struct event_base *base)
+{
+    struct redis_events *e = calloc(1, sizeof(*e));
+
+    if (e == NULL) {
+        return PL_ERR;
+    }
+    e->ac = ac;
+    e->rev = event_new(base, ac->c.fd, EV_READ | EV_PERSIST, redis_ev_on_read, e);
+    e->wev = event_new(base, ac->c.fd, EV_WRITE, redis_ev_on_write, e);
+    e->flush = event_new(base, -1, 0, redis_ev_on_flush, e);
+    if (e->rev == NULL || e->wev == NULL || e->flush == NULL) {
+        redis_ev_cleanup(e);
+        return PL_ERR;
+    }
+    ac->ev.data = e;
+    ac->ev.addRead = redis_ev_add_read;
+    ac->ev.delRead = redis_ev_del_read;
+    ac->ev.addWrite = redis_ev_add_write;
+    ac->ev.delWrite = redis_ev_del_write;
+    ac->ev.cleanup = redis_ev_cleanup;
+    event_add(e->rev, NULL);
+    event_add(e->wev, NULL);        /* writable: the connection is made */
+    return PL_OK;
+}
+
 static void redis_conn_connect(struct redis_conn *rc)
 {
     redisAsyncContext *ac;
@@ -147,10 +255,16 @@ static void redis_conn_connect(struct redis_conn *rc)
         redis_conn_lost(rc);
         return;
     }
+    if (redis_ev_attach(ac, rc->base) != PL_OK) {
+        redis_conn_set_error(rc, "out of memory");
+        redisAsyncFree(ac);
+        rc->ac = NULL;
+        redis_conn_lost(rc);
+        return;
+    }
     ac->data = rc;
     rc->ac = ac;
     rc->connect_deadline_ms = clock_ms() + rc->timeout_ms;
-    redisLibeventAttach(ac, rc->base);
     redisAsyncSetConnectCallback(ac, redis_conn_on_connect);
     redisAsyncSetDisconnectCallback(ac, redis_conn_on_disconnect);
 }

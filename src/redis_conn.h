@@ -1,6 +1,7 @@
 /* redis_conn.h - one self-healing asynchronous Redis connection.
  *
- * Wraps a hiredis async context on a libevent loop (hiredis's own adapter).
+ * Wraps a hiredis async context on a libevent loop; the commands issued in
+ * one pass of the loop are written together at its end.
  * It connects by itself, authenticates and selects the database from the
  * URL, and when the connection fails or drops it reconnects from a timer
  * with exponential backoff (100 ms doubling to 5 s).  The owner hears every

@@ -7,7 +7,7 @@ import socket
 import time
 import unittest
 
-from harness import Env, SLOW, publish, session
+from harness import Env, SLOW, publish, redis_cli, session
 
 
 def raw(port, data, timeout=5.0, read_until_close=True):
@@ -324,6 +324,62 @@ class Hygiene(unittest.TestCase):
 # A request hidden where a lenient parser would see the end of a body; the
 # answer to it (X-Request-Id echoed) shows that it was smuggled through.
 HIDDEN = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: hidden-1\r\n\r\n"
+
+
+class AnswerWaitsForRedis(unittest.TestCase):
+    """An answer that waits on Redis is still given when the client has
+    stopped sending, or has been quiet past the keep-alive timeout."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        cls.p = cls.env.parleyd({"workers": "1", "http_keepalive_timeout": "1s", "redis_timeout": "5s"})
+        cls.token = session(cls.p, "waiter")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def request(self, content):
+        body = json.dumps({"content": content}).encode()
+        return ("POST /api/rooms/waits/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (self.token, len(body))).encode() + body
+
+    def test_half_closed_client_gets_its_answer(self):
+        s = socket.create_connection(("127.0.0.1", self.p.port), timeout=5 * SLOW)
+        try:
+            s.sendall(self.request("then shut"))
+            s.shutdown(socket.SHUT_WR)      # done sending; still reading
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break                   # the server closes after answering
+                out += chunk
+        finally:
+            s.close()
+        self.assertEqual(status_of(out), 201, out)
+        self.assertRegex(body_of(out)["id"], r"^\d+-\d+$")
+
+    def test_answer_slower_than_the_keepalive_timeout(self):
+        s = socket.create_connection(("127.0.0.1", self.p.port), timeout=6 * SLOW)
+        try:
+            # Redis answers nothing for 1.6 s: longer than the 1 s keep-alive timeout.
+            self.assertEqual(redis_cli(self.env.redis, "CLIENT", "PAUSE", "1600", "ALL"), "OK")
+            s.sendall(self.request("slow"))
+            out = b""
+            while b"\r\n\r\n" not in out or not out.endswith(b"}"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+            self.assertEqual(status_of(out), 201, out)
+            # The connection is still good for the next request.
+            s.sendall(self.request("next"))
+            out = s.recv(65536)
+            self.assertEqual(status_of(out), 201, out)
+        finally:
+            s.close()
 
 
 class Smuggling(unittest.TestCase):
