@@ -81,17 +81,25 @@ def body_of(response):
     return json.loads(response.split(b"\r\n\r\n", 1)[1])
 
 
-class Hygiene(unittest.TestCase):
+class OneParley(unittest.TestCase):
+    """One parleyd for the class (1 worker and SETTINGS) and a session of USER."""
+    settings = {}
+    user = "tester"
+
     @classmethod
     def setUpClass(cls):
         cls.env = Env()
-        cls.p = cls.env.parleyd({"workers": "1", "max_body": "2k", "max_header_size": "4k",
-                                 "http_header_timeout": "1s"})
-        cls.token = session(cls.p, "hy")
+        cls.p = cls.env.parleyd(dict({"workers": "1"}, **cls.settings))
+        cls.token = session(cls.p, cls.user)
 
     @classmethod
     def tearDownClass(cls):
         cls.env.close()
+
+
+class Hygiene(OneParley):
+    settings = {"max_body": "2k", "max_header_size": "4k", "http_header_timeout": "1s"}
+    user = "hy"
 
     def test_body_over_max_body_is_413_before_it_is_read(self):
         # Only the headers are sent: the answer must not wait for the body.
@@ -326,19 +334,12 @@ class Hygiene(unittest.TestCase):
 HIDDEN = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: hidden-1\r\n\r\n"
 
 
-class AnswerWaitsForRedis(unittest.TestCase):
+class AnswerWaitsForRedis(OneParley):
     """An answer that waits on Redis is still given when the client has
     stopped sending, or has been quiet past the keep-alive timeout."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.env = Env()
-        cls.p = cls.env.parleyd({"workers": "1", "http_keepalive_timeout": "1s", "redis_timeout": "5s"})
-        cls.token = session(cls.p, "waiter")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.close()
+    settings = {"http_keepalive_timeout": "1s", "redis_timeout": "5s"}
+    user = "waiter"
 
     def request(self, content):
         body = json.dumps({"content": content}).encode()
@@ -382,20 +383,13 @@ class AnswerWaitsForRedis(unittest.TestCase):
             s.close()
 
 
-class Smuggling(unittest.TestCase):
+class Smuggling(OneParley):
     """The framing shapes of the request-smuggling audit: each is refused
     with one answer, nothing hidden behind it is answered, and the
     connection closes."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.env = Env()
-        cls.p = cls.env.parleyd({"workers": "1", "max_body": "2k"})
-        cls.token = session(cls.p, "smug")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.close()
+    settings = {"max_body": "2k"}
+    user = "smug"
 
     def post(self, fields, body=b"", version=b"HTTP/1.1"):
         return (b"POST /api/rooms/lobby/messages " + version + b"\r\nHost: x\r\n"
@@ -510,19 +504,16 @@ def metric(p, name):
     return int(m.group(1)) if m else 0
 
 
-class Head(unittest.TestCase):
+class Head(OneParley):
     """HEAD is GET without the body, wherever GET is served (RFC 9110 9.3.2)."""
+
+    settings = {}
+    user = "header"
 
     @classmethod
     def setUpClass(cls):
-        cls.env = Env()
-        cls.p = cls.env.parleyd({"workers": "1"})
-        cls.token = session(cls.p, "header")
+        super().setUpClass()
         publish(cls.p, cls.token, "heads", "one")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.close()
 
     def head(self, path):
         """A HEAD request: (status, headers, bytes after the head, closed)."""
@@ -568,16 +559,9 @@ class Head(unittest.TestCase):
         self.assertEqual((status, rest), (401, b""))
 
 
-class Cors(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.env = Env()
-        cls.p = cls.env.parleyd({"workers": "1", "allowed_origins": "https://chat.example, https://b.example"})
-        cls.token = session(cls.p, "cors")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.env.close()
+class Cors(OneParley):
+    settings = {"allowed_origins": "https://chat.example, https://b.example"}
+    user = "cors"
 
     def test_preflight(self):
         status, headers, body = self.p.request("OPTIONS", "/api/rooms/lobby/messages", headers={
