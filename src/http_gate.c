@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
@@ -557,6 +559,10 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
     }
     hc->conn = conn;
     hc->serial = ++gate.serial;
+    /* Every write is a whole answer or event, written once: Nagle's
+     * algorithm would only hold the next one back until the peer's
+     * delayed ACK (up to 40 ms on Linux). */
+    setsockopt(bufferevent_getfd(conn->bev), IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
     metrics_add(METRIC_ACCEPTED, 1);
     accept_conn_add(METRIC_CONN_HTTP, 1);
     evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)http_connection_fini, hc);

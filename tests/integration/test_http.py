@@ -383,6 +383,38 @@ class AnswerWaitsForRedis(OneParley):
             s.close()
 
 
+class NoNagle(OneParley):
+    """Answers leave at once: two pipelined requests get their answers
+    within a moment of each other.  With Nagle's algorithm on the socket,
+    the second answer waited for the client's delayed ACK of the first
+    (~40 ms on Linux)."""
+
+    user = "piper"
+
+    def test_pipelined_answers_are_not_held_back(self):
+        def post(content):
+            body = json.dumps({"content": content}).encode()
+            return ("POST /api/rooms/pipe/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n" % (self.token, len(body))).encode() + body
+
+        s = socket.create_connection(("127.0.0.1", self.p.port), timeout=5 * SLOW)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        gaps = []
+        try:
+            for i in range(8):
+                s.sendall(post("a%d" % i) + post("b%d" % i))
+                buf, first = b"", None
+                while buf.count(b" 201 ") < 2 or not buf.endswith(b"}"):
+                    buf += s.recv(65536)
+                    if first is None and buf.count(b" 201 ") >= 1 and b"}" in buf:
+                        first = time.monotonic()
+                gaps.append(time.monotonic() - first)
+        finally:
+            s.close()
+        gaps.sort()
+        self.assertLess(gaps[len(gaps) // 2], 0.025, gaps)
+
+
 class Smuggling(OneParley):
     """The framing shapes of the request-smuggling audit: each is refused
     with one answer, nothing hidden behind it is answered, and the
