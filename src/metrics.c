@@ -133,6 +133,11 @@ void metrics_add(enum metrics_counter c, uint64_t n)
     STORE(metrics.self->counters[c], LOAD(metrics.self->counters[c]) + n);
 }
 
+uint64_t metrics_local(enum metrics_counter c)
+{
+    return LOAD(metrics.self->counters[c]);
+}
+
 void metrics_gauge_add(enum metrics_gauge g, int64_t delta)
 {
     STORE(metrics.self->gauges[g], LOAD(metrics.self->gauges[g]) + delta);

@@ -72,6 +72,8 @@ void metrics_set_ready(void);
 int metrics_slot_ready(int slot);
 
 void metrics_add(enum metrics_counter c, uint64_t n);
+/* This worker's own count of C so far. */
+uint64_t metrics_local(enum metrics_counter c);
 void metrics_gauge_add(enum metrics_gauge g, int64_t delta);
 void metrics_count_response(int status);
 

@@ -1,6 +1,7 @@
 /* worker.c - per-process set-up, signal handling and graceful exit. */
 #include "worker.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "auth.h"
 #include "bus.h"
 #include "chat.h"
+#include "clock.h"
 #include "feed.h"
 #include "http.h"
 #include "log.h"
@@ -30,6 +32,8 @@
 
 #define WORKER_DRAIN_CHECK_MS 50
 #define WORKER_START_CHECK_MS 5
+#define WORKER_TRIM_CHECK_MS  10000 /* how often to look whether traffic has calmed down */
+#define WORKER_QUIET_EVENTS   100   /* fewer requests and events than this in a look: quiet */
 
 struct worker {
     struct event_base *base;
@@ -37,6 +41,9 @@ struct worker {
     struct event *signals[6];
     struct event *drain_timer;
     struct event *start_timer;
+    struct event *trim_timer;
+    uint64_t traffic_seen;      /* requests and events written, at the last look */
+    int busy_since_trim;
     struct timeval drain_started;
     struct timeval started;
     int index;
@@ -170,6 +177,31 @@ static void worker_on_start_check(evutil_socket_t fd, short what, void *arg)
              store_is_up() && bus_subscriber_up() ? "up" : "down");
 }
 
+/* Memory back to the system once traffic has calmed down.  glibc keeps the
+ * heap a burst grew to (the buffers of a busy spell are freed but stay
+ * mapped), which left idle connections costing twice their memory after
+ * traffic.  Trimming once, when a busy spell is over, costs a busy worker
+ * nothing. */
+static void worker_on_trim_check(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t traffic = metrics_local(METRIC_REQUESTS) + metrics_local(METRIC_MESSAGES_OUT);
+    uint64_t recent = traffic - worker.traffic_seen;
+    int64_t started;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    PL_UNUSED(arg);
+    worker.traffic_seen = traffic;
+    if (recent >= WORKER_QUIET_EVENTS) {
+        worker.busy_since_trim = 1;
+    } else if (worker.busy_since_trim) {
+        worker.busy_since_trim = 0;
+        started = clock_ms();
+        malloc_trim(0);
+        log_info("event=memory_trimmed ms=%lld", (long long)(clock_ms() - started));
+    }
+}
+
 static void worker_free(void)
 {
     for (size_t i = 0; i < PL_ARRAY_LEN(worker.signals); i++) {
@@ -182,6 +214,9 @@ static void worker_free(void)
     }
     if (worker.start_timer != NULL) {
         event_free(worker.start_timer);
+    }
+    if (worker.trim_timer != NULL) {
+        event_free(worker.trim_timer);
     }
     accept_free();
     bus_shutdown();
@@ -237,6 +272,8 @@ int worker_run(const struct conf *cfg, const struct listen_group *lg, struct bus
     event_base_gettimeofday_cached(worker.base, &worker.started);
     worker.start_timer = event_new(worker.base, -1, EV_PERSIST, worker_on_start_check, NULL);
     event_add(worker.start_timer, &(struct timeval){ 0, WORKER_START_CHECK_MS * 1000 });
+    worker.trim_timer = event_new(worker.base, -1, EV_PERSIST, worker_on_trim_check, NULL);
+    event_add(worker.trim_timer, &(struct timeval){ WORKER_TRIM_CHECK_MS / 1000, 0 });
 
     event_base_dispatch(worker.base);
 
