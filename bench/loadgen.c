@@ -10,7 +10,7 @@
  * subscribers connect, so servers can be compared by CPU per delivery and
  * memory per idle connection.  The last line printed is machine-readable:
  *
- *   RESULT target=parley kind=ws subs=1000 ... p99_us=... lost=0 ...
+ *   RESULT target=parley kind=ws pub=http subs=1000 ... p99_us=... lost=0 ...
  *
  * Process layout: the parent creates the session, samples the servers,
  * publishes and aggregates; P children hold the subscribers, each in one
@@ -111,6 +111,7 @@ struct options {
     int connect_timeout_ms;
     int concurrency;
     int quiet;
+    int pub_ws;                 /* parley: publish over WebSocket, as the web client does */
 };
 
 static struct options opt = {
@@ -1580,6 +1581,7 @@ struct pub {
     struct bufferevent *bev;
     int index;
     int connected;
+    int ws_open;                /* --pub-ws: the upgrade is done (then frames follow) */
     long outstanding;
     int32_t *rooms;             /* the room of each unanswered request, oldest first: */
     long head, cap;             /* a ring of CAP, OUTSTANDING of them from HEAD */
@@ -1664,6 +1666,7 @@ static void pub_reset(struct pub *pb)
     P.unanswered += pb->outstanding;
     pb->outstanding = 0;
     pb->head = 0;
+    pb->ws_open = 0;
     if (pb->connected) {
         pb->connected = 0;
         P.npubs_connected--;
@@ -1706,6 +1709,124 @@ static int pub_rooms_pop(struct pub *pb)
     return room;
 }
 
+/* --pub-ws: a masked text frame with PAYLOAD (RFC 6455 5.2; a client masks). */
+static void pub_ws_frame(struct evbuffer *out, const char *payload, size_t len)
+{
+    unsigned char head[8] = { 0x81 }, mask[4];
+    size_t hlen = 2;
+
+    if (len < 126) {
+        head[1] = (unsigned char)(0x80 | len);
+    } else {
+        head[1] = 0x80 | 126;
+        head[2] = (unsigned char)(len >> 8);
+        head[3] = (unsigned char)len;
+        hlen = 4;
+    }
+    for (int i = 0; i < 4; i++) {
+        mask[i] = (unsigned char)random();
+    }
+    evbuffer_add(out, head, hlen);
+    evbuffer_add(out, mask, 4);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)payload[i] ^ mask[i % 4];
+        evbuffer_add(out, &c, 1);
+    }
+}
+
+static void parent_start_publishing(void);
+static void pub_closed_loop_next(struct pub *pb);
+
+/* The oldest unanswered message on PB has its answer: OK, or not (WHY:
+ * what the server said).  Returns -1 when that makes no sense (then the
+ * connection is reset). */
+static int pub_answered(struct pub *pb, int ok, const char *why, size_t whylen)
+{
+    int room;
+
+    if (pb->outstanding == 0) {
+        pub_fail_msg(1, "connection %d: an answer to no request", pb->index);
+        pub_reset(pb);
+        return -1;
+    }
+    room = pub_rooms_pop(pb);
+    P.last_progress_ns = now_ns();
+    if (ok) {
+        P.ok++;
+        P.room_ok[room]++;
+    } else {
+        pub_fail_msg(0, "%.*s", (int)(whylen > 300 ? 300 : whylen), why);
+        P.errors++;
+    }
+    return 0;
+}
+
+/* --pub-ws: reads the upgrade's answer, then the server's frames: the
+ * "welcome" opens the connection for messages, every "ack" answers the
+ * oldest message sent, every "error" too (as a failure); the room's own
+ * events (the publisher is in the room) are skipped.  Returns
+ * -1 when the connection was reset. */
+static int pub_ws_read(struct pub *pb, struct evbuffer *in)
+{
+    for (;;) {
+        size_t len = evbuffer_get_length(in), hlen = 2, plen;
+        const unsigned char *p;
+
+        if (!pb->ws_open) {
+            struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+            if (end.pos < 0) {
+                return 0;
+            }
+            p = evbuffer_pullup(in, end.pos + 4);
+            if (strncmp((const char *)p, "HTTP/1.1 101", 12) != 0) {
+                pub_fail_msg(1, "connection %d: the upgrade was refused: %.60s", pb->index, (const char *)p);
+                pub_reset(pb);
+                return -1;
+            }
+            evbuffer_drain(in, (size_t)end.pos + 4);
+            pb->ws_open = 1;
+            continue;
+        }
+        if (len < 2) {
+            return 0;
+        }
+        p = evbuffer_pullup(in, len < 4 ? (ev_ssize_t)len : 4);
+        plen = p[1] & 0x7f;
+        if (plen == 126) {
+            if (len < 4) {
+                return 0;
+            }
+            plen = (size_t)p[2] << 8 | p[3];
+            hlen = 4;
+        } else if (plen == 127) {
+            pub_fail_msg(1, "connection %d: a frame over 64 KiB", pb->index);
+            pub_reset(pb);
+            return -1;
+        }
+        if (len < hlen + plen) {
+            return 0;
+        }
+        p = evbuffer_pullup(in, (ev_ssize_t)(hlen + plen)) + hlen;
+        if (!pb->connected && memmem(p, plen < 40 ? plen : 40, "\"type\":\"welcome\"", 16) != NULL) {
+            pb->connected = 1;      /* the server takes messages from now on */
+            if (++P.npubs_connected == opt.pubs && P.pub_start_ns == 0) {
+                parent_start_publishing();
+            } else {
+                pub_closed_loop_next(pb);
+            }
+        } else if (memmem(p, plen < 40 ? plen : 40, "\"type\":\"ack\"", 12) != NULL) {
+            if (pub_answered(pb, 1, NULL, 0) < 0) {
+                return -1;
+            }
+        } else if (memmem(p, plen < 40 ? plen : 40, "\"type\":\"error\"", 14) != NULL) {
+            if (pub_answered(pb, 0, (const char *)p, plen) < 0) {
+                return -1;
+            }
+        }
+        evbuffer_drain(in, hlen + plen);
+    }
+}
+
 static void pub_send(struct pub *pb)
 {
     struct evbuffer *out = bufferevent_get_output(pb->bev);
@@ -1714,7 +1835,11 @@ static void pub_send(struct pub *pb)
     int blen;
 
     room_name((int)(seq % opt.rooms), room, sizeof(room));
-    if (opt.target == TARGET_PARLEY) {
+    if (opt.pub_ws) {
+        blen = snprintf(body, sizeof(body), "{\"type\":\"message\",\"content\":\"n=%ld p=%d t=%" PRId64 "\"}",
+                        seq, pb->index, now_ns());
+        pub_ws_frame(out, body, (size_t)blen);
+    } else if (opt.target == TARGET_PARLEY) {
         blen = snprintf(body, sizeof(body), "{\"content\":\"n=%ld p=%d t=%" PRId64 "\"}", seq, pb->index, now_ns());
         evbuffer_add_printf(out, "POST /api/rooms/%s/messages HTTP/1.1\r\nHost: %s:%d\r\n"
                             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
@@ -1754,10 +1879,17 @@ static void pub_on_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
 
     (void)bev;
+    if (opt.pub_ws) {
+        if (pub_ws_read(pb, in) == 0) {
+            pub_closed_loop_next(pb);
+            pub_check_done();
+        }
+        return;
+    }
     while (evbuffer_get_length(in) > 0) {
         size_t len = evbuffer_get_length(in), used, bodylen;
         const char *p = (const char *)evbuffer_pullup(in, -1), *body;
-        int status, close_after, room, r = http_response_parse(p, len, &status, &used, &body, &bodylen, &close_after);
+        int status, close_after, answered, r = http_response_parse(p, len, &status, &used, &body, &bodylen, &close_after);
 
         if (r == 0) {
             return;
@@ -1769,24 +1901,19 @@ static void pub_on_read(struct bufferevent *bev, void *arg)
             pub_reset(pb);
             return;
         }
-        if (pb->outstanding == 0) {
-            pub_fail_msg(1, "connection %d: a response to no request", pb->index);
-            pub_reset(pb);
-            return;
-        }
-        room = pub_rooms_pop(pb);
-        P.last_progress_ns = now_ns();
         if (status >= 100 && status < 600) {
             P.status_count[status]++;
         }
         if (status / 100 == 2) {
-            P.ok++;
-            P.room_ok[room]++;
+            answered = pub_answered(pb, 1, NULL, 0);
         } else {
-            char line[160];
-            http_status_line(p, len, line, sizeof(line));
-            pub_fail_msg(0, "%s %.*s", line, (int)(bodylen > 200 ? 200 : bodylen), body);
-            P.errors++;
+            char why[400];
+            http_status_line(p, len, why, 160);
+            snprintf(why + strlen(why), sizeof(why) - strlen(why), " %.*s", (int)(bodylen > 200 ? 200 : bodylen), body);
+            answered = pub_answered(pb, 0, why, strlen(why));
+        }
+        if (answered < 0) {
+            return;
         }
         evbuffer_drain(in, used);
         if (close_after) {
@@ -1813,6 +1940,17 @@ static void pub_on_event(struct bufferevent *bev, short what, void *arg)
         int one = 1;
 
         setsockopt(bufferevent_getfd(pb->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (opt.pub_ws) {
+            char room[80];
+
+            /* Counted as connected once upgraded (pub_ws_read). */
+            room_name(0, room, sizeof(room));
+            evbuffer_add_printf(bufferevent_get_output(pb->bev),
+                                "GET /ws/chat/%s?token=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                "Sec-WebSocket-Version: 13\r\n\r\n", room, token, opt.host, opt.port);
+            return;
+        }
         pb->connected = 1;
         if (++P.npubs_connected == opt.pubs && P.pub_start_ns == 0) {
             parent_start_publishing();
@@ -2203,12 +2341,12 @@ static void parent_report(void)
         printf("  server Pss %ld kB before the subscribers, %ld kB with them = %.0f bytes per subscriber\n",
                P.pss_before_kb, P.pss_after_kb, pss_per);
     }
-    printf("RESULT target=%s kind=%s subs=%d rooms=%d ready=%d failed=%d alive=%d msgs=%ld rate=%s pub_ok=%ld "
+    printf("RESULT target=%s kind=%s pub=%s subs=%d rooms=%d ready=%d failed=%d alive=%d msgs=%ld rate=%s pub_ok=%ld "
            "pub_err=%ld deliveries=%" PRIu64 " expected=%" PRIu64 " deliveries_per_s=%.0f p50_us=%.0f p99_us=%.0f "
            "max_us=%.0f lost=%.0f dup=%" PRIu64 " ooo=%" PRIu64 " server_cpu_s=%.3f server_cpu_us_per_delivery=%.3f "
            "server_cpu_connect_s=%.3f client_cpu_s=%.3f server_pss_before_kb=%ld server_pss_kb=%ld "
            "pss_per_sub_bytes=%.0f connect_s=%.2f publish_s=%.3f cpu_window_s=%.3f",
-           tname, kname, opt.subs, opt.rooms, ready, failed, alive, opt.msgs, rate, P.ok, P.errors + P.unanswered,
+           tname, kname, opt.pub_ws ? "ws" : "http", opt.subs, opt.rooms, ready, failed, alive, opt.msgs, rate, P.ok, P.errors + P.unanswered,
            deliveries, expected, dps, p50 / 1e3, p99 / 1e3, (double)max_ns / 1e3, lost, dup, ooo,
            srv_cpu_s, cpu_per, cpu_s(CPU_START, CPU_SETTLED, 0), (double)client_win / 1e9, P.pss_before_kb,
            P.pss_after_kb, pss_per, connect_s, opt.msgs > 0 ? (double)(P.pub_end_ns - P.pub_start_ns) / 1e9 : 0,
@@ -2240,7 +2378,9 @@ static void usage(FILE *f)
             "  --hold-ms MS         with --msgs 0: keep the idle connections this long (0)\n"
             "  --connect-timeout-ms MS  per subscriber handshake (15000)\n"
             "  --concurrency C      handshakes in flight per process (100)\n"
-            "  --quiet              no progress lines on stderr\n",
+            "  --quiet              no progress lines on stderr\n"
+            "  --pub-ws             parley: publish over WebSocket ({\"type\":\"message\"}, answered by\n"
+            "                       \"ack\"), as the web client does, instead of HTTP POST\n",
             "up to its RLIMIT_NOFILE hard limit", MAX_PUBS, MAX_CPU_GROUPS);
 }
 
@@ -2276,6 +2416,7 @@ static void parse_args(int argc, char **argv)
         { "settle-ms", required_argument, NULL, 1 }, { "drain-ms", required_argument, NULL, 2 },
         { "hold-ms", required_argument, NULL, 3 }, { "connect-timeout-ms", required_argument, NULL, 4 },
         { "concurrency", required_argument, NULL, 5 }, { "quiet", no_argument, NULL, 'q' },
+        { "pub-ws", no_argument, NULL, 8 },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     struct in_addr a;
@@ -2357,6 +2498,9 @@ static void parse_args(int argc, char **argv)
         case 'q':
             opt.quiet = 1;
             break;
+        case 8:
+            opt.pub_ws = 1;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -2374,6 +2518,9 @@ static void parse_args(int argc, char **argv)
     }
     if (opt.port <= 0 || opt.port > 65535) {
         die("--port: give the server's port (1..65535)");
+    }
+    if (opt.pub_ws && (opt.target != TARGET_PARLEY || opt.rooms != 1)) {
+        die("--pub-ws: parley only, one room (a WebSocket is in one room)");
     }
     if (opt.subs < 1 || opt.procs < 1 || opt.procs > MAX_PROCS || opt.procs > opt.subs) {
         die("--subs/--procs: need 1 <= procs <= %d and procs <= subs", MAX_PROCS);
