@@ -1723,15 +1723,21 @@ static void pub_ws_frame(struct evbuffer *out, const char *payload, size_t len)
         head[3] = (unsigned char)len;
         hlen = 4;
     }
+    struct evbuffer_iovec v;
+
     for (int i = 0; i < 4; i++) {
         mask[i] = (unsigned char)random();
     }
     evbuffer_add(out, head, hlen);
     evbuffer_add(out, mask, 4);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)payload[i] ^ mask[i % 4];
-        evbuffer_add(out, &c, 1);
+    if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) < 1) {
+        return;
     }
+    for (size_t i = 0; i < len; i++) {
+        ((unsigned char *)v.iov_base)[i] = (unsigned char)payload[i] ^ mask[i % 4];
+    }
+    v.iov_len = len;
+    evbuffer_commit_space(out, &v, 1);
 }
 
 static void parent_start_publishing(void);

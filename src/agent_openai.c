@@ -23,7 +23,7 @@
  *     timeout_tv is 2.2), so agent_connect_timeout cannot be told apart
  *     from agent_first_token_timeout;
  *   - a name is resolved by bufferevent_socket_connect_hostname, which
- *     tries only the first address ("XXX use the other addrinfos?"); this
+ *     tries only the first address (a to-do in libevent's own source); this
  *     backend tries each in turn (localhost as ::1, then 127.0.0.1);
  *   - a chunk with an extension ("5;x=y", RFC 9112 7.1.1) fails the
  *     request, reported as EVREQ_HTTP_DATA_TOO_LONG;

@@ -51,21 +51,22 @@ struct http_conn {
     int reject_status;              /* the status to send before closing, or 0 */
     const char *reject_reason;
     int read_stopped;               /* reading paused while libevhtp is busy: too much held, or input ended */
-    int kick_pending;
-    uint64_t serial;                /* names it safely in deferred calls */
+    int kick_pending;               /* on gate.kicks */
     struct evbuffer_cb_entry *out_cb;   /* hears what is queued to write */
     int flush_pending;              /* on gate.flushes */
     LIST_ENTRY(http_conn) link;
     TAILQ_ENTRY(http_conn) flush_link;
+    TAILQ_ENTRY(http_conn) kick_link;
 };
 
 static struct {
     const struct conf *cfg;
     LIST_HEAD(, http_conn) conns;
-    uint64_t serial;                /* the last given to a connection */
     struct event *sweep_ev;
     TAILQ_HEAD(, http_conn) flushes;    /* answers to write at the end of this pass */
     struct event *flush_ev;
+    TAILQ_HEAD(, http_conn) kicks;      /* connections whose next request may go on */
+    struct event *kick_ev;
     /* libevhtp's own bufferevent callbacks, called behind the gate. */
     bufferevent_data_cb evhtp_read_cb, evhtp_write_cb;
     bufferevent_event_cb evhtp_event_cb;
@@ -133,12 +134,17 @@ static void http_on_flush(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* The gate stops hearing CONN's output (a stream takes it over, or it goes). */
-static void http_output_release(struct http_conn *hc)
+/* The gate forgets HC's deferred work and stops hearing its output (a
+ * stream takes the connection over, or it goes). */
+static void http_conn_detach(struct http_conn *hc)
 {
     if (hc->flush_pending) {
         TAILQ_REMOVE(&gate.flushes, hc, flush_link);
         hc->flush_pending = 0;
+    }
+    if (hc->kick_pending) {
+        TAILQ_REMOVE(&gate.kicks, hc, kick_link);
+        hc->kick_pending = 0;
     }
     if (hc->out_cb != NULL && hc->conn->bev != NULL) {
         evbuffer_remove_cb_entry(bufferevent_get_output(hc->conn->bev), hc->out_cb);
@@ -146,28 +152,25 @@ static void http_output_release(struct http_conn *hc)
     hc->out_cb = NULL;
 }
 
+/* libevhtp is done with a request on each connection queued here: hand it
+ * the next one held, and read again if reading was stopped meanwhile. */
 static void http_on_kick(evutil_socket_t fd, short what, void *arg)
 {
-    uint64_t serial = (uint64_t)(uintptr_t)arg;
     struct http_conn *hc;
 
     PL_UNUSED(fd);
     PL_UNUSED(what);
-    LIST_FOREACH(hc, &gate.conns, link) {
-        if (hc->serial == serial) {
-            break;
+    PL_UNUSED(arg);
+    while ((hc = TAILQ_FIRST(&gate.kicks)) != NULL) {
+        TAILQ_REMOVE(&gate.kicks, hc, kick_link);
+        hc->kick_pending = 0;
+        if (hc->conn->request == NULL && hc->conn->bev != NULL && !(hc->conn->flags & EVHTP_CONN_FLAG_PAUSED)) {
+            if (hc->read_stopped) {
+                hc->read_stopped = 0;
+                bufferevent_enable(hc->conn->bev, EV_READ);
+            }
+            http_gate_run(hc);      /* may free HC */
         }
-    }
-    if (hc == NULL) {
-        return;                 /* the connection is gone */
-    }
-    hc->kick_pending = 0;
-    if (hc->conn->request == NULL && hc->conn->bev != NULL && !(hc->conn->flags & EVHTP_CONN_FLAG_PAUSED)) {
-        if (hc->read_stopped) {
-            hc->read_stopped = 0;
-            bufferevent_enable(hc->conn->bev, EV_READ);
-        }
-        http_gate_run(hc);
     }
 }
 
@@ -181,8 +184,8 @@ void http_gate_request_done(evhtp_request_t *req)
     }
     if (!hc->kick_pending && (evbuffer_get_length(hc->held) > 0 || hc->read_stopped)) {
         hc->kick_pending = 1;
-        event_base_once(bufferevent_get_base(req->conn->bev), -1, EV_TIMEOUT, http_on_kick,
-                        (void *)(uintptr_t)hc->serial, NULL);
+        TAILQ_INSERT_TAIL(&gate.kicks, hc, kick_link);
+        event_active(gate.kick_ev, EV_TIMEOUT, 0);
     }
 }
 
@@ -317,7 +320,7 @@ static void http_conn_free(struct http_conn *hc)
 {
     struct evbuffer *buffers[] = { hc->held, hc->head, hc->body };
 
-    http_output_release(hc);
+    http_conn_detach(hc);
     LIST_REMOVE(hc, link);
     for (size_t i = 0; i < PL_ARRAY_LEN(buffers); i++) {
         if (buffers[i] != NULL) {
@@ -558,7 +561,6 @@ static evhtp_res http_connection_accepted(evhtp_connection_t *conn, void *arg)
         return EVHTP_RES_ERROR;
     }
     hc->conn = conn;
-    hc->serial = ++gate.serial;
     /* Every write is a whole answer or event, written once: Nagle's
      * algorithm would only hold the next one back until the peer's
      * delayed ACK (up to 40 ms on Linux). */
@@ -600,9 +602,12 @@ int http_gate_init(const struct worker_env *w)
 
     gate.cfg = w->cfg;
     TAILQ_INIT(&gate.flushes);
+    TAILQ_INIT(&gate.kicks);
     gate.flush_ev = event_new(w->base, -1, 0, http_on_flush, NULL);
+    gate.kick_ev = event_new(w->base, -1, 0, http_on_kick, NULL);
     gate.sweep_ev = event_new(w->base, -1, EV_PERSIST, http_on_sweep, NULL);
-    return gate.flush_ev != NULL && gate.sweep_ev != NULL && event_add(gate.sweep_ev, &tick) == 0 ? PL_OK : PL_ERR;
+    return gate.flush_ev != NULL && gate.kick_ev != NULL && gate.sweep_ev != NULL
+           && event_add(gate.sweep_ev, &tick) == 0 ? PL_OK : PL_ERR;
 }
 
 void http_gate_attach(evhtp_t *htp)

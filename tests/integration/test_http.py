@@ -2,6 +2,7 @@
 requests, slow clients, pipelining."""
 
 import json
+import os
 import re
 import socket
 import time
@@ -381,6 +382,41 @@ class AnswerWaitsForRedis(OneParley):
             self.assertEqual(status_of(out), 201, out)
         finally:
             s.close()
+
+
+    def test_input_held_while_waiting_is_bounded(self):
+        # Not paused while it waits on Redis, the connection is still read
+        # only up to about one more request: the rest stays in the kernel.
+        worker = self.p.workers()[0]
+
+        def pss_kb():
+            with open("/proc/%d/smaps_rollup" % worker) as f:
+                return int(re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M).group(1))
+
+        before = pss_kb()
+        self.assertEqual(redis_cli(self.env.redis, "CLIENT", "PAUSE", "1500", "ALL"), "OK")
+        s = socket.create_connection(("127.0.0.1", self.p.port), timeout=6 * SLOW)
+        try:
+            s.sendall(self.request("first"))
+            s.setblocking(False)
+            more, pushed, until = self.request("more") * 200, 0, time.monotonic() + 1.0
+            while time.monotonic() < until:
+                try:
+                    pushed += s.send(more)
+                except BlockingIOError:
+                    time.sleep(0.01)
+            grown = pss_kb() - before
+            s.setblocking(True)
+            out = b""
+            while b"\r\n\r\n" not in out or not out.split(b"\r\n\r\n", 1)[1].startswith(b"{") \
+                    or b"}" not in out:
+                out += s.recv(65536)
+            self.assertEqual(status_of(out), 201, out[:200])
+        finally:
+            s.close()
+        self.assertGreater(pushed, 1 << 20)         # the client got megabytes out
+        if "ASAN_OPTIONS" not in os.environ:       # AddressSanitizer's heap holds freed memory back
+            self.assertLess(grown, 1024, "the worker grew %d kB" % grown)
 
 
 class NoNagle(OneParley):
