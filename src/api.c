@@ -306,8 +306,21 @@ static void api_config(evhtp_request_t *req, const struct http_params *params)
 
 struct api_publish {
     struct http_hold *hold;
+    json_object *body;
+    struct store_message m;
     char room[PL_NAME_MAX + 1];
+    char session[TOKEN_SESSION_LEN + 1];
+    char from[PL_NAME_MAX + 1];
 };
+
+static void api_publish_free(struct api_publish *p)
+{
+    if (p->hold != NULL) {
+        http_release(p->hold);
+    }
+    json_object_put(p->body);
+    free(p);
+}
 
 static void api_on_published(enum store_status st, const char *id, long detail, void *arg)
 {
@@ -317,6 +330,8 @@ static void api_on_published(enum store_status st, const char *id, long detail, 
 
     if (req != NULL && st == STORE_LIMITED) {
         http_rate_limited(req, detail, "messages");
+    } else if (req != NULL && (st == STORE_NOT_FOUND || st == STORE_RESERVED)) {
+        auth_refuse(req, st == STORE_RESERVED, id);
     } else if (req != NULL && st != STORE_OK) {
         http_error(req, 503, "redis_unavailable", "the message could not be stored");
     } else if (req != NULL) {
@@ -326,43 +341,57 @@ static void api_on_published(enum store_status st, const char *id, long detail, 
         snprintf(body, sizeof(body), "{\"id\":\"%s\"}", id);
         http_reply(req, 201, "application/json", body, strlen(body));
     }
-    http_release(p->hold);
-    free(p);
+    api_publish_free(p);
+}
+
+/* Reads and checks the request's body into P->m; answers 400/413 itself. */
+static int api_publish_read(struct api_publish *p, evhtp_request_t *req)
+{
+    size_t cmid_len = 0;
+    int bad = 0;
+
+    if ((p->body = api_json_body(req)) == NULL) {
+        return PL_ERR;
+    }
+    p->m.content = json_field_string(p->body, "content", &p->m.len, &bad);
+    p->m.cmid = json_field_string(p->body, "client_msg_id", &cmid_len, &bad);
+    if (bad || p->m.content == NULL || p->m.len == 0) {
+        http_error(req, 400, "bad_request", "\"content\" must be a non-empty string; \"client_msg_id\" a string");
+    } else if (p->m.len > cfg->max_content) {
+        http_error(req, 413, "too_large", "\"content\" is longer than %zu bytes", cfg->max_content);
+    } else if (p->m.cmid != NULL && (cmid_len == 0 || cmid_len > API_CMID_MAX)) {
+        http_error(req, 400, "bad_request", "\"client_msg_id\" must be 1..%d characters", API_CMID_MAX);
+    } else {
+        return PL_OK;
+    }
+    return PL_ERR;
+}
+
+/* Hands P->m to the store, which answers through api_on_published. */
+static void api_publish_send(struct api_publish *p)
+{
+    if (store_message_publish(&p->m, api_on_published, p) != PL_OK) {
+        http_error(p->hold->req, 503, "redis_unavailable", "the message store is unavailable");
+        api_publish_free(p);
+    }
 }
 
 static void api_publish_as(struct http_hold *hold, const struct auth_identity *who, void *arg)
 {
     struct api_publish *p = arg;
-    evhtp_request_t *req = hold->req;
-    json_object *body = api_json_body(req);
-    const char *content, *cmid;
-    size_t len = 0, cmid_len = 0;
-    int bad = 0;
 
     p->hold = hold;
-    if (body == NULL) {
-        goto done;
+    if (api_publish_read(p, hold->req) != PL_OK) {
+        api_publish_free(p);
+        return;
     }
-    content = json_field_string(body, "content", &len, &bad);
-    cmid = json_field_string(body, "client_msg_id", &cmid_len, &bad);
-    if (bad || content == NULL || len == 0) {
-        http_error(req, 400, "bad_request", "\"content\" must be a non-empty string; \"client_msg_id\" a string");
-    } else if (len > cfg->max_content) {
-        http_error(req, 413, "too_large", "\"content\" is longer than %zu bytes", cfg->max_content);
-    } else if (cmid != NULL && (cmid_len == 0 || cmid_len > API_CMID_MAX)) {
-        http_error(req, 400, "bad_request", "\"client_msg_id\" must be 1..%d characters", API_CMID_MAX);
-    } else if (store_message_publish(p->room, who->user, content, len, cmid, 1, api_on_published, p) != PL_OK) {
-        http_error(req, 503, "redis_unavailable", "the message store is unavailable");
-    } else {
-        json_object_put(body);
-        return;                 /* api_on_published finishes */
-    }
-done:
-    json_object_put(body);
-    http_release(hold);
-    free(p);
+    snprintf(p->from, sizeof(p->from), "%s", who->user);        /* outlives WHO */
+    p->m.from = p->from;
+    api_publish_send(p);
 }
 
+/* A session token is checked by the publish script itself (one round trip
+ * instead of two); anything else is authenticated first. */
 static void api_publish(evhtp_request_t *req, const struct http_params *params)
 {
     struct api_publish *p;
@@ -376,8 +405,22 @@ static void api_publish(evhtp_request_t *req, const struct http_params *params)
         return;
     }
     snprintf(p->room, sizeof(p->room), "%s", params->value[0]);
-    if (auth_request(req, api_publish_as, p) != PL_OK) {
-        free(p);
+    p->m.room = p->room;
+    p->m.limited = 1;
+    if (auth_session_token(req, p->session, sizeof(p->session)) == NULL) {
+        if (auth_request(req, api_publish_as, p) != PL_OK) {
+            free(p);
+        }
+        return;
+    }
+    p->m.session = p->session;
+    if (api_publish_read(p, req) != PL_OK) {
+        api_publish_free(p);
+    } else if ((p->hold = http_hold(req)) == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        api_publish_free(p);
+    } else {
+        api_publish_send(p);
     }
 }
 

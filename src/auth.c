@@ -123,7 +123,7 @@ struct auth_call {
 static int auth_accept(struct http_hold *hold, const struct auth_identity *who, auth_cb cb, void *arg)
 {
     if (auth_name_reserved(who->user)) {
-        http_error(hold->req, 403, "forbidden", "the name \"%s\" is reserved", who->user);
+        auth_refuse(hold->req, 1, who->user);
         http_release(hold);
         return PL_ERR;
     }
@@ -149,6 +149,15 @@ static void auth_finish(struct auth_call *call, enum store_status st, const char
     }
     http_release(call->hold);
     free(call);
+}
+
+void auth_refuse(evhtp_request_t *req, int reserved, const char *user)
+{
+    if (reserved) {
+        http_error(req, 403, "forbidden", "the name \"%s\" is reserved", user);
+    } else {
+        http_error(req, 401, "unauthorized", "unknown or expired session token");
+    }
 }
 
 static void auth_on_session(enum store_status st, const char *user, int64_t expires, void *arg)
@@ -241,6 +250,17 @@ static const char *auth_ticket(evhtp_request_t *req, char *buf, size_t len)
     }
     t = http_query(req, "ticket", buf, len);
     return t != NULL && t[0] != '\0' ? t : NULL;
+}
+
+const char *auth_session_token(evhtp_request_t *req, char *buf, size_t len)
+{
+    char token[AUTH_TOKEN_MAX];
+
+    if (auth_ticket(req, token, sizeof(token)) != NULL || auth_token(req, token, sizeof(token)) == NULL
+        || token_is_jwt(token) || !token_session_shape(token) || strlen(token) >= len) {
+        return NULL;
+    }
+    return memcpy(buf, token, strlen(token) + 1);
 }
 
 int auth_request(evhtp_request_t *req, auth_cb cb, void *arg)

@@ -44,6 +44,16 @@ int auth_init(const struct worker_env *w);
  * runs.  The request stays paused until the callback releases the hold. */
 int auth_request(evhtp_request_t *req, auth_cb cb, void *arg);
 
+/* The session token REQ carries, copied into BUF (TOKEN_SESSION_LEN + 1
+ * bytes at least), for a handler that has Redis check it in the same round
+ * trip as its own work (publishing); NULL when REQ has none (a JWT, a
+ * ticket, nothing, a malformed token): then use auth_request(). */
+const char *auth_session_token(evhtp_request_t *req, char *buf, size_t len);
+
+/* Answers REQ for a session Redis did not find (401) or whose USER is a
+ * reserved name (403), as auth_request() does. */
+void auth_refuse(evhtp_request_t *req, int reserved, const char *user);
+
 /* Copies the token of REQ into BUF; NULL when there is none. */
 const char *auth_token(evhtp_request_t *req, char *buf, size_t len);
 

@@ -418,6 +418,8 @@ static void chat_on_published(enum store_status st, const char *id, long detail,
     if (chat_unpin(a->cl)) {
         if (st == STORE_OK) {
             chat_send_ack(a->cl, a, id);
+        } else if (st == STORE_NOT_FOUND) {
+            feed_revoked(&a->cl->feed);
         } else {
             chat_error(a->cl, "redis_unavailable", "the message could not be stored");
         }
@@ -452,12 +454,15 @@ static void chat_message(struct chat_client *cl, json_object *msg)
     size_t len;
     const char *content = chat_content(cl, msg, &len);
     struct chat_ack *a;
+    struct store_message m = { .room = cl->feed.room, .from = cl->feed.who.user, .content = content };
 
     if (content == NULL || (a = chat_ack_new(cl, msg)) == NULL) {
         return;
     }
-    if (store_message_publish(cl->feed.room, cl->feed.who.user, content, len, a->has_cmid ? a->cmid : NULL, 0,
-                              chat_on_published, a) != PL_OK) {
+    m.len = len;
+    m.session = cl->feed.who.session[0] ? cl->feed.who.session : NULL;
+    m.cmid = a->has_cmid ? a->cmid : NULL;
+    if (store_message_publish(&m, chat_on_published, a) != PL_OK) {
         chat_error(cl, "redis_unavailable", "the message could not be stored");
         free(a);
         return;
@@ -660,8 +665,10 @@ static void chat_ask_on_done(enum agent_status st, const char *message, void *ar
         /* The asker may be gone when Redis answers: keep only the ids. */
         memcpy(ids, ask->request_id, rlen + 1);
         memcpy(ids + rlen + 1, ask->room, mlen + 1);
-        if (store_message_publish(ask->room, chat.cfg->agent_name, (const char *)evbuffer_pullup(ask->answer, -1),
-                                  len, NULL, 0, chat_ask_on_stored, ids) != PL_OK) {
+        struct store_message m = { .room = ask->room, .from = chat.cfg->agent_name,
+                                   .content = (const char *)evbuffer_pullup(ask->answer, -1), .len = len };
+
+        if (store_message_publish(&m, chat_ask_on_stored, ids) != PL_OK) {
             chat_error(ask->cl, "redis_unavailable", "the answer could not be stored");
             free(ids);
         }

@@ -51,19 +51,20 @@ static void event_string(struct evbuffer *out, const char *key, const char *s, s
     evbuffer_add(out, "\"", 1);
 }
 
-void event_message_tail(struct evbuffer *out, const char *room, const char *from,
-                        const char *content, size_t content_len)
+void event_message_split(struct evbuffer *before, struct evbuffer *after, const char *room,
+                         const char *content, size_t content_len)
 {
-    event_string(out, "room", room, strlen(room), 0);
-    event_string(out, "from", from, strlen(from), 1);
-    event_string(out, "content", content, content_len, 1);
+    event_string(before, "room", room, strlen(room), 0);
+    event_string(after, "content", content, content_len, 1);
 }
 
 void event_message(struct evbuffer *out, const char *id, const char *room, const char *from,
                    const char *content, size_t content_len, int64_t ts)
 {
     evbuffer_add_printf(out, "{\"type\":\"message\",\"id\":\"%s\",", id);
-    event_message_tail(out, room, from, content, content_len);
+    event_string(out, "room", room, strlen(room), 0);
+    event_string(out, "from", from, strlen(from), 1);
+    event_string(out, "content", content, content_len, 1);
     evbuffer_add_printf(out, ",\"ts\":%lld}", (long long)ts);
 }
 

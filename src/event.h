@@ -20,10 +20,11 @@ void event_escape(struct evbuffer *out, const char *s, size_t len);
 void event_message(struct evbuffer *out, const char *id, const char *room, const char *from,
                    const char *content, size_t content_len, int64_t ts);
 
-/* The part of a message after "id" and before "ts", which the publish
- * script wraps: "room":ROOM,"from":FROM,"content":CONTENT */
-void event_message_tail(struct evbuffer *out, const char *room, const char *from,
-                        const char *content, size_t content_len);
+/* The parts of a message the publish script puts around "from" (which it
+ * may learn from the session): "room":ROOM to BEFORE and ,"content":CONTENT
+ * to AFTER. */
+void event_message_split(struct evbuffer *before, struct evbuffer *after, const char *room,
+                         const char *content, size_t content_len);
 
 /* {"type":"presence","event":"join"|"leave","user":USER,"room":ROOM} */
 void event_presence(struct evbuffer *out, int join, const char *user, const char *room);

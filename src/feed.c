@@ -32,6 +32,11 @@ static void feed_end(struct feed *f, enum feed_end why)
     f->ops->end(f, why);
 }
 
+void feed_revoked(struct feed *f)
+{
+    feed_end(f, FEED_REVOKED);
+}
+
 static void feed_deliver(struct feed *f, struct bus_event *ev)
 {
     if (!bus_event_for(ev, f->who.user)) {

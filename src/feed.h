@@ -95,6 +95,10 @@ int feed_open(struct feed *f, const struct feed_ops *ops, const struct auth_iden
  * event): later deliveries skip anything at or before it. */
 void feed_mark(struct feed *f, const struct event_id *sid);
 
+/* Redis found F's session gone while doing something for it (publishing):
+ * ends F as revoked, without waiting for the revocation's event. */
+void feed_revoked(struct feed *f);
+
 /* History is done: hands over what was held, in order, then goes live. */
 void feed_go_live(struct feed *f);
 

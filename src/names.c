@@ -111,11 +111,6 @@ int key_instances(char *out, size_t outlen, const char *prefix)
     return KEY_JOIN(out, outlen, prefix, "instances");
 }
 
-int key_dedup(char *out, size_t outlen, const char *prefix, const char *user, const char *client_msg_id)
-{
-    return KEY_JOIN(out, outlen, prefix, "dedup:", user, ":", client_msg_id);
-}
-
 int key_rate(char *out, size_t outlen, const char *prefix, const char *user)
 {
     return KEY_JOIN(out, outlen, prefix, "rate:", user);

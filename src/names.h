@@ -24,7 +24,6 @@ int key_user_channel(char *out, size_t outlen, const char *prefix, const char *u
 int key_instance(char *out, size_t outlen, const char *prefix, const char *instance);
 int key_instance_presence(char *out, size_t outlen, const char *prefix, const char *instance);
 int key_instances(char *out, size_t outlen, const char *prefix);
-int key_dedup(char *out, size_t outlen, const char *prefix, const char *user, const char *client_msg_id);
 int key_rate(char *out, size_t outlen, const char *prefix, const char *user);
 
 #endif

@@ -14,12 +14,18 @@
 #include "redis_conn.h"
 
 enum script_id {
-    /* KEYS: log, dedup, rate.  ARGV: maxlen, channel, from, content, json
-     * tail ("room":..,"from":..,"content":..), client_msg_id or "", dedup
-     * ttl, rate (per second, 0: no limit), burst, room ttl (s, 0: none).
-     * Returns {id, 1} when stored, {first id, 0} for a repeated id,
-     * {"", -ms} when the sender's bucket is empty (ms until the next
-     * token).  Storing renews the room's lifetime. */
+    /* KEYS: the room's stream.  ARGV: prefix, maxlen, the room's channel,
+     * the sender ("": the session's user), the sender's session token ("":
+     * none to check), content, the event's JSON before and after "from"
+     * ("room":.. and ,"content":..), client_msg_id or "", its ttl, rate
+     * (per second, 0: no limit), burst, room ttl (s, 0: none), the names a
+     * session may not publish as (" a b ", lower case).  Returns {id, 1}
+     * when stored, {first id, 0} for a repeated id, {"", -ms} when the
+     * sender's bucket is empty (ms until the next token), {"", "unknown"}
+     * for a session that is not there (or not the sender's), {user,
+     * "reserved"} for a session whose name is reserved.  The session is
+     * checked in the same round trip, so a revoked one stops publishing at
+     * once.  Storing renews the room's lifetime. */
     SCRIPT_PUBLISH_MESSAGE,
     /* KEYS: members, instance presence.  ARGV: user, owner field
      * ("RUN.PID|ROOM|USER": the master's run_id, the worker), "in" or

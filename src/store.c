@@ -1,6 +1,7 @@
 /* store.c - sessions, history, publishing and presence over Redis. */
 #include "store.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 static struct {
     const struct conf *cfg;
     struct redis_conn *conn;
+    char reserved[sizeof(((struct conf *)0)->reserved_names) + PL_NAME_MAX + 4];
 } store;
 
 /* What a pending call needs back: the caller's callback and argument, and
@@ -107,9 +109,29 @@ void store_on_up(void (*cb)(void))
     up_cb = cb;
 }
 
+/* The names a session may not publish as, for the publish script: the
+ * same ones auth_name_reserved() knows, as " a b " in lower case. */
+static void store_reserved_list(void)
+{
+    const char *cursor = store.cfg->reserved_names, *item;
+    size_t used, len;
+
+    used = (size_t)snprintf(store.reserved, sizeof(store.reserved), " %s ", store.cfg->agent_name);
+    while ((item = pl_list_next(&cursor, &len)) != NULL && used + len + 1 < sizeof(store.reserved)) {
+        memcpy(store.reserved + used, item, len);
+        used += len;
+        store.reserved[used++] = ' ';
+        store.reserved[used] = '\0';
+    }
+    for (char *p = store.reserved; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+    }
+}
+
 int store_init(const struct worker_env *w)
 {
     store.cfg = w->cfg;
+    store_reserved_list();
     scripts_init();
     store.conn = redis_conn_new(w->base, &store.cfg->redis, "worker", store.cfg->redis_timeout_ms, store_on_state, NULL);
     return store.conn ? PL_OK : PL_ERR;
@@ -336,57 +358,61 @@ int store_user_take(const char *user, store_count_cb cb, void *arg)
 static void store_on_published(redisReply *r, void *arg)
 {
     struct store_call *c = arg;
+    const redisReply *verdict;
 
     if (store_failed(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2
-        || r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_INTEGER) {
+        || r->element[0]->type != REDIS_REPLY_STRING) {
         c->cb.publish(STORE_UNAVAILABLE, NULL, 0, c->arg);
-    } else if (r->element[1]->integer < 0) {
-        c->cb.publish(STORE_LIMITED, NULL, (long)-r->element[1]->integer, c->arg);
+    } else if ((verdict = r->element[1])->type == REDIS_REPLY_STRING) {
+        c->cb.publish(strcmp(verdict->str, "reserved") == 0 ? STORE_RESERVED : STORE_NOT_FOUND,
+                      r->element[0]->str, 0, c->arg);
+    } else if (verdict->type != REDIS_REPLY_INTEGER) {
+        c->cb.publish(STORE_UNAVAILABLE, NULL, 0, c->arg);
+    } else if (verdict->integer < 0) {
+        c->cb.publish(STORE_LIMITED, NULL, (long)-verdict->integer, c->arg);
     } else {
-        c->cb.publish(STORE_OK, r->element[0]->str, (long)r->element[1]->integer, c->arg);
+        c->cb.publish(STORE_OK, r->element[0]->str, (long)verdict->integer, c->arg);
     }
     free(c);
 }
 
-int store_message_publish(const char *room, const char *from, const char *content, size_t len,
-                          const char *cmid, int limited, store_publish_cb cb, void *arg)
+int store_message_publish(const struct store_message *m, store_publish_cb cb, void *arg)
 {
-    struct store_call *c = store_call_new(room, arg);
-    char log_key[STORE_KEY_MAX], dedup[STORE_KEY_MAX * 2], channel[STORE_KEY_MAX], maxlen[16];
-    char rate_key[STORE_KEY_MAX], rate[16], burst[16], room_ttl[16];
-    struct evbuffer *tail = evbuffer_new();
-    int rc;
+    struct store_call *c = store_call_new(m->room, arg);
+    char log_key[STORE_KEY_MAX], channel[STORE_KEY_MAX], maxlen[16], rate[16], burst[16], room_ttl[16];
+    struct evbuffer *before = evbuffer_new(), *after = evbuffer_new();
+    int rc = PL_ERR;
 
-    if (c == NULL || tail == NULL) {
+    if (c == NULL || before == NULL || after == NULL) {
         free(c);
-        if (tail != NULL) {
-            evbuffer_free(tail);
-        }
-        return PL_ERR;
+        goto done;
     }
     c->cb.publish = cb;
-    key_room_log(log_key, sizeof(log_key), store.cfg->redis_prefix, room);
-    key_room_channel(channel, sizeof(channel), store.cfg->redis_prefix, room);
-    if (cmid == NULL || key_dedup(dedup, sizeof(dedup), store.cfg->redis_prefix, from, cmid) < 0) {
-        snprintf(dedup, sizeof(dedup), "%s", log_key);     /* unused without a cmid */
-        cmid = NULL;
-    }
+    key_room_log(log_key, sizeof(log_key), store.cfg->redis_prefix, m->room);
+    key_room_channel(channel, sizeof(channel), store.cfg->redis_prefix, m->room);
     snprintf(maxlen, sizeof(maxlen), "%d", store.cfg->history_length);
-    key_rate(rate_key, sizeof(rate_key), store.cfg->redis_prefix, from);
-    snprintf(rate, sizeof(rate), "%d", limited ? store.cfg->rate_limit : 0);
+    snprintf(rate, sizeof(rate), "%d", m->limited ? store.cfg->rate_limit : 0);
     snprintf(burst, sizeof(burst), "%d", store.cfg->rate_burst);
     snprintf(room_ttl, sizeof(room_ttl), "%d", store.cfg->room_ttl_s);
-    event_message_tail(tail, room, from, content, len);
+    event_message_split(before, after, m->room, m->content, m->len);
     {
-        const char *argv[] = { log_key, dedup, rate_key, maxlen, channel, from, content,
-                               (const char *)evbuffer_pullup(tail, -1), cmid ? cmid : "", STORE_DEDUP_TTL,
-                               rate, burst, room_ttl };
-        size_t lens[] = { strlen(log_key), strlen(dedup), strlen(rate_key), strlen(maxlen), strlen(channel),
-                          strlen(from), len, evbuffer_get_length(tail), cmid ? strlen(cmid) : 0,
-                          strlen(STORE_DEDUP_TTL), strlen(rate), strlen(burst), strlen(room_ttl) };
-        rc = store_run(c, SCRIPT_PUBLISH_MESSAGE, store_on_published, 3, 13, argv, lens);
+        const char *argv[] = { log_key, store.cfg->redis_prefix, maxlen, channel, m->from ? m->from : "",
+                               m->session ? m->session : "", m->content,
+                               (const char *)evbuffer_pullup(before, -1), (const char *)evbuffer_pullup(after, -1),
+                               m->cmid ? m->cmid : "", STORE_DEDUP_TTL, rate, burst, room_ttl, store.reserved };
+        size_t lens[] = { strlen(log_key), strlen(store.cfg->redis_prefix), strlen(maxlen), strlen(channel),
+                          strlen(argv[4]), strlen(argv[5]), m->len, evbuffer_get_length(before),
+                          evbuffer_get_length(after), strlen(argv[9]), strlen(STORE_DEDUP_TTL), strlen(rate),
+                          strlen(burst), strlen(room_ttl), strlen(store.reserved) };
+        rc = store_run(c, SCRIPT_PUBLISH_MESSAGE, store_on_published, 1, 15, argv, lens);
     }
-    evbuffer_free(tail);
+done:
+    if (before != NULL) {
+        evbuffer_free(before);
+    }
+    if (after != NULL) {
+        evbuffer_free(after);
+    }
     return rc;
 }
 

@@ -24,6 +24,7 @@ enum store_status {
     STORE_UNAVAILABLE,          /* Redis down, slow or answering errors */
     STORE_LIMITED,              /* the sender is over its rate limit */
     STORE_TAKEN,                /* an open sign-in's name is held by someone */
+    STORE_RESERVED,             /* a session's name is reserved */
 };
 
 /* One stored event (a message) read back from a room's stream. */
@@ -102,12 +103,25 @@ int store_signin_take(const char *limit_key, store_count_cb cb, void *arg);
  * the next one is. */
 int store_user_take(const char *user, store_count_cb cb, void *arg);
 
-/* Stores and publishes a message in ROOM (idempotent on CMID, may be NULL).
- * With LIMITED, FROM's publishing is held to rate_limit/rate_burst across
- * all workers and hosts (HTTP publishing; WebSocket connections have their
- * own buckets). */
-int store_message_publish(const char *room, const char *from, const char *content, size_t len,
-                          const char *cmid, int limited, store_publish_cb cb, void *arg);
+/* A message to store and publish. */
+struct store_message {
+    const char *room;
+    const char *from;           /* the sender; NULL: the user of SESSION */
+    const char *session;        /* the sender's session token, checked in the
+                                 * same round trip (NULL: none, a JWT) */
+    const char *content;
+    size_t len;
+    const char *cmid;           /* client_msg_id, NULL: none */
+    int limited;                /* hold FROM to rate_limit/rate_burst across all
+                                 * workers and hosts (HTTP publishing; WebSocket
+                                 * connections have their own buckets) */
+};
+
+/* Stores and publishes message M (idempotent on its cmid).  With a
+ * session, CB gets STORE_NOT_FOUND when it is gone (revoked, expired) or
+ * not FROM's, and STORE_RESERVED with its user's name as ID when that name
+ * is reserved (agent_name, reserved_names); nothing is stored then. */
+int store_message_publish(const struct store_message *m, store_publish_cb cb, void *arg);
 
 /* Reads up to LIMIT messages of ROOM strictly after AFTER and/or strictly
  * before BEFORE (either may be NULL), oldest first; without AFTER, the

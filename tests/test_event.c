@@ -57,19 +57,22 @@ START_TEST(message_layout_is_the_contract_and_parses)
 }
 END_TEST
 
-START_TEST(message_tail_matches_message)
+START_TEST(message_split_matches_message)
 {
-    /* The publish script wraps the tail exactly like event_message does. */
-    struct evbuffer *tail = evbuffer_new();
+    /* The publish script puts the parts around "from" exactly as
+     * event_message does. */
+    struct evbuffer *before = evbuffer_new(), *after = evbuffer_new();
     char expect[512];
 
-    event_message_tail(tail, "r", "u", "c\n", 2);
-    evbuffer_add(tail, "", 1);
-    snprintf(expect, sizeof(expect), "{\"type\":\"message\",\"id\":\"5-0\",%s,\"ts\":5}",
-             (const char *)evbuffer_pullup(tail, -1));
+    event_message_split(before, after, "r", "c\n", 2);
+    evbuffer_add(before, "", 1);
+    evbuffer_add(after, "", 1);
+    snprintf(expect, sizeof(expect), "{\"type\":\"message\",\"id\":\"5-0\",%s,\"from\":\"u\"%s,\"ts\":5}",
+             (const char *)evbuffer_pullup(before, -1), (const char *)evbuffer_pullup(after, -1));
     event_message(out, "5-0", "r", "u", "c\n", 2, 5);
     ck_assert_str_eq(text(), expect);
-    evbuffer_free(tail);
+    evbuffer_free(before);
+    evbuffer_free(after);
 }
 END_TEST
 
@@ -149,7 +152,7 @@ Suite *suite_event(void)
     tcase_add_test(tc, escape_controls_quotes_and_keeps_utf8);
     tcase_add_test(tc, escape_embedded_nul);
     tcase_add_test(tc, message_layout_is_the_contract_and_parses);
-    tcase_add_test(tc, message_tail_matches_message);
+    tcase_add_test(tc, message_split_matches_message);
     tcase_add_test(tc, presence_typing_direct);
     tcase_add_test(tc, header);
     tcase_add_test(tc, ids);

@@ -29,7 +29,7 @@ END_TEST
 /* Builds the key CASE names, so that one table drives every builder. */
 enum key_kind {
     K_SESSION, K_ROOM_LOG, K_ROOM_MEMBERS, K_ROOM_CHANNEL, K_USER_CHANNEL,
-    K_INSTANCE, K_INSTANCE_PRESENCE, K_INSTANCES, K_DEDUP,
+    K_INSTANCE, K_INSTANCE_PRESENCE, K_INSTANCES,
 };
 
 static int key_build(enum key_kind kind, char *out, size_t outlen, const char *prefix, const char *a, const char *b)
@@ -43,7 +43,6 @@ static int key_build(enum key_kind kind, char *out, size_t outlen, const char *p
     case K_INSTANCE:          return key_instance(out, outlen, prefix, a);
     case K_INSTANCE_PRESENCE: return key_instance_presence(out, outlen, prefix, a);
     case K_INSTANCES:         return key_instances(out, outlen, prefix);
-    case K_DEDUP:             return key_dedup(out, outlen, prefix, a, b);
     }
     return -2;
 }
@@ -61,7 +60,6 @@ static const struct key_case {
     { K_INSTANCE, "parley:", "host1-42", NULL, "parley:instance:host1-42" },
     { K_INSTANCE_PRESENCE, "parley:", "host1-42", NULL, "parley:instance:host1-42:presence" },
     { K_INSTANCES, "parley:", NULL, NULL, "parley:instances" },
-    { K_DEDUP, "parley:", "alice", "c1", "parley:dedup:alice:c1" },
 
     { K_SESSION, "x:", "t", NULL, "x:session:t" },
     { K_ROOM_LOG, "x:", "a.b", NULL, "x:room:a.b:log" },
@@ -71,7 +69,6 @@ static const struct key_case {
     { K_INSTANCE, "x:", "i", NULL, "x:instance:i" },
     { K_INSTANCE_PRESENCE, "x:", "i", NULL, "x:instance:i:presence" },
     { K_INSTANCES, "x:", NULL, NULL, "x:instances" },
-    { K_DEDUP, "x:", "bob", "id:with:colons", "x:dedup:bob:id:with:colons" },
 
     /* The prefix is used verbatim, even empty or without a colon. */
     { K_ROOM_CHANNEL, "", "lobby", NULL, "room:lobby" },
@@ -112,7 +109,7 @@ START_TEST(keys_null_parts)
     ck_assert_int_eq(key_room_log(out, sizeof(out), "parley:", NULL), -1);
     ck_assert_str_eq(out, "");
     ck_assert_int_eq(key_instances(out, sizeof(out), NULL), -1);
-    ck_assert_int_eq(key_dedup(out, sizeof(out), "parley:", "alice", NULL), -1);
+    ck_assert_int_eq(key_user_channel(out, sizeof(out), "parley:", NULL), -1);
     ck_assert_str_eq(out, "");
 }
 END_TEST

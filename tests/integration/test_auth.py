@@ -121,6 +121,13 @@ class BackendSessions(AuthCase):
         status, _, _ = self.p.request("GET", "/api/rooms/lobby/messages",
                                       headers={"Authorization": "Bearer " + "A" * 43})
         self.assertEqual(status, 403)
+        # Publishing checks the session in the publish script: same answer,
+        # in any letter case, and nothing stored.
+        self.redis("HSET", "parley:session:" + "B" * 43, "user", "Root")
+        for token in ("A" * 43, "B" * 43):
+            status, body = publish(self.p, token, "lobby", "as admin")
+            self.assertEqual((status, body["error"]["code"]), (403, "forbidden"))
+        self.assertEqual(self.redis("EXISTS", "parley:room:lobby:log"), "0")
 
     def test_max_sessions_per_user(self):
         first = session(self.p, "many")
@@ -308,6 +315,25 @@ class Revocation(AuthCase):
         self.assertEqual(self.redis("FCALL", "parley_revoke_session", "0", t1), "0")
         self.assertEqual(self.redis("ZRANGE", "parley:user:jack:sessions", "0", "-1"), t2)
 
+    def test_publishing_stops_at_once(self):
+        """A message sent after the revocation, before its event arrives
+        (the host's bus is held up), is not stored: the publish script
+        checks the session, and the connection closes."""
+        token = session(self.p, "quinn")
+        c = self.ws(token, "stop")
+        bus = self.p.bus_pid()
+        os.kill(bus, signal.SIGSTOP)
+        try:
+            self.assertEqual(self.redis("FCALL", "parley_revoke_session", "0", token), "1")
+            c.send_json({"type": "message", "content": "after revocation", "client_msg_id": "late"})
+            self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
+            status, body = publish(self.p, token, "stop", "over HTTP")
+            self.assertEqual((status, body["error"]["code"]), (401, "unauthorized"))
+        finally:
+            os.kill(bus, signal.SIGCONT)
+        self.assertEqual(self.redis("EXISTS", "parley:room:stop:log"), "0")
+        self.assertEqual(self.redis("EXISTS", "parley:dedup:quinn:late"), "0")
+
     def test_deleting_a_session_and_announcing_it(self):
         """Revoking by hand: DEL the session, then publish the event."""
         token = session(self.p, "kim")
@@ -386,7 +412,7 @@ class Tickets(AuthCase):
     def test_tickets_for_streams_cookies_and_jwts(self):
         token = session(self.p, "uma")
         stream = self.sse_ticket(self.ticket({"Cookie": "parley_token=" + token}), "tix2")
-        publish(self.p, token, "tix2", "seen")
+        self.assertEqual(publish(self.p, token, "tix2", "seen")[0], 201)
         self.assertEqual(stream.wait_events(1, kind="message")[0]["json"]["content"], "seen")
         c = WSClient.connect(self.p.port, "/ws/chat/tix2?ticket=" + self.ticket({"Authorization": "Bearer " +
                                                                                 jwt("vera", 2)}), timeout=T)
