@@ -34,8 +34,13 @@ static void chunk_sent(const void *data, size_t len, void *arg)
 
 int chunk_append(struct evbuffer *out, struct chunk *c)
 {
+    return chunk_append_from(out, c, 0);
+}
+
+int chunk_append_from(struct evbuffer *out, struct chunk *c, size_t offset)
+{
     c->refs++;
-    if (evbuffer_add_reference(out, c->data, c->len, chunk_sent, c) != 0) {
+    if (evbuffer_add_reference(out, c->data + offset, c->len - offset, chunk_sent, c) != 0) {
         c->refs--;
         return PL_ERR;
     }

@@ -24,6 +24,9 @@ void chunk_unref(struct chunk *c);
 /* Adds C to OUT by reference (taking a reference of its own). */
 int chunk_append(struct evbuffer *out, struct chunk *c);
 
+/* The same for C's bytes from OFFSET on. */
+int chunk_append_from(struct evbuffer *out, struct chunk *c, size_t offset);
+
 /* For bus_event_cache: drops the cache's reference. */
 void chunk_free_cached(void *c);
 

@@ -3,6 +3,7 @@
 #include "outq.h"
 
 #include <errno.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -31,22 +32,78 @@ static struct {
     .batched_queue = TAILQ_HEAD_INITIALIZER(outq.batched_queue),
 };
 
+/* Moves IT's pending chunks into its buffer, but for the first SENT bytes
+ * (written already).  Returns PL_ERR if some could not be (out of memory). */
+static int outq_spill(struct outq_item *it, size_t sent)
+{
+    struct evbuffer *out = bufferevent_get_output(it->bev);
+    int rc = PL_OK;
+
+    for (int i = 0; i < it->npending; i++) {
+        struct chunk *c = it->pending[i];
+
+        if (sent >= c->len) {
+            sent -= c->len;
+        } else {
+            if (rc == PL_OK && chunk_append_from(out, c, sent) != PL_OK) {
+                rc = PL_ERR;
+            }
+            sent = 0;
+        }
+        chunk_unref(c);
+    }
+    it->npending = 0;
+    it->pending_len = 0;
+    return rc;
+}
+
+/* Writes the pending chunks with one writev; the rest goes to the buffer.
+ * Returns -1 when the peer is gone. */
+static int outq_write_pending(struct outq_item *it)
+{
+    struct iovec iov[OUTQ_PENDING];
+    ssize_t n;
+
+    for (int i = 0; i < it->npending; i++) {
+        iov[i].iov_base = it->pending[i]->data;
+        iov[i].iov_len = it->pending[i]->len;
+    }
+    n = writev(bufferevent_getfd(it->bev), iov, it->npending);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        outq_spill(it, it->pending_len);        /* dropped */
+        return -1;
+    }
+    return outq_spill(it, n < 0 ? 0 : (size_t)n) == PL_OK ? 0 : -1;
+}
+
 static void outq_flush_one(struct outq_item *it)
 {
     struct evbuffer *out = bufferevent_get_output(it->bev);
     int n;
 
+    if (it->failed) {
+        it->on_written(it, 1, outq_queued(it));
+        return;
+    }
     if (bufferevent_get_enabled(it->bev) & EV_WRITE) {
         return;                 /* libevent is already writing the rest */
     }
-    /* A bufferevent keeps the start of its output frozen so that only it
-     * drains it; write the way its own write callback does. */
-    evbuffer_unfreeze(out, 1);
-    n = evbuffer_write(out, bufferevent_getfd(it->bev));
-    evbuffer_freeze(out, 1);
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        it->on_written(it, 1, evbuffer_get_length(out));
-        return;
+    if (it->npending > 0) {
+        /* The buffer is empty: nothing goes before these. */
+        if (outq_write_pending(it) < 0) {
+            it->on_written(it, 1, evbuffer_get_length(out));
+            return;
+        }
+    } else {
+        /* A bufferevent keeps the start of its output frozen so that only
+         * it drains it; write the way its own write callback does. */
+        evbuffer_unfreeze(out, 1);
+        n = evbuffer_write(out, bufferevent_getfd(it->bev));
+        evbuffer_freeze(out, 1);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            it->on_written(it, 1, evbuffer_get_length(out));
+            return;
+        }
     }
     if (evbuffer_get_length(out) > 0) {
         bufferevent_enable(it->bev, EV_WRITE);
@@ -117,6 +174,9 @@ void outq_attach(struct outq_item *it, struct bufferevent *bev, outq_written_cb 
     it->bev = bev;
     it->on_written = on_written;
     it->queued = OUTQ_IDLE;
+    it->failed = 0;
+    it->npending = 0;
+    it->pending_len = 0;
     bufferevent_disable(bev, EV_WRITE);
 }
 
@@ -149,11 +209,33 @@ void outq_schedule_batched(struct outq_item *it)
     }
 }
 
+struct evbuffer *outq_output(struct outq_item *it)
+{
+    if (it->npending > 0 && outq_spill(it, 0) != PL_OK) {
+        it->failed = 1;
+        outq_schedule(it);
+    }
+    return bufferevent_get_output(it->bev);
+}
+
+size_t outq_queued(const struct outq_item *it)
+{
+    return it->pending_len + evbuffer_get_length(bufferevent_get_output(it->bev));
+}
+
 ssize_t outq_push(struct outq_item *it, struct chunk *c, int batched)
 {
     struct evbuffer *out = bufferevent_get_output(it->bev);
 
-    if (c == NULL || chunk_append(out, c) != PL_OK) {
+    if (c == NULL) {
+        return -1;
+    }
+    if (it->npending < OUTQ_PENDING && evbuffer_get_length(out) == 0
+        && !(bufferevent_get_enabled(it->bev) & EV_WRITE)) {
+        c->refs++;
+        it->pending[it->npending++] = c;
+        it->pending_len += c->len;
+    } else if (chunk_append(outq_output(it), c) != PL_OK) {
         return -1;
     }
     metrics_add(METRIC_BYTES_OUT, c->len);
@@ -162,7 +244,7 @@ ssize_t outq_push(struct outq_item *it, struct chunk *c, int batched)
     } else {
         outq_schedule(it);
     }
-    return (ssize_t)evbuffer_get_length(out);
+    return (ssize_t)outq_queued(it);
 }
 
 void outq_detach(struct outq_item *it)
@@ -171,6 +253,11 @@ void outq_detach(struct outq_item *it)
         TAILQ_REMOVE(it->queued == OUTQ_NOW ? &outq.now_queue : &outq.batched_queue, it, link);
         it->queued = OUTQ_IDLE;
     }
+    for (int i = 0; i < it->npending; i++) {
+        chunk_unref(it->pending[i]);
+    }
+    it->npending = 0;
+    it->pending_len = 0;
 }
 
 void outq_written(struct outq_item *it)

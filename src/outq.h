@@ -9,6 +9,12 @@
  * all gets write interest, until libevent has drained it; its write
  * callback must then call outq_written().
  *
+ * A stream whose buffer is empty keeps the chunks pushed to it in the pass
+ * (up to OUTQ_PENDING) by reference in its item and writes them straight
+ * from there with one writev: no buffer chain is allocated, filled and
+ * freed for a delivery that goes out at once, which is nearly every one.
+ * Whatever the kernel does not take moves into the buffer.
+ *
  * Nearly all the cost of a delivery is the kernel's, one write per client
  * per write call, whatever its size.  With write_delay > 0 room events are
  * written in batches at least write_delay apart (one timer per worker): the
@@ -35,11 +41,17 @@ struct outq_item;
  * else how much is still queued. */
 typedef void (*outq_written_cb)(struct outq_item *it, int error, size_t queued);
 
+#define OUTQ_PENDING 4
+
 /* Embedded in a stream's state. */
 struct outq_item {
     struct bufferevent *bev;
     outq_written_cb on_written;
     int queued;                 /* 0, or which queue it is on */
+    int failed;                 /* output was lost (out of memory): report it */
+    int npending;               /* chunks pushed while the buffer was empty */
+    struct chunk *pending[OUTQ_PENDING];
+    size_t pending_len;
     TAILQ_ENTRY(outq_item) link;
 };
 
@@ -61,7 +73,14 @@ void outq_schedule_batched(struct outq_item *it);
  * -1 when C could not be queued (C NULL, or out of memory). */
 ssize_t outq_push(struct outq_item *it, struct chunk *c, int batched);
 
-/* IT's owner is going away: take it off the queue. */
+/* IT's output buffer, to append to directly (then outq_schedule()): what
+ * was pushed before goes into it first, so the order holds. */
+struct evbuffer *outq_output(struct outq_item *it);
+
+/* The bytes IT has not written yet. */
+size_t outq_queued(const struct outq_item *it);
+
+/* IT's owner is going away: take it off the queue (and drop its output). */
 void outq_detach(struct outq_item *it);
 
 /* For the bufferevent's write callback: libevent drained what the direct

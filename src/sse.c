@@ -111,7 +111,7 @@ static int sse_unpin(struct sse_client *c)
 
 static int sse_backlogged(struct sse_client *c)
 {
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= sse.cfg->sse_max_backlog) {
+    if (outq_queued(&c->out) <= sse.cfg->sse_max_backlog) {
         return 0;
     }
     log_warn("event=slow_consumer transport=sse room=%s user=%s", c->feed.room, c->feed.who.user);
@@ -237,7 +237,7 @@ static void sse_on_ping(evutil_socket_t fd, short what, void *arg)
 
     PL_UNUSED(fd);
     PL_UNUSED(what);
-    evbuffer_add(bufferevent_get_output(c->bev), ": ping\n\n", 8);
+    evbuffer_add(outq_output(&c->out), ": ping\n\n", 8);
     outq_schedule(&c->out);
     sse_backlogged(c);
 }

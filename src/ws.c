@@ -93,7 +93,7 @@ static void ws_release(struct ws_conn *c);
  * off when its backlog passes the limit. */
 static void ws_check_backlog(struct ws_conn *c)
 {
-    size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+    size_t queued = outq_queued(&c->out);
 
     if (c->st == WS_OPEN && queued > ws.cfg->ws_max_backlog) {
         log_warn("event=slow_consumer transport=ws backlog=%zu", queued);
@@ -350,8 +350,9 @@ static void ws_on_write(struct bufferevent *bev, void *arg)
 {
     struct ws_conn *c = arg;
 
+    PL_UNUSED(bev);
     outq_written(&c->out);
-    ws_after_write(c, evbuffer_get_length(bufferevent_get_output(bev)));
+    ws_after_write(c, outq_queued(&c->out));
 }
 
 static void ws_on_written(struct outq_item *it, int error, size_t queued)
