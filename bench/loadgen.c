@@ -26,8 +26,16 @@
  * room n mod K (rooms ROOM-0 .. ROOM-<K-1>): each subscriber expects the
  * messages of its room only, and one of another room counts as
  * unrecognised.  The subscribers then connect in a random order, so that a
- * balancer in front does not see the rooms in step with its own turns.  Order is still checked per publisher connection, within
- * the subscriber's room.
+ * balancer in front does not see the rooms in step with its own turns.
+ * Order is still checked per publisher connection, within the subscriber's
+ * room.
+ *
+ * With --chat, the subscribers are the users of a chat: each posts in its
+ * room (content "n=<its own count> p=<user> t=<ns>") on a schedule, from
+ * the subscriber processes, which report what the server took per room;
+ * order and duplicates are then checked per user.  The parent only
+ * coordinates (START, STOP, POSTED, EXPECT, DRAIN, EXIT) and measures,
+ * memory included after the traffic and after an idle time.
  *
  * Besides --server-pids (the servers' total), --cpu NAME=PIDS measures the
  * CPU of a group of processes on its own (Redis, a proxy in front), both
@@ -67,6 +75,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -84,7 +93,7 @@
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 enum target { TARGET_PARLEY, TARGET_NCHAN };
-enum kind { KIND_WS, KIND_SSE };
+enum kind { KIND_WS, KIND_SSE, KIND_MIXED };
 
 struct options {
     enum target target;
@@ -112,15 +121,55 @@ struct options {
     int concurrency;
     int quiet;
     int pub_ws;                 /* parley: publish over WebSocket, as the web client does */
+    int cmid;                   /* parley: every message carries a client_msg_id */
+    /* --chat: every subscriber is a user who posts to its own room */
+    int chat;
+    int secs;                   /* how long the users post */
+    int post_every_ms;          /* each user's period in the small rooms */
+    int big_room;               /* users 0..N-1 are in room 0, the others in rooms 1.. */
+    int big_post_every_ms;      /* each user's period in the big room */
+    int posters;                /* HTTP connections per process for posts */
+    int idle_ms;                /* after the run: idle this long, then Pss again */
+    const char *jwt_secret;     /* parley: a JWT per user, signed with this */
 };
 
 static struct options opt = {
     .target = TARGET_PARLEY, .kind = KIND_WS, .host = "127.0.0.1", .subs = 1000, .procs = 1,
     .msgs = 1000, .rate = 100, .pubs = 2, .rooms = 1, .settle_ms = 1000, .drain_ms = 5000,
-    .connect_timeout_ms = 15000, .concurrency = 100,
+    .connect_timeout_ms = 15000, .concurrency = 100, .secs = 60, .post_every_ms = 10000,
+    .big_post_every_ms = 100000, .posters = 4,
 };
 
 static char token[128];         /* parley session token, "" for nchan */
+
+/* The room of user (subscriber) I: I mod --rooms, or with --big-room N,
+ * room 0 for the first N and I mod the other rooms for the rest. */
+static int user_room(int i)
+{
+    if (opt.big_room == 0) {
+        return i % opt.rooms;
+    }
+    return i < opt.big_room ? 0 : 1 + (i - opt.big_room) % (opt.rooms - 1);
+}
+
+/* User I's place among the users of its room, and how many there are. */
+static int user_slot(int i)
+{
+    if (opt.big_room == 0) {
+        return i / opt.rooms;
+    }
+    return i < opt.big_room ? i : (i - opt.big_room) / (opt.rooms - 1);
+}
+
+static int room_users(int r)
+{
+    int small = opt.rooms - (opt.big_room > 0), users = opt.subs - opt.big_room;
+
+    if (opt.big_room > 0 && r == 0) {
+        return opt.big_room;
+    }
+    return (users + small - 1) / small;
+}
 
 /* The name of room R: --room itself when there is one room, else ROOM-R
  * (parse_args checks that the longest fits). */
@@ -504,6 +553,38 @@ static void parley_session(void)
     token[n] = '\0';
 }
 
+/* Base64url without padding (RFC 7515 section 2), OUT holds 4 * (N + 2) / 3 + 1. */
+static void base64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    char *p;
+
+    EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    for (p = out; *p != '\0' && *p != '='; p++) {
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    }
+    *p = '\0';
+}
+
+/* --jwt-secret: an HS256 JWT for user "u<I>", valid for a day, in a new string. */
+static char *user_jwt(int i)
+{
+    char claims[64], head[64], body[128], *out;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    int n = snprintf(claims, sizeof(claims), "{\"sub\":\"u%d\",\"exp\":%lld}", i, (long long)time(NULL) + 86400);
+
+    base64url_encode((const unsigned char *)"{\"alg\":\"HS256\",\"typ\":\"JWT\"}", 27, head);
+    base64url_encode((const unsigned char *)claims, (size_t)n, body);
+    if ((out = malloc(strlen(head) + strlen(body) + 64)) == NULL) {
+        die("out of memory");
+    }
+    n = sprintf(out, "%s.%s", head, body);
+    HMAC(EVP_sha256(), opt.jwt_secret, (int)strlen(opt.jwt_secret), (const unsigned char *)out, (size_t)n, mac, &maclen);
+    out[n++] = '.';
+    base64url_encode(mac, maclen, out + n);
+    return out;
+}
+
 /* ---- deliveries: "n=<seq> p=<pub> t=<ns>" ---- */
 
 /* Reads "KEY=<digits>" at *P (bounded by END), then skips one space. */
@@ -532,7 +613,7 @@ static int parse_content(const char *p, size_t len, long *seq, int *pub, int64_t
     int64_t n, pp;
 
     if (parse_field(&p, end, 'n', &n) < 0 || parse_field(&p, end, 'p', &pp) < 0
-        || parse_field(&p, end, 't', t) < 0 || n > INT32_MAX || pp > MAX_PUBS) {
+        || parse_field(&p, end, 't', t) < 0 || n > INT32_MAX || pp > (opt.chat ? opt.subs : MAX_PUBS)) {
         return -1;
     }
     *seq = (long)n;
@@ -563,6 +644,12 @@ struct sub {
     uint32_t nrecv;             /* unique deliveries */
     int32_t last[MAX_PUBS];     /* highest seq seen per publisher connection */
     uint8_t *seen;              /* bit per seq, when affordable */
+    uint8_t kind;               /* enum kind: ws or sse */
+    /* --chat */
+    char *token;                /* the user's own (a JWT), NULL: the shared one */
+    int32_t *user_last;         /* highest seq seen per user of the room (user_slot) */
+    int32_t posts;              /* messages this user sent */
+    uint32_t unacked;           /* sent over its WebSocket, not acknowledged yet */
 };
 
 static struct {
@@ -592,6 +679,20 @@ static struct {
     int errors_shown;
     int proc;
     unsigned ticks;
+    /* --chat: the users of this process post */
+    struct poster *posters;
+    struct plan {
+        int *users;             /* indexes into subs, in a random order */
+        int n;
+        int64_t period_ns;
+        long done;              /* posts due so far (user done % n is next) */
+    } plan[2];                  /* the small rooms', the big room's */
+    struct event *post_timer;
+    int64_t chat_start_ns;
+    int64_t stop_deadline;
+    int stopping;               /* STOP came: waiting for the last answers */
+    long *room_posted;          /* messages the server took, per room */
+    uint64_t typing, post_errors, post_skipped;
 } S;
 
 static char rbuf[RBUF_READ * 4];
@@ -666,10 +767,39 @@ static void sub_set_ready(struct sub *s)
     child_check_ready();
 }
 
+/* --chat: PUB is a user, SEQ its own count; order and duplicates are
+ * checked per user of the subscriber's room.  Returns -1 to drop it. */
+static int sub_check_chat(struct sub *s, long seq, int pub)
+{
+    int32_t *last;
+
+    if (pub < 0 || pub >= opt.subs || user_room(pub) != s->room || s->user_last == NULL) {
+        S.foreign++;
+        return -1;
+    }
+    last = &s->user_last[user_slot(pub)];
+    if (seq == *last) {
+        S.dups++;
+        return -1;
+    }
+    if (seq < *last) {
+        S.ooo++;
+    } else {
+        *last = (int32_t)seq;
+    }
+    return 0;
+}
+
 static void sub_deliver(struct sub *s, long seq, int pub, int64_t t, int64_t now)
 {
     int64_t lat = now - t;
 
+    if (opt.chat) {
+        if (sub_check_chat(s, seq, pub) < 0) {
+            return;
+        }
+        goto count;
+    }
     if (seq < 0 || seq >= opt.msgs || pub < 0 || pub >= MAX_PUBS || seq % opt.rooms != s->room) {
         S.foreign++;
         return;
@@ -695,6 +825,7 @@ static void sub_deliver(struct sub *s, long seq, int pub, int64_t t, int64_t now
     } else {
         s->last[pub] = (int32_t)seq;
     }
+count:
     if (lat < 0) {
         lat = 0;
     }
@@ -721,10 +852,19 @@ static void sub_on_payload(struct sub *s, const char *p, size_t len, int64_t now
         const char *c;
 
         if (memmem(p, len, "\"type\":\"message\"", 16) == NULL) {
-            if (!s->ready && opt.kind == KIND_WS && memmem(p, len, "\"type\":\"welcome\"", 16) != NULL) {
+            if (!s->ready && s->kind == KIND_WS && memmem(p, len, "\"type\":\"welcome\"", 16) != NULL) {
                 sub_set_ready(s);
+            } else if (memmem(p, len, "\"type\":\"ack\"", 12) != NULL && s->unacked > 0) {
+                s->unacked--;
+                S.room_posted[s->room]++;
+            } else if (memmem(p, len, "\"type\":\"typing\"", 15) != NULL) {
+                S.typing++;
             } else if (memmem(p, len, "\"type\":\"error\"", 14) != NULL) {
                 S.app_errors++;
+                if (s->unacked > 0) {
+                    s->unacked--;   /* the answer to a post */
+                    S.post_errors++;
+                }
                 sub_error(s, "server error event: %.*s", (int)(len > 200 ? 200 : len), p);
             }
             return;
@@ -737,6 +877,10 @@ static void sub_on_payload(struct sub *s, const char *p, size_t len, int64_t now
         c += 11;
         len -= (size_t)(c - p);
         p = c;
+    }
+    if (opt.chat && len >= 6 && memcmp(p, "typing", 6) == 0) {
+        S.typing++;             /* nchan: a typing notice is a message like any other */
+        return;
     }
     if (parse_content(p, len, &seq, &pub, &t) < 0) {
         S.foreign++;
@@ -969,7 +1113,7 @@ static void sub_feed_body(struct sub *s, char *data, size_t len, int64_t now)
     size_t wlen = len;
     ssize_t used;
 
-    if (opt.kind == KIND_SSE && s->chunked) {
+    if (s->kind == KIND_SSE && s->chunked) {
         ssize_t d = sse_dechunk(s, data, len);
         if (d == -1) {
             sub_error(s, "malformed chunked stream");
@@ -992,7 +1136,7 @@ static void sub_feed_body(struct sub *s, char *data, size_t len, int64_t now)
         work = s->pend.p;
         wlen = s->pend.len;
     }
-    used = opt.kind == KIND_WS ? ws_feed(s, work, wlen, now) : sse_feed(s, work, wlen, now);
+    used = s->kind == KIND_WS ? ws_feed(s, work, wlen, now) : sse_feed(s, work, wlen, now);
     if (used < 0 || s->state == SUB_CLOSED) {
         return;
     }
@@ -1011,7 +1155,7 @@ static int sub_check_head(struct sub *s, size_t hlen)
     int code = hlen > 12 && memcmp(p, "HTTP/1.", 7) == 0 ? atoi(p + 9) : 0;
 
     http_status_line(p, hlen, status, sizeof(status));
-    if (opt.kind == KIND_WS) {
+    if (s->kind == KIND_WS) {
         if (code != 101) {
             size_t blen = s->pend.len - hlen;
             sub_error(s, "upgrade failed: %s%s%.*s", status, blen ? " " : "",
@@ -1061,7 +1205,7 @@ static void sub_on_connected(struct sub *s)
         return;
     }
     room_name(s->room, room, sizeof(room));
-    if (opt.kind == KIND_WS) {
+    if (s->kind == KIND_WS) {
         unsigned char raw[16];
         char key[32];
 
@@ -1073,7 +1217,7 @@ static void sub_on_connected(struct sub *s)
         base64_encode(raw, 16, key);
         ws_accept_for(key, s->accept);
         if (opt.target == TARGET_PARLEY) {
-            n = snprintf(req, sizeof(req), "GET /ws/chat/%s?token=%s HTTP/1.1\r\n", room, token);
+            n = snprintf(req, sizeof(req), "GET /ws/chat/%s?token=%s HTTP/1.1\r\n", room, s->token ? s->token : token);
         } else {
             n = snprintf(req, sizeof(req), "GET /sub/%s HTTP/1.1\r\n", room);
         }
@@ -1082,7 +1226,8 @@ static void sub_on_connected(struct sub *s)
                       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", opt.host, opt.port, key);
     } else {
         if (opt.target == TARGET_PARLEY) {
-            n = snprintf(req, sizeof(req), "GET /api/rooms/%s/events?token=%s HTTP/1.1\r\n", room, token);
+            n = snprintf(req, sizeof(req), "GET /api/rooms/%s/events?token=%s HTTP/1.1\r\n", room,
+                         s->token ? s->token : token);
         } else {
             n = snprintf(req, sizeof(req), "GET /sub/%s HTTP/1.1\r\n", room);
         }
@@ -1201,6 +1346,273 @@ static void subs_start_more(void)
 
 static void ctl_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- --chat: the users post ---- */
+
+#define POSTER_WINDOW 4096      /* posts unanswered on one connection */
+
+/* A keep-alive HTTP connection a process posts over, pipelined: for
+ * parley's SSE users, and for every nchan user (nchan's usual way). */
+struct poster {
+    struct event ev;
+    int fd;
+    int want_write;
+    struct buf in;
+    struct buf out;
+    int32_t room[POSTER_WINDOW];    /* per unanswered request: its room, -1: a typing notice */
+    int head, outstanding;
+};
+
+static void poster_on_event(evutil_socket_t fd, short what, void *arg);
+
+static void poster_listen(struct poster *po, int want_write)
+{
+    if (event_initialized(&po->ev)) {
+        event_del(&po->ev);
+    }
+    po->want_write = want_write;
+    event_assign(&po->ev, S.base, po->fd, EV_READ | EV_PERSIST | (want_write ? EV_WRITE : 0), poster_on_event, po);
+    event_add(&po->ev, NULL);
+}
+
+static void poster_open(struct poster *po)
+{
+    po->head = po->outstanding = 0;
+    po->fd = dial_loopback(0, NULL);        /* loopback: at once */
+    if (po->fd < 0) {
+        fprintf(stderr, "loadgen[%d]: post connection: %s\n", S.proc, strerror(errno));
+        return;
+    }
+    evutil_make_socket_nonblocking(po->fd);
+    poster_listen(po, 0);
+}
+
+/* Closes PO (its unanswered posts count as errors) and, while the users
+ * still post, opens it again. */
+static void poster_reset(struct poster *po, const char *why)
+{
+    if (why != NULL) {
+        fprintf(stderr, "loadgen[%d]: post connection: %s, %d posts unanswered\n", S.proc, why, po->outstanding);
+    }
+    S.post_errors += (uint64_t)po->outstanding;
+    event_del(&po->ev);
+    close(po->fd);
+    po->fd = -1;
+    buf_free(&po->in);
+    buf_free(&po->out);
+    if (!S.stopping) {
+        poster_open(po);
+    }
+}
+
+static void poster_flush(struct poster *po)
+{
+    while (po->out.len > 0) {
+        ssize_t w = write(po->fd, po->out.p, po->out.len);
+
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            break;
+        }
+        if (w <= 0) {
+            poster_reset(po, strerror(errno));
+            return;
+        }
+        buf_keep_tail(&po->out, po->out.len - (size_t)w);
+    }
+    if (po->want_write != (po->out.len > 0)) {
+        poster_listen(po, po->out.len > 0);
+    }
+}
+
+/* Reads the answers: 2xx counts the post in its room. */
+static void poster_read(struct poster *po)
+{
+    ssize_t n = read(po->fd, rbuf, RBUF_READ);
+    size_t off = 0;
+
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        /* A keep-alive timeout once the users are quiet is no news. */
+        poster_reset(po, S.stopping && po->outstanding == 0 ? NULL : n == 0 ? "closed by the server" : strerror(errno));
+        return;
+    }
+    if (buf_append(&po->in, rbuf, (size_t)n) < 0) {
+        poster_reset(po, "answers over 1 MiB");
+        return;
+    }
+    for (;;) {
+        int status, close_after, room, r;
+        size_t used, bodylen;
+        const char *body;
+
+        r = http_response_parse(po->in.p + off, po->in.len - off, &status, &used, &body, &bodylen, &close_after);
+        if (r == 0) {
+            break;
+        }
+        if (r < 0 || po->outstanding == 0) {
+            poster_reset(po, r < 0 ? "malformed response" : "an answer to no request");
+            return;
+        }
+        room = po->room[po->head];
+        po->head = (po->head + 1) % POSTER_WINDOW;
+        po->outstanding--;
+        if (status / 100 != 2) {
+            if (S.post_errors++ < MAX_ERRORS_SHOWN) {
+                fprintf(stderr, "loadgen[%d]: post answered %d %.*s\n", S.proc, status,
+                        (int)(bodylen > 200 ? 200 : bodylen), body);
+            }
+        } else if (room >= 0) {
+            S.room_posted[room]++;
+        }
+        off += used;
+        if (close_after) {
+            buf_keep_tail(&po->in, po->in.len - off);
+            poster_reset(po, po->outstanding > 0 ? "\"Connection: close\"" : NULL);
+            return;
+        }
+    }
+    buf_keep_tail(&po->in, po->in.len - off);
+}
+
+static void poster_on_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct poster *po = arg;
+
+    (void)fd;
+    if (what & EV_WRITE) {
+        poster_flush(po);
+    }
+    if (po->fd >= 0 && (what & EV_READ)) {
+        poster_read(po);
+    }
+}
+
+static void poster_send(struct poster *po, int room, const char *req, size_t n)
+{
+    if (po->fd < 0 || po->outstanding == POSTER_WINDOW || buf_append(&po->out, req, n) < 0) {
+        S.post_skipped++;
+        return;
+    }
+    po->room[(po->head + po->outstanding) % POSTER_WINDOW] = room;
+    po->outstanding++;
+    poster_flush(po);
+}
+
+/* User S says something in its room: parley's WebSocket users over their
+ * own connection (a typing notice first), everyone else over HTTP. */
+static void user_post(struct sub *s)
+{
+    char body[256], cmid[48] = "", req[1024], room[80];
+    int64_t t = now_ns();
+    int n;
+
+    if (!s->ready || s->state != SUB_OPEN) {
+        S.post_skipped++;
+        return;
+    }
+    room_name(s->room, room, sizeof(room));
+    if (opt.cmid) {
+        snprintf(cmid, sizeof(cmid), ",\"client_msg_id\":\"u%d-%d\"", s->index, s->posts);
+    }
+    if (opt.target == TARGET_PARLEY && s->kind == KIND_WS) {
+        n = snprintf(body, sizeof(body), "{\"type\":\"message\",\"content\":\"n=%d p=%d t=%" PRId64 "\"%s}",
+                     s->posts, s->index, t, cmid);
+        ws_send(s, 0x1, "{\"type\":\"typing\"}", 17);
+        ws_send(s, 0x1, body, (size_t)n);
+        s->unacked++;
+    } else if (opt.target == TARGET_PARLEY) {
+        int blen = snprintf(body, sizeof(body), "{\"content\":\"n=%d p=%d t=%" PRId64 "\"%s}", s->posts, s->index, t,
+                            cmid);
+        n = snprintf(req, sizeof(req), "POST /api/rooms/%s/messages HTTP/1.1\r\nHost: %s:%d\r\n"
+                     "Authorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                     room, opt.host, opt.port, s->token ? s->token : token, blen, body);
+        poster_send(&S.posters[s->index % opt.posters], s->room, req, (size_t)n);
+    } else {
+        struct poster *po = &S.posters[s->index % opt.posters];
+        int blen;
+
+        if (s->kind == KIND_WS) {
+            blen = snprintf(body, sizeof(body), "typing p=%d", s->index);
+            n = snprintf(req, sizeof(req), "POST /pub/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
+                         "Content-Length: %d\r\n\r\n%s", room, opt.host, opt.port, blen, body);
+            poster_send(po, -1, req, (size_t)n);
+        }
+        blen = snprintf(body, sizeof(body), "n=%d p=%d t=%" PRId64, s->posts, s->index, t);
+        n = snprintf(req, sizeof(req), "POST /pub/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
+                     "Content-Length: %d\r\n\r\n%s", room, opt.host, opt.port, blen, body);
+        poster_send(po, s->room, req, (size_t)n);
+    }
+    s->posts++;
+}
+
+/* Each user posts once per period, the users of a plan evenly spread. */
+static void child_on_post(evutil_socket_t fd, short what, void *arg)
+{
+    int64_t elapsed = now_ns() - S.chat_start_ns;
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    for (int k = 0; k < 2; k++) {
+        struct plan *pl = &S.plan[k];
+        long due;
+
+        if (pl->n == 0) {
+            continue;
+        }
+        due = (long)((double)elapsed / (double)pl->period_ns * pl->n);
+        while (pl->done < due) {
+            user_post(&S.subs[pl->users[pl->done % pl->n]]);
+            pl->done++;
+        }
+    }
+}
+
+static void chat_start(void)
+{
+    struct timeval tv = { 0, 2000 };
+
+    for (int i = 0; i < opt.posters; i++) {
+        poster_open(&S.posters[i]);
+    }
+    S.chat_start_ns = now_ns();
+    S.post_timer = event_new(S.base, -1, EV_PERSIST, child_on_post, NULL);
+    event_add(S.post_timer, &tv);
+}
+
+static int chat_all_answered(void)
+{
+    for (int i = 0; i < opt.posters; i++) {
+        if (S.posters[i].fd >= 0 && S.posters[i].outstanding > 0) {
+            return 0;
+        }
+    }
+    for (int i = 0; i < S.nsubs; i++) {
+        if (S.subs[i].unacked > 0 && S.subs[i].state == SUB_OPEN) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* After STOP, once the posts are answered (or 5 s): what the server took, per room. */
+static void chat_report_posted(void)
+{
+    long sent = 0;
+
+    for (int r = 0; r < opt.rooms; r++) {
+        if (S.room_posted[r] > 0) {
+            ctl_send("POSTED room=%d n=%ld\n", r, S.room_posted[r]);
+        }
+    }
+    for (int i = 0; i < S.nsubs; i++) {
+        sent += S.subs[i].posts;
+    }
+    ctl_send("POSTEND sent=%ld errors=%" PRIu64 " skipped=%" PRIu64 "\n", sent, S.post_errors, S.post_skipped);
+    S.stopping = 2;
+}
+
 static void ctl_send(const char *fmt, ...)
 {
     char line[512];
@@ -1238,10 +1650,11 @@ static void child_report(void)
     }
     ctl_send("REPORT ready=%d failed=%d closed=%d alive=%d expected=%" PRIu64 " deliveries=%" PRIu64 " dup=%" PRIu64
              " ooo=%" PRIu64 " foreign=%" PRIu64 " app_errors=%" PRIu64 " max_ns=%" PRId64
-             " first_ns=%" PRId64 " last_ns=%" PRId64 " cpu_window_ns=%" PRId64 " cpu_total_ns=%" PRId64 "\n",
+             " first_ns=%" PRId64 " last_ns=%" PRId64 " cpu_window_ns=%" PRId64 " cpu_total_ns=%" PRId64
+             " typing=%" PRIu64 "\n",
              S.nready, S.nfailed, S.nclosed, alive, S.expected, S.deliveries, S.dups, S.ooo, S.foreign, S.app_errors,
              S.max_ns, S.first_delivery_ns, S.last_delivery_ns,
-             rusage_ns(RUSAGE_SELF) - S.cpu_ready_ns, rusage_ns(RUSAGE_SELF));
+             rusage_ns(RUSAGE_SELF) - S.cpu_ready_ns, rusage_ns(RUSAGE_SELF), S.typing);
     for (int i = 0; i < HIST_BUCKETS; i++) {
         if (S.hist->count[i] != 0) {
             int n = snprintf(line, sizeof(line), "H %d %" PRIu64 "\n", i, S.hist->count[i]);
@@ -1253,7 +1666,9 @@ static void child_report(void)
         exit(1);
     }
     buf_free(&out);
-    event_base_loopbreak(S.base);
+    if (!opt.chat) {
+        event_base_loopbreak(S.base);   /* --chat: the connections stay until EXIT */
+    }
 }
 
 static int child_drained(void)
@@ -1277,6 +1692,9 @@ static void child_on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
+    if (S.stopping == 1 && (now >= S.stop_deadline || chat_all_answered())) {
+        chat_report_posted();
+    }
     if (S.draining) {
         if (now >= S.drain_deadline || child_drained()) {
             S.draining = 0;
@@ -1326,6 +1744,14 @@ static void child_on_ctl(evutil_socket_t fd, short what, void *arg)
             }
             S.drain_deadline = now_ns() + (int64_t)timeout * 1000000;
             S.draining = 1;
+        } else if (strcmp(S.ctl_in.p, "START") == 0) {
+            chat_start();
+        } else if (strcmp(S.ctl_in.p, "STOP") == 0) {
+            event_del(S.post_timer);
+            S.stopping = 1;
+            S.stop_deadline = now_ns() + 5000000000LL;
+        } else if (strcmp(S.ctl_in.p, "EXIT") == 0) {
+            event_base_loopbreak(S.base);
         }
         buf_keep_tail(&S.ctl_in, S.ctl_in.len - (size_t)(nl + 1 - S.ctl_in.p));
     }
@@ -1356,16 +1782,49 @@ static int child_main(int proc, int ctl, int first, int count)
     S.hist = calloc(1, sizeof(*S.hist));
     S.room_expect = calloc((size_t)opt.rooms, sizeof(*S.room_expect));
     S.order = calloc((size_t)count > 0 ? (size_t)count : 1, sizeof(*S.order));
-    if (S.subs == NULL || S.hist == NULL || S.room_expect == NULL || S.order == NULL) {
+    S.room_posted = calloc((size_t)opt.rooms, sizeof(*S.room_posted));
+    S.posters = calloc((size_t)opt.posters, sizeof(*S.posters));
+    for (int i = 0; S.posters != NULL && i < opt.posters; i++) {
+        S.posters[i].fd = -1;
+    }
+    if (S.subs == NULL || S.hist == NULL || S.room_expect == NULL || S.order == NULL || S.room_posted == NULL
+        || S.posters == NULL) {
         die("out of memory");
     }
     /* A bit per message per subscriber, up to 64 MiB per process. */
-    S.track_seen = (double)opt.msgs * count / 8 <= 64.0 * 1024 * 1024;
+    S.track_seen = !opt.chat && (double)opt.msgs * count / 8 <= 64.0 * 1024 * 1024;
     for (int i = 0; i < count; i++) {
-        S.subs[i].index = first + i;
-        S.subs[i].room = (first + i) % opt.rooms;
-        S.subs[i].fd = -1;
+        struct sub *s = &S.subs[i];
+
+        s->index = first + i;
+        s->room = user_room(first + i);
+        s->kind = opt.kind != KIND_MIXED ? opt.kind : s->index % 2 ? KIND_SSE : KIND_WS;
+        s->fd = -1;
         S.order[i] = i;
+        if (opt.chat) {
+            int users = room_users(s->room);
+            struct plan *pl = &S.plan[opt.big_room > 0 && s->room == 0];
+
+            if ((s->user_last = malloc((size_t)users * sizeof(*s->user_last))) == NULL
+                || (pl->users == NULL && (pl->users = calloc((size_t)count, sizeof(*pl->users))) == NULL)) {
+                die("out of memory");
+            }
+            for (int u = 0; u < users; u++) {
+                s->user_last[u] = -1;
+            }
+            pl->users[pl->n++] = i;
+            s->token = opt.jwt_secret != NULL ? user_jwt(s->index) : NULL;
+        }
+    }
+    S.plan[0].period_ns = (int64_t)opt.post_every_ms * 1000000;
+    S.plan[1].period_ns = (int64_t)opt.big_post_every_ms * 1000000;
+    for (int k = 0; k < 2; k++) {
+        for (int i = S.plan[k].n - 1; i > 0; i--) {      /* a random order of speaking */
+            int j = (int)(random() % (i + 1)), t = S.plan[k].users[i];
+
+            S.plan[k].users[i] = S.plan[k].users[j];
+            S.plan[k].users[j] = t;
+        }
     }
     /* With several rooms, connect in a random order: a balancer taking
      * turns (leastconn, roundrobin) would otherwise see the rooms in step
@@ -1398,7 +1857,25 @@ static int child_main(int proc, int ctl, int first, int count)
         buf_free(&s->pend);
         buf_free(&s->frag);
         free(s->seen);
+        free(s->token);
+        free(s->user_last);
     }
+    for (int i = 0; i < opt.posters; i++) {
+        if (S.posters[i].fd >= 0 && event_initialized(&S.posters[i].ev)) {
+            event_del(&S.posters[i].ev);
+            close(S.posters[i].fd);
+        }
+        buf_free(&S.posters[i].in);
+        buf_free(&S.posters[i].out);
+    }
+    for (int k = 0; k < 2; k++) {
+        free(S.plan[k].users);
+    }
+    if (S.post_timer != NULL) {
+        event_free(S.post_timer);
+    }
+    free(S.posters);
+    free(S.room_posted);
     event_free(S.ctl_ev);
     event_free(S.tick);
     event_base_free(S.base);
@@ -1532,16 +2009,16 @@ static int64_t pids_cpu_ns(const char *pids, int *nprocs)
     return sum * (1000000000 / hz);
 }
 
-/* Sum of Pss (kB) of the servers and all their children; -1 without PIDs. */
-static long servers_pss_kb(void)
+/* Sum of Pss (kB) of the comma list PIDS and all their children; -1 without PIDs. */
+static long pids_pss_kb(const char *pids)
 {
     struct pidset set;
     long sum = 0;
 
-    if (opt.server_pids == NULL) {
+    if (pids == NULL) {
         return -1;
     }
-    pidset_collect(opt.server_pids, &set);
+    pidset_collect(pids, &set);
     for (int i = 0; i < set.n; i++) {
         char path[64], line[256];
         FILE *f;
@@ -1573,8 +2050,9 @@ struct child {
     int ready_seen;
     int report_seen;
     int ready, failed, closed, alive;
-    uint64_t expected, deliveries, dup, ooo, foreign, app_errors;
+    uint64_t expected, deliveries, dup, ooo, foreign, app_errors, typing;
     int64_t max_ns, first_ns, last_ns, cpu_window_ns, cpu_total_ns;
+    int posted_seen;            /* --chat: POSTEND came */
 };
 
 struct pub {
@@ -1591,6 +2069,10 @@ struct pub {
  * have settled, when the measured window (publishing or idling) starts, and
  * when every subscriber process has reported. */
 enum cpu_mark { CPU_START, CPU_SETTLED, CPU_WINDOW, CPU_END, CPU_MARKS };
+
+/* When memory is sampled: before the subscribers, once they are connected,
+ * after the traffic, after the idle time (--chat). */
+enum pss_mark { PSS_BEFORE, PSS_CONNECTED, PSS_TRAFFIC, PSS_IDLE, PSS_MARKS };
 
 static struct {
     struct event_base *base;
@@ -1616,7 +2098,26 @@ static struct {
     int server_procs;
     int publishing_done;
     int failed;
+    /* --chat */
+    struct event *chat_timer;
+    int nposted_children;
+    long post_skipped;
+    long pss_traffic_kb, pss_idle_kb;
+    long pss_group[PSS_MARKS][MAX_CPU_GROUPS];      /* the --cpu groups' Pss at each mark */
 } P;
+
+/* --chat: the servers' Pss (and each --cpu group's) at MARK. */
+static void pss_mark(enum pss_mark mark)
+{
+    if (mark == PSS_TRAFFIC) {
+        P.pss_traffic_kb = pids_pss_kb(opt.server_pids);
+    } else if (mark == PSS_IDLE) {
+        P.pss_idle_kb = pids_pss_kb(opt.server_pids);
+    }
+    for (int g = 0; g < opt.ncpu_groups; g++) {
+        P.pss_group[mark][g] = pids_pss_kb(opt.cpu_groups[g].pids);
+    }
+}
 
 /* Samples, at MARK, the CPU of the servers (slot 0) and of each --cpu group. */
 static void cpu_mark(enum cpu_mark mark)
@@ -1837,16 +2338,20 @@ static void pub_send(struct pub *pb)
 {
     struct evbuffer *out = bufferevent_get_output(pb->bev);
     long seq = P.sent++;
-    char body[128], room[80];
+    char body[192], room[80], cmid[48] = "";
     int blen;
 
     room_name((int)(seq % opt.rooms), room, sizeof(room));
+    if (opt.cmid) {
+        snprintf(cmid, sizeof(cmid), ",\"client_msg_id\":\"%d-%ld\"", (int)getpid(), seq);
+    }
     if (opt.pub_ws) {
-        blen = snprintf(body, sizeof(body), "{\"type\":\"message\",\"content\":\"n=%ld p=%d t=%" PRId64 "\"}",
-                        seq, pb->index, now_ns());
+        blen = snprintf(body, sizeof(body), "{\"type\":\"message\",\"content\":\"n=%ld p=%d t=%" PRId64 "\"%s}",
+                        seq, pb->index, now_ns(), cmid);
         pub_ws_frame(out, body, (size_t)blen);
     } else if (opt.target == TARGET_PARLEY) {
-        blen = snprintf(body, sizeof(body), "{\"content\":\"n=%ld p=%d t=%" PRId64 "\"}", seq, pb->index, now_ns());
+        blen = snprintf(body, sizeof(body), "{\"content\":\"n=%ld p=%d t=%" PRId64 "\"%s}", seq, pb->index, now_ns(),
+                        cmid);
         evbuffer_add_printf(out, "POST /api/rooms/%s/messages HTTP/1.1\r\nHost: %s:%d\r\n"
                             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
                             "Content-Length: %d\r\n\r\n%s", room, opt.host, opt.port, token, blen, body);
@@ -2100,6 +2605,48 @@ static void parent_on_hold(evutil_socket_t fd, short what, void *arg)
     parent_drain();
 }
 
+/* Sends LINE to every subscriber process. */
+static void children_send(const char *line)
+{
+    for (int i = 0; i < P.nchildren; i++) {
+        if (write_all(P.child[i].fd, line, strlen(line)) < 0) {
+            fprintf(stderr, "loadgen: subscriber process %d is gone\n", i);
+        }
+    }
+}
+
+static void parent_on_chat_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    P.pub_end_ns = now_ns();
+    children_send("STOP\n");
+}
+
+/* --chat: the users post for --secs; the processes then say what the
+ * server took per room, and the drain expects exactly that. */
+static void parent_chat_start(void)
+{
+    struct timeval tv = { opt.secs, 0 };
+
+    cpu_mark(CPU_WINDOW);
+    P.client_cpu_before_ns = rusage_ns(RUSAGE_SELF);
+    P.pub_start_ns = now_ns();
+    children_send("START\n");
+    P.chat_timer = evtimer_new(P.base, parent_on_chat_stop, NULL);
+    event_add(P.chat_timer, &tv);
+}
+
+static void parent_on_chat_idle(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    pss_mark(PSS_IDLE);
+    event_base_loopbreak(P.base);
+}
+
 /* Everyone is connected and settled: measure memory, then publish. */
 static void parent_on_settled(evutil_socket_t fd, short what, void *arg)
 {
@@ -2108,7 +2655,8 @@ static void parent_on_settled(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    P.pss_after_kb = servers_pss_kb();
+    P.pss_after_kb = pids_pss_kb(opt.server_pids);
+    pss_mark(PSS_CONNECTED);
     cpu_mark(CPU_SETTLED);
     for (int i = 0; i < P.nchildren; i++) {
         ready += P.child[i].ready;
@@ -2124,6 +2672,10 @@ static void parent_on_settled(evutil_socket_t fd, short what, void *arg)
         fprintf(stderr, "loadgen: no subscriber could connect\n");
         P.failed = 1;
         event_base_loopbreak(P.base);
+        return;
+    }
+    if (opt.chat) {
+        parent_chat_start();
         return;
     }
     if (opt.msgs == 0) {
@@ -2172,9 +2724,9 @@ static void child_parse_report(struct child *c, const char *line)
 {
     sscanf(line, "REPORT ready=%d failed=%d closed=%d alive=%d expected=%" SCNu64 " deliveries=%" SCNu64 " dup=%" SCNu64
            " ooo=%" SCNu64 " foreign=%" SCNu64 " app_errors=%" SCNu64 " max_ns=%" SCNd64 " first_ns=%" SCNd64
-           " last_ns=%" SCNd64 " cpu_window_ns=%" SCNd64 " cpu_total_ns=%" SCNd64,
+           " last_ns=%" SCNd64 " cpu_window_ns=%" SCNd64 " cpu_total_ns=%" SCNd64 " typing=%" SCNu64,
            &c->ready, &c->failed, &c->closed, &c->alive, &c->expected, &c->deliveries, &c->dup, &c->ooo, &c->foreign,
-           &c->app_errors, &c->max_ns, &c->first_ns, &c->last_ns, &c->cpu_window_ns, &c->cpu_total_ns);
+           &c->app_errors, &c->max_ns, &c->first_ns, &c->last_ns, &c->cpu_window_ns, &c->cpu_total_ns, &c->typing);
 }
 
 static void parent_on_ctl(struct bufferevent *bev, void *arg)
@@ -2185,8 +2737,21 @@ static void parent_on_ctl(struct bufferevent *bev, void *arg)
     while ((line = evbuffer_readln(bufferevent_get_input(bev), NULL, EVBUFFER_EOL_LF)) != NULL) {
         int idx;
         uint64_t cnt;
+        long n, sent, skipped, errors;
 
-        if (strncmp(line, "READY ", 6) == 0) {
+        if (sscanf(line, "POSTED room=%d n=%ld", &idx, &n) == 2 && idx >= 0 && idx < opt.rooms) {
+            P.room_ok[idx] += n;
+            P.ok += n;
+        } else if (sscanf(line, "POSTEND sent=%ld errors=%ld skipped=%ld", &sent, &errors, &skipped) == 3) {
+            P.sent += sent;
+            P.errors += errors;
+            P.post_skipped += skipped;
+            if (++P.nposted_children == P.nchildren) {
+                opt.msgs = P.sent;
+                P.publishing_done = 1;
+                parent_drain();
+            }
+        } else if (strncmp(line, "READY ", 6) == 0) {
             sscanf(line, "READY ready=%d failed=%d", &c->ready, &c->failed);
             c->ready_seen = 1;
             if (++P.nready_children == P.nchildren) {
@@ -2204,7 +2769,16 @@ static void parent_on_ctl(struct bufferevent *bev, void *arg)
             c->report_seen = 1;
             if (++P.nreport_children == P.nchildren) {
                 cpu_mark(CPU_END);
-                event_base_loopbreak(P.base);
+                if (opt.chat) {
+                    struct timeval tv = { opt.idle_ms / 1000, (opt.idle_ms % 1000) * 1000 };
+
+                    pss_mark(PSS_TRAFFIC);
+                    event_free(P.chat_timer);
+                    P.chat_timer = evtimer_new(P.base, parent_on_chat_idle, NULL);
+                    event_add(P.chat_timer, &tv);
+                } else {
+                    event_base_loopbreak(P.base);
+                }
             }
         }
         free(line);
@@ -2260,7 +2834,8 @@ static void parent_report(void)
     double connect_s = (double)(P.connected_ns - P.start_ns) / 1e9;
     char rate[32], a[32], b[32], c[32], rooms[160];
     const char *tname = opt.target == TARGET_PARLEY ? "parley" : "nchan";
-    const char *kname = opt.kind == KIND_WS ? "ws" : "sse";
+    const char *kname = opt.kind == KIND_WS ? "ws" : opt.kind == KIND_SSE ? "sse" : "mixed";
+    uint64_t typing = 0;
 
     for (int i = 0; i < P.nchildren; i++) {
         struct child *ch = &P.child[i];
@@ -2278,6 +2853,7 @@ static void parent_report(void)
         last_ns = ch->last_ns > last_ns ? ch->last_ns : last_ns;
         client_win += ch->cpu_window_ns;
         client_total += ch->cpu_total_ns;
+        typing += ch->typing;
     }
     client_win += rusage_ns(RUSAGE_SELF) - P.client_cpu_before_ns;
     client_total += rusage_ns(RUSAGE_SELF);
@@ -2292,7 +2868,9 @@ static void parent_report(void)
     if (P.pss_before_kb >= 0 && ready > 0) {
         pss_per = (double)(P.pss_after_kb - P.pss_before_kb) * 1024.0 / ready;
     }
-    if (opt.msgs == 0) {
+    if (opt.chat) {
+        snprintf(rate, sizeof(rate), "chat");
+    } else if (opt.msgs == 0) {
         snprintf(rate, sizeof(rate), "idle");
     } else if (opt.rate > 0) {
         snprintf(rate, sizeof(rate), "%g", opt.rate);
@@ -2315,14 +2893,22 @@ static void parent_report(void)
         printf("  server CPU %.3f s over %d processes while the connections idled for %.1f s (%.1f%% of a core)\n",
                srv_cpu_s, P.server_procs, hold_s, hold_s > 0 ? 100 * srv_cpu_s / hold_s : 0);
     }
+    if (opt.chat) {
+        printf("  users posted %ld messages over %.1f s (every %d s; %d in the big room every %d s): %ld taken, "
+               "%ld errors, %ld not sent (user not connected or connection full); %" PRIu64 " typing notices heard\n",
+               P.sent, (double)(P.pub_end_ns - P.pub_start_ns) / 1e9, opt.post_every_ms / 1000, opt.big_room,
+               opt.big_post_every_ms / 1000, P.ok, P.errors, P.post_skipped, typing);
+    }
     if (opt.msgs > 0) {
         fmt_us(a, sizeof(a), p50);
         fmt_us(b, sizeof(b), p99);
         fmt_us(c, sizeof(c), (double)max_ns);
-        printf("  published %ld messages (%s%s, %d connections): %ld ok, %ld errors, %ld unanswered, "
-               "at most %ld pipelined on a connection, in %.2f s\n",
-               opt.msgs, rate, opt.rate > 0 ? "/s" : " loop", opt.pubs, P.ok, P.errors, P.unanswered, P.max_outstanding,
-               (double)(P.pub_end_ns - P.pub_start_ns) / 1e9);
+        if (!opt.chat) {
+            printf("  published %ld messages (%s%s, %d connections): %ld ok, %ld errors, %ld unanswered, "
+                   "at most %ld pipelined on a connection, in %.2f s\n",
+                   opt.msgs, rate, opt.rate > 0 ? "/s" : " loop", opt.pubs, P.ok, P.errors, P.unanswered,
+                   P.max_outstanding, (double)(P.pub_end_ns - P.pub_start_ns) / 1e9);
+        }
         if (P.errors > 0) {
             printf("  publish responses by status:");
             for (int i = 100; i < 600; i++) {
@@ -2347,16 +2933,33 @@ static void parent_report(void)
         printf("  server Pss %ld kB before the subscribers, %ld kB with them = %.0f bytes per subscriber\n",
                P.pss_before_kb, P.pss_after_kb, pss_per);
     }
+    if (opt.chat && P.pss_before_kb >= 0 && ready > 0) {
+        printf("  server Pss after the traffic %ld kB = %.0f bytes per subscriber; after %.1f s idle %ld kB = %.0f\n",
+               P.pss_traffic_kb, (double)(P.pss_traffic_kb - P.pss_before_kb) * 1024.0 / ready, opt.idle_ms / 1e3,
+               P.pss_idle_kb, (double)(P.pss_idle_kb - P.pss_before_kb) * 1024.0 / ready);
+    }
     printf("RESULT target=%s kind=%s pub=%s subs=%d rooms=%d ready=%d failed=%d alive=%d msgs=%ld rate=%s pub_ok=%ld "
            "pub_err=%ld deliveries=%" PRIu64 " expected=%" PRIu64 " deliveries_per_s=%.0f p50_us=%.0f p99_us=%.0f "
            "max_us=%.0f lost=%.0f dup=%" PRIu64 " ooo=%" PRIu64 " server_cpu_s=%.3f server_cpu_us_per_delivery=%.3f "
            "server_cpu_connect_s=%.3f client_cpu_s=%.3f server_pss_before_kb=%ld server_pss_kb=%ld "
            "pss_per_sub_bytes=%.0f connect_s=%.2f publish_s=%.3f cpu_window_s=%.3f",
-           tname, kname, opt.pub_ws ? "ws" : "http", opt.subs, opt.rooms, ready, failed, alive, opt.msgs, rate, P.ok, P.errors + P.unanswered,
+           tname, kname, opt.chat ? "own" : opt.pub_ws ? "ws" : "http", opt.subs, opt.rooms, ready, failed, alive, opt.msgs, rate, P.ok, P.errors + P.unanswered,
            deliveries, expected, dps, p50 / 1e3, p99 / 1e3, (double)max_ns / 1e3, lost, dup, ooo,
            srv_cpu_s, cpu_per, cpu_s(CPU_START, CPU_SETTLED, 0), (double)client_win / 1e9, P.pss_before_kb,
            P.pss_after_kb, pss_per, connect_s, opt.msgs > 0 ? (double)(P.pub_end_ns - P.pub_start_ns) / 1e9 : 0,
            (double)(P.cpu_at_ns[CPU_END] - P.cpu_at_ns[CPU_WINDOW]) / 1e9);
+    if (opt.chat) {
+        printf(" typing=%" PRIu64 " post_skipped=%ld pss_traffic_kb=%ld pss_idle_kb=%ld pss_traffic_per_sub_bytes=%.0f"
+               " pss_idle_per_sub_bytes=%.0f", typing, P.post_skipped, P.pss_traffic_kb, P.pss_idle_kb,
+               ready > 0 ? (double)(P.pss_traffic_kb - P.pss_before_kb) * 1024.0 / ready : -1,
+               ready > 0 ? (double)(P.pss_idle_kb - P.pss_before_kb) * 1024.0 / ready : -1);
+        for (int g = 0; g < opt.ncpu_groups; g++) {
+            printf(" pss_%s_before_kb=%ld pss_%s_kb=%ld pss_%s_traffic_kb=%ld pss_%s_idle_kb=%ld",
+                   opt.cpu_groups[g].name, P.pss_group[PSS_BEFORE][g], opt.cpu_groups[g].name,
+                   P.pss_group[PSS_CONNECTED][g], opt.cpu_groups[g].name, P.pss_group[PSS_TRAFFIC][g],
+                   opt.cpu_groups[g].name, P.pss_group[PSS_IDLE][g]);
+        }
+    }
     parent_report_cpu_groups(1);
     printf("\n");
     fflush(stdout);
@@ -2386,7 +2989,18 @@ static void usage(FILE *f)
             "  --concurrency C      handshakes in flight per process (100)\n"
             "  --quiet              no progress lines on stderr\n"
             "  --pub-ws             parley: publish over WebSocket ({\"type\":\"message\"}, answered by\n"
-            "                       \"ack\"), as the web client does, instead of HTTP POST\n",
+            "                       \"ack\"), as the web client does, instead of HTTP POST\n"
+            "  --cmid               parley: every message carries a client_msg_id\n"
+            "  --chat               every subscriber is a user who posts in its room for --secs (60),\n"
+            "                       once every --post-every-ms (10000), evenly spread: parley's\n"
+            "                       WebSocket users over their connection after a typing notice, its\n"
+            "                       SSE users by POST; nchan's users all by POST (WebSocket users' typing\n"
+            "                       notice too), over --posters (4) keep-alive connections per process\n"
+            "  --kind mixed         --chat: even subscribers WebSocket, odd ones SSE\n"
+            "  --big-room N         --chat: users 0..N-1 in room 0, posting every --big-post-every-ms\n"
+            "                       (100000); the rest in rooms 1..K-1\n"
+            "  --idle-ms MS         --chat: after the run, idle MS and measure the servers' Pss again (0)\n"
+            "  --jwt-secret S       --chat with parley: user i is \"u<i>\" with an HS256 JWT signed with S\n",
             "up to its RLIMIT_NOFILE hard limit", MAX_PUBS, MAX_CPU_GROUPS);
 }
 
@@ -2422,7 +3036,11 @@ static void parse_args(int argc, char **argv)
         { "settle-ms", required_argument, NULL, 1 }, { "drain-ms", required_argument, NULL, 2 },
         { "hold-ms", required_argument, NULL, 3 }, { "connect-timeout-ms", required_argument, NULL, 4 },
         { "concurrency", required_argument, NULL, 5 }, { "quiet", no_argument, NULL, 'q' },
-        { "pub-ws", no_argument, NULL, 8 },
+        { "pub-ws", no_argument, NULL, 8 }, { "cmid", no_argument, NULL, 9 },
+        { "chat", no_argument, NULL, 10 }, { "secs", required_argument, NULL, 11 },
+        { "post-every-ms", required_argument, NULL, 12 }, { "big-room", required_argument, NULL, 13 },
+        { "big-post-every-ms", required_argument, NULL, 14 }, { "posters", required_argument, NULL, 15 },
+        { "idle-ms", required_argument, NULL, 16 }, { "jwt-secret", required_argument, NULL, 17 },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     struct in_addr a;
@@ -2446,8 +3064,10 @@ static void parse_args(int argc, char **argv)
                 opt.kind = KIND_WS;
             } else if (strcmp(optarg, "sse") == 0) {
                 opt.kind = KIND_SSE;
+            } else if (strcmp(optarg, "mixed") == 0) {
+                opt.kind = KIND_MIXED;
             } else {
-                die("--kind: \"%s\" is not ws or sse", optarg);
+                die("--kind: \"%s\" is not ws, sse or mixed", optarg);
             }
             break;
         case 'H':
@@ -2507,6 +3127,33 @@ static void parse_args(int argc, char **argv)
         case 8:
             opt.pub_ws = 1;
             break;
+        case 9:
+            opt.cmid = 1;
+            break;
+        case 10:
+            opt.chat = 1;
+            break;
+        case 11:
+            opt.secs = atoi(optarg);
+            break;
+        case 12:
+            opt.post_every_ms = atoi(optarg);
+            break;
+        case 13:
+            opt.big_room = atoi(optarg);
+            break;
+        case 14:
+            opt.big_post_every_ms = atoi(optarg);
+            break;
+        case 15:
+            opt.posters = atoi(optarg);
+            break;
+        case 16:
+            opt.idle_ms = atoi(optarg);
+            break;
+        case 17:
+            opt.jwt_secret = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -2543,6 +3190,18 @@ static void parse_args(int argc, char **argv)
     if (opt.concurrency < 1) {
         opt.concurrency = 1;
     }
+    if (opt.kind == KIND_MIXED && !opt.chat) {
+        die("--kind mixed: with --chat only");
+    }
+    if (opt.chat && (opt.secs < 1 || opt.post_every_ms < 1 || opt.big_post_every_ms < 1 || opt.posters < 1
+                     || opt.idle_ms < 0 || opt.big_room < 0 || opt.big_room >= opt.subs
+                     || (opt.big_room > 0 && opt.rooms < 2) || opt.pub_ws)) {
+        die("--chat: needs --secs, --post-every-ms, --posters >= 1, --big-room N below --subs with --rooms >= 2, "
+            "and no --pub-ws");
+    }
+    if (opt.chat && opt.target == TARGET_PARLEY && opt.jwt_secret == NULL) {
+        die("--chat: parley's users need --jwt-secret (the server's jwt_secret), a name each");
+    }
     for (const char *r = opt.room; *r; r++) {
         if (!isalnum((unsigned char)*r) && *r != '_' && *r != '-' && *r != '.') {
             die("--room: \"%s\" is not 1..64 of A-Z a-z 0-9 _ . -", opt.room);
@@ -2578,7 +3237,8 @@ int main(int argc, char **argv)
             P.cpu[m][g] = -1;
         }
     }
-    P.pss_before_kb = servers_pss_kb();
+    P.pss_before_kb = pids_pss_kb(opt.server_pids);
+    pss_mark(PSS_BEFORE);
     P.pss_after_kb = -1;
     cpu_mark(CPU_START);
     P.hist = calloc(1, sizeof(*P.hist));
@@ -2634,6 +3294,9 @@ int main(int argc, char **argv)
     if (!P.failed) {
         parent_report();
     }
+    if (opt.chat && !P.failed) {
+        children_send("EXIT\n");
+    }
     for (int i = 0; i < P.nchildren; i++) {
         int st;
 
@@ -2658,6 +3321,9 @@ int main(int argc, char **argv)
     }
     if (P.hold_timer != NULL) {
         event_free(P.hold_timer);
+    }
+    if (P.chat_timer != NULL) {
+        event_free(P.chat_timer);
     }
     event_free(P.resp_timer);
     event_free(P.progress_timer);
