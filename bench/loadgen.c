@@ -3229,8 +3229,8 @@ int main(int argc, char **argv)
     parse_args(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (opt.target == TARGET_PARLEY) {
-        parley_session();
+    if (opt.target == TARGET_PARLEY && !opt.chat) {
+        parley_session();       /* --chat: each user has a JWT of its own */
     }
     for (int m = 0; m < CPU_MARKS; m++) {
         for (int g = 0; g <= MAX_CPU_GROUPS; g++) {
