@@ -76,10 +76,33 @@ static int outq_write_pending(struct outq_item *it)
     return outq_spill(it, n < 0 ? 0 : (size_t)n) == PL_OK ? 0 : -1;
 }
 
-static void outq_flush_one(struct outq_item *it)
+/* Writes what the kernel takes of IT's output; -1 when the peer is gone. */
+static int outq_write(struct outq_item *it)
 {
     struct evbuffer *out = bufferevent_get_output(it->bev);
     int n;
+
+    if (it->npending > 0) {
+        return outq_write_pending(it);      /* the buffer is empty: nothing goes before these */
+    }
+    /* A bufferevent keeps the start of its output frozen so that only it
+     * drains it; write the way its own write callback does. */
+    evbuffer_unfreeze(out, 1);
+    n = evbuffer_write(out, bufferevent_getfd(it->bev));
+    evbuffer_freeze(out, 1);
+    return n < 0 && errno != EAGAIN && errno != EINTR ? -1 : 0;
+}
+
+void outq_write_now(struct outq_item *it)
+{
+    if (!it->failed && !(bufferevent_get_enabled(it->bev) & EV_WRITE)) {
+        outq_write(it);
+    }
+}
+
+static void outq_flush_one(struct outq_item *it)
+{
+    struct evbuffer *out = bufferevent_get_output(it->bev);
 
     if (it->failed) {
         it->on_written(it, 1, outq_queued(it));
@@ -88,22 +111,9 @@ static void outq_flush_one(struct outq_item *it)
     if (bufferevent_get_enabled(it->bev) & EV_WRITE) {
         return;                 /* libevent is already writing the rest */
     }
-    if (it->npending > 0) {
-        /* The buffer is empty: nothing goes before these. */
-        if (outq_write_pending(it) < 0) {
-            it->on_written(it, 1, evbuffer_get_length(out));
-            return;
-        }
-    } else {
-        /* A bufferevent keeps the start of its output frozen so that only
-         * it drains it; write the way its own write callback does. */
-        evbuffer_unfreeze(out, 1);
-        n = evbuffer_write(out, bufferevent_getfd(it->bev));
-        evbuffer_freeze(out, 1);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            it->on_written(it, 1, evbuffer_get_length(out));
-            return;
-        }
+    if (outq_write(it) < 0) {
+        it->on_written(it, 1, evbuffer_get_length(out));
+        return;
     }
     if (evbuffer_get_length(out) > 0) {
         bufferevent_enable(it->bev, EV_WRITE);

@@ -80,6 +80,10 @@ struct evbuffer *outq_output(struct outq_item *it);
 /* The bytes IT has not written yet. */
 size_t outq_queued(const struct outq_item *it);
 
+/* Writes what IT has at once, as far as the kernel takes it, without
+ * callbacks: for a stream about to close whose last words matter. */
+void outq_write_now(struct outq_item *it);
+
 /* IT's owner is going away: take it off the queue (and drop its output). */
 void outq_detach(struct outq_item *it);
 

@@ -37,6 +37,7 @@ struct sse_client {
     char resume[EVENT_ID_MAX];        /* Last-Event-ID, "" for none */
     int pending;                    /* store calls that hold a pointer to us */
     int closed;
+    int answered;                   /* the response head has been let go */
     LIST_ENTRY(sse_client) link;
 };
 
@@ -149,9 +150,15 @@ static void sse_end(struct feed *f, enum feed_end why)
         [FEED_REVOKED] = "session_revoked", [FEED_EXPIRED] = "token_expired",
         [FEED_UNAVAILABLE] = "redis_unavailable", [FEED_NO_MEMORY] = "out_of_memory",
     };
+    struct sse_client *c = sse_of(f);
 
-    /* A reconnect resumes from the last id, if the token still allows. */
-    sse_close(sse_of(f), reasons[why]);
+    /* A stream that never got going still gets its head and retry before
+     * the end: its client reconnects (resuming from the last id, if the
+     * token still allows) rather than seeing a connection cut unanswered. */
+    if (!c->answered) {
+        outq_write_now(&c->out);
+    }
+    sse_close(c, reasons[why]);
 }
 
 static void sse_pin(struct feed *f)
@@ -212,6 +219,10 @@ static void sse_ready(struct feed *f)
 {
     struct sse_client *c = sse_of(f);
 
+    /* The head goes now that nothing published from here on can be
+     * missed: a client that has its 200 hears every later event. */
+    c->answered = 1;
+    outq_schedule(&c->out);
     if (c->resume[0] == '\0') {
         feed_go_live(f);
     } else if (store_history_resume(f->room, c->resume, sse_on_replay, c) == PL_OK) {
@@ -237,6 +248,9 @@ static void sse_on_ping(evutil_socket_t fd, short what, void *arg)
 
     PL_UNUSED(fd);
     PL_UNUSED(what);
+    if (!c->answered) {
+        return;                 /* the join deadline ends a stream that never gets going */
+    }
     evbuffer_add(outq_output(&c->out), ": ping\n\n", 8);
     outq_schedule(&c->out);
     sse_backlogged(c);
@@ -356,8 +370,7 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
     evbuffer_add_printf(bufferevent_get_output(c->bev), "retry: %d\n\n", sse.cfg->sse_retry_ms);
     bufferevent_setcb(c->bev, sse_on_read, sse_on_write, sse_on_conn_event, c);
     bufferevent_enable(c->bev, EV_READ);
-    outq_attach(&c->out, c->bev, sse_on_written);
-    outq_schedule(&c->out);
+    outq_attach(&c->out, c->bev, sse_on_written);     /* the head waits for sse_ready */
     c->ping = event_new(bufferevent_get_base(c->bev), -1, EV_PERSIST, sse_on_ping, c);
     event_add(c->ping, &ping);
     LIST_INSERT_HEAD(&sse.clients, c, link);

@@ -351,15 +351,17 @@ class Revocation(AuthCase):
         try:
             c = WSClient.connect(self.p.port, "/ws/chat/race?token=" + token, timeout=T)
             self.clients.append(c)
+            # The stream's 200 waits for its subscriptions (test_ws.
+            # RedisDownAtJoin.test_a_stream_answers_once_it_hears_the_room).
             stream = SSEClient(self.p.port, "/api/rooms/race/events?token=" + token)
             self.clients.append(stream)
-            self.assertEqual(stream.wait_ready(), 200)
             time.sleep(0.2)
             self.assertEqual(self.redis("FCALL", "parley_revoke_session", "0", token), "1")
         finally:
             os.kill(bus, signal.SIGCONT)
         self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
         wait_for(lambda: stream.ended, T, what="the SSE stream to end")
+        self.assertEqual(stream.status, 200)
 
     def test_revoked_while_the_bus_reconnects(self):
         """A revocation published while the host's subscriber connection is

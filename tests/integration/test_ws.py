@@ -1090,6 +1090,29 @@ class RedisDownAtJoin(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 4 * SLOW)
 
 
+    def test_a_stream_answers_once_it_hears_the_room(self):
+        """An event stream's 200 comes once the room's subscription is
+        confirmed (held up here by stopping the host's bus), so a client
+        that has its 200 hears every message published after it."""
+        env = Env()
+        self.addCleanup(env.close)
+        p = env.parleyd({"workers": "1", "jwt_secret": JWT_SECRET})
+        tok = jwt({"sub": "listener", "exp": int(time.time()) + 60})
+        bus = p.bus_pid()
+        os.kill(bus, signal.SIGSTOP)
+        try:
+            stream = SSEClient(p.port, "/api/rooms/heard/events?token=" + tok)
+            self.addCleanup(stream.close)
+            time.sleep(0.5)
+            self.assertIsNone(stream.status)
+        finally:
+            os.kill(bus, signal.SIGCONT)
+        self.assertEqual(stream.wait_ready(), 200)
+        status, _, _ = p.request("POST", "/api/rooms/heard/messages", body=json.dumps({"content": "first"}),
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + tok})
+        self.assertEqual(status, 201)
+        self.assertEqual(stream.wait_events(1, kind="message")[0]["json"]["content"], "first")
+
     def test_a_stream_whose_subscription_never_comes_ends(self):
         """The host's bus is held up: the room's subscription is never
         confirmed.  A WebSocket is told redis_unavailable and closed, an
