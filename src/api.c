@@ -360,7 +360,7 @@ static int api_publish_read(struct api_publish *p, evhtp_request_t *req)
     } else if (p->m.len > cfg->max_content) {
         http_error(req, 413, "too_large", "\"content\" is longer than %zu bytes", cfg->max_content);
     } else if (p->m.cmid != NULL && (cmid_len == 0 || cmid_len > API_CMID_MAX)) {
-        http_error(req, 400, "bad_request", "\"client_msg_id\" must be 1..%d characters", API_CMID_MAX);
+        http_error(req, 400, "bad_request", "\"client_msg_id\" must be 1..%d bytes", API_CMID_MAX);
     } else {
         return PL_OK;
     }
@@ -387,6 +387,11 @@ static void api_publish_as(struct http_hold *hold, const struct auth_identity *w
     }
     snprintf(p->from, sizeof(p->from), "%s", who->user);        /* outlives WHO */
     p->m.from = p->from;
+    if (who->session[0] != '\0') {
+        /* A ticket's session: checked again in the publish itself. */
+        snprintf(p->session, sizeof(p->session), "%s", who->session);
+        p->m.session = p->session;
+    }
     api_publish_send(p);
 }
 

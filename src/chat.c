@@ -437,7 +437,7 @@ static struct chat_ack *chat_ack_new(struct chat_client *cl, json_object *msg)
 
     cmid = json_field_string(msg, "client_msg_id", &len, &bad);
     if (bad || (cmid != NULL && (len == 0 || len > CHAT_CMID_MAX))) {
-        chat_error(cl, "bad_request", "\"client_msg_id\" must be a string of 1..128 characters");
+        chat_error(cl, "bad_request", "\"client_msg_id\" must be a string of 1..128 bytes");
         return NULL;
     }
     a = calloc(1, sizeof(*a));

@@ -243,6 +243,11 @@ class Api(unittest.TestCase):
         # The same id from another user is another message.
         other = session(self.p, "hank")
         self.assertNotEqual(publish(self.p, other, "idem", "x", cmid="c-1")[1]["id"], b1["id"])
+        # The limit is 128 bytes of UTF-8, as documented.
+        self.assertEqual(publish(self.p, tok, "idem", "x", cmid="\u00fc" * 64)[0], 201)
+        status, body = publish(self.p, tok, "idem", "x", cmid="\u00fc" * 65)
+        self.assertEqual((status, body["error"]["code"]), (400, "bad_request"))
+        self.assertIn("1..128 bytes", body["error"]["message"])
 
     def test_publish_bad_input(self):
         tok = session(self.p, "ivy")

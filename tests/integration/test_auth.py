@@ -129,6 +129,16 @@ class BackendSessions(AuthCase):
             self.assertEqual((status, body["error"]["code"]), (403, "forbidden"))
         self.assertEqual(self.redis("EXISTS", "parley:room:lobby:log"), "0")
 
+    def test_a_session_with_an_impossible_name_cannot_publish(self):
+        """A session hash written by something else than parleyd, with a
+        name parley never gives out, publishes nothing."""
+        for i, name in enumerate(("x" * 65, "..", ".", "a b", "")):
+            token = chr(ord("C") + i) * 43
+            self.redis("HSET", "parley:session:" + token, "user", name)
+            status, body = publish(self.p, token, "odd", "as %r" % name)
+            self.assertEqual((status, body["error"]["code"]), (401, "unauthorized"))
+        self.assertEqual(self.redis("EXISTS", "parley:room:odd:log"), "0")
+
     def test_max_sessions_per_user(self):
         first = session(self.p, "many")
         c = self.ws(first, "maxroom")
@@ -427,6 +437,25 @@ class Tickets(AuthCase):
                              headers={"Cookie": "parley_token=" + token}, timeout=T)
         self.clients.append(c)
         self.assertEqual(c.recv_json()["user"], "wade")
+
+    def test_publishing_with_a_ticket_checks_its_session(self):
+        """A publish with ?ticket= is checked against the ticket's session
+        in the publish itself: a session that no longer names the ticket's
+        user (changed behind parley's back) stores nothing."""
+        token = session(self.p, "tess")
+        ticket = self.ticket({"Authorization": "Bearer " + token})
+        self.redis("HSET", "parley:session:" + token, "user", "someone")
+        status, _, body = self.p.request("POST", "/api/rooms/tix4/messages?ticket=" + ticket,
+                                         body=json.dumps({"content": "x"}),
+                                         headers={"Content-Type": "application/json"})
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (401, "unauthorized"))
+        self.assertEqual(self.redis("EXISTS", "parley:room:tix4:log"), "0")
+        # With the session intact, a ticket publishes.
+        token = session(self.p, "tess")
+        ticket = self.ticket({"Authorization": "Bearer " + token})
+        status, _, _ = self.p.request("POST", "/api/rooms/tix4/messages?ticket=" + ticket,
+                                      body=json.dumps({"content": "y"}), headers={"Content-Type": "application/json"})
+        self.assertEqual(status, 201)
 
     def test_a_revoked_sessions_ticket_is_refused(self):
         token = session(self.p, "xena")
