@@ -419,6 +419,7 @@ static void api_publish(evhtp_request_t *req, const struct http_params *params)
         return;
     }
     p->m.session = p->session;
+    p->m.reserved = auth_reserved_names();      /* auth_request would have checked */
     if (api_publish_read(p, req) != PL_OK) {
         api_publish_free(p);
     } else if ((p->hold = http_hold(req)) == NULL) {

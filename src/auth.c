@@ -2,6 +2,8 @@
  * the session key; reserved names. */
 #include "auth.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,13 +25,38 @@ static struct {
     const struct conf *cfg;
     unsigned char session_key_digest[SHA256_DIGEST_LENGTH];
     int have_session_key;
+    char reserved[sizeof(((struct conf *)0)->reserved_names) + PL_NAME_MAX + 4];
 } auth;
+
+/* auth_name_reserved()'s names as " a b ", lower case, for Redis scripts. */
+static void auth_reserved_list(void)
+{
+    const char *cursor = auth.cfg->reserved_names, *item;
+    size_t used, len;
+
+    used = (size_t)snprintf(auth.reserved, sizeof(auth.reserved), " %s ", auth.cfg->agent_name);
+    while ((item = pl_list_next(&cursor, &len)) != NULL && used + len + 1 < sizeof(auth.reserved)) {
+        memcpy(auth.reserved + used, item, len);
+        used += len;
+        auth.reserved[used++] = ' ';
+        auth.reserved[used] = '\0';
+    }
+    for (char *p = auth.reserved; *p; p++) {
+        *p = (char)tolower((unsigned char)*p);
+    }
+}
+
+const char *auth_reserved_names(void)
+{
+    return auth.reserved;
+}
 
 int auth_init(const struct worker_env *w)
 {
     char key[AUTH_KEY_MAX];
 
     auth.cfg = w->cfg;
+    auth_reserved_list();
     auth.have_session_key = 0;
     if (secret_load(auth.cfg->session_key_file, auth.cfg->session_key_env, "session_key", key, sizeof(key)) == PL_OK
         && key[0] != '\0') {

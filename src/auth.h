@@ -65,6 +65,9 @@ int auth_has_session_key(evhtp_request_t *req);
  * letter case. */
 int auth_name_reserved(const char *name);
 
+/* The same names as " a b ", in lower case, for a Redis script to check. */
+const char *auth_reserved_names(void);
+
 /* What asking Redis about a session found. */
 enum auth_verdict {
     AUTH_STILL_VALID,

@@ -1,7 +1,6 @@
 /* store.c - sessions, history, publishing and presence over Redis. */
 #include "store.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,6 @@
 static struct {
     const struct conf *cfg;
     struct redis_conn *conn;
-    char reserved[sizeof(((struct conf *)0)->reserved_names) + PL_NAME_MAX + 4];
 } store;
 
 /* What a pending call needs back: the caller's callback and argument, and
@@ -109,29 +107,9 @@ void store_on_up(void (*cb)(void))
     up_cb = cb;
 }
 
-/* The names a session may not publish as, for the publish script: the
- * same ones auth_name_reserved() knows, as " a b " in lower case. */
-static void store_reserved_list(void)
-{
-    const char *cursor = store.cfg->reserved_names, *item;
-    size_t used, len;
-
-    used = (size_t)snprintf(store.reserved, sizeof(store.reserved), " %s ", store.cfg->agent_name);
-    while ((item = pl_list_next(&cursor, &len)) != NULL && used + len + 1 < sizeof(store.reserved)) {
-        memcpy(store.reserved + used, item, len);
-        used += len;
-        store.reserved[used++] = ' ';
-        store.reserved[used] = '\0';
-    }
-    for (char *p = store.reserved; *p; p++) {
-        *p = (char)tolower((unsigned char)*p);
-    }
-}
-
 int store_init(const struct worker_env *w)
 {
     store.cfg = w->cfg;
-    store_reserved_list();
     scripts_init();
     store.conn = redis_conn_new(w->base, &store.cfg->redis, "worker", store.cfg->redis_timeout_ms, store_on_state, NULL);
     return store.conn ? PL_OK : PL_ERR;
@@ -399,11 +377,12 @@ int store_message_publish(const struct store_message *m, store_publish_cb cb, vo
         const char *argv[] = { log_key, store.cfg->redis_prefix, maxlen, channel, m->from ? m->from : "",
                                m->session ? m->session : "", m->content,
                                (const char *)evbuffer_pullup(before, -1), (const char *)evbuffer_pullup(after, -1),
-                               m->cmid ? m->cmid : "", STORE_DEDUP_TTL, rate, burst, room_ttl, store.reserved };
+                               m->cmid ? m->cmid : "", STORE_DEDUP_TTL, rate, burst, room_ttl,
+                               m->reserved ? m->reserved : "" };
         size_t lens[] = { strlen(log_key), strlen(store.cfg->redis_prefix), strlen(maxlen), strlen(channel),
                           strlen(argv[4]), strlen(argv[5]), m->len, evbuffer_get_length(before),
                           evbuffer_get_length(after), strlen(argv[9]), strlen(STORE_DEDUP_TTL), strlen(rate),
-                          strlen(burst), strlen(room_ttl), strlen(store.reserved) };
+                          strlen(burst), strlen(room_ttl), strlen(argv[14]) };
         rc = store_run(c, SCRIPT_PUBLISH_MESSAGE, store_on_published, 1, 15, argv, lens);
     }
 done:

@@ -109,6 +109,8 @@ struct store_message {
     const char *from;           /* the sender; NULL: the user of SESSION */
     const char *session;        /* the sender's session token, checked in the
                                  * same round trip (NULL: none, a JWT) */
+    const char *reserved;       /* with SESSION and no FROM: the names its user
+                                 * may not have (auth_reserved_names()) */
     const char *content;
     size_t len;
     const char *cmid;           /* client_msg_id, NULL: none */
@@ -120,7 +122,7 @@ struct store_message {
 /* Stores and publishes message M (idempotent on its cmid).  With a
  * session, CB gets STORE_NOT_FOUND when it is gone (revoked, expired) or
  * not FROM's, and STORE_RESERVED with its user's name as ID when that name
- * is reserved (agent_name, reserved_names); nothing is stored then. */
+ * is one of M's reserved; nothing is stored then. */
 int store_message_publish(const struct store_message *m, store_publish_cb cb, void *arg);
 
 /* Reads up to LIMIT messages of ROOM strictly after AFTER and/or strictly
