@@ -56,12 +56,17 @@ static void agent_free(struct agent_request *r)
     free(r);
 }
 
+int agent_has_room(void)
+{
+    return agent.running < agent.cfg->agent_max_concurrent;
+}
+
 struct agent_request *agent_ask(const char *query, const char *room, const char *user,
                                 agent_chunk_cb on_chunk, agent_done_cb on_done, void *arg)
 {
     struct agent_request *r;
 
-    if (agent.running >= agent.cfg->agent_max_concurrent) {
+    if (!agent_has_room()) {
         metrics_add(METRIC_AGENT_BUSY, 1);
         return NULL;
     }

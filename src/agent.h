@@ -46,6 +46,10 @@ struct agent_request *agent_ask(const char *query, const char *room, const char 
 
 void agent_cancel(struct agent_request *r);
 
+/* Whether agent_ask would start a request now (the worker is below
+ * agent_max_concurrent). */
+int agent_has_room(void);
+
 /* Backend interface, for agent_builtin.c (and others). */
 struct agent_backend {
     /* Optional: agent_check() for this backend. */

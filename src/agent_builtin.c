@@ -172,7 +172,7 @@ static int builtin_start(struct agent_request *r)
         evbuffer_add(b->answer, when, strlen(when));
     } else if ((builtin_asks(r->query, "summary") || builtin_asks(r->query, "summarize"))
                && r->room[0] != '\0') {
-        b->waiting = store_history(r->room, NULL, NULL, BUILTIN_SUMMARY_COUNT, builtin_on_history, b) == PL_OK;
+        b->waiting = store_history(r->room, NULL, NULL, BUILTIN_SUMMARY_COUNT, 0, builtin_on_history, b) == PL_OK;
         if (!b->waiting) {
             evbuffer_add_printf(b->answer, "I cannot read the history right now.");
         }

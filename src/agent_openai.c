@@ -749,7 +749,7 @@ static int openai_start(struct agent_request *r)
     c->phase = OPENAI_CONTEXT;
     r->state = c;
     if (r->room[0] != '\0' && cfg->agent_context_messages > 0
-        && store_history(r->room, NULL, NULL, cfg->agent_context_messages, openai_on_context, c) == PL_OK) {
+        && store_history(r->room, NULL, NULL, cfg->agent_context_messages, 0, openai_on_context, c) == PL_OK) {
         c->store_pending = 1;
         openai_arm(c);
     } else {

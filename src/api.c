@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <json-c/json.h>
 
+#include "answer.h"
 #include "auth.h"
 #include "event.h"
 #include "http.h"
@@ -471,7 +472,7 @@ static void api_history_as(struct http_hold *hold, const struct auth_identity *w
     PL_UNUSED(who);
     h->hold = hold;
     if (store_history(h->room, h->after[0] ? h->after : NULL, h->before[0] ? h->before : NULL,
-                      h->limit, api_on_history, h) != PL_OK) {
+                      h->limit, 0, api_on_history, h) != PL_OK) {
         http_error(hold->req, 503, "redis_unavailable", "the history store is unavailable");
         http_release(hold);
         free(h);
@@ -518,6 +519,70 @@ static void api_history(evhtp_request_t *req, const struct http_params *params)
     }
 }
 
+/* --- DELETE /api/rooms/{room}/answers/{request_id} ---------------------- */
+
+struct api_cancel {
+    char room[PL_NAME_MAX + 1];
+    char rid[ANSWER_ID_LEN + 1];
+    struct http_hold *hold;
+};
+
+static void api_on_cancelled(enum store_status st, long long n, void *arg)
+{
+    struct api_cancel *c = arg;
+    evhtp_request_t *req = c->hold->req;
+    char body[96];
+
+    if (req != NULL && st != STORE_OK) {
+        http_error(req, 503, "redis_unavailable", "the answer could not be stopped now");
+    } else if (req != NULL && n < 0) {
+        http_error(req, 403, "forbidden", "only the user who asked can stop an answer");
+    } else if (req != NULL && n == 0) {
+        http_error(req, 404, "not_found", "no answer with that request_id is in progress in this room");
+    } else if (req != NULL) {
+        int len = snprintf(body, sizeof(body), "{\"request_id\":\"%s\",\"status\":\"cancelled\"}", c->rid);
+        http_reply(req, 200, "application/json", body, (size_t)len);
+    }
+    http_release(c->hold);
+    free(c);
+}
+
+static void api_cancel_as(struct http_hold *hold, const struct auth_identity *who, void *arg)
+{
+    struct api_cancel *c = arg;
+
+    c->hold = hold;
+    if (store_answer_cancel(c->room, c->rid, who->user, api_on_cancelled, c) != PL_OK) {
+        http_error(hold->req, 503, "redis_unavailable", "the answer could not be stopped now");
+        http_release(hold);
+        free(c);
+    }
+}
+
+/* The asker stops an answer in progress; every viewer gets ai_done
+ * "cancelled" and the partial text is stored as such. */
+static void api_cancel(evhtp_request_t *req, const struct http_params *params)
+{
+    struct api_cancel *c;
+
+    if (!http_room_ok(req, params->value[0])) {
+        return;
+    }
+    if (!answer_id_valid(params->value[1])) {
+        http_error(req, 404, "not_found", "no answer with that request_id is in progress in this room");
+        return;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        http_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    snprintf(c->room, sizeof(c->room), "%s", params->value[0]);
+    snprintf(c->rid, sizeof(c->rid), "%s", params->value[1]);
+    if (auth_request(req, api_cancel_as, c) != PL_OK) {
+        free(c);
+    }
+}
+
 int api_init(const struct worker_env *w)
 {
     cfg = w->cfg;
@@ -528,5 +593,6 @@ int api_init(const struct worker_env *w)
     http_route_add("/api/tickets", HTTP_POST, api_ticket);
     http_route_add("/api/rooms/{}/messages", HTTP_POST, api_publish);
     http_route_add("/api/rooms/{}/messages", HTTP_GET, api_history);
+    http_route_add("/api/rooms/{}/answers/{}", HTTP_DELETE, api_cancel);
     return PL_OK;
 }

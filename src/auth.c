@@ -315,6 +315,60 @@ int auth_request(evhtp_request_t *req, auth_cb cb, void *arg)
     return auth_ask_store(req, token, cb, arg, auth_lookup_session);
 }
 
+struct auth_verify_call {
+    auth_verify_cb cb;
+    void *arg;
+    char session[TOKEN_SESSION_LEN + 1];
+};
+
+static void auth_on_verified(enum store_status st, const char *user, int64_t expires, void *arg)
+{
+    struct auth_verify_call *v = arg;
+    struct auth_identity who = { .expires = expires };
+
+    if (st == STORE_OK) {
+        snprintf(who.user, sizeof(who.user), "%s", user);
+        snprintf(who.session, sizeof(who.session), "%s", v->session);
+    }
+    v->cb(st, &who, "unknown or expired session token", v->arg);
+    free(v);
+}
+
+void auth_token_verify(const char *token, auth_verify_cb cb, void *arg)
+{
+    struct auth_identity who = { .session = "" };
+    struct auth_verify_call *v;
+    char why[64];
+
+    if (token_is_jwt(token)) {
+        if (auth.cfg->jwt_secret[0] == '\0') {
+            cb(STORE_NOT_FOUND, NULL, "JWTs are not accepted by this server", arg);
+        } else if (token_jwt_verify(token, auth.cfg->jwt_secret, (int64_t)time(NULL), who.user, why,
+                                    sizeof(why)) != PL_OK) {
+            cb(STORE_NOT_FOUND, NULL, why, arg);
+        } else {
+            who.expires = token_jwt_expiry(token);
+            cb(STORE_OK, &who, NULL, arg);
+        }
+        return;
+    }
+    if (!token_session_shape(token)) {
+        cb(STORE_NOT_FOUND, NULL, "malformed token", arg);
+        return;
+    }
+    if ((v = calloc(1, sizeof(*v))) == NULL) {
+        cb(STORE_UNAVAILABLE, NULL, NULL, arg);
+        return;
+    }
+    v->cb = cb;
+    v->arg = arg;
+    snprintf(v->session, sizeof(v->session), "%s", token);
+    if (store_session_lookup(token, auth_on_verified, v) != PL_OK) {
+        free(v);
+        cb(STORE_UNAVAILABLE, NULL, NULL, arg);
+    }
+}
+
 struct auth_recheck_call {
     void (*cb)(enum auth_verdict v, void *arg);
     void *arg;

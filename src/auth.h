@@ -20,6 +20,7 @@
 
 #include "conf.h"
 #include "http.h"
+#include "store.h"
 #include "token.h"
 
 struct worker_env;
@@ -67,6 +68,16 @@ int auth_name_reserved(const char *name);
 
 /* The same names as " a b ", in lower case, for a Redis script to check. */
 const char *auth_reserved_names(void);
+
+/* What auth_token_verify found: ST is STORE_OK with WHO, STORE_NOT_FOUND
+ * with WHY (readable), or STORE_UNAVAILABLE (Redis). */
+typedef void (*auth_verify_cb)(enum store_status st, const struct auth_identity *who, const char *why,
+                               void *arg);
+
+/* Checks TOKEN (a JWT or a session token, as a client sends it) as
+ * auth_request would.  CB runs exactly once - at once for a JWT or a
+ * malformed token, after asking Redis for a session. */
+void auth_token_verify(const char *token, auth_verify_cb cb, void *arg);
 
 /* What asking Redis about a session found. */
 enum auth_verdict {

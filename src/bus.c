@@ -78,7 +78,8 @@ static struct bus_event *bus_event_new(const char *type, const char *id, const c
     ev->json = (const char *)(ev + 1);
     ev->json_len = len;
     /* Worked out once here, not for every subscriber it goes to. */
-    ev->stored = strcmp(ev->type, "message") == 0 && event_id_parse(ev->id, &ev->sid) == 0;
+    ev->stored = (strcmp(ev->type, "message") == 0 || strcmp(ev->type, "ai_chunk") == 0)
+                 && event_id_parse(ev->id, &ev->sid) == 0;
     ev->private_to_others = strcmp(ev->type, "presence") == 0 || strcmp(ev->type, "typing") == 0;
     return ev;
 }
@@ -422,7 +423,7 @@ static void bus_on_catchup(enum store_status st, const struct store_events *evs,
     log_info("event=room_caught_up room=%s recovered=%d held=%d", ch->room, evs->count, ch->nqueue);
     ch->delivering = 1;             /* the channel must outlive both loops */
     for (int i = 0; i < evs->count; i++) {
-        struct bus_event *ev = bus_event_new("message", evs->items[i].id, "-",
+        struct bus_event *ev = bus_event_new(evs->items[i].type, evs->items[i].id, "-",
                                              evs->items[i].json, evs->items[i].len);
         if (ev != NULL) {
             bus_deliver(ch, ev);
@@ -448,7 +449,7 @@ static void bus_catchup_send(struct bus_catchup *cu)
         free(cu);
         return;
     }
-    if (store_history(ch->room, ch->last_id, NULL, bus.cfg->history_length, bus_on_catchup, cu) != PL_OK) {
+    if (store_history(ch->room, ch->last_id, NULL, bus.cfg->history_length, 1, bus_on_catchup, cu) != PL_OK) {
         event_base_once(bus.base, -1, EV_TIMEOUT, bus_catchup_retry, cu, &tv);
     }
 }

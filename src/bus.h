@@ -38,8 +38,9 @@ struct bus_event {
     char type[16];              /* "message", "presence", "typing", ... */
     char id[EVENT_ID_MAX];        /* stream id, "" for live-only events */
     char user[PL_NAME_MAX + 1]; /* the user the event is about, "" if none */
-    int stored;                 /* a message from a room's stream: it has its place in
-                                 * the room's order (sid); other ids (direct) do not */
+    int stored;                 /* a message or answer chunk from a room's stream: it has
+                                 * its place in the room's order (sid); other ids
+                                 * (direct) do not */
     struct event_id sid;        /* the stream id, parsed, when stored */
     int private_to_others;      /* presence or typing: not for its own user */
     const char *json;           /* the event, one line of JSON */

@@ -13,7 +13,7 @@
 #include <event2/event.h>
 #include <json-c/json.h>
 
-#include "agent.h"
+#include "answer.h"
 #include "bus.h"
 #include "clock.h"
 #include "feed.h"
@@ -32,12 +32,14 @@
 #define CHAT_HISTORY_DEFAULT 50
 #define CHAT_HISTORY_MAX 200
 #define CHAT_CMID_MAX 128
+#define CHAT_TOKEN_MAX 4096
 #define CHAT_FLOOD_FACTOR 10    /* a client this far over the limit ... */
 #define CHAT_FLOOD_SECONDS 10   /* ... for this long is closed with 1008 */
 
 struct chat_client {
     struct ws_conn *ws;
     struct feed feed;           /* the room and the user's direct messages */
+    char resume[EVENT_ID_MAX];  /* the id the client resumes from, "" for none */
     int closed;
     int pending;                /* store calls that will come back to us */
     char **members;             /* names for the welcome, while it is built */
@@ -51,14 +53,12 @@ struct chat_client {
     int flood_seconds;
 };
 
-/* A question to the agent: the answer streams to the whole room, then is
- * stored as the agent's message.  It dies with the asking connection. */
+/* A question this client asked, while the agent works on it: its failure
+ * is told to the asker.  The answer itself belongs to the room (answer.h)
+ * and outlives the connection. */
 struct chat_ask {
     struct chat_client *cl;
-    struct agent_request *agent;
-    char request_id[24];
-    char room[PL_NAME_MAX + 1];
-    struct evbuffer *answer;
+    struct answer *answer;
     LIST_ENTRY(chat_ask) link;
 };
 
@@ -234,21 +234,34 @@ static void chat_send_welcome(struct chat_client *cl, const char *last_id)
     if (event_id_parse(last_id, &sid) == 0) {
         feed_mark(&cl->feed, &sid);
     }
-    feed_go_live(&cl->feed);
 }
 
-static void chat_on_last_id(enum store_status st, const char *id, void *arg)
+/* The cut: the welcome, then what the client missed since the id it
+ * resumes from (or a reset when that id is unknown), or for a fresh join
+ * the answers in progress so far; then live. */
+static void chat_on_cut(enum store_status st, const struct store_events *evs, void *arg)
 {
     struct chat_client *cl = arg;
 
     if (!chat_unpin(cl)) {
         return;
     }
-    if (st != STORE_OK) {
+    if (st == STORE_UNAVAILABLE) {
         chat_join_failed(cl);
         return;
     }
-    chat_send_welcome(cl, id);
+    chat_send_welcome(cl, evs->newest);
+    if (st == STORE_NOT_FOUND) {
+        char json[96];
+        int n = snprintf(json, sizeof(json), "{\"type\":\"reset\",\"oldest\":%s%s%s}",
+                         evs->oldest[0] ? "\"" : "", evs->oldest[0] ? evs->oldest : "null",
+                         evs->oldest[0] ? "\"" : "");
+        ws_send_text(cl->ws, json, (size_t)n);
+    }
+    for (int i = 0; i < evs->count; i++) {
+        ws_send_text(cl->ws, evs->items[i].json, evs->items[i].len);
+    }
+    feed_go_live(&cl->feed);
 }
 
 static void chat_on_members(enum store_status st, const char *const *names, int n, void *arg)
@@ -266,7 +279,7 @@ static void chat_on_members(enum store_status st, const char *const *names, int 
     }
     /* The newest id is read after the subscription is live: whatever is
      * stored later reaches the client live, whatever before is history. */
-    if (store_last_id(cl->feed.room, chat_on_last_id, cl) == PL_OK) {
+    if (store_history_resume(cl->feed.room, cl->resume[0] ? cl->resume : NULL, chat_on_cut, cl) == PL_OK) {
         cl->pending++;
     } else {
         chat_join_failed(cl);
@@ -274,7 +287,7 @@ static void chat_on_members(enum store_status st, const char *const *names, int 
 }
 
 /* Subscribed and counted in: the members (the user among them), then the
- * newest id, then the welcome. */
+ * cut, then the welcome. */
 static void chat_ready(struct feed *f)
 {
     struct chat_client *cl = chat_of(f);
@@ -297,7 +310,8 @@ static const struct feed_ops chat_feed_ops = {
     .unpin = chat_feed_unpin,
 };
 
-static void *chat_open(struct ws_conn *ws, const struct auth_identity *who, const char *room)
+static void *chat_open(struct ws_conn *ws, const struct auth_identity *who, const char *room,
+                       const char *resume)
 {
     struct chat_client *cl = calloc(1, sizeof(*cl));
 
@@ -305,6 +319,7 @@ static void *chat_open(struct ws_conn *ws, const struct auth_identity *who, cons
         return NULL;
     }
     cl->ws = ws;
+    snprintf(cl->resume, sizeof(cl->resume), "%s", resume);
     LIST_INIT(&cl->asks);
     rate_init(&cl->bucket, chat.cfg->rate_burst, clock_coarse_ms());
     if (feed_open(&cl->feed, &chat_feed_ops, who, room) != PL_OK) {
@@ -322,7 +337,7 @@ static void chat_close(struct ws_conn *ws, void *state)
     feed_close(&cl->feed);
     while (!LIST_EMPTY(&cl->asks)) {
         struct chat_ask *ask = LIST_FIRST(&cl->asks);
-        agent_cancel(ask->agent);   /* nobody is left to ask for it */
+        answer_detach(ask->answer);     /* the room still gets it */
         chat_ask_free(ask);
     }
     cl->closed = 1;
@@ -587,95 +602,31 @@ static void chat_history(struct chat_client *cl, json_object *msg)
         }
         limit = limit > CHAT_HISTORY_MAX ? CHAT_HISTORY_MAX : limit;
     }
-    if (store_history(cl->feed.room, NULL, before, (int)limit, chat_on_history, cl) == PL_OK) {
+    if (store_history(cl->feed.room, NULL, before, (int)limit, 0, chat_on_history, cl) == PL_OK) {
         cl->pending++;
     } else {
         chat_error(cl, "redis_unavailable", "history is unavailable");
     }
 }
 
-static void chat_publish_room(const char *room, const char *type, const char *user, struct evbuffer *json)
-{
-    char channel[256];
-    struct evbuffer *b = evbuffer_new();
-
-    if (b == NULL) {
-        return;
-    }
-    event_header(b, type, NULL, user);
-    evbuffer_add_buffer(b, json);
-    store_publish_live(store_room_channel(room, channel, sizeof(channel)), (const char *)evbuffer_pullup(b, -1),
-                       evbuffer_get_length(b), NULL, NULL);
-    evbuffer_free(b);
-}
-
 static void chat_ask_free(struct chat_ask *ask)
 {
     LIST_REMOVE(ask, link);
-    evbuffer_free(ask->answer);
     free(ask);
-}
-
-static void chat_ask_on_chunk(const char *text, size_t len, void *arg)
-{
-    struct chat_ask *ask = arg;
-    struct evbuffer *json = evbuffer_new();
-
-    if (json == NULL) {
-        return;
-    }
-    evbuffer_add(ask->answer, text, len);
-    evbuffer_add_printf(json, "{\"type\":\"ai_chunk\",\"request_id\":\"%s\",\"content\":\"", ask->request_id);
-    event_escape(json, text, len);
-    evbuffer_add(json, "\"}", 2);
-    chat_publish_room(ask->room, "ai_chunk", chat.cfg->agent_name, json);
-    evbuffer_free(json);
-}
-
-/* The complete answer is stored as the agent's message, then ai_done names
- * its id, so late joiners and resumed clients see it in the history. */
-static void chat_ask_on_stored(enum store_status st, const char *id, long detail, void *arg)
-{
-    char *request = arg;
-    const char *room = request + strlen(request) + 1;
-    struct evbuffer *json = evbuffer_new();
-
-    PL_UNUSED(detail);
-    if (json != NULL && st == STORE_OK) {
-        evbuffer_add_printf(json, "{\"type\":\"ai_done\",\"request_id\":\"%s\",\"id\":\"%s\"}", request, id);
-        chat_publish_room(room, "ai_done", chat.cfg->agent_name, json);
-    }
-    if (json != NULL) {
-        evbuffer_free(json);
-    }
-    free(request);
 }
 
 static void chat_ask_on_done(enum agent_status st, const char *message, void *arg)
 {
     struct chat_ask *ask = arg;
-    size_t len = evbuffer_get_length(ask->answer);
-    size_t rlen = strlen(ask->request_id), mlen = strlen(ask->room);
-    char *ids;
 
-    ask->agent = NULL;
     if (st != AGENT_OK) {
         chat_error(ask->cl, st == AGENT_TIMEOUT ? "agent_timeout" : "agent_unavailable", message);
-    } else if (len > 0 && (ids = malloc(rlen + mlen + 2)) != NULL) {
-        /* The asker may be gone when Redis answers: keep only the ids. */
-        memcpy(ids, ask->request_id, rlen + 1);
-        memcpy(ids + rlen + 1, ask->room, mlen + 1);
-        struct store_message m = { .room = ask->room, .from = chat.cfg->agent_name,
-                                   .content = (const char *)evbuffer_pullup(ask->answer, -1), .len = len };
-
-        if (store_message_publish(&m, chat_ask_on_stored, ids) != PL_OK) {
-            chat_error(ask->cl, "redis_unavailable", "the answer could not be stored");
-            free(ids);
-        }
     }
     chat_ask_free(ask);
 }
 
+/* The answer streams to the whole room (ai_chunk, then ai_done), then is
+ * stored as the agent's message. */
 static void chat_ask(struct chat_client *cl, json_object *msg)
 {
     size_t len;
@@ -685,20 +636,100 @@ static void chat_ask(struct chat_client *cl, json_object *msg)
     if (question == NULL) {
         return;
     }
-    if ((ask = calloc(1, sizeof(*ask))) == NULL || (ask->answer = evbuffer_new()) == NULL) {
-        free(ask);
+    if ((ask = calloc(1, sizeof(*ask))) == NULL) {
         chat_error(cl, "agent_unavailable", "out of memory");
         return;
     }
     ask->cl = cl;
-    snprintf(ask->request_id, sizeof(ask->request_id), "%llx", (unsigned long long)++chat.direct_seq);
-    snprintf(ask->room, sizeof(ask->room), "%s", cl->feed.room);
-    LIST_INSERT_HEAD(&cl->asks, ask, link);
-    ask->agent = agent_ask(question, cl->feed.room, cl->feed.who.user, chat_ask_on_chunk, chat_ask_on_done, ask);
-    if (ask->agent == NULL) {
-        chat_ask_free(ask);
-        chat_error(cl, "agent_busy", "the agent is busy; try again shortly");
+    ask->answer = answer_start(cl->feed.room, cl->feed.who.user, question, chat_ask_on_done, ask);
+    if (ask->answer == NULL) {
+        free(ask);
+        if (!store_is_up()) {
+            chat_error(cl, "redis_unavailable", "the agent's answer cannot be stored now");
+        } else {
+            chat_error(cl, "agent_busy", "the agent is busy; try again shortly");
+        }
+        return;
     }
+    LIST_INSERT_HEAD(&cl->asks, ask, link);
+}
+
+static void chat_on_cancelled(enum store_status st, long long n, void *arg)
+{
+    struct chat_client *cl = arg;
+
+    if (!chat_unpin(cl)) {
+        return;
+    }
+    if (st != STORE_OK) {
+        chat_error(cl, "redis_unavailable", "the answer could not be stopped now");
+    } else if (n < 0) {
+        chat_error(cl, "bad_request", "only the user who asked can stop an answer");
+    } else if (n == 0) {
+        chat_error(cl, "bad_request", "no answer with that request_id is in progress in this room");
+    }
+    chat_replied(cl);
+}
+
+/* {"type":"cancel","request_id":".."}: the asker stops an answer, from
+ * any of its connections; every viewer gets ai_done "cancelled". */
+static void chat_cancel(struct chat_client *cl, json_object *msg)
+{
+    size_t len;
+    int bad = 0;
+    const char *rid = json_field_string(msg, "request_id", &len, &bad);
+
+    if (rid == NULL || bad || !answer_id_valid(rid)) {
+        chat_error(cl, "bad_request", "\"request_id\" must be the id of an answer");
+        return;
+    }
+    if (store_answer_cancel(cl->feed.room, rid, cl->feed.who.user, chat_on_cancelled, cl) == PL_OK) {
+        cl->pending++;
+    } else {
+        chat_error(cl, "redis_unavailable", "the answer could not be stopped now");
+    }
+}
+
+static void chat_on_token(enum store_status st, const struct auth_identity *who, const char *why, void *arg)
+{
+    struct chat_client *cl = arg;
+    char reply[128];
+    int n;
+
+    if (!chat_unpin(cl)) {
+        return;
+    }
+    if (st == STORE_UNAVAILABLE) {
+        chat_error(cl, "redis_unavailable", "the token cannot be checked now; try again shortly");
+    } else if (st != STORE_OK) {
+        chat_error(cl, "unauthorized", why);
+    } else if (strcmp(who->user, cl->feed.who.user) != 0) {
+        chat_error(cl, "unauthorized", "the token is another user's");
+    } else {
+        /* From now on the connection lasts as long as this token does,
+         * and a revocation of this session is what ends it. */
+        cl->feed.who = *who;
+        n = snprintf(reply, sizeof(reply), "{\"type\":\"auth_ok\",\"user\":\"%s\",\"expires\":%lld}",
+                     who->user, (long long)who->expires);
+        ws_send_text(cl->ws, reply, (size_t)n);
+    }
+    chat_replied(cl);
+}
+
+/* {"type":"auth","token":".."}: a new token for this connection, before
+ * the one it opened with expires; a bad one is an error, not a close. */
+static void chat_auth(struct chat_client *cl, json_object *msg)
+{
+    size_t len;
+    int bad = 0;
+    const char *token = json_field_string(msg, "token", &len, &bad);
+
+    if (token == NULL || bad || len == 0 || len > CHAT_TOKEN_MAX) {
+        chat_error(cl, "bad_request", "\"token\" must be a session token or a JWT");
+        return;
+    }
+    cl->pending++;
+    auth_token_verify(token, chat_on_token, cl);
 }
 
 static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size_t len)
@@ -729,6 +760,10 @@ static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size
         chat_history(cl, msg);
     } else if (strcmp(t, "ask") == 0) {
         chat_ask(cl, msg);
+    } else if (strcmp(t, "cancel") == 0) {
+        chat_cancel(cl, msg);
+    } else if (strcmp(t, "auth") == 0) {
+        chat_auth(cl, msg);
     } else {
         chat_error(cl, "bad_request", "unknown message type");
     }

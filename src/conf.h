@@ -59,6 +59,7 @@ struct conf {
     int write_delay_ms;         /* room events may wait this long to share a write */
     char agent_name[PL_NAME_MAX + 1];
     int agent_delay_ms;
+    int agent_coalesce_ms;      /* chunks this close to the last one stored share an event */
     int agent_max_concurrent;
     char agent[16];             /* backend: "builtin" or "openai" (conf_check) */
     char agent_url[512];        /* openai: http://HOST[:PORT][/PREFIX] */

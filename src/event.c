@@ -58,14 +58,43 @@ void event_message_split(struct evbuffer *before, struct evbuffer *after, const 
     event_string(after, "content", content, content_len, 1);
 }
 
-void event_message(struct evbuffer *out, const char *id, const char *room, const char *from,
-                   const char *content, size_t content_len, int64_t ts)
+/* A message without its closing brace. */
+static void event_message_open(struct evbuffer *out, const char *id, const char *room, const char *from,
+                               const char *content, size_t content_len, int64_t ts)
 {
     evbuffer_add_printf(out, "{\"type\":\"message\",\"id\":\"%s\",", id);
     event_string(out, "room", room, strlen(room), 0);
     event_string(out, "from", from, strlen(from), 1);
     event_string(out, "content", content, content_len, 1);
-    evbuffer_add_printf(out, ",\"ts\":%lld}", (long long)ts);
+    evbuffer_add_printf(out, ",\"ts\":%lld", (long long)ts);
+}
+
+void event_message(struct evbuffer *out, const char *id, const char *room, const char *from,
+                   const char *content, size_t content_len, int64_t ts)
+{
+    event_message_open(out, id, room, from, content, content_len, ts);
+    evbuffer_add(out, "}", 1);
+}
+
+void event_answer(struct evbuffer *out, const char *id, const char *room, const char *from,
+                  const char *content, size_t content_len, int64_t ts, const char *request_id,
+                  const char *status)
+{
+    event_message_open(out, id, room, from, content, content_len, ts);
+    event_string(out, "request_id", request_id, strlen(request_id), 1);
+    if (status != NULL) {
+        event_string(out, "status", status, strlen(status), 1);
+    }
+    evbuffer_add(out, "}", 1);
+}
+
+void event_ai_chunk(struct evbuffer *out, const char *id, const char *request_id, const char *content,
+                    size_t content_len)
+{
+    evbuffer_add_printf(out, "{\"type\":\"ai_chunk\",\"id\":\"%s\",", id);
+    event_string(out, "request_id", request_id, strlen(request_id), 0);
+    event_string(out, "content", content, content_len, 1);
+    evbuffer_add(out, "}", 1);
 }
 
 void event_presence(struct evbuffer *out, int join, const char *user, const char *room)
@@ -155,4 +184,29 @@ int event_id_cmp(const char *a, const char *b)
     event_id_parse(a, &x);
     event_id_parse(b, &y);
     return event_id_order(&x, &y);
+}
+
+void event_resume_id(const char *given, char *out)
+{
+    size_t n;
+
+    out[0] = '\0';
+    if (given == NULL) {
+        return;
+    }
+    given += strspn(given, " \t");
+    for (n = strlen(given); n > 0 && (given[n - 1] == ' ' || given[n - 1] == '\t'); n--) {
+    }
+    if (n == 0) {
+        return;
+    }
+    if (n >= EVENT_ID_MAX) {
+        snprintf(out, EVENT_ID_MAX, "0-0");
+        return;
+    }
+    memcpy(out, given, n);
+    out[n] = '\0';
+    if (!event_id_valid(out)) {
+        snprintf(out, EVENT_ID_MAX, "0-0");
+    }
 }

@@ -20,6 +20,17 @@ void event_escape(struct evbuffer *out, const char *s, size_t len);
 void event_message(struct evbuffer *out, const char *id, const char *room, const char *from,
                    const char *content, size_t content_len, int64_t ts);
 
+/* The agent's answer as a message: event_message's, then
+ * ,"request_id":REQUEST_ID and, unless STATUS is NULL (complete),
+ * ,"status":STATUS ("incomplete", "cancelled"). */
+void event_answer(struct evbuffer *out, const char *id, const char *room, const char *from,
+                  const char *content, size_t content_len, int64_t ts, const char *request_id,
+                  const char *status);
+
+/* {"type":"ai_chunk","id":ID,"request_id":REQUEST_ID,"content":CONTENT} */
+void event_ai_chunk(struct evbuffer *out, const char *id, const char *request_id, const char *content,
+                    size_t content_len);
+
 /* The parts of a message the publish script puts around "from" (which it
  * may learn from the session): "room":ROOM to BEFORE and ,"content":CONTENT
  * to AFTER. */
@@ -41,6 +52,12 @@ void event_header(struct evbuffer *out, const char *type, const char *id, const 
 
 /* The millisecond part of a stream id "<ms>-<seq>", or -1 if malformed. */
 int64_t event_id_ms(const char *id);
+
+/* The id a client resumes from, as it gave it (Last-Event-ID, or the
+ * last_event_id parameter): blanks around it trimmed, "" when it gave
+ * none, and "0-0" for a malformed one - never in a stream, so resuming
+ * from it answers with a reset.  OUT holds EVENT_ID_MAX bytes. */
+void event_resume_id(const char *given, char *out);
 
 /* Non-zero when ID is a well-formed stream id "<ms>-<seq>". */
 int event_id_valid(const char *id);

@@ -86,6 +86,16 @@ int key_room_members(char *out, size_t outlen, const char *prefix, const char *r
     return KEY_JOIN(out, outlen, prefix, "room:", room, ":members");
 }
 
+int key_room_answers(char *out, size_t outlen, const char *prefix, const char *room)
+{
+    return KEY_JOIN(out, outlen, prefix, "room:", room, ":answers");
+}
+
+int key_room_gone(char *out, size_t outlen, const char *prefix, const char *room)
+{
+    return KEY_JOIN(out, outlen, prefix, "room:", room, ":gone");
+}
+
 int key_room_channel(char *out, size_t outlen, const char *prefix, const char *room)
 {
     return KEY_JOIN(out, outlen, prefix, "room:", room);

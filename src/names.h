@@ -19,6 +19,8 @@ int key_user_sessions(char *out, size_t outlen, const char *prefix, const char *
 int key_signin(char *out, size_t outlen, const char *prefix, const char *address);
 int key_room_log(char *out, size_t outlen, const char *prefix, const char *room);
 int key_room_members(char *out, size_t outlen, const char *prefix, const char *room);
+int key_room_answers(char *out, size_t outlen, const char *prefix, const char *room);
+int key_room_gone(char *out, size_t outlen, const char *prefix, const char *room);
 int key_room_channel(char *out, size_t outlen, const char *prefix, const char *room);
 int key_user_channel(char *out, size_t outlen, const char *prefix, const char *user);
 int key_instance(char *out, size_t outlen, const char *prefix, const char *instance);

@@ -13,18 +13,95 @@
 
 #define SCRIPT_MAX_ARGS 16
 
+/* Answers in progress.  An answer's chunks are entries of its room's
+ * stream ("type ai_chunk request_id RID content TEXT"), so they have ids in
+ * the room's order; the room's answers hash holds, per request id,
+ * "START|ASKER|AGENT|MAXLEN|TTL|INSTANCE|OWNER" (START: no chunk is older)
+ * and the producing worker's instance presence hash the field
+ * "OWNER|ROOM|ASKER|RID", so that a worker or instance gone ends it.
+ * finish() ends one: the chunks make the stored message (with its request
+ * id, and a status unless complete), are deleted, and their id range is
+ * remembered in the room's gone set so that resuming from one still works;
+ * then the message and ai_done are published.  Returns the message's id,
+ * "" when there was no text, false when the answer had already ended. */
+#define LUA_ANSWER_FINISH_FN \
+    "local function esc(s)\n" \
+    "  return (string.gsub(s, '[%z\\1-\\31\"\\\\]', function(c)\n" \
+    "    if c == '\"' then return '\\\\\"' elseif c == '\\\\' then return '\\\\\\\\'\n" \
+    "    elseif c == '\\n' then return '\\\\n' elseif c == '\\r' then return '\\\\r'\n" \
+    "    elseif c == '\\t' then return '\\\\t' elseif c == '\\b' then return '\\\\b'\n" \
+    "    elseif c == '\\f' then return '\\\\f' end\n" \
+    "    return string.format('\\\\u%04x', string.byte(c))\n" \
+    "  end))\n" \
+    "end\n" \
+    "local function finish(P, room, rid, status)\n" \
+    "  local R = P .. 'room:' .. room\n" \
+    "  local rec = redis.call('HGET', R .. ':answers', rid)\n" \
+    "  if not rec then return false end\n" \
+    "  redis.call('HDEL', R .. ':answers', rid)\n" \
+    "  local start, asker, agent, maxlen, ttl, inst, owner =\n" \
+    "    string.match(rec, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')\n" \
+    "  if not start then return false end\n" \
+    "  redis.call('HDEL', P .. 'instance:' .. inst .. ':presence', owner .. '|' .. room .. '|' .. asker .. '|' .. rid)\n" \
+    "  local log, parts, ids = R .. ':log', {}, {}\n" \
+    "  for _, e in ipairs(redis.call('XRANGE', log, start, '+')) do\n" \
+    "    local f = e[2]\n" \
+    "    if f[2] == 'ai_chunk' and f[4] == rid then parts[#parts + 1] = f[6]; ids[#ids + 1] = e[1] end\n" \
+    "  end\n" \
+    "  for i = 1, #ids, 500 do redis.call('XDEL', log, unpack(ids, i, math.min(i + 499, #ids))) end\n" \
+    "  if #ids > 0 then\n" \
+    "    redis.call('ZADD', R .. ':gone', tonumber(string.match(ids[1], '^(%d+)')), ids[1] .. ' ' .. ids[#ids])\n" \
+    "    redis.call('ZREMRANGEBYRANK', R .. ':gone', 0, -101)\n" \
+    "  end\n" \
+    "  local text, id, extra = table.concat(parts), '', ',\"request_id\":\"' .. rid .. '\"'\n" \
+    "  if status ~= 'complete' then extra = extra .. ',\"status\":\"' .. status .. '\"' end\n" \
+    "  if text ~= '' then\n" \
+    "    if status == 'complete' then\n" \
+    "      id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', 'message', 'from', agent,\n" \
+    "                      'content', text, 'request_id', rid)\n" \
+    "    else\n" \
+    "      id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', 'message', 'from', agent,\n" \
+    "                      'content', text, 'request_id', rid, 'status', status)\n" \
+    "    end\n" \
+    "    redis.call('PUBLISH', R, 'message ' .. id .. ' ' .. agent .. '\\n' ..\n" \
+    "      '{\"type\":\"message\",\"id\":\"' .. id .. '\",\"room\":\"' .. room .. '\",\"from\":\"' .. agent ..\n" \
+    "      '\",\"content\":\"' .. esc(text) .. '\",\"ts\":' .. string.match(id, '^(%d+)') .. extra .. '}')\n" \
+    "  end\n" \
+    "  redis.call('PUBLISH', R, 'ai_done - ' .. agent .. '\\n' .. '{\"type\":\"ai_done\",\"request_id\":\"' ..\n" \
+    "    rid .. '\",\"id\":' .. (id ~= '' and ('\"' .. id .. '\"') or 'null') .. ',\"status\":\"' .. status .. '\"}')\n" \
+    "  if tonumber(ttl) > 0 then\n" \
+    "    redis.call('EXPIRE', log, ttl)\n" \
+    "    redis.call('EXPIRE', R .. ':gone', ttl)\n" \
+    "  end\n" \
+    "  return id\n" \
+    "end\n"
+
+/* Stream ids compared in Lua (ms fits a double exactly). */
+#define LUA_ID_CMP_FN \
+    "local function idcmp(a, b)\n" \
+    "  local am, as = string.match(a, '^(%d+)-(%d+)$')\n" \
+    "  local bm, bs = string.match(b, '^(%d+)-(%d+)$')\n" \
+    "  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)\n" \
+    "  if am ~= bm then return am < bm and -1 or 1 end\n" \
+    "  if as ~= bs then return as < bs and -1 or 1 end\n" \
+    "  return 0\n" \
+    "end\n"
+
 /* Taking back presence is needed when a worker dies, when a whole instance
  * does, and when an instance finds its earlier run's, so the scripts start
  * with this function: it takes back the fields that start with OWNER ("":
  * all), or with OTHERS those that do not.  The leave event matches what
  * the workers publish (names need no JSON escaping). */
 #define LUA_RELEASE_FN \
+    LUA_ANSWER_FINISH_FN \
     "local function release(prefix, key, owner, others)\n" \
     "  local fields = redis.call('HGETALL', key)\n" \
     "  for i = 1, #fields, 2 do\n" \
     "    local f, c = fields[i], tonumber(fields[i + 1])\n" \
     "    if (owner == '' or string.sub(f, 1, #owner) == owner) ~= others then\n" \
     "      local _, _, room, user = string.find(f, '^[^|]*|([^|]*)|([^|]*)$')\n" \
+    "      local _, _, aroom, rid = string.find(f, '^[^|]*|([^|]*)|[^|]*|([^|]*)$')\n" \
+    "      if aroom then finish(prefix, aroom, rid, 'incomplete') end\n" \
     "      if room and c then\n" \
     "        local mk = prefix .. 'room:' .. room .. ':members'\n" \
     "        local n = redis.call('HINCRBY', mk, user, -c)\n" \
@@ -200,10 +277,78 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "if t[2] ~= '' and redis.call('EXISTS', ARGV[1] .. 'session:' .. t[2]) == 0 then return nil end\n"
         "return t\n",
     [SCRIPT_RESUME] =
-        "local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
+        LUA_ID_CMP_FN
+        "local log, last = KEYS[1], ARGV[1]\n"
+        "local oldest = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)\n"
         "local oid = oldest[1] and oldest[1][1] or ''\n"
-        "if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1], 'COUNT', 1) == 0 then return {0, oid} end\n"
-        "return {1, oid, redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')}\n",
+        "local newest = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)\n"
+        "local nid = newest[1] and newest[1][1] or ''\n"
+        "if last == '' then\n"
+        "  local from\n"
+        "  for _, rec in ipairs(redis.call('HVALS', KEYS[2])) do\n"
+        "    local s = string.match(rec, '^(%d+-%d+)|')\n"
+        "    if s and (not from or idcmp(s, from) < 0) then from = s end\n"
+        "  end\n"
+        "  local out = {}\n"
+        "  if from then\n"
+        "    for _, e in ipairs(redis.call('XRANGE', log, from, '+')) do\n"
+        "      if e[2][2] == 'ai_chunk' then out[#out + 1] = e end\n"
+        "    end\n"
+        "  end\n"
+        "  return {1, oid, out, nid}\n"
+        "end\n"
+        "if #redis.call('XRANGE', log, last, last, 'COUNT', 1) == 0 then\n"
+        "  local known = false\n"
+        "  for _, m in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[3], string.match(last, '^(%d+)'), '-inf',\n"
+        "                                'LIMIT', 0, 20)) do\n"
+        "    local a, b = string.match(m, '^(%S+) (%S+)$')\n"
+        "    if a and idcmp(a, last) <= 0 and idcmp(last, b) <= 0 then known = true; break end\n"
+        "  end\n"
+        "  if not known then return {0, oid, {}, nid} end\n"
+        "end\n"
+        "return {1, oid, redis.call('XRANGE', log, '(' .. last, '+'), nid}\n",
+    [SCRIPT_HISTORY] =
+        "local log, lo, hi, limit, rev, all = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1', ARGV[5] == '1'\n"
+        "local out = {}\n"
+        "while #out < limit do\n"
+        "  local want = limit - #out\n"
+        "  local batch\n"
+        "  if rev then batch = redis.call('XREVRANGE', log, hi, lo, 'COUNT', want)\n"
+        "  else batch = redis.call('XRANGE', log, lo, hi, 'COUNT', want) end\n"
+        "  for _, e in ipairs(batch) do\n"
+        "    if all or e[2][2] ~= 'ai_chunk' then out[#out + 1] = e end\n"
+        "  end\n"
+        "  if #batch < want then break end\n"
+        "  if rev then hi = '(' .. batch[#batch][1] else lo = '(' .. batch[#batch][1] end\n"
+        "end\n"
+        "return out\n",
+    [SCRIPT_ANSWER_START] =
+        "local P, room, rid, asker, inst, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[8], ARGV[9]\n"
+        "local R = P .. 'room:' .. room\n"
+        "local t = redis.call('TIME')\n"
+        "local start = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)) .. '-0'\n"
+        "redis.call('HSET', R .. ':answers', rid, table.concat({ start, asker, ARGV[5], ARGV[6], ARGV[7], inst, owner }, '|'))\n"
+        "if tonumber(ARGV[7]) > 0 then redis.call('EXPIRE', R .. ':answers', ARGV[7]) end\n"
+        "redis.call('HSET', P .. 'instance:' .. inst .. ':presence', owner .. '|' .. room .. '|' .. asker .. '|' .. rid, 1)\n"
+        "return start\n",
+    [SCRIPT_ANSWER_CHUNK] =
+        "local P, room, rid = ARGV[1], ARGV[2], ARGV[3]\n"
+        "local R = P .. 'room:' .. room\n"
+        "if redis.call('HEXISTS', R .. ':answers', rid) == 0 then return false end\n"
+        "local id = redis.call('XADD', R .. ':log', '*', 'type', 'ai_chunk', 'request_id', rid, 'content', ARGV[4])\n"
+        "redis.call('PUBLISH', R, 'ai_chunk ' .. id .. ' ' .. ARGV[5] .. '\\n' ..\n"
+        "  '{\"type\":\"ai_chunk\",\"id\":\"' .. id .. '\",\"request_id\":\"' .. rid .. '\",\"content\":\"' .. ARGV[6] .. '\"}')\n"
+        "return id\n",
+    [SCRIPT_ANSWER_END] =
+        LUA_ANSWER_FINISH_FN
+        "return finish(ARGV[1], ARGV[2], ARGV[3], ARGV[4])\n",
+    [SCRIPT_ANSWER_CANCEL] =
+        LUA_ANSWER_FINISH_FN
+        "local rec = redis.call('HGET', ARGV[1] .. 'room:' .. ARGV[2] .. ':answers', ARGV[3])\n"
+        "if not rec then return 0 end\n"
+        "if string.match(rec, '^[^|]*|([^|]*)|') ~= ARGV[4] then return -1 end\n"
+        "finish(ARGV[1], ARGV[2], ARGV[3], 'cancelled')\n"
+        "return 1\n",
 };
 
 /* Functions for operators, FCALLed with redis-cli (docs/redis.md): revoke

@@ -69,9 +69,33 @@ enum script_id {
      * session, expires}, or nil when there is none or its session has
      * been revoked meanwhile. */
     SCRIPT_TICKET_REDEEM,
-    /* KEYS: log.  ARGV: last id.  Returns {0, oldest} when LAST is not in
-     * the stream, else {1, oldest, entries after LAST}. */
+    /* KEYS: log, answers, gone.  ARGV: last id, or "" for a fresh join.
+     * Returns {0, oldest, {}, newest} when LAST is neither in the stream
+     * nor among the chunks of an ended answer, else {1, oldest, entries,
+     * newest}: the
+     * entries after LAST, or for a fresh join the chunks of the answers in
+     * progress. */
     SCRIPT_RESUME,
+    /* KEYS: log.  ARGV: lower bound, upper bound (XRANGE syntax), count,
+     * "1" to read backwards (newest COUNT), "1" to include answer chunks.
+     * Returns up to COUNT entries, in the order read. */
+    SCRIPT_HISTORY,
+    /* ARGV: prefix, room, request id, asker, agent name, maxlen, room ttl,
+     * instance id, owner ("RUN.PID").  Registers an answer in progress;
+     * returns the id no chunk of it is older than. */
+    SCRIPT_ANSWER_START,
+    /* ARGV: prefix, room, request id, content, agent name, content as a
+     * JSON string body.  Stores and publishes one chunk; returns its id, or
+     * nil when the answer has ended (cancelled, its producer given up). */
+    SCRIPT_ANSWER_CHUNK,
+    /* ARGV: prefix, room, request id, status ("complete", "incomplete").
+     * Ends the answer: returns the stored message's id, "" when it had no
+     * text, nil when it had already ended. */
+    SCRIPT_ANSWER_END,
+    /* ARGV: prefix, room, request id, user.  Ends the answer as
+     * "cancelled" if USER asked it: 1; -1 when someone else did; 0 when
+     * there is no such answer in progress. */
+    SCRIPT_ANSWER_CANCEL,
     SCRIPT_COUNT
 };
 

@@ -197,15 +197,19 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
     if (st == STORE_NOT_FOUND) {
         sse_write_reset(c, evs->oldest);
     } else {
+        struct event_id sid;
+
         for (int i = 0; i < evs->count && !c->closed; i++) {
-            struct chunk *chunk = sse_chunk_build("message", evs->items[i].id,
+            struct chunk *chunk = sse_chunk_build(evs->items[i].type, evs->items[i].id,
                                                   evs->items[i].json, evs->items[i].len);
-            struct event_id sid;
             sse_write_chunk(c, chunk, 0);
             chunk_unref(chunk);
             if (event_id_parse(evs->items[i].id, &sid) == 0) {
                 feed_mark(&c->feed, &sid);
             }
+        }
+        if (event_id_parse(evs->newest, &sid) == 0) {
+            feed_mark(&c->feed, &sid);  /* a fresh join's cut */
         }
     }
     if (!c->closed) {
@@ -214,7 +218,7 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
 }
 
 /* Subscribed and counted in: replay what came after Last-Event-ID, if
- * given, then go live. */
+ * given (else the answers in progress so far), then go live. */
 static void sse_ready(struct feed *f)
 {
     struct sse_client *c = sse_of(f);
@@ -223,9 +227,7 @@ static void sse_ready(struct feed *f)
      * missed: a client that has its 200 hears every later event. */
     c->answered = 1;
     outq_schedule(&c->out);
-    if (c->resume[0] == '\0') {
-        feed_go_live(f);
-    } else if (store_history_resume(f->room, c->resume, sse_on_replay, c) == PL_OK) {
+    if (store_history_resume(f->room, c->resume[0] ? c->resume : NULL, sse_on_replay, c) == PL_OK) {
         c->pending++;
     } else {
         sse_close(c, "redis_unavailable");
@@ -348,21 +350,7 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
     if (last == NULL) {
         last = http_query(req, "last_event_id", qlast, sizeof(qlast));
     }
-    if (last != NULL) {
-        size_t n;
-
-        last += strspn(last, " \t");
-        for (n = strlen(last); n > 0 && (last[n - 1] == ' ' || last[n - 1] == '\t'); n--) {
-        }
-        /* A malformed id cannot be in the stream; "0-0" never is, so the
-         * resume answers with a reset naming the oldest kept id. */
-        if (n > 0) {
-            snprintf(c->resume, sizeof(c->resume), "%.*s", (int)n, last);
-            if (n >= sizeof(c->resume) || !event_id_valid(c->resume)) {
-                snprintf(c->resume, sizeof(c->resume), "0-0");
-            }
-        }
-    }
+    event_resume_id(last, c->resume);
     if ((c->bev = sse_open(hold)) == NULL) {
         free(c);                    /* HEAD: the headers were the answer */
         return;

@@ -425,18 +425,35 @@ static int store_parse_entries(const redisReply *arr, const char *room, int reve
     }
     for (size_t k = 0; k < arr->elements; k++) {
         const redisReply *e = arr->element[reverse ? arr->elements - 1 - k : k];
-        const redisReply *from, *content;
+        const redisReply *type, *from, *content, *rid, *status;
         struct store_event *out = &evs->items[evs->count];
+        int chunk;
 
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING
             || e->element[1]->type != REDIS_REPLY_ARRAY || !event_id_valid(e->element[0]->str)
-            || (from = store_field(e->element[1], "from")) == NULL || !name_valid(from->str)
             || (content = store_field(e->element[1], "content")) == NULL) {
             log_warn("event=malformed_history_entry room=%s", room);
             continue;
         }
+        type = store_field(e->element[1], "type");
+        chunk = type != NULL && strcmp(type->str, "ai_chunk") == 0;
+        rid = store_field(e->element[1], "request_id");
+        from = store_field(e->element[1], "from");
+        if (chunk ? rid == NULL : from == NULL || !name_valid(from->str)) {
+            log_warn("event=malformed_history_entry room=%s", room);
+            continue;
+        }
+        snprintf(out->type, sizeof(out->type), "%s", chunk ? "ai_chunk" : "message");
         snprintf(out->id, sizeof(out->id), "%s", e->element[0]->str);
-        event_message(buf, out->id, room, from->str, content->str, content->len, event_id_ms(out->id));
+        if (chunk) {
+            event_ai_chunk(buf, out->id, rid->str, content->str, content->len);
+        } else if (rid != NULL) {
+            status = store_field(e->element[1], "status");
+            event_answer(buf, out->id, room, from->str, content->str, content->len, event_id_ms(out->id),
+                         rid->str, status ? status->str : NULL);
+        } else {
+            event_message(buf, out->id, room, from->str, content->str, content->len, event_id_ms(out->id));
+        }
         out->len = evbuffer_get_length(buf);
         out->json = malloc(out->len + 1);
         if (out->json == NULL) {
@@ -479,7 +496,7 @@ static void store_on_history(redisReply *r, void *arg)
     free(h);
 }
 
-int store_history(const char *room, const char *after, const char *before, int limit,
+int store_history(const char *room, const char *after, const char *before, int limit, int chunks,
                   store_events_cb cb, void *arg)
 {
     struct store_history_call *h = calloc(1, sizeof(*h));
@@ -501,13 +518,13 @@ int store_history(const char *room, const char *after, const char *before, int l
     snprintf(count, sizeof(count), "%d", limit);
     /* Without a lower bound the newest LIMIT are wanted: read backwards. */
     h->reverse = (after == NULL);
-    argv[0] = h->reverse ? "XREVRANGE" : "XRANGE";
-    argv[1] = key;
-    argv[2] = h->reverse ? hi : lo;
-    argv[3] = h->reverse ? lo : hi;
-    argv[4] = "COUNT";
-    argv[5] = count;
-    if (redis_conn_command(store.conn, store_on_history, h, 6, argv, NULL) != PL_OK) {
+    argv[0] = key;
+    argv[1] = lo;
+    argv[2] = hi;
+    argv[3] = count;
+    argv[4] = h->reverse ? "1" : "0";
+    argv[5] = chunks ? "1" : "0";
+    if (script_run(store.conn, SCRIPT_HISTORY, store_on_history, h, 1, 6, argv, NULL) != PL_OK) {
         free(h);
         return PL_ERR;
     }
@@ -522,9 +539,12 @@ static void store_on_resume(redisReply *r, void *arg)
 
     if (!store_failed(r) && r->type == REDIS_REPLY_ARRAY && r->elements >= 2
         && r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING) {
+        if (r->elements == 4 && r->element[3]->type == REDIS_REPLY_STRING) {
+            snprintf(evs.newest, sizeof(evs.newest), "%s", r->element[3]->str);
+        }
         if (r->element[0]->integer == 0) {
             st = STORE_NOT_FOUND;
-        } else if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_ARRAY
+        } else if (r->elements == 4 && r->element[2]->type == REDIS_REPLY_ARRAY
                    && store_parse_entries(r->element[2], c->room, 0, &evs) == PL_OK) {
             st = STORE_OK;
         }
@@ -538,15 +558,96 @@ static void store_on_resume(redisReply *r, void *arg)
 int store_history_resume(const char *room, const char *last, store_events_cb cb, void *arg)
 {
     struct store_call *c = store_call_new(room, arg);
-    char key[STORE_KEY_MAX];
-    const char *argv[] = { key, last };
+    char log[STORE_KEY_MAX], answers[STORE_KEY_MAX], gone[STORE_KEY_MAX];
+    const char *argv[] = { log, answers, gone, last ? last : "" };
 
     if (c == NULL) {
         return PL_ERR;
     }
     c->cb.events = cb;
-    key_room_log(key, sizeof(key), store.cfg->redis_prefix, room);
-    return store_run(c, SCRIPT_RESUME, store_on_resume, 1, 2, argv, NULL);
+    key_room_log(log, sizeof(log), store.cfg->redis_prefix, room);
+    key_room_answers(answers, sizeof(answers), store.cfg->redis_prefix, room);
+    key_room_gone(gone, sizeof(gone), store.cfg->redis_prefix, room);
+    return store_run(c, SCRIPT_RESUME, store_on_resume, 3, 4, argv, NULL);
+}
+
+/* --- answers in progress ------------------------------------------------ */
+
+int store_answer_start(const char *room, const char *rid, const char *asker)
+{
+    char maxlen[16], ttl[16], owner[sizeof(store.cfg->run_id) + 24];
+    const char *argv[] = { store.cfg->redis_prefix, room, rid, asker, store.cfg->agent_name, maxlen, ttl,
+                           store.cfg->instance_id, owner };
+
+    snprintf(maxlen, sizeof(maxlen), "%d", store.cfg->history_length);
+    snprintf(ttl, sizeof(ttl), "%d", store.cfg->room_ttl_s);
+    snprintf(owner, sizeof(owner), "%s.%ld", store.cfg->run_id, (long)getpid());
+    return script_run(store.conn, SCRIPT_ANSWER_START, NULL, NULL, 0, 9, argv, NULL);
+}
+
+/* An id, or nil for an answer that has ended. */
+static void store_on_answer_id(redisReply *r, void *arg)
+{
+    struct store_call *c = arg;
+
+    if (c->cb.token == NULL) {
+        /* nobody asked */
+    } else if (store_failed(r) || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
+        c->cb.token(STORE_UNAVAILABLE, NULL, c->arg);
+    } else if (r->type == REDIS_REPLY_NIL) {
+        c->cb.token(STORE_NOT_FOUND, NULL, c->arg);
+    } else {
+        c->cb.token(STORE_OK, r->str, c->arg);
+    }
+    free(c);
+}
+
+int store_answer_chunk(const char *room, const char *rid, const char *text, size_t len,
+                       store_token_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(room, arg);
+    struct evbuffer *json = evbuffer_new();
+    int rc = PL_ERR;
+
+    if (c == NULL || json == NULL) {
+        free(c);
+    } else {
+        c->cb.token = cb;
+        event_escape(json, text, len);
+        const char *argv[] = { store.cfg->redis_prefix, room, rid, text, store.cfg->agent_name,
+                               (const char *)evbuffer_pullup(json, -1) };
+        size_t lens[] = { strlen(argv[0]), strlen(room), strlen(rid), len, strlen(argv[4]),
+                          evbuffer_get_length(json) };
+        rc = store_run(c, SCRIPT_ANSWER_CHUNK, store_on_answer_id, 0, 6, argv, lens);
+    }
+    if (json != NULL) {
+        evbuffer_free(json);
+    }
+    return rc;
+}
+
+int store_answer_end(const char *room, const char *rid, const char *status, store_token_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(room, arg);
+    const char *argv[] = { store.cfg->redis_prefix, room, rid, status };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.token = cb;
+    return store_run(c, SCRIPT_ANSWER_END, store_on_answer_id, 0, 4, argv, NULL);
+}
+
+int store_answer_cancel(const char *room, const char *rid, const char *user, store_count_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(room, arg);
+    const char *argv[] = { store.cfg->redis_prefix, room, rid, user };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.count = cb;
+    return store_run(c, SCRIPT_ANSWER_CANCEL, store_on_count, 0, 4, argv, NULL);
 }
 
 static void store_on_last_id(redisReply *r, void *arg)

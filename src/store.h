@@ -27,8 +27,10 @@ enum store_status {
     STORE_RESERVED,             /* a session's name is reserved */
 };
 
-/* One stored event (a message) read back from a room's stream. */
+/* One stored event read back from a room's stream: a message, or a chunk
+ * of an answer in progress. */
 struct store_event {
+    char type[16];              /* "message" or "ai_chunk" */
     char id[EVENT_ID_MAX];
     char *json;                 /* the event, as delivered live */
     size_t len;
@@ -37,7 +39,8 @@ struct store_event {
 struct store_events {
     struct store_event *items;  /* oldest first */
     int count;
-    char oldest[EVENT_ID_MAX];    /* the oldest id still kept (resume only) */
+    char oldest[EVENT_ID_MAX];  /* the oldest id still kept (resume only) */
+    char newest[EVENT_ID_MAX];  /* the newest id when read (resume only; "": none) */
 };
 
 typedef void (*store_token_cb)(enum store_status st, const char *token, void *arg);
@@ -127,13 +130,31 @@ int store_message_publish(const struct store_message *m, store_publish_cb cb, vo
 
 /* Reads up to LIMIT messages of ROOM strictly after AFTER and/or strictly
  * before BEFORE (either may be NULL), oldest first; without AFTER, the
- * newest ones before BEFORE. */
-int store_history(const char *room, const char *after, const char *before, int limit,
+ * newest ones before BEFORE.  With CHUNKS, the chunks of answers in
+ * progress count as events too (catching up); without, they are skipped. */
+int store_history(const char *room, const char *after, const char *before, int limit, int chunks,
                   store_events_cb cb, void *arg);
 
 /* Everything after LAST in ROOM, for resuming; STORE_NOT_FOUND (with
- * evs->oldest set) when LAST is unknown or older than the kept history. */
+ * evs->oldest set) when LAST is unknown or older than the kept history.
+ * LAST NULL: a fresh join, which gets the chunks of the answers in progress
+ * so far.  Either way evs->newest is the cut: the newest id at the time. */
 int store_history_resume(const char *room, const char *last, store_events_cb cb, void *arg);
+
+/* Answers in progress (answer.h), each a chunk at a time in its room's
+ * stream.  ASKER asked request RID in ROOM; this worker produces it. */
+int store_answer_start(const char *room, const char *rid, const char *asker);
+/* Stores and publishes a chunk: CB gets its id, or STORE_NOT_FOUND when the
+ * answer has ended meanwhile (cancelled, given up). */
+int store_answer_chunk(const char *room, const char *rid, const char *text, size_t len,
+                       store_token_cb cb, void *arg);
+/* Ends the answer with STATUS ("complete", "incomplete"): CB gets the
+ * stored message's id ("" when it had no text), or STORE_NOT_FOUND when it
+ * had already ended. */
+int store_answer_end(const char *room, const char *rid, const char *status, store_token_cb cb, void *arg);
+/* USER stops answer RID: CB's N is 1 (cancelled), -1 (USER did not ask it)
+ * or 0 (no such answer in progress). */
+int store_answer_cancel(const char *room, const char *rid, const char *user, store_count_cb cb, void *arg);
 
 /* The newest id of ROOM's stream ("" when empty). */
 int store_last_id(const char *room, store_token_cb cb, void *arg);

@@ -12,6 +12,7 @@
 
 #include "accept.h"
 #include "agent.h"
+#include "answer.h"
 #include "api.h"
 #include "auth.h"
 #include "bus.h"
@@ -59,7 +60,7 @@ static struct worker worker;
  * the web client's files last (they answer what no route does). */
 static int (*const worker_modules[])(const struct worker_env *) = {
     store_init, bus_init, presence_init, http_init, outq_init, auth_init, feed_init, agent_init,
-    ops_init, api_init, sse_init, chat_init, static_init,
+    answer_init, ops_init, api_init, sse_init, chat_init, static_init,
 };
 
 static long worker_elapsed_ms(const struct timeval *since)

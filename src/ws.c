@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "auth.h"
+#include "event.h"
 #include "http.h"
 #include "accept.h"
 #include "log.h"
@@ -425,6 +426,7 @@ int ws_close_some(int n)
 
 struct ws_pending {
     char room[PL_NAME_MAX + 1];
+    char resume[EVENT_ID_MAX];
     char accept[32];
 };
 
@@ -461,7 +463,7 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
     bufferevent_enable(c->bev, EV_READ);
     outq_attach(&c->out, c->bev, ws_on_written);
     outq_schedule(&c->out);
-    c->state = ws.handlers->on_open(c, who, pend->room);
+    c->state = ws.handlers->on_open(c, who, pend->room, pend->resume);
     free(pend);
     if (c->state == NULL) {
         ws_fail(c, 1011, "cannot start the session");
@@ -479,7 +481,7 @@ static void ws_upgrade(evhtp_request_t *req, const struct http_params *params)
     const char *version = evhtp_header_find(req->headers_in, "Sec-WebSocket-Version");
     const char *key = evhtp_header_find(req->headers_in, "Sec-WebSocket-Key");
     struct ws_pending *pend;
-    char accept[32];
+    char accept[32], last[64];
 
     if (!ws_header_has_token(upgrade, "websocket") || !ws_header_has_token(connection, "upgrade")) {
         http_header_set(req, "Upgrade", "websocket");
@@ -509,6 +511,7 @@ static void ws_upgrade(evhtp_request_t *req, const struct http_params *params)
         return;
     }
     snprintf(pend->room, sizeof(pend->room), "%s", params->value[0]);
+    event_resume_id(http_query(req, "last_event_id", last, sizeof(last)), pend->resume);
     memcpy(pend->accept, accept, sizeof(accept));
     if (auth_request(req, ws_accept, pend) != PL_OK) {
         free(pend);

@@ -31,7 +31,9 @@ struct ws_conn;
  * ws_replies_done (or redis_timeout, at least 2 s, has passed);
  * meanwhile replies (ws_send_text) still go out, room events do not. */
 struct ws_handlers {
-    void *(*on_open)(struct ws_conn *c, const struct auth_identity *who, const char *room);
+    /* RESUME: the id the client resumes from ("": none; event_resume_id). */
+    void *(*on_open)(struct ws_conn *c, const struct auth_identity *who, const char *room,
+                     const char *resume);
     void (*on_text)(struct ws_conn *c, void *state, const char *text, size_t len);
     void (*on_close)(struct ws_conn *c, void *state);
     int (*owes_replies)(struct ws_conn *c, void *state);

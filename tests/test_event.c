@@ -76,6 +76,40 @@ START_TEST(message_split_matches_message)
 }
 END_TEST
 
+START_TEST(answer_and_chunk_layouts)
+{
+    /* The answer scripts (scripts.c) build these same bytes live. */
+    event_answer(out, "7-0", "r", "agent", "a\"b", 3, 7, "00ff00ff00ff00ff", NULL);
+    ck_assert_str_eq(text(), "{\"type\":\"message\",\"id\":\"7-0\",\"room\":\"r\",\"from\":\"agent\","
+                             "\"content\":\"a\\\"b\",\"ts\":7,\"request_id\":\"00ff00ff00ff00ff\"}");
+    evbuffer_drain(out, evbuffer_get_length(out));
+    event_answer(out, "7-0", "r", "agent", "x", 1, 7, "00ff00ff00ff00ff", "cancelled");
+    ck_assert_str_eq(text(), "{\"type\":\"message\",\"id\":\"7-0\",\"room\":\"r\",\"from\":\"agent\","
+                             "\"content\":\"x\",\"ts\":7,\"request_id\":\"00ff00ff00ff00ff\",\"status\":\"cancelled\"}");
+    evbuffer_drain(out, evbuffer_get_length(out));
+    event_ai_chunk(out, "8-1", "00ff00ff00ff00ff", "line\n", 5);
+    ck_assert_str_eq(text(), "{\"type\":\"ai_chunk\",\"id\":\"8-1\",\"request_id\":\"00ff00ff00ff00ff\","
+                             "\"content\":\"line\\n\"}");
+}
+END_TEST
+
+START_TEST(resume_ids)
+{
+    char id[EVENT_ID_MAX];
+
+    event_resume_id(NULL, id);
+    ck_assert_str_eq(id, "");
+    event_resume_id(" \t ", id);
+    ck_assert_str_eq(id, "");
+    event_resume_id(" 5-1\t", id);
+    ck_assert_str_eq(id, "5-1");
+    event_resume_id("5-", id);
+    ck_assert_str_eq(id, "0-0");
+    event_resume_id("123456789012345678901234567890123456789012345-1", id);
+    ck_assert_str_eq(id, "0-0");
+}
+END_TEST
+
 START_TEST(presence_typing_direct)
 {
     event_presence(out, 1, "bob", "lobby");
@@ -153,6 +187,8 @@ Suite *suite_event(void)
     tcase_add_test(tc, escape_embedded_nul);
     tcase_add_test(tc, message_layout_is_the_contract_and_parses);
     tcase_add_test(tc, message_split_matches_message);
+    tcase_add_test(tc, answer_and_chunk_layouts);
+    tcase_add_test(tc, resume_ids);
     tcase_add_test(tc, presence_typing_direct);
     tcase_add_test(tc, header);
     tcase_add_test(tc, ids);

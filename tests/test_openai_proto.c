@@ -14,8 +14,9 @@ START_TEST(proto_request)
     char e2[] = "{\"id\":\"2-0\",\"from\":\"agent\",\"content\":\"an answer\"}";
     char e3[] = "not json";
     char e4[] = "{\"id\":\"3-0\",\"content\":\"no sender\"}";
-    struct store_event items[] = { { "1-0", e1, 0 }, { "2-0", e2, 0 }, { "3-0", e3, 0 }, { "4-0", e4, 0 } };
-    struct store_events evs = { items, 4, "" };
+    struct store_event items[] = { { .id = "1-0", .json = e1 }, { .id = "2-0", .json = e2 },
+                                   { .id = "3-0", .json = e3 }, { .id = "4-0", .json = e4 } };
+    struct store_events evs = { .items = items, .count = 4 };
     json_object *req = openai_proto_request("m1", "Be brief.", "agent", &evs, "why?");
 
     ck_assert_str_eq(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),

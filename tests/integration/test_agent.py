@@ -2,7 +2,8 @@
 (fakeai.py), on real parleyd processes and a real redis-server: the answer
 streamed over /api/chat/stream and to a room over WebSocket, the request
 parleyd sends (model, stream, system prompt, room context, bearer key),
-upstream failures and timeouts, cancellation when the asker leaves,
+upstream failures and timeouts, cancellation (the asker leaving an SSE
+answer, the asker cancelling a room's answer),
 agent_busy, the key kept out of the log and /metrics, and the
 configuration checks."""
 
@@ -69,7 +70,7 @@ class Agent(unittest.TestCase):
                     "agent_model": "test-model", "agent_api_key_file": keyfile,
                     "agent_system_prompt": PROMPT, "agent_context_messages": "3",
                     "agent_connect_timeout": "1s", "agent_first_token_timeout": "500ms",
-                    "agent_total_timeout": "1s"}
+                    "agent_total_timeout": "1s", "agent_coalesce": "0"}
             cls.p = cls.env.parleyd(base, env={"PARLEY_AGENT_API_KEY": "env-key-loses-to-the-file"})
             cls.busy = cls.env.parleyd(dict(base, agent_url="http://localhost:%d/v1/" % cls.fake.port,
                                             agent_max_concurrent="1", agent_total_timeout="20s"))
@@ -154,20 +155,29 @@ class Agent(unittest.TestCase):
         return c
 
     def ws_answer(self, c):
-        """The ai_chunk contents up to ai_done or an error (returned last)."""
-        chunks = []
+        """The ai_chunks up to ai_done, and ai_done; an error (to the
+        asker, in no set order with the room's events) is kept in
+        self.ws_error."""
+        chunks, self.ws_error, self.ws_chunks = [], None, []
         while True:
             doc = c.recv_json(T)
             if doc["type"] == "ai_chunk":
                 chunks.append(doc)
-            elif doc["type"] in ("ai_done", "error"):
+                self.ws_chunks = chunks
+            elif doc["type"] == "error":
+                self.ws_error = doc
+            elif doc["type"] == "ai_done":
                 return chunks, doc
 
     def assert_ws_error(self, c, query, code, pattern):
+        """The asker hears why; the room sees the answer end incomplete."""
         c.send_json({"type": "ask", "content": query})
-        _, last = self.ws_answer(c)
-        self.assertEqual((last["type"], last.get("code")), ("error", code), last)
-        self.assertRegex(last["message"], pattern)
+        _, done = self.ws_answer(c)
+        self.assertEqual(done["status"], "incomplete", done)
+        err = self.ws_error or c.recv_json(T, type="error")
+        self.assertEqual(err.get("code"), code, err)
+        self.assertRegex(err["message"], pattern)
+        return err
 
     def still_open(self, c):
         """The WebSocket still carries chat after an agent error."""
@@ -263,11 +273,9 @@ class Agent(unittest.TestCase):
     def test_bytes_that_are_not_utf8_never_reach_a_client(self):
         # wsclient fails on a text frame that is not UTF-8.
         c = self.connect(self.name("bea"), self.name("bytes"))
-        c.send_json({"type": "ask", "content": "[badbytes] %d" % self.n})
-        chunks, last = self.ws_answer(c)
-        self.assertEqual("".join(d["content"] for d in chunks), "Hellocaf? ?")
-        self.assertEqual((last["type"], last["code"]), ("error", "agent_unavailable"), last)
-        self.assertEqual(last["message"], "the agent reported an error: bad ?? bytes,  'quoted'")
+        err = self.assert_ws_error(c, "[badbytes] %d" % self.n, "agent_unavailable", "bad")
+        self.assertEqual("".join(d["content"] for d in self.ws_chunks), "Hellocaf? ?")
+        self.assertEqual(err["message"], "the agent reported an error: bad ?? bytes,  'quoted'")
         self.still_open(c)
 
     def test_closed_mid_stream_is_agent_unavailable(self):
@@ -312,16 +320,24 @@ class Agent(unittest.TestCase):
 
     # --- cancellation, limits, the key ----------------------------------------
 
-    def test_asker_leaving_closes_the_upstream_connection(self):
+    def test_asker_cancelling_closes_the_upstream_connection(self):
         before = self.fake.disconnects.count("slow")
         c = self.sse_ask("[slow] sse %d" % self.n)
         c.wait_events(2, T, kind="ai_chunk")
         c.close()
         self.fake.wait_disconnects("slow", before + 1, T)
-        w = self.connect(self.name("walt"), self.name("leaving"))
+        # A room's answer goes on without its asker (busy: 20 s in all)...
+        room = self.name("leaving")
+        w = self.connect(self.name("walt"), room, p=self.busy)
         w.send_json({"type": "ask", "content": "[slow] ws %d" % self.n})
-        w.recv_json(T, type="ai_chunk")
+        rid = w.recv_json(T, type="ai_chunk")["request_id"]
         w.shutdown()
+        time.sleep(0.3 * SLOW)
+        self.assertEqual(self.fake.disconnects.count("slow"), before + 1)
+        # ... until the asker stops it, from another connection.
+        w = self.connect(self.name("walt"), room, p=self.busy)
+        w.send_json({"type": "cancel", "request_id": rid})
+        self.assertEqual(w.recv_json(T, type="ai_done")["status"], "cancelled")
         self.fake.wait_disconnects("slow", before + 2, T)
 
     def test_busy_beyond_agent_max_concurrent(self):
@@ -344,12 +360,15 @@ class Agent(unittest.TestCase):
         metrics = self.busy.request("GET", "/metrics")[2].decode()
         self.assertRegex(metrics, r"parley_agent_busy_total [2-9]")
         self.assertRegex(metrics, r"parley_agent_requests_total [1-9]")
-        # The asker leaves: the slot is free again.
-        a.shutdown()
+        # The asker stops its answer: the slot is free again.
+        a.send_json({"type": "cancel", "request_id": a.recv_json(T, type="ai_chunk")["request_id"]})
+
+        self.assertEqual(b.recv_json(T, type="ai_done")["status"], "cancelled")
 
         def answered():
             b.send_json({"type": "ask", "content": "[ok] now %d" % self.n})
-            return self.ws_answer(b)[1]["type"] == "ai_done"
+            doc = b.recv_until(lambda d: d["type"] in ("error", "ai_chunk"), T)[-1]
+            return doc["type"] == "ai_chunk" and self.ws_answer(b)[1]["status"] == "complete"
         wait_for(answered, T, interval=0.05, what="a free slot")
 
     def test_key_never_in_the_log_or_metrics(self):

@@ -394,6 +394,50 @@ class Revocation(AuthCase):
         self.assertLess(time.time() - ends, 2.0 * SLOW)
 
 
+class TokenRefresh(AuthCase):
+    """{"type":"auth"} over a WebSocket: a new token before the old one
+    ends keeps the connection; a bad one is an error, not a close."""
+
+    def test_a_refreshed_connection_outlives_its_first_token(self):
+        c = self.ws(jwt("rita", 2), "refresh")
+        c.send_json({"type": "auth", "token": jwt("rita", 60)})
+        ok = c.recv_json(T, type="auth_ok")
+        self.assertEqual(ok["user"], "rita")
+        self.assertAlmostEqual(ok["expires"], time.time() + 60, delta=5)
+        time.sleep(3 * SLOW)
+        c.send_json({"type": "message", "content": "still here", "client_msg_id": "r1"})
+        self.assertEqual(c.recv_json(T, type="ack")["client_msg_id"], "r1")
+        # A session token works as well, and then its revocation ends the connection.
+        token = session(self.p, "rita")
+        c.send_json({"type": "auth", "token": token})
+        self.assertEqual(c.recv_json(T, type="auth_ok")["user"], "rita")
+        self.redis("FCALL", "parley_revoke_session", "0", token)
+        self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
+
+    def test_a_connection_not_refreshed_still_ends_at_exp(self):
+        c = self.ws(jwt("rory", 2), "refresh2")
+        self.assertEqual(c.expect_close(timeout=T), (1008, "token expired"))
+
+    def test_a_bad_refresh_is_an_error_and_changes_nothing(self):
+        c = self.ws(jwt("ruth", 3), "refresh3")
+        bad = [({"type": "auth", "token": jwt("someone_else")}, "unauthorized", "another user"),
+               ({"type": "auth", "token": jwt("ruth", -10)}, "unauthorized", "expired"),
+               ({"type": "auth", "token": "x" * 43}, "unauthorized", "unknown or expired session"),
+               ({"type": "auth", "token": "garbage"}, "unauthorized", "malformed"),
+               ({"type": "auth", "token": jwt("ruth")[:-3] + "AAA"}, "unauthorized", "signature"),
+               ({"type": "auth"}, "bad_request", "token"),
+               ({"type": "auth", "token": 5}, "bad_request", "token"),
+               ({"type": "auth", "token": "t" * 5000}, "bad_request", "token")]
+        for doc, code, pattern in bad:
+            c.send_json(doc)
+            err = c.recv_json(T, type="error")
+            self.assertEqual(err["code"], code, (doc, err))
+            self.assertRegex(err["message"], pattern)
+        # Still open, and still bound to the first token's end.
+        c.send_json({"type": "typing"})
+        self.assertEqual(c.expect_close(timeout=T), (1008, "token expired"))
+
+
 class Tickets(AuthCase):
     """Single-use stand-ins for a token in URLs (WebSocket, event streams)."""
 

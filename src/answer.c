@@ -1,0 +1,266 @@
+/* answer.c - an answer in progress, from the agent's chunks to its end. */
+#include "answer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "bus.h"
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "parley.h"
+#include "store.h"
+#include "worker_env.h"
+
+struct answer {
+    char rid[ANSWER_ID_LEN + 1];
+    char room[PL_NAME_MAX + 1];
+    struct agent_request *agent;    /* NULL once the agent has stopped */
+    struct evbuffer *text;          /* chunks not stored yet */
+    struct event *flush_ev;         /* stores them when agent_coalesce is up */
+    int64_t stored_ms;              /* when a chunk was last stored; 0: never */
+    int pending;                    /* store calls that will come back */
+    int ended;                      /* ended, here or elsewhere: store nothing more */
+    struct bus_sub sub;             /* the room: an end from elsewhere stops the agent */
+    answer_done_cb on_done;
+    void *arg;
+    LIST_ENTRY(answer) link;
+};
+
+static struct {
+    const struct conf *cfg;
+    struct event_base *base;
+    LIST_HEAD(, answer) all;
+} answers;
+
+int answer_init(const struct worker_env *w)
+{
+    answers.cfg = w->cfg;
+    answers.base = w->base;
+    LIST_INIT(&answers.all);
+    return PL_OK;
+}
+
+int answer_id_valid(const char *s)
+{
+    return strlen(s) == ANSWER_ID_LEN && strspn(s, "0123456789abcdef") == ANSWER_ID_LEN;
+}
+
+const char *answer_id(const struct answer *a)
+{
+    return a->rid;
+}
+
+void answer_detach(struct answer *a)
+{
+    a->on_done = NULL;
+    a->arg = NULL;
+}
+
+/* Frees A once nothing refers to it any more. */
+static void answer_release(struct answer *a)
+{
+    if (!a->ended || a->agent != NULL || a->pending > 0) {
+        return;
+    }
+    bus_sub_remove(&a->sub);
+    if (a->flush_ev != NULL) {
+        event_free(a->flush_ev);
+    }
+    if (a->text != NULL) {
+        evbuffer_free(a->text);
+    }
+    LIST_REMOVE(a, link);
+    free(a);
+}
+
+/* The agent stops producing for A (ended elsewhere, or a store failed). */
+static void answer_stop(struct answer *a)
+{
+    answer_done_cb done = a->on_done;
+
+    a->ended = 1;
+    if (a->flush_ev != NULL) {
+        event_del(a->flush_ev);
+    }
+    if (a->agent != NULL) {
+        agent_cancel(a->agent);
+        a->agent = NULL;
+        if (done != NULL) {
+            a->on_done = NULL;
+            done(AGENT_OK, "the answer was stopped", a->arg);
+        }
+    }
+}
+
+static void answer_on_stored(enum store_status st, const char *id, void *arg)
+{
+    struct answer *a = arg;
+
+    PL_UNUSED(id);
+    a->pending--;
+    if (st == STORE_NOT_FOUND && !a->ended) {
+        answer_stop(a);             /* cancelled, or given up as incomplete */
+    } else if (st == STORE_UNAVAILABLE) {
+        log_warn("event=answer_chunk_lost room=%s request_id=%s", a->room, a->rid);
+    }
+    answer_release(a);
+}
+
+static void answer_flush(struct answer *a)
+{
+    size_t len = evbuffer_get_length(a->text);
+
+    event_del(a->flush_ev);
+    if (len == 0 || a->ended) {
+        return;
+    }
+    if (store_answer_chunk(a->room, a->rid, (const char *)evbuffer_pullup(a->text, -1), len,
+                           answer_on_stored, a) == PL_OK) {
+        a->pending++;
+    } else {
+        log_warn("event=answer_chunk_lost room=%s request_id=%s", a->room, a->rid);
+    }
+    evbuffer_drain(a->text, len);
+    a->stored_ms = clock_ms();
+}
+
+static void answer_on_flush_due(evutil_socket_t fd, short what, void *arg)
+{
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    answer_flush(arg);
+}
+
+static void answer_on_chunk(const char *text, size_t len, void *arg)
+{
+    struct answer *a = arg;
+    int64_t since;
+
+    if (a->ended || evbuffer_add(a->text, text, len) != 0) {
+        return;
+    }
+    since = clock_ms() - a->stored_ms;
+    if (a->stored_ms == 0 || since >= answers.cfg->agent_coalesce_ms) {
+        answer_flush(a);
+    } else if (!event_pending(a->flush_ev, EV_TIMEOUT, NULL)) {
+        int64_t wait = answers.cfg->agent_coalesce_ms - since;
+        struct timeval tv = { wait / 1000, (wait % 1000) * 1000 };
+        event_add(a->flush_ev, &tv);
+    }
+}
+
+static void answer_on_ended(enum store_status st, const char *id, void *arg)
+{
+    struct answer *a = arg;
+
+    PL_UNUSED(id);
+    a->pending--;
+    if (st == STORE_UNAVAILABLE) {
+        /* Its chunks stay until this worker's answers are ended for it
+         * (the bus does that when the worker goes). */
+        log_warn("event=answer_end_failed room=%s request_id=%s", a->room, a->rid);
+    }
+    answer_release(a);
+}
+
+static void answer_on_agent_done(enum agent_status st, const char *message, void *arg)
+{
+    struct answer *a = arg;
+    answer_done_cb done = a->on_done;
+
+    a->agent = NULL;
+    answer_flush(a);
+    if (!a->ended) {
+        a->ended = 1;
+        if (store_answer_end(a->room, a->rid, st == AGENT_OK ? "complete" : "incomplete",
+                             answer_on_ended, a) == PL_OK) {
+            a->pending++;
+        } else {
+            log_warn("event=answer_end_failed room=%s request_id=%s", a->room, a->rid);
+        }
+    }
+    if (done != NULL) {
+        a->on_done = NULL;
+        done(st, message, a->arg);
+    }
+    answer_release(a);
+}
+
+/* Watches the room for this answer's end published by someone else. */
+static void answer_on_room_event(struct bus_sub *sub, struct bus_event *ev)
+{
+    struct answer *a = PL_CONTAINER_OF(sub, struct answer, sub);
+    char needle[32 + ANSWER_ID_LEN];
+
+    if (a->ended || strcmp(ev->type, "ai_done") != 0) {
+        return;
+    }
+    snprintf(needle, sizeof(needle), "\"request_id\":\"%s\"", a->rid);
+    if (strstr(ev->json, needle) != NULL) {
+        answer_stop(a);
+        answer_release(a);
+    }
+}
+
+static void answer_on_room_ready(struct bus_sub *sub)
+{
+    PL_UNUSED(sub);
+}
+
+struct answer *answer_start(const char *room, const char *asker, const char *query,
+                            answer_done_cb on_done, void *arg)
+{
+    struct answer *a;
+    unsigned char r[ANSWER_ID_LEN / 2];
+    char channel[256];
+
+    if (!agent_has_room()) {
+        metrics_add(METRIC_AGENT_BUSY, 1);
+        return NULL;
+    }
+    if (!store_is_up() || (a = calloc(1, sizeof(*a))) == NULL) {
+        return NULL;
+    }
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        free(a);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(r); i++) {
+        snprintf(a->rid + 2 * i, 3, "%02x", r[i]);
+    }
+    snprintf(a->room, sizeof(a->room), "%s", room);
+    a->text = evbuffer_new();
+    a->flush_ev = evtimer_new(answers.base, answer_on_flush_due, a);
+    a->sub.on_event = answer_on_room_event;
+    a->sub.on_ready = answer_on_room_ready;
+    a->on_done = on_done;
+    a->arg = arg;
+    LIST_INSERT_HEAD(&answers.all, a, link);
+    if (a->text == NULL || a->flush_ev == NULL || store_room_channel(room, channel, sizeof(channel)) == NULL
+        || bus_sub_add(&a->sub, channel) != PL_OK) {
+        goto fail;
+    }
+    /* Registered before the first chunk: the same connection keeps them
+     * in order. */
+    if (store_answer_start(room, a->rid, asker) != PL_OK) {
+        goto fail;
+    }
+    a->agent = agent_ask(query, room, asker, answer_on_chunk, answer_on_agent_done, a);
+    if (a->agent == NULL) {
+        store_answer_end(room, a->rid, "incomplete", NULL, NULL);
+        goto fail;
+    }
+    return a;
+fail:
+    a->ended = 1;
+    a->on_done = NULL;
+    answer_release(a);
+    return NULL;
+}

@@ -1,0 +1,45 @@
+/* answer.h - the agent's answers in rooms: resumable, shared, ended once.
+ *
+ * An answer belongs to its room, not to the connection that asked for it.
+ * Its text goes into the room's stream a chunk at a time (ai_chunk events
+ * with ids in the room's order), so a client that resumes from any id, on
+ * any instance, or joins mid-answer, gets every chunk once; chunks that come
+ * within agent_coalesce of the last one stored share an event, the first
+ * goes at once.  The asker leaving does not stop the answer.  It ends once,
+ * in one Redis script (store_answer_end): the chunks become the stored
+ * message and every viewer gets ai_done with the outcome - complete,
+ * incomplete (the upstream failed, or this worker or instance went away:
+ * the bus and the reaper end its answers), or cancelled (by its asker, from
+ * any connection: store_answer_cancel), which stops the agent here too. */
+#ifndef PARLEY_ANSWER_H
+#define PARLEY_ANSWER_H
+
+#include "agent.h"
+
+struct worker_env;
+struct answer;
+
+/* A request id: 16 hex digits, random. */
+#define ANSWER_ID_LEN 16
+
+/* The asker's side: the agent has stopped - ST is how (AGENT_OK also when
+ * the answer was cancelled), MESSAGE readable.  Not called once detached. */
+typedef void (*answer_done_cb)(enum agent_status st, const char *message, void *arg);
+
+int answer_init(const struct worker_env *w);
+
+/* Asks QUERY for ASKER in ROOM.  Returns NULL when this worker is at its
+ * agent limit (agent_busy) or Redis is down. */
+struct answer *answer_start(const char *room, const char *asker, const char *query,
+                            answer_done_cb on_done, void *arg);
+
+/* The request id ("" never). */
+const char *answer_id(const struct answer *a);
+
+/* The asker went: the answer goes on without telling it. */
+void answer_detach(struct answer *a);
+
+/* Non-zero when S looks like a request id (what a client may name). */
+int answer_id_valid(const char *s);
+
+#endif
