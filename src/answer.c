@@ -20,7 +20,10 @@
 
 struct answer {
     char rid[ANSWER_ID_LEN + 1];
-    char room[PL_NAME_MAX + 1];
+    char room[ANSWER_SCOPE_MAX];    /* its scope */
+    int private;
+    int64_t watched_ms;             /* a private answer: last known followed */
+    struct event *linger_ev;        /* gives it up once nobody follows */
     struct agent_request *agent;    /* NULL once the agent has stopped */
     struct evbuffer *text;          /* chunks not stored yet */
     struct event *flush_ev;         /* stores them when agent_coalesce is up */
@@ -57,10 +60,28 @@ const char *answer_id(const struct answer *a)
     return a->rid;
 }
 
+const char *answer_private_scope(const char *asker, char *out)
+{
+    snprintf(out, ANSWER_SCOPE_MAX, "~%s", asker);
+    return out;
+}
+
+static void answer_linger_arm(struct answer *a)
+{
+    int64_t left = a->watched_ms + answers.cfg->agent_linger_ms - clock_ms();
+    struct timeval tv = { left > 0 ? left / 1000 : 0, left > 0 ? (left % 1000) * 1000 : 0 };
+
+    event_add(a->linger_ev, &tv);
+}
+
 void answer_detach(struct answer *a)
 {
     a->on_done = NULL;
     a->arg = NULL;
+    if (a->private && !a->ended) {
+        a->watched_ms = clock_ms();
+        answer_linger_arm(a);
+    }
 }
 
 /* Frees A once nothing refers to it any more. */
@@ -72,6 +93,9 @@ static void answer_release(struct answer *a)
     bus_sub_remove(&a->sub);
     if (a->flush_ev != NULL) {
         event_free(a->flush_ev);
+    }
+    if (a->linger_ev != NULL) {
+        event_free(a->linger_ev);
     }
     if (a->text != NULL) {
         evbuffer_free(a->text);
@@ -88,6 +112,9 @@ static void answer_stop(struct answer *a)
     a->ended = 1;
     if (a->flush_ev != NULL) {
         event_del(a->flush_ev);
+    }
+    if (a->linger_ev != NULL) {
+        event_del(a->linger_ev);
     }
     if (a->agent != NULL) {
         agent_cancel(a->agent);
@@ -193,20 +220,49 @@ static void answer_on_agent_done(enum agent_status st, const char *message, void
     answer_release(a);
 }
 
-/* Watches the room for this answer's end published by someone else. */
+/* Nobody followed a private answer for agent_linger: give it up. */
+static void answer_on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    struct answer *a = arg;
+
+    PL_UNUSED(fd);
+    PL_UNUSED(what);
+    if (a->ended || a->on_done != NULL) {
+        return;
+    }
+    if (clock_ms() - a->watched_ms < answers.cfg->agent_linger_ms) {
+        answer_linger_arm(a);       /* a follower said it watches meanwhile */
+        return;
+    }
+    log_info("event=answer_abandoned scope=%s request_id=%s", a->room, a->rid);
+    answer_stop(a);
+    if (store_answer_end(a->room, a->rid, "incomplete", answer_on_ended, a) == PL_OK) {
+        a->pending++;
+    }
+    answer_release(a);
+}
+
+/* Watches the scope for this answer's end published by someone else, and
+ * for followers saying they watch it. */
 static void answer_on_room_event(struct bus_sub *sub, struct bus_event *ev)
 {
     struct answer *a = PL_CONTAINER_OF(sub, struct answer, sub);
     char needle[32 + ANSWER_ID_LEN];
+    int done;
 
-    if (a->ended || strcmp(ev->type, "ai_done") != 0) {
+    if (a->ended || ((done = strcmp(ev->type, "ai_done") == 0) == 0 && strcmp(ev->type, "ai_watch") != 0)) {
         return;
     }
     snprintf(needle, sizeof(needle), "\"request_id\":\"%s\"", a->rid);
-    if (strstr(ev->json, needle) != NULL) {
-        answer_stop(a);
-        answer_release(a);
+    if (strstr(ev->json, needle) == NULL) {
+        return;
     }
+    if (!done) {
+        a->watched_ms = clock_ms();
+        return;
+    }
+    answer_stop(a);
+    answer_release(a);
 }
 
 static void answer_on_room_ready(struct bus_sub *sub)
@@ -214,8 +270,8 @@ static void answer_on_room_ready(struct bus_sub *sub)
     PL_UNUSED(sub);
 }
 
-struct answer *answer_start(const char *room, const char *asker, const char *query,
-                            answer_done_cb on_done, void *arg)
+struct answer *answer_start(const char *scope, const char *room, const char *asker, const char *query,
+                            int private, answer_done_cb on_done, void *arg)
 {
     struct answer *a;
     unsigned char r[ANSWER_ID_LEN / 2];
@@ -235,26 +291,29 @@ struct answer *answer_start(const char *room, const char *asker, const char *que
     for (size_t i = 0; i < sizeof(r); i++) {
         snprintf(a->rid + 2 * i, 3, "%02x", r[i]);
     }
-    snprintf(a->room, sizeof(a->room), "%s", room);
+    snprintf(a->room, sizeof(a->room), "%s", scope);
+    a->private = private;
     a->text = evbuffer_new();
     a->flush_ev = evtimer_new(answers.base, answer_on_flush_due, a);
+    a->linger_ev = evtimer_new(answers.base, answer_on_linger, a);
     a->sub.on_event = answer_on_room_event;
     a->sub.on_ready = answer_on_room_ready;
     a->on_done = on_done;
     a->arg = arg;
     LIST_INSERT_HEAD(&answers.all, a, link);
-    if (a->text == NULL || a->flush_ev == NULL || store_room_channel(room, channel, sizeof(channel)) == NULL
+    if (a->text == NULL || a->flush_ev == NULL || a->linger_ev == NULL
+        || store_room_channel(scope, channel, sizeof(channel)) == NULL
         || bus_sub_add(&a->sub, channel) != PL_OK) {
         goto fail;
     }
     /* Registered before the first chunk: the same connection keeps them
      * in order. */
-    if (store_answer_start(room, a->rid, asker) != PL_OK) {
+    if (store_answer_start(scope, a->rid, asker) != PL_OK) {
         goto fail;
     }
     a->agent = agent_ask(query, room, asker, answer_on_chunk, answer_on_agent_done, a);
     if (a->agent == NULL) {
-        store_answer_end(room, a->rid, "incomplete", NULL, NULL);
+        store_answer_end(scope, a->rid, "incomplete", NULL, NULL);
         goto fail;
     }
     return a;

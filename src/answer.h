@@ -10,11 +10,18 @@
  * message and every viewer gets ai_done with the outcome - complete,
  * incomplete (the upstream failed, or this worker or instance went away:
  * the bus and the reaper end its answers), or cancelled (by its asker, from
- * any connection: store_answer_cancel), which stops the agent here too. */
+ * any connection: store_answer_cancel), which stops the agent here too.
+ *
+ * An answer lives in a scope, a room's name: the room it was asked in, or
+ * for GET /api/chat/stream the asker's private scope ("~" + the user: no
+ * client can join it).  A private answer whose asker is not following it
+ * (its connection gone, and no "ai_watch" from a follower elsewhere for
+ * agent_linger) is given up as incomplete. */
 #ifndef PARLEY_ANSWER_H
 #define PARLEY_ANSWER_H
 
 #include "agent.h"
+#include "parley.h"
 
 struct worker_env;
 struct answer;
@@ -28,15 +35,23 @@ typedef void (*answer_done_cb)(enum agent_status st, const char *message, void *
 
 int answer_init(const struct worker_env *w);
 
-/* Asks QUERY for ASKER in ROOM.  Returns NULL when this worker is at its
- * agent limit (agent_busy) or Redis is down. */
-struct answer *answer_start(const char *room, const char *asker, const char *query,
-                            answer_done_cb on_done, void *arg);
+/* Room for a scope name: "~" and a user name. */
+#define ANSWER_SCOPE_MAX (PL_NAME_MAX + 2)
+
+/* ASKER's private scope into OUT (ANSWER_SCOPE_MAX bytes). */
+const char *answer_private_scope(const char *asker, char *out);
+
+/* Asks QUERY for ASKER in SCOPE, with ROOM (may be NULL) as the agent's
+ * context; PRIVATE: the asker must follow it (see above).  Returns NULL
+ * when this worker is at its agent limit (agent_busy) or Redis is down. */
+struct answer *answer_start(const char *scope, const char *room, const char *asker, const char *query,
+                            int private, answer_done_cb on_done, void *arg);
 
 /* The request id ("" never). */
 const char *answer_id(const struct answer *a);
 
-/* The asker went: the answer goes on without telling it. */
+/* The asker went: the answer goes on without telling it (a private one
+ * for agent_linger, unless a follower says it watches). */
 void answer_detach(struct answer *a);
 
 /* Non-zero when S looks like a request id (what a client may name). */

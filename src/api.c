@@ -520,9 +520,10 @@ static void api_history(evhtp_request_t *req, const struct http_params *params)
 }
 
 /* --- DELETE /api/rooms/{room}/answers/{request_id} ---------------------- */
+/* --- DELETE /api/chat/answers/{request_id} (the asker's own) ------------- */
 
 struct api_cancel {
-    char room[PL_NAME_MAX + 1];
+    char room[ANSWER_SCOPE_MAX];    /* "": the asker's private scope */
     char rid[ANSWER_ID_LEN + 1];
     struct http_hold *hold;
 };
@@ -552,6 +553,9 @@ static void api_cancel_as(struct http_hold *hold, const struct auth_identity *wh
     struct api_cancel *c = arg;
 
     c->hold = hold;
+    if (c->room[0] == '\0') {
+        answer_private_scope(who->user, c->room);
+    }
     if (store_answer_cancel(c->room, c->rid, who->user, api_on_cancelled, c) != PL_OK) {
         http_error(hold->req, 503, "redis_unavailable", "the answer could not be stopped now");
         http_release(hold);
@@ -560,15 +564,17 @@ static void api_cancel_as(struct http_hold *hold, const struct auth_identity *wh
 }
 
 /* The asker stops an answer in progress; every viewer gets ai_done
- * "cancelled" and the partial text is stored as such. */
+ * "cancelled" and the partial text is stored as such.  PARAMS: the room
+ * and the request id, or the request id alone (a private answer). */
 static void api_cancel(evhtp_request_t *req, const struct http_params *params)
 {
+    const char *rid = params->value[params->count - 1];
     struct api_cancel *c;
 
-    if (!http_room_ok(req, params->value[0])) {
+    if (params->count == 2 && !http_room_ok(req, params->value[0])) {
         return;
     }
-    if (!answer_id_valid(params->value[1])) {
+    if (!answer_id_valid(rid)) {
         http_error(req, 404, "not_found", "no answer with that request_id is in progress in this room");
         return;
     }
@@ -576,8 +582,8 @@ static void api_cancel(evhtp_request_t *req, const struct http_params *params)
         http_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    snprintf(c->room, sizeof(c->room), "%s", params->value[0]);
-    snprintf(c->rid, sizeof(c->rid), "%s", params->value[1]);
+    snprintf(c->room, sizeof(c->room), "%s", params->count == 2 ? params->value[0] : "");
+    snprintf(c->rid, sizeof(c->rid), "%s", rid);
     if (auth_request(req, api_cancel_as, c) != PL_OK) {
         free(c);
     }
@@ -594,5 +600,6 @@ int api_init(const struct worker_env *w)
     http_route_add("/api/rooms/{}/messages", HTTP_POST, api_publish);
     http_route_add("/api/rooms/{}/messages", HTTP_GET, api_history);
     http_route_add("/api/rooms/{}/answers/{}", HTTP_DELETE, api_cancel);
+    http_route_add("/api/chat/answers/{}", HTTP_DELETE, api_cancel);
     return PL_OK;
 }

@@ -26,7 +26,7 @@
 struct bus_chan {
     TAILQ_HEAD(, bus_sub) subs;
     char *name;                     /* the dict's key */
-    char room[PL_NAME_MAX + 1];     /* set for room channels */
+    char room[PL_NAME_MAX + 2];     /* set for room channels (and private scopes, "~user") */
     int confirmed;
     int delivering;                 /* inside a delivery loop: do not free */
     int needs_catchup;

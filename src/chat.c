@@ -641,7 +641,8 @@ static void chat_ask(struct chat_client *cl, json_object *msg)
         return;
     }
     ask->cl = cl;
-    ask->answer = answer_start(cl->feed.room, cl->feed.who.user, question, chat_ask_on_done, ask);
+    ask->answer = answer_start(cl->feed.room, cl->feed.room, cl->feed.who.user, question, 0,
+                               chat_ask_on_done, ask);
     if (ask->answer == NULL) {
         free(ask);
         if (!store_is_up()) {

@@ -60,6 +60,7 @@ struct conf {
     char agent_name[PL_NAME_MAX + 1];
     int agent_delay_ms;
     int agent_coalesce_ms;      /* chunks this close to the last one stored share an event */
+    int agent_linger_ms;        /* a private answer nobody follows goes on this long */
     int agent_max_concurrent;
     char agent[16];             /* backend: "builtin" or "openai" (conf_check) */
     char agent_url[512];        /* openai: http://HOST[:PORT][/PREFIX] */

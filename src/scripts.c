@@ -22,7 +22,9 @@
  * finish() ends one: the chunks make the stored message (with its request
  * id, and a status unless complete), are deleted, and their id range is
  * remembered in the room's gone set so that resuming from one still works;
- * then the message and ai_done are published.  Returns the message's id,
+ * then the message and ai_done are published.  A private scope ("~user")
+ * keeps its chunks (until trimmed with the stream): a stream resumed after
+ * the end still gets the text it missed.  Returns the message's id,
  * "" when there was no text, false when the answer had already ended. */
 #define LUA_ANSWER_FINISH_FN \
     "local function esc(s)\n" \
@@ -48,6 +50,8 @@
     "    local f = e[2]\n" \
     "    if f[2] == 'ai_chunk' and f[4] == rid then parts[#parts + 1] = f[6]; ids[#ids + 1] = e[1] end\n" \
     "  end\n" \
+    "  local private = string.sub(room, 1, 1) == '~'\n" \
+    "  if private then ids = {} end\n" \
     "  for i = 1, #ids, 500 do redis.call('XDEL', log, unpack(ids, i, math.min(i + 499, #ids))) end\n" \
     "  if #ids > 0 then\n" \
     "    redis.call('ZADD', R .. ':gone', tonumber(string.match(ids[1], '^(%d+)')), ids[1] .. ' ' .. ids[#ids])\n" \

@@ -12,7 +12,6 @@
 #include <event2/event.h>
 
 #include "clock.h"
-#include "agent.h"
 #include "auth.h"
 #include "bus.h"
 #include "chunk.h"
@@ -26,7 +25,6 @@
 #include "names.h"
 #include "outq.h"
 #include "store.h"
-#include "utf8.h"
 #include "worker_env.h"
 
 struct sse_client {
@@ -258,7 +256,7 @@ static void sse_on_ping(evutil_socket_t fd, short what, void *arg)
     sse_backlogged(c);
 }
 
-static void sse_on_read(struct bufferevent *bev, void *arg)
+void sse_discard_input(struct bufferevent *bev, void *arg)
 {
     PL_UNUSED(arg);
     /* Clients send nothing on an event stream; discard whatever comes. */
@@ -300,11 +298,7 @@ static void sse_on_head_event(struct bufferevent *bev, short what, void *arg)
     sse_on_head_written(bev, arg);
 }
 
-/* Answers the request HOLD waits for with the head of an event stream and
- * takes its connection over.  Returns the connection, or NULL for a HEAD
- * request: that gets the head alone and the connection ends once it is
- * written; no stream starts. */
-static struct bufferevent *sse_open(struct http_hold *hold)
+struct bufferevent *sse_open(struct http_hold *hold)
 {
     evhtp_request_t *req = hold->req;
     int head_only = req->method == htp_method_HEAD;
@@ -356,7 +350,7 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
         return;
     }
     evbuffer_add_printf(bufferevent_get_output(c->bev), "retry: %d\n\n", sse.cfg->sse_retry_ms);
-    bufferevent_setcb(c->bev, sse_on_read, sse_on_write, sse_on_conn_event, c);
+    bufferevent_setcb(c->bev, sse_discard_input, sse_on_write, sse_on_conn_event, c);
     bufferevent_enable(c->bev, EV_READ);
     outq_attach(&c->out, c->bev, sse_on_written);     /* the head waits for sse_ready */
     c->ping = event_new(bufferevent_get_base(c->bev), -1, EV_PERSIST, sse_on_ping, c);
@@ -398,158 +392,9 @@ int sse_close_some(int n)
     return closed;
 }
 
-/* --- GET /api/chat/stream: the agent's answer as an event stream ------- */
-
-struct sse_answer {
-    struct bufferevent *bev;
-    struct agent_request *agent;    /* NULL once it has ended */
-    struct http_hold *hold;         /* while the asker's rate is checked */
-    char user[PL_NAME_MAX + 1];
-    char room[PL_NAME_MAX + 1];
-    char query[];               /* the question, 1..max_content bytes */
-};
-
-static void sse_answer_close(struct sse_answer *a)
-{
-    if (a->agent != NULL) {
-        agent_cancel(a->agent);     /* the asker left: stop the work */
-    }
-    bufferevent_free(a->bev);
-    accept_conn_add(METRIC_CONN_SSE, -1);
-    free(a);
-}
-
-static void sse_answer_on_chunk(const char *text, size_t len, void *arg)
-{
-    struct sse_answer *a = arg;
-    struct evbuffer *out = bufferevent_get_output(a->bev);
-
-    evbuffer_add_printf(out, "event: ai_chunk\ndata: {\"content\":\"");
-    event_escape(out, text, len);
-    evbuffer_add_printf(out, "\",\"done\":false,\"timestamp\":%lld}\n\n", (long long)clock_wall_ms());
-    metrics_add(METRIC_MESSAGES_OUT, 1);
-}
-
-static void sse_answer_on_written(struct bufferevent *bev, void *arg)
-{
-    PL_UNUSED(bev);
-    sse_answer_close(arg);
-}
-
-static void sse_on_answer_event(struct bufferevent *bev, short what, void *arg);
-
-static void sse_answer_on_done(enum agent_status st, const char *message, void *arg)
-{
-    struct sse_answer *a = arg;
-    struct evbuffer *out = bufferevent_get_output(a->bev);
-
-    a->agent = NULL;
-    if (st == AGENT_OK) {
-        evbuffer_add_printf(out, "event: ai_done\ndata: {\"content\":\"\",\"done\":true,\"timestamp\":%lld}\n\n",
-                            (long long)clock_wall_ms());
-    } else {
-        evbuffer_add_printf(out, "event: error\ndata: {\"type\":\"error\",\"code\":\"%s\",\"message\":\"",
-                            st == AGENT_TIMEOUT ? "agent_timeout" : "agent_unavailable");
-        event_escape(out, message, strlen(message));
-        evbuffer_add_printf(out, "\"}\n\n");
-    }
-    /* The answer is complete: end the response once it is written. */
-    bufferevent_setcb(a->bev, NULL, sse_answer_on_written, sse_on_answer_event, a);
-    bufferevent_setwatermark(a->bev, EV_WRITE, 0, 0);
-}
-
-static void sse_on_answer_event(struct bufferevent *bev, short what, void *arg)
-{
-    PL_UNUSED(bev);
-    PL_UNUSED(what);
-    sse_answer_close(arg);
-}
-
-/* The asker may ask (its rate, as for publishing over HTTP): ask. */
-static void sse_answer_allowed(enum store_status st, long long wait_ms, void *arg)
-{
-    struct sse_answer *a = arg;
-    struct http_hold *hold = a->hold;
-    evhtp_request_t *req = hold->req;
-
-    if (req == NULL || st != STORE_OK || wait_ms > 0) {
-        if (req != NULL && st != STORE_OK) {
-            http_error(req, 503, "redis_unavailable", "the message store is unavailable");
-        } else if (req != NULL) {
-            http_rate_limited(req, wait_ms, "questions");
-        }
-        http_release(hold);
-        free(a);
-        return;
-    }
-    a->agent = agent_ask(a->query, a->room[0] ? a->room : NULL, a->user, sse_answer_on_chunk, sse_answer_on_done, a);
-    if (a->agent == NULL) {
-        http_error(req, 503, "agent_busy", "the agent is busy; try again shortly");
-        http_release(hold);
-        free(a);
-        return;
-    }
-    a->bev = sse_open(hold);
-    bufferevent_setcb(a->bev, sse_on_read, NULL, sse_on_answer_event, a);
-    bufferevent_enable(a->bev, EV_READ | EV_WRITE);
-}
-
-static void sse_answer_start(struct http_hold *hold, const struct auth_identity *who, void *arg)
-{
-    struct sse_answer *a = arg;
-    evhtp_request_t *req = hold->req;
-
-    if (req->method == htp_method_HEAD) {
-        sse_open(hold);             /* the headers alone: no agent answer */
-        free(a);
-        return;
-    }
-    a->hold = hold;
-    snprintf(a->user, sizeof(a->user), "%s", who->user);
-    if (store_user_take(a->user, sse_answer_allowed, a) != PL_OK) {
-        http_error(req, 503, "redis_unavailable", "the message store is unavailable");
-        http_release(hold);
-        free(a);
-    }
-}
-
-static void sse_chat_stream(evhtp_request_t *req, const struct http_params *params)
-{
-    struct sse_answer *a;
-    char room[HTTP_PARAM_MAX], query[HTTP_MAX_REQUEST_LINE];
-    size_t len;
-
-    PL_UNUSED(params);
-    if (http_query(req, "query", query, sizeof(query)) == NULL || query[0] == '\0'
-        || !utf8_valid((const uint8_t *)query, (len = strlen(query)))) {
-        http_error(req, 400, "bad_request", "\"query\" is required, in UTF-8");
-        return;
-    }
-    if (len > sse.cfg->max_content) {
-        http_error(req, 413, "too_large", "\"query\" is longer than %zu bytes", sse.cfg->max_content);
-        return;
-    }
-    if ((a = calloc(1, sizeof(*a) + len + 1)) == NULL) {
-        http_error(req, 503, "unavailable", "out of memory");
-        return;
-    }
-    memcpy(a->query, query, len + 1);
-    if (http_query(req, "room", room, sizeof(room)) != NULL) {
-        if (!http_room_ok(req, room)) {
-            free(a);
-            return;
-        }
-        snprintf(a->room, sizeof(a->room), "%s", room);
-    }
-    if (auth_request(req, sse_answer_start, a) != PL_OK) {
-        free(a);
-    }
-}
-
 int sse_init(const struct worker_env *w)
 {
     sse.cfg = w->cfg;
     http_route_add("/api/rooms/{}/events", HTTP_GET, sse_events);
-    http_route_add("/api/chat/stream", HTTP_GET, sse_chat_stream);
     return PL_OK;
 }

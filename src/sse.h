@@ -27,4 +27,17 @@ int sse_close_some(int n);
 /* Open streams in this worker. */
 int sse_count(void);
 
+/* For the other event streams (sse_answer.c). */
+struct bufferevent;
+struct http_hold;
+
+/* Answers the request HOLD waits for with the head of an event stream and
+ * takes its connection over.  Returns the connection, or NULL for a HEAD
+ * request: that gets the head alone and the connection ends once it is
+ * written; no stream starts. */
+struct bufferevent *sse_open(struct http_hold *hold);
+
+/* A read callback: clients send nothing on an event stream. */
+void sse_discard_input(struct bufferevent *bev, void *arg);
+
 #endif

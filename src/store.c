@@ -40,7 +40,7 @@ struct store_call {
         store_names_cb names;
     } cb;
     void *arg;
-    char room[PL_NAME_MAX + 1];
+    char room[PL_NAME_MAX + 2];     /* a room, or a private scope "~user" (answer.h) */
     char text[TOKEN_SESSION_LEN + 1];
 };
 
@@ -636,6 +636,20 @@ int store_answer_end(const char *room, const char *rid, const char *status, stor
     }
     c->cb.token = cb;
     return store_run(c, SCRIPT_ANSWER_END, store_on_answer_id, 0, 4, argv, NULL);
+}
+
+int store_answer_exists(const char *scope, const char *rid, store_count_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(scope, arg);
+    char key[STORE_KEY_MAX];
+    const char *argv[] = { "HEXISTS", key, rid };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.count = cb;
+    key_room_answers(key, sizeof(key), store.cfg->redis_prefix, scope);
+    return store_send(c, store_on_count, 3, argv, NULL);
 }
 
 int store_answer_cancel(const char *room, const char *rid, const char *user, store_count_cb cb, void *arg)

@@ -152,6 +152,8 @@ int store_answer_chunk(const char *room, const char *rid, const char *text, size
  * stored message's id ("" when it had no text), or STORE_NOT_FOUND when it
  * had already ended. */
 int store_answer_end(const char *room, const char *rid, const char *status, store_token_cb cb, void *arg);
+/* Whether answer RID is in progress in SCOPE: CB's N is 1 or 0. */
+int store_answer_exists(const char *scope, const char *rid, store_count_cb cb, void *arg);
 /* USER stops answer RID: CB's N is 1 (cancelled), -1 (USER did not ask it)
  * or 0 (no such answer in progress). */
 int store_answer_cancel(const char *room, const char *rid, const char *user, store_count_cb cb, void *arg);

@@ -27,6 +27,7 @@
 #include "parley.h"
 #include "presence.h"
 #include "sse.h"
+#include "sse_answer.h"
 #include "store.h"
 #include "ws.h"
 #include "static.h"
@@ -60,7 +61,7 @@ static struct worker worker;
  * the web client's files last (they answer what no route does). */
 static int (*const worker_modules[])(const struct worker_env *) = {
     store_init, bus_init, presence_init, http_init, outq_init, auth_init, feed_init, agent_init,
-    answer_init, ops_init, api_init, sse_init, chat_init, static_init,
+    answer_init, ops_init, api_init, sse_init, sse_answer_init, chat_init, static_init,
 };
 
 static long worker_elapsed_ms(const struct timeval *since)

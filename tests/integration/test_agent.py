@@ -135,7 +135,8 @@ class Agent(unittest.TestCase):
         *chunks, last = c.events
         for e in chunks:
             self.assertEqual(e["event"], "ai_chunk", c.events)
-            self.assertEqual(set(e["json"]), {"content", "done", "timestamp"})
+            self.assertEqual(set(e["json"]), {"content", "done", "timestamp", "request_id"})
+            self.assertEqual(e["id"], "%s/%s" % (e["json"]["request_id"], e["id"].split("/")[1]))
             self.assertFalse(e["json"]["done"])
         return [e["json"]["content"] for e in chunks], last
 

@@ -321,5 +321,122 @@ class Answers(unittest.TestCase):
         wait_for(lambda: self.p.workers() and self.p.workers()[0] != worker, T, what="a new worker")
 
 
+
+class PrivateAnswers(unittest.TestCase):
+    """GET /api/chat/stream: the asker's own answer, followed by a stream
+    that can resume anywhere and lingers (agent_linger = 1s) when it goes.
+    P and Q share one Redis; built-in agent, a word every 40 ms."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        try:
+            base = {"workers": "1", "agent_delay": "40ms", "agent_coalesce": "0", "agent_linger": "1s"}
+            cls.p = cls.env.parleyd(base)
+            cls.q = cls.env.parleyd(base)
+        except BaseException:
+            cls.env.close()
+            raise
+        cls.token = session(cls.p, "asker")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def setUp(self):
+        self.streams = []
+        self.addCleanup(lambda: [s.close() for s in self.streams])
+
+    def stream(self, p, q=None, last=None, token=None):
+        path = "/api/chat/stream?token=" + (token or self.token)
+        if q is not None:
+            path += "&query=" + urllib.parse.quote(q)
+        s = SSEClient(p.port, path, headers={"Last-Event-ID": last} if last else {}, timeout=T)
+        self.streams.append(s)
+        return s
+
+    @staticmethod
+    def chunks(s):
+        return [e for e in s.events if e.get("event") == "ai_chunk"]
+
+    def test_a_stream_resumes_on_the_other_instance_and_asks_nothing_again(self):
+        q = question(1000)
+        first = self.stream(self.p, q)
+        got = first.wait_events(5, T, kind="ai_chunk")[:5]
+        rid = got[0]["json"]["request_id"]
+        self.assertEqual(got[0]["id"].split("/")[0], rid)
+        first.close()
+        time.sleep(0.2 * SLOW)
+        again = self.stream(self.q, q, last=got[-1]["id"])
+        wait_for(lambda: again.ended, T, what="the end of the answer")
+        rest = self.chunks(again)
+        ids = [e["id"] for e in got + rest]
+        self.assertEqual(len(ids), len(set(ids)))
+        self.assertEqual("".join(e["json"]["content"] for e in got + rest), answer_of(q))
+        self.assertEqual(again.events[-1]["event"], "ai_done")
+        self.assertEqual(again.events[-1]["json"]["done"], True)
+        # Resuming after the end: the end again, from the stored answer.
+        late = self.stream(self.q, q, last=got[-1]["id"])
+        wait_for(lambda: late.ended, T, what="the end")
+        self.assertEqual([e["event"] for e in late.events][-1], "ai_done")
+        self.assertEqual("".join(e["json"]["content"] for e in self.chunks(late)),
+                         "".join(e["json"]["content"] for e in rest))
+
+    def test_a_follower_keeps_the_answer_going_past_the_linger(self):
+        q = question(1001)          # about 1.7 s of words, linger 1 s
+        first = self.stream(self.p, q)
+        got = first.wait_events(1, T, kind="ai_chunk")[:1]
+        first.close()
+        again = self.stream(self.q, q, last=got[-1]["id"])
+        wait_for(lambda: again.ended, T, what="the end of the answer")
+        self.assertEqual(again.events[-1]["event"], "ai_done")
+        self.assertEqual("".join(e["json"]["content"] for e in got + self.chunks(again)), answer_of(q))
+
+    def test_an_answer_nobody_follows_is_given_up_after_the_linger(self):
+        q = question(1002)
+        first = self.stream(self.p, q)
+        got = first.wait_events(2, T, kind="ai_chunk")[:2]
+        first.close()
+        self.p.wait_log(r"event=answer_abandoned scope=~asker request_id=" + got[0]["json"]["request_id"],
+                        timeout=T)
+        late = self.stream(self.q, q, last=got[-1]["id"])
+        wait_for(lambda: late.ended, T, what="the end")
+        end = late.events[-1]
+        self.assertEqual((end["event"], end["json"]["code"]), ("error", "agent_unavailable"))
+        self.assertRegex(end["json"]["message"], "before it was complete")
+        told = "".join(e["json"]["content"] for e in got + self.chunks(late))
+        self.assertTrue(answer_of(q).startswith(told))
+        self.assertLess(len(told), len(answer_of(q)))
+
+    def test_the_asker_cancels_a_private_answer(self):
+        s = self.stream(self.p, question(1003))
+        rid = s.wait_events(1, T, kind="ai_chunk")[0]["json"]["request_id"]
+        other = session(self.p, "someone")
+        status, _, body = self.q.request("DELETE", "/api/chat/answers/%s?token=%s" % (rid, other))
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (404, "not_found"))   # not theirs to see
+        status, _, body = self.q.request("DELETE", "/api/chat/answers/%s?token=%s" % (rid, self.token))
+        self.assertEqual((status, json.loads(body)), (200, {"request_id": rid, "status": "cancelled"}))
+        wait_for(lambda: s.ended, T, what="the end")
+        self.assertEqual((s.events[-1]["event"], s.events[-1]["json"]["status"]), ("ai_done", "cancelled"))
+
+    def test_resume_ids_that_are_not_ours(self):
+        status, _, body = self.p.request("GET", "/api/chat/stream?token=%s" % self.token,
+                                         headers={"Last-Event-ID": "not-an-id"})
+        self.assertEqual((status, json.loads(body)["error"]["code"]), (400, "bad_request"))
+        status, _, _ = self.p.request("GET", "/api/chat/stream?token=%s" % self.token,
+                                      headers={"Last-Event-ID": "0123456789abcdef/5-x"})
+        self.assertEqual(status, 400)
+        s = self.stream(self.p, last="0123456789abcdef/1-0")
+        wait_for(lambda: s.ended, T, what="the end")
+        self.assertEqual(s.status, 200)
+        self.assertEqual((s.events[-1]["event"], s.events[-1]["json"]["code"]), ("error", "not_found"))
+        # Another user's answer is not found in one's own scope.
+        mine = self.stream(self.p, question(1004))
+        got = mine.wait_events(1, T, kind="ai_chunk")
+        theirs = self.stream(self.q, last=got[0]["id"], token=session(self.p, "nosy"))
+        wait_for(lambda: theirs.ended, T, what="the end")
+        self.assertEqual(self.chunks(theirs), [])
+        self.assertEqual(theirs.events[-1]["json"]["code"], "not_found")
+
 if __name__ == "__main__":
     unittest.main()
