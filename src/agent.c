@@ -18,10 +18,10 @@ static struct {
     int running;
 } agent;
 
-/* The backend C->agent names (conf_check() allows builtin and openai). */
+/* The backend C->agent names (conf_check() allows builtin, openai, sse). */
 static const struct agent_backend *agent_backend_of(const struct conf *c)
 {
-    return strcmp(c->agent, "openai") == 0 ? &agent_openai : &agent_builtin;
+    return strcmp(c->agent, "builtin") == 0 ? &agent_builtin : &agent_http;
 }
 
 int agent_check(const struct conf *c, char *err, size_t errlen)

@@ -81,7 +81,8 @@ void agent_emit(struct agent_request *r, const char *text, size_t len);
 void agent_finish(struct agent_request *r, enum agent_status st, const char *message);
 
 extern const struct agent_backend agent_builtin;
-/* An OpenAI-compatible /v1/chat/completions endpoint (agent_openai.c). */
-extern const struct agent_backend agent_openai;
+/* An OpenAI-compatible /v1/chat/completions endpoint, or a service that
+ * streams ai_chunk events (agent_http.c). */
+extern const struct agent_backend agent_http;
 
 #endif

@@ -499,9 +499,9 @@ static int conf_check_agent(const struct conf *cfg, char *err, size_t errlen)
 {
     char where[1100];
 
-    if (strcmp(cfg->agent, "builtin") != 0 && strcmp(cfg->agent, "openai") != 0) {
+    if (strcmp(cfg->agent, "builtin") != 0 && strcmp(cfg->agent, "openai") != 0 && strcmp(cfg->agent, "sse") != 0) {
         conf_where(cfg, "agent", where, sizeof(where));
-        snprintf(err, errlen, "%s: invalid value '%s' for 'agent' (builtin or openai)", where, cfg->agent);
+        snprintf(err, errlen, "%s: invalid value '%s' for 'agent' (builtin, openai or sse)", where, cfg->agent);
         return PL_ERR;
     }
     return PL_OK;

@@ -62,7 +62,7 @@ struct conf {
     int agent_coalesce_ms;      /* chunks this close to the last one stored share an event */
     int agent_linger_ms;        /* a private answer nobody follows goes on this long */
     int agent_max_concurrent;
-    char agent[16];             /* backend: "builtin" or "openai" (conf_check) */
+    char agent[16];             /* backend: "builtin", "openai" or "sse" (conf_check) */
     char agent_url[512];        /* openai: http://HOST[:PORT][/PREFIX] */
     char agent_model[128];
     char agent_api_key_env[128];    /* name of the variable holding the key */

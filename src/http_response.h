@@ -1,7 +1,7 @@
 /* http_response.h - an HTTP/1.1 response read from bytes, pure: bytes in,
  * events out.
  *
- * What the agent's upstream answers (agent_openai.c): a status line, header
+ * What the agent's upstream answers (agent_http.c): a status line, header
  * lines, an empty line, then a body framed by "Transfer-Encoding: chunked",
  * by Content-Length, or by the end of the connection.  Interim (1xx)
  * responses are skipped; a 204 or 304 has no body.

@@ -1,7 +1,7 @@
 /* openai_proto.h - the OpenAI chat completions JSON, pure: the request's
  * body, what the answer's JSON says, and upstream text made fit to show.
  *
- * agent_openai.c moves the bytes; this module knows what they mean (no
+ * agent_http.c moves the bytes; this module knows what they mean (no
  * sockets, no state), so it is unit-tested on its own
  * (tests/test_openai_proto.c).  An answer is either a stream of
  * chat.completion.chunk events, each with choices[0].delta.content and at

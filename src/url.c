@@ -60,3 +60,60 @@ int url_parse(const char *text, struct url *u, const char **why)
     }
     return PL_OK;
 }
+
+/* VALUE percent-encoded into OUT at *AT; 0 when it does not fit. */
+static int url_encode_into(char *out, size_t outlen, size_t *at, const char *value)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+        int plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+                    || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+
+        if (*at + (plain ? 1 : 3) >= outlen) {
+            return 0;
+        }
+        if (plain) {
+            out[(*at)++] = (char)*p;
+        } else {
+            out[(*at)++] = '%';
+            out[(*at)++] = hex[*p >> 4];
+            out[(*at)++] = hex[*p & 15];
+        }
+    }
+    return 1;
+}
+
+long url_expand(char *out, size_t outlen, const char *template, const char *const *vars)
+{
+    size_t at = 0;
+
+    for (const char *p = template; *p != '\0'; p++) {
+        const char *close, *value = NULL;
+
+        if (*p != '{') {
+            if (at + 1 >= outlen) {
+                return -1;
+            }
+            out[at++] = *p;
+            continue;
+        }
+        if ((close = strchr(p, '}')) == NULL) {
+            return -1;
+        }
+        for (const char *const *v = vars; v[0] != NULL; v += 2) {
+            if (strlen(v[0]) == (size_t)(close - p - 1) && memcmp(v[0], p + 1, (size_t)(close - p - 1)) == 0) {
+                value = v[1];
+            }
+        }
+        if (value == NULL || !url_encode_into(out, outlen, &at, value)) {
+            return -1;
+        }
+        p = close;
+    }
+    if (at >= outlen) {
+        return -1;
+    }
+    out[at] = '\0';
+    return (long)at;
+}

@@ -1,7 +1,7 @@
 /* url.h - the server part of a URL, "[USERINFO@]HOST[:PORT][/PATH]", split.
  *
  * The one reader of URLs that name a server, for the "redis" setting
- * (redis_url.c) and for agent_url (agent_openai.c).  Each caller checks its
+ * (redis_url.c) and for agent_url (agent_http.c).  Each caller checks its
  * own "SCHEME://" and hands over what follows it:
  *
  *   USERINFO  everything before the last "@" of the text, so that a password
@@ -12,7 +12,8 @@
  *   PATH      the rest, from the first "/" after the host ("" when none)
  *
  * Nothing is percent-decoded, and what a userinfo or a path means is the
- * caller's business.  Pure code: no I/O. */
+ * caller's business.  url_expand fills a URL template's "{name}"s (the
+ * agent's agent_url with agent = sse).  Pure code: no I/O. */
 #ifndef PARLEY_URL_H
 #define PARLEY_URL_H
 
@@ -34,5 +35,12 @@ struct url {
  * TEXT).  Returns PL_OK, or PL_ERR with *WHY set to one of "missing or too
  * long host", "expected [IPv6 address]" and "invalid port (1..65535)". */
 int url_parse(const char *text, struct url *u, const char **why);
+
+/* Writes TEMPLATE into OUT (OUTLEN bytes, NUL-terminated) with each
+ * "{NAME}" replaced by its value, percent-encoded but for RFC 3986's
+ * unreserved characters; VARS holds NAME, VALUE pairs, then NULL.  Returns
+ * the length written, or -1 when OUT is too small or TEMPLATE names an
+ * unknown "{...}" or leaves one open. */
+long url_expand(char *out, size_t outlen, const char *template, const char *const *vars);
 
 #endif

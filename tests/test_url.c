@@ -93,6 +93,23 @@ START_TEST(url_rejects)
 }
 END_TEST
 
+START_TEST(url_templates)
+{
+    const char *vars[] = { "query", "what's 1+1?/é", "room", "lobby", NULL };
+    char out[128];
+
+    ck_assert_int_eq(url_expand(out, sizeof(out), "/ask?q={query}&r={room}", vars), 43);
+    ck_assert_str_eq(out, "/ask?q=what%27s%201%2B1%3F%2F%C3%A9&r=lobby");
+    ck_assert_int_eq(url_expand(out, sizeof(out), "/plain", vars), 6);
+    ck_assert_str_eq(out, "/plain");
+    ck_assert_int_eq(url_expand(out, sizeof(out), "/x?{nope}", vars), -1);
+    ck_assert_int_eq(url_expand(out, sizeof(out), "/x?{query", vars), -1);
+    ck_assert_int_eq(url_expand(out, 10, "/ask?q={query}", vars), -1);
+    ck_assert_int_eq(url_expand(out, 7, "/plain", vars), 6);
+    ck_assert_int_eq(url_expand(out, 6, "/plain", vars), -1);
+}
+END_TEST
+
 Suite *suite_url(void)
 {
     Suite *s = suite_create("url");
@@ -101,6 +118,7 @@ Suite *suite_url(void)
     tcase_add_test(tc, url_hosts);
     tcase_add_test(tc, url_userinfo);
     tcase_add_test(tc, url_rejects);
+    tcase_add_test(tc, url_templates);
     suite_add_tcase(s, tc);
     return s;
 }

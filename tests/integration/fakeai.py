@@ -29,11 +29,21 @@ else by FakeAI.mode:
   slow       a piece every 50 ms for ten seconds (or until the client leaves),
              then a proper end
 
-Every request is recorded (path, lower-cased headers, parsed body), and so
-is every stream whose client went away before its end (disconnects)."""
+It also plays an agent service of the kind agent = sse talks to (FastAPI
+with sse-starlette's EventSourceResponse, Pydantic AI, LangChain): GET
+/chat/stream?query=...&room=...&user=... answers with "event: ai_chunk" /
+"data: {"content":..., "done": false, "timestamp": ...}" events (CRLF line
+ends, ": ping" comments), then {"content": "", "done": true}.  Its tags:
+ok, error500 (FastAPI's {"detail": ...}), malformed, stall, cut, nodone
+(the stream ends without "done") and slow.
+
+Every request is recorded (path, lower-cased headers, parsed body or
+query), and so is every stream whose client went away before its end
+(disconnects)."""
 
 import http.server
 import json
+import urllib.parse
 import re
 import select
 import socket
@@ -165,6 +175,66 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 fake.disconnects.append(mode)
                 fake.cond.notify_all()
 
+    def do_GET(self):
+        fake = self.server.fake
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        m = _TAG.search(query.get("query", ""))
+        mode = m.group(1) if m else "ok"
+        with fake.cond:
+            fake.requests.append({"path": url.path, "mode": mode, "query": query, "body": None,
+                                  "headers": {k.lower(): v for k, v in self.headers.items()}})
+            fake.cond.notify_all()
+        self.close_connection = True
+        try:
+            getattr(self, "sse_" + mode)()
+        except Disconnected:
+            with fake.cond:
+                fake.disconnects.append("sse_" + mode)
+                fake.cond.notify_all()
+
+    @staticmethod
+    def _sse_chunk(content, done=False, event="ai_chunk"):
+        return "event: %s\r\ndata: %s\r\n\r\n" % (event, json.dumps({"content": content, "done": done,
+                                                                       "timestamp": 1700000000.5}))
+
+    def _sse_answer(self, done=True):
+        events = [": ping\r\n\r\n"] + [self._sse_chunk(p) for p in ANSWER_PIECES]
+        return events + [self._sse_chunk("", True)] if done else events
+
+    def sse_ok(self):
+        self._stream(self._sse_answer())
+
+    def sse_error500(self):
+        data = json.dumps({"detail": ERROR_MESSAGE}).encode()
+        self._head(500, ctype="application/json", chunked=False, length=len(data))
+        self._write(data)
+
+    def sse_malformed(self):
+        self._stream(self._sse_answer()[:3] + ["event: ai_chunk\r\ndata: {oops\r\n\r\n"])
+
+    def sse_stall(self):
+        self._head()
+        self._chunks("".join(self._sse_answer()[:3]), [100])
+        self._wait_gone(10)
+
+    def sse_cut(self):
+        self._head()
+        self._chunks("".join(self._sse_answer()[:3]), [100])
+        self._wait_gone(0.01)
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def sse_nodone(self):
+        self._stream(self._sse_answer(done=False))
+
+    def sse_slow(self):
+        self._head()
+        for i in range(200):
+            self._chunks(self._sse_chunk("w%d " % i), [100])
+            self._wait_gone(0.05)
+        self._chunks(self._sse_chunk("end.", True), [100])
+        self._end_chunks()
+
     def _stream(self, events, sizes=(7, 50, 3, 200), delay=0.01):
         self._head()
         for i, ev in enumerate(events):
@@ -291,11 +361,12 @@ class FakeAI:
                 self.cond.wait(left)
 
     def wait_request(self, tag, timeout=5.0):
-        """The first recorded request whose last message contains TAG."""
+        """The first recorded request whose last message (or GET query)
+        contains TAG."""
         def find():
             for r in self.requests:
                 try:
-                    if tag in r["body"]["messages"][-1]["content"]:
+                    if tag in (r["query"]["query"] if r["body"] is None else r["body"]["messages"][-1]["content"]):
                         return r
                 except (TypeError, KeyError, IndexError):
                     pass

@@ -386,6 +386,91 @@ class Agent(unittest.TestCase):
         self.assertRegex(self.p.log(), r"event=key_loaded key=agent_api_key source=file set=yes")
 
 
+class SseAgent(unittest.TestCase):
+    """agent = sse: a service that streams ai_chunk events (the fake's GET
+    /chat/stream), behind a room's answers and /api/chat/stream."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = FakeAI()
+        cls.env = Env()
+        try:
+            keyfile = os.path.join(cls.env.tmpdir, "agent.key")
+            with open(keyfile, "w") as f:
+                f.write(KEY + "\n")
+            cls.p = cls.env.parleyd({
+                "workers": "1", "agent": "sse", "agent_api_key_file": keyfile, "agent_coalesce": "0",
+                "agent_url": cls.fake.url + "/chat/stream?query={query}&room={room}&user={user}",
+                "agent_first_token_timeout": "500ms", "agent_total_timeout": "1s"})
+        except BaseException:
+            cls.env.close()
+            cls.fake.close()
+            raise
+        cls.token = session(cls.p, "sam")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.env.close()
+        finally:
+            cls.fake.close()
+
+    def ws(self, room):
+        c = WSClient.connect(self.p.port, "/ws/chat/%s?token=%s" % (room, self.token), timeout=T)
+        self.addCleanup(c.shutdown)
+        self.assertEqual(c.recv_json()["type"], "welcome")
+        return c
+
+    def ask(self, c, query):
+        """(chunks, ai_done, the error to the asker or None)."""
+        c.send_json({"type": "ask", "content": query})
+        chunks, err = [], None
+        while True:
+            d = c.recv_json(T)
+            if d["type"] == "ai_chunk":
+                chunks.append(d["content"])
+            elif d["type"] == "error":
+                err = d
+            elif d["type"] == "ai_done":
+                if err is None and d["status"] != "complete":
+                    err = c.recv_json(T, type="error")
+                return chunks, d, err
+
+    def test_a_room_answer_from_the_service(self):
+        c = self.ws("sseroom")
+        query = "what's up? [ok] & more"
+        chunks, done, err = self.ask(c, query)
+        self.assertEqual((chunks, done["status"], err), (ANSWER_PIECES, "complete", None))
+        req = self.fake.wait_request(query)
+        self.assertEqual(req["path"], "/chat/stream")
+        self.assertEqual(req["query"], {"query": query, "room": "sseroom", "user": "sam"})
+        self.assertEqual(req["headers"]["authorization"], "Bearer " + KEY)
+        self.assertEqual(req["headers"]["accept"], "text/event-stream")
+        _, _, body = self.p.request("GET", "/api/rooms/sseroom/messages?token=" + self.token)
+        self.assertEqual(json.loads(body)["messages"][-1]["content"], ANSWER)
+
+    def test_the_answer_stream_from_the_service(self):
+        s = SSEClient(self.p.port, "/api/chat/stream?query=hi%20%5Bok%5D&token=" + self.token, timeout=T)
+        self.addCleanup(s.close)
+        wait_for(lambda: s.ended, T, what="the end of the answer")
+        self.assertEqual([e["json"]["content"] for e in s.events[:-1]], ANSWER_PIECES)
+        self.assertEqual(s.events[-1]["event"], "ai_done")
+        self.assertEqual(self.fake.wait_request("hi [ok]")["query"]["room"], "")
+
+    def test_failures_end_the_answer_incomplete_with_a_reason(self):
+        c = self.ws("ssefail")
+        for tag, code, pattern in (("error500", "agent_unavailable", r"HTTP 500"),
+                                   ("malformed", "agent_unavailable", r"not a JSON object"),
+                                   ("stall", "agent_timeout", r"did not finish its answer within 1000 ms"),
+                                   ("cut", "agent_unavailable", r"middle of the answer"),
+                                   ("nodone", "agent_unavailable", r"ended before it was complete")):
+            with self.subTest(tag=tag):
+                chunks, done, err = self.ask(c, "[%s] please" % tag)
+                self.assertEqual(done["status"], "incomplete", done)
+                self.assertEqual(err["code"], code, err)
+                self.assertRegex(err["message"], pattern)
+
+
 class AgentRate(unittest.TestCase):
     """Asking over HTTP costs a message of the asker's rate, like publishing
     (the outside audit ran 200 answers at once for one user)."""
@@ -434,7 +519,11 @@ class AgentConfig(unittest.TestCase):
         self.assertRegex(r.stderr.strip(), "^%s:%d: %s" % (re.escape(path), line, pattern))
 
     def test_agent_keys(self):
-        self.assert_error("agent = gpt\n", 2, r"invalid value 'gpt' for 'agent' \(builtin or openai\)")
+        self.assert_error("agent = gpt\n", 2, r"invalid value 'gpt' for 'agent' \(builtin, openai or sse\)")
+        self.assert_error("agent = sse\n", 2, r"agent = sse needs agent_url \(the service's URL with \{query\}")
+        self.assert_error("agent = sse\nagent_url = http://127.0.0.1:8000/chat\n", 3, r"invalid value .*: the template must name \{query\}")
+        self.assert_error("agent = sse\nagent_url = http://127.0.0.1:8000/c?q={query}&x={model}\n", 3,
+                          r"invalid value .*: names something but \{query\}")
         self.assert_error("\nagent = openai\n", 3, r"agent = openai needs agent_url")
         self.assert_error("agent = openai\nagent_url = https://api.example.com\n", 3,
                           r"invalid value 'https://api.example.com' for 'agent_url': https is not supported")
@@ -446,7 +535,8 @@ class AgentConfig(unittest.TestCase):
         for good in ("agent = openai\nagent_url = http://127.0.0.1:9\n",
                      "agent = openai\nagent_url = http://[::1]:8080/prefix/v1\n",
                      "agent = openai\nagent_url = http://llm.example\n",
-                     "agent = builtin\nagent_url = https://ignored.example\n"):
+                     "agent = builtin\nagent_url = https://ignored.example\n",
+                     "agent = sse\nagent_url = http://127.0.0.1:8000/chat/stream?query={query}&room={room}\n"):
             _, r = self.check(good)
             self.assertEqual(r.returncode, 0, (good, r.stderr))
 
