@@ -88,11 +88,12 @@ void event_answer(struct evbuffer *out, const char *id, const char *room, const 
     evbuffer_add(out, "}", 1);
 }
 
-void event_ai_chunk(struct evbuffer *out, const char *id, const char *request_id, const char *content,
-                    size_t content_len)
+void event_ai_chunk(struct evbuffer *out, const char *id, const char *request_id, const char *asker,
+                    const char *content, size_t content_len)
 {
     evbuffer_add_printf(out, "{\"type\":\"ai_chunk\",\"id\":\"%s\",", id);
     event_string(out, "request_id", request_id, strlen(request_id), 0);
+    event_string(out, "asker", asker, strlen(asker), 1);
     event_string(out, "content", content, content_len, 1);
     evbuffer_add(out, "}", 1);
 }

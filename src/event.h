@@ -27,9 +27,10 @@ void event_answer(struct evbuffer *out, const char *id, const char *room, const 
                   const char *content, size_t content_len, int64_t ts, const char *request_id,
                   const char *status);
 
-/* {"type":"ai_chunk","id":ID,"request_id":REQUEST_ID,"content":CONTENT} */
-void event_ai_chunk(struct evbuffer *out, const char *id, const char *request_id, const char *content,
-                    size_t content_len);
+/* {"type":"ai_chunk","id":ID,"request_id":REQUEST_ID,"asker":ASKER,
+ * "content":CONTENT} (content last: sse_answer.c relies on it) */
+void event_ai_chunk(struct evbuffer *out, const char *id, const char *request_id, const char *asker,
+                    const char *content, size_t content_len);
 
 /* The parts of a message the publish script puts around "from" (which it
  * may learn from the session): "room":ROOM to BEFORE and ,"content":CONTENT

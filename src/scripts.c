@@ -14,7 +14,8 @@
 #define SCRIPT_MAX_ARGS 16
 
 /* Answers in progress.  An answer's chunks are entries of its room's
- * stream ("type ai_chunk request_id RID content TEXT"), so they have ids in
+ * stream ("type ai_chunk request_id RID asker USER content TEXT", in that
+ * order), so they have ids in
  * the room's order; the room's answers hash holds, per request id,
  * "START|ASKER|AGENT|MAXLEN|TTL|INSTANCE|OWNER" (START: no chunk is older)
  * and the producing worker's instance presence hash the field
@@ -48,7 +49,7 @@
     "  local log, parts, ids = R .. ':log', {}, {}\n" \
     "  for _, e in ipairs(redis.call('XRANGE', log, start, '+')) do\n" \
     "    local f = e[2]\n" \
-    "    if f[2] == 'ai_chunk' and f[4] == rid then parts[#parts + 1] = f[6]; ids[#ids + 1] = e[1] end\n" \
+    "    if f[2] == 'ai_chunk' and f[4] == rid then parts[#parts + 1] = f[8]; ids[#ids + 1] = e[1] end\n" \
     "  end\n" \
     "  local private = string.sub(room, 1, 1) == '~'\n" \
     "  if private then ids = {} end\n" \
@@ -338,10 +339,14 @@ static const char *const script_source[SCRIPT_COUNT] = {
     [SCRIPT_ANSWER_CHUNK] =
         "local P, room, rid = ARGV[1], ARGV[2], ARGV[3]\n"
         "local R = P .. 'room:' .. room\n"
-        "if redis.call('HEXISTS', R .. ':answers', rid) == 0 then return false end\n"
-        "local id = redis.call('XADD', R .. ':log', '*', 'type', 'ai_chunk', 'request_id', rid, 'content', ARGV[4])\n"
+        "local rec = redis.call('HGET', R .. ':answers', rid)\n"
+        "if not rec then return false end\n"
+        "local asker = string.match(rec, '^[^|]*|([^|]*)|')\n"
+        "local id = redis.call('XADD', R .. ':log', '*', 'type', 'ai_chunk', 'request_id', rid, 'asker', asker,\n"
+        "                      'content', ARGV[4])\n"
         "redis.call('PUBLISH', R, 'ai_chunk ' .. id .. ' ' .. ARGV[5] .. '\\n' ..\n"
-        "  '{\"type\":\"ai_chunk\",\"id\":\"' .. id .. '\",\"request_id\":\"' .. rid .. '\",\"content\":\"' .. ARGV[6] .. '\"}')\n"
+        "  '{\"type\":\"ai_chunk\",\"id\":\"' .. id .. '\",\"request_id\":\"' .. rid .. '\",\"asker\":\"' .. asker ..\n"
+        "  '\",\"content\":\"' .. ARGV[6] .. '\"}')\n"
         "return id\n",
     [SCRIPT_ANSWER_END] =
         LUA_ANSWER_FINISH_FN

@@ -425,7 +425,7 @@ static int store_parse_entries(const redisReply *arr, const char *room, int reve
     }
     for (size_t k = 0; k < arr->elements; k++) {
         const redisReply *e = arr->element[reverse ? arr->elements - 1 - k : k];
-        const redisReply *type, *from, *content, *rid, *status;
+        const redisReply *type, *from, *content, *rid, *status, *asker;
         struct store_event *out = &evs->items[evs->count];
         int chunk;
 
@@ -439,14 +439,15 @@ static int store_parse_entries(const redisReply *arr, const char *room, int reve
         chunk = type != NULL && strcmp(type->str, "ai_chunk") == 0;
         rid = store_field(e->element[1], "request_id");
         from = store_field(e->element[1], "from");
-        if (chunk ? rid == NULL : from == NULL || !name_valid(from->str)) {
+        asker = store_field(e->element[1], "asker");
+        if (chunk ? rid == NULL || asker == NULL : from == NULL || !name_valid(from->str)) {
             log_warn("event=malformed_history_entry room=%s", room);
             continue;
         }
         snprintf(out->type, sizeof(out->type), "%s", chunk ? "ai_chunk" : "message");
         snprintf(out->id, sizeof(out->id), "%s", e->element[0]->str);
         if (chunk) {
-            event_ai_chunk(buf, out->id, rid->str, content->str, content->len);
+            event_ai_chunk(buf, out->id, rid->str, asker->str, content->str, content->len);
         } else if (rid != NULL) {
             status = store_field(e->element[1], "status");
             event_answer(buf, out->id, room, from->str, content->str, content->len, event_id_ms(out->id),

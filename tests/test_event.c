@@ -87,9 +87,9 @@ START_TEST(answer_and_chunk_layouts)
     ck_assert_str_eq(text(), "{\"type\":\"message\",\"id\":\"7-0\",\"room\":\"r\",\"from\":\"agent\","
                              "\"content\":\"x\",\"ts\":7,\"request_id\":\"00ff00ff00ff00ff\",\"status\":\"cancelled\"}");
     evbuffer_drain(out, evbuffer_get_length(out));
-    event_ai_chunk(out, "8-1", "00ff00ff00ff00ff", "line\n", 5);
+    event_ai_chunk(out, "8-1", "00ff00ff00ff00ff", "bob", "line\n", 5);
     ck_assert_str_eq(text(), "{\"type\":\"ai_chunk\",\"id\":\"8-1\",\"request_id\":\"00ff00ff00ff00ff\","
-                             "\"content\":\"line\\n\"}");
+                             "\"asker\":\"bob\",\"content\":\"line\\n\"}");
 }
 END_TEST
 

@@ -138,6 +138,7 @@ class Answers(unittest.TestCase):
         rid = chunks[0]["request_id"]
         self.assertRegex(rid, r"^[0-9a-f]{16}$")
         self.assertEqual({c["request_id"] for c in chunks}, {rid})
+        self.assertEqual({c["asker"] for c in chunks}, {"alice"})
         message = [d for d in others if d["type"] == "message"][-1]
         done = others[-1]
         self.assertEqual(done, {"type": "ai_done", "request_id": rid, "id": message["id"], "status": "complete"})
