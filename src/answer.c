@@ -28,6 +28,7 @@ struct answer {
     struct evbuffer *text;          /* chunks not stored yet */
     struct event *flush_ev;         /* stores them when agent_coalesce is up */
     int64_t stored_ms;              /* when a chunk was last stored; 0: never */
+    int stored;                     /* chunk events stored */
     int pending;                    /* store calls that will come back */
     int ended;                      /* ended, here or elsewhere: store nothing more */
     struct bus_sub sub;             /* the room: an end from elsewhere stops the agent */
@@ -35,6 +36,12 @@ struct answer {
     void *arg;
     LIST_ENTRY(answer) link;
 };
+
+/* A long answer's chunks are capped: past ANSWER_MANY_CHUNKS events, chunks
+ * share an event at least ANSWER_MANY_WINDOW_MS apart, so that even a fast
+ * upstream running to agent_total_timeout leaves a bounded number behind. */
+#define ANSWER_MANY_CHUNKS 256
+#define ANSWER_MANY_WINDOW_MS 250
 
 static struct {
     const struct conf *cfg;
@@ -156,6 +163,7 @@ static void answer_flush(struct answer *a)
     }
     evbuffer_drain(a->text, len);
     a->stored_ms = clock_ms();
+    a->stored++;
 }
 
 static void answer_on_flush_due(evutil_socket_t fd, short what, void *arg)
@@ -168,16 +176,19 @@ static void answer_on_flush_due(evutil_socket_t fd, short what, void *arg)
 static void answer_on_chunk(const char *text, size_t len, void *arg)
 {
     struct answer *a = arg;
-    int64_t since;
+    int64_t since, window = answers.cfg->agent_coalesce_ms;
 
     if (a->ended || evbuffer_add(a->text, text, len) != 0) {
         return;
     }
+    if (a->stored >= ANSWER_MANY_CHUNKS && window < ANSWER_MANY_WINDOW_MS) {
+        window = ANSWER_MANY_WINDOW_MS;
+    }
     since = clock_ms() - a->stored_ms;
-    if (a->stored_ms == 0 || since >= answers.cfg->agent_coalesce_ms) {
+    if (a->stored_ms == 0 || since >= window) {
         answer_flush(a);
     } else if (!event_pending(a->flush_ev, EV_TIMEOUT, NULL)) {
-        int64_t wait = answers.cfg->agent_coalesce_ms - since;
+        int64_t wait = window - since;
         struct timeval tv = { wait / 1000, (wait % 1000) * 1000 };
         event_add(a->flush_ev, &tv);
     }

@@ -5,7 +5,8 @@
  * with ids in the room's order), so a client that resumes from any id, on
  * any instance, or joins mid-answer, gets every chunk once; chunks that come
  * within agent_coalesce of the last one stored share an event, the first
- * goes at once.  The asker leaving does not stop the answer.  It ends once,
+ * goes at once (past 256 events, a quarter of a second at least, so that an
+ * answer's chunks are capped).  The asker leaving does not stop the answer.  It ends once,
  * in one Redis script (store_answer_end): the chunks become the stored
  * message and every viewer gets ai_done with the outcome - complete,
  * incomplete (the upstream failed, or this worker or instance went away:

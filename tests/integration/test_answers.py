@@ -50,6 +50,7 @@ class Answers(unittest.TestCase):
             cls.p = cls.env.parleyd(base)
             cls.q = cls.env.parleyd(base)
             cls.c = cls.env.parleyd(dict(base, agent_delay="20ms", agent_coalesce="200ms"))
+            cls.fast = cls.env.parleyd(dict(base, agent_delay="5ms"))
         except BaseException:
             cls.env.close()
             raise
@@ -243,6 +244,15 @@ class Answers(unittest.TestCase):
         self.assertLess(len(chunks), (WORDS + 2) // 3, [c["content"] for c in chunks])
         self.assert_in_order_once(chunks)
 
+    def test_a_long_answer_leaves_a_bounded_number_of_chunks(self):
+        # 400 words, one per 5 ms, every chunk its own event at first: past
+        # 256 events they share one at least every 250 ms.
+        asker, q = self.ask("lena", question(self.n) + " " + " ".join("x%d" % i for i in range(360)), p=self.fast)
+        chunks, _ = self.read_answer(asker)
+        self.assertEqual("".join(c["content"] for c in chunks), answer_of(q))
+        self.assertGreaterEqual(len(chunks), 256)
+        self.assertLess(len(chunks), 256 + 12, len(chunks))
+
     # --- cancelling ----------------------------------------------------------------
 
     def test_the_asker_cancels_from_another_connection(self):
@@ -320,6 +330,23 @@ class Answers(unittest.TestCase):
         s.wait_events(1, T, kind="ai_done")
         self.assertEqual(s.events[-1]["json"], done)
         wait_for(lambda: self.p.workers() and self.p.workers()[0] != worker, T, what="a new worker")
+
+    def test_a_dead_instance_s_answers_end_incomplete_when_it_is_reaped(self):
+        doomed = self.env.parleyd({"workers": "1", "agent_delay": "40ms", "instance_ttl": "3s"})
+        viewer, _ = self.ws("bob", self.q)
+        c = WSClient.connect(doomed.port, "/ws/chat/%s?token=%s" % (self.room, self.token("alice")), timeout=T)
+        self.clients.append(c)
+        c.recv_json(T, type="welcome")
+        c.send_json({"type": "ask", "content": question(self.n)})
+        [viewer.recv_json(T, type="ai_chunk") for _ in range(3)]
+        doomed.kill()                       # master, bus and worker at once: nobody says goodbye
+        started = time.monotonic()
+        _, others = self.read_answer(viewer)
+        # Its heartbeat lapses (3 s), then another instance's reaper (every
+        # third of its own instance_ttl, 10 s) ends its answers.
+        self.assertLess(time.monotonic() - started, 3 + 10 / 3.0 + 2 * SLOW)
+        self.assertEqual(others[-1]["status"], "incomplete")
+        self.assertEqual(self.history(p=self.q)[-1]["status"], "incomplete")
 
 
 
