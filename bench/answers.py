@@ -5,7 +5,8 @@ which answers "You said: <question>" a word per agent_delay) and measures:
 
   resume     the time from a reconnect (connect() of a new socket, with the
              last chunk id it had) to the first chunk it missed, over
-             WebSocket (?last_event_id=) and SSE (Last-Event-ID): 200 each
+             WebSocket (?last_event_id=), a room's SSE stream and the private
+             answer stream /api/chat/stream (Last-Event-ID): 200 each
   coalesce   chunk events per answer with agent_coalesce 0 and 20ms, for a
              102-word answer at a word every 5 ms (a fast model), and
              Redis's CPU per answer
@@ -150,10 +151,30 @@ def pct(values, p):
 
 def bench_resume(env, p, token, trials=200):
     results = {}
-    for kind in ("ws", "sse"):
+    for kind in ("ws", "sse", "stream"):
         times = []
         for t in range(trials):
             room = "resume%s%d" % (kind, t)
+            if kind == "stream":            # the private answer stream, resumed
+                s = socket.create_connection(("127.0.0.1", p.port))
+                s.sendall(("GET /api/chat/stream?query=%s&token=%s HTTP/1.1\r\nHost: b\r\n\r\n"
+                           % (question(t, 30).replace(" ", "+"), token)).encode())
+                buf = b""
+                while b"\nevent: ai_chunk" not in buf:
+                    buf += s.recv(65536)
+                last = re.search(rb"id: (\S+)\nevent: ai_chunk", buf).group(1).decode()
+                time.sleep(0.05)
+                s.close()
+                started = time.monotonic()
+                s = socket.create_connection(("127.0.0.1", p.port))
+                s.sendall(("GET /api/chat/stream?token=%s HTTP/1.1\r\nHost: b\r\nLast-Event-ID: %s\r\n\r\n"
+                           % (token, last)).encode())
+                buf = b""
+                while b"event: ai_chunk" not in buf:
+                    buf += s.recv(65536)
+                times.append(time.monotonic() - started)
+                s.close()
+                continue
             asker = WS(p.port, "/ws/chat/%s?token=%s" % (room, token))
             wait_docs(asker, lambda d: d["type"] == "welcome")
             asker.send({"type": "ask", "content": question(t, 30)})
@@ -176,7 +197,7 @@ def bench_resume(env, p, token, trials=200):
                 s.close()
             asker.close()
         results[kind] = times
-        print("resume over %-3s  reconnect to first missed chunk: p50 %.2f ms, p99 %.2f ms (%d reconnects)"
+        print("resume over %-6s  reconnect to first missed chunk: p50 %.2f ms, p99 %.2f ms (%d reconnects)"
               % (kind, statistics.median(times) * 1000, pct(times, 99) * 1000, len(times)), flush=True)
     return results
 
