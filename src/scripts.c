@@ -288,7 +288,9 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "local oid = oldest[1] and oldest[1][1] or ''\n"
         "local newest = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)\n"
         "local nid = newest[1] and newest[1][1] or ''\n"
-        "if last == '' then\n"
+        /* The chunks so far of the answers in progress: what a client
+         * starting afresh needs to see them from their first chunk. */
+        "local function inprogress()\n"
         "  local from\n"
         "  for _, rec in ipairs(redis.call('HVALS', KEYS[2])) do\n"
         "    local s = string.match(rec, '^(%d+-%d+)|')\n"
@@ -300,8 +302,9 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "      if e[2][2] == 'ai_chunk' then out[#out + 1] = e end\n"
         "    end\n"
         "  end\n"
-        "  return {1, oid, out, nid}\n"
+        "  return out\n"
         "end\n"
+        "if last == '' then return {1, oid, inprogress(), nid} end\n"
         "if #redis.call('XRANGE', log, last, last, 'COUNT', 1) == 0 then\n"
         "  local known = false\n"
         "  for _, m in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[3], string.match(last, '^(%d+)'), '-inf',\n"
@@ -309,7 +312,7 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "    local a, b = string.match(m, '^(%S+) (%S+)$')\n"
         "    if a and idcmp(a, last) <= 0 and idcmp(last, b) <= 0 then known = true; break end\n"
         "  end\n"
-        "  if not known then return {0, oid, {}, nid} end\n"
+        "  if not known then return {0, oid, inprogress(), nid} end\n"
         "end\n"
         "return {1, oid, redis.call('XRANGE', log, '(' .. last, '+'), nid}\n",
     [SCRIPT_HISTORY] =

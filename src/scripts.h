@@ -70,11 +70,10 @@ enum script_id {
      * been revoked meanwhile. */
     SCRIPT_TICKET_REDEEM,
     /* KEYS: log, answers, gone.  ARGV: last id, or "" for a fresh join.
-     * Returns {0, oldest, {}, newest} when LAST is neither in the stream
-     * nor among the chunks of an ended answer, else {1, oldest, entries,
-     * newest}: the
-     * entries after LAST, or for a fresh join the chunks of the answers in
-     * progress. */
+     * Returns {0, oldest, chunks, newest} when LAST is neither in the
+     * stream nor among the chunks of an ended answer, else {1, oldest,
+     * entries, newest}: the entries after LAST; CHUNKS (and the entries of
+     * a fresh join) are the chunks so far of the answers in progress. */
     SCRIPT_RESUME,
     /* KEYS: log.  ARGV: lower bound, upper bound (XRANGE syntax), count,
      * "1" to read backwards (newest COUNT), "1" to include answer chunks.

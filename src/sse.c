@@ -194,7 +194,8 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
     }
     if (st == STORE_NOT_FOUND) {
         sse_write_reset(c, evs->oldest);
-    } else {
+    }
+    {
         struct event_id sid;
 
         for (int i = 0; i < evs->count && !c->closed; i++) {
@@ -206,7 +207,7 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
                 feed_mark(&c->feed, &sid);
             }
         }
-        if (event_id_parse(evs->newest, &sid) == 0) {
+        if (st == STORE_OK && event_id_parse(evs->newest, &sid) == 0) {
             feed_mark(&c->feed, &sid);  /* a fresh join's cut */
         }
     }

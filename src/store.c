@@ -543,11 +543,9 @@ static void store_on_resume(redisReply *r, void *arg)
         if (r->elements == 4 && r->element[3]->type == REDIS_REPLY_STRING) {
             snprintf(evs.newest, sizeof(evs.newest), "%s", r->element[3]->str);
         }
-        if (r->element[0]->integer == 0) {
-            st = STORE_NOT_FOUND;
-        } else if (r->elements == 4 && r->element[2]->type == REDIS_REPLY_ARRAY
-                   && store_parse_entries(r->element[2], c->room, 0, &evs) == PL_OK) {
-            st = STORE_OK;
+        if (r->elements == 4 && r->element[2]->type == REDIS_REPLY_ARRAY
+            && store_parse_entries(r->element[2], c->room, 0, &evs) == PL_OK) {
+            st = r->element[0]->integer == 0 ? STORE_NOT_FOUND : STORE_OK;
         }
         snprintf(evs.oldest, sizeof(evs.oldest), "%s", r->element[1]->str);
     }

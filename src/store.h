@@ -137,8 +137,9 @@ int store_history(const char *room, const char *after, const char *before, int l
 
 /* Everything after LAST in ROOM, for resuming; STORE_NOT_FOUND (with
  * evs->oldest set) when LAST is unknown or older than the kept history.
- * LAST NULL: a fresh join, which gets the chunks of the answers in progress
- * so far.  Either way evs->newest is the cut: the newest id at the time. */
+ * LAST NULL: a fresh join.  A fresh join and an unknown LAST get the chunks
+ * so far of the answers in progress.  Either way evs->newest is the cut:
+ * the newest id at the time. */
 int store_history_resume(const char *room, const char *last, store_events_cb cb, void *arg);
 
 /* Answers in progress (answer.h), each a chunk at a time in its room's

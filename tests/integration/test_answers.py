@@ -216,6 +216,20 @@ class Answers(unittest.TestCase):
         again, _ = self.ws("alice", self.q, last=bogus)
         self.assertEqual(again.recv_json(T)["type"], "reset")
 
+    def test_a_reset_still_shows_the_answer_in_progress(self):
+        _, q = self.ask("alice")
+        time.sleep(0.3 * SLOW)
+        again, _ = self.ws("bob", self.q, last="1-7")
+        s = self.sse("sseviewer", self.q, last="1-7")
+        self.assertEqual(again.recv_json(T)["type"], "reset")
+        chunks, _ = self.read_answer(again)
+        self.assertEqual("".join(c["content"] for c in chunks), answer_of(q))
+        self.assert_in_order_once(chunks)
+        s.wait_events(1, T, kind="ai_done")
+        self.assertEqual(s.events[0]["event"], "reset")
+        got = [e["json"] for e in s.events if e.get("event") == "ai_chunk"]
+        self.assertEqual("".join(c["content"] for c in got), answer_of(q))
+
     def test_history_skips_chunks_while_an_answer_is_in_progress(self):
         tok = self.token("alice")
         for i in range(3):
