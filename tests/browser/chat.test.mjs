@@ -1,6 +1,8 @@
 // chat.test.mjs - parley's web client in headless Chromium against the real
 // parleyd: chatting, the agent's stream, a restart, HTML injection, the SSE
-// fallback, history on scroll and a phone-sized screen.  tests/browser/run
+// fallback, history on scroll and a phone-sized screen; the agent's answers
+// resumed after a reload or a cut, rendered as safe Markdown, stopped by
+// their asker, and a private answer's stream resumed.  tests/browser/run
 // runs it twice: against one parleyd, then through HAProxy (HTTP/2, TLS) in
 // front of two.  The tests run one after another (one of them restarts the
 // servers).
@@ -381,7 +383,8 @@ test('older history loads on scroll; the page fits a phone screen', async () => 
 });
 
 test('the sign-in page: served with content types, refuses bad names', async () => {
-  for (const [path, type] of [['/', 'text/html'], ['/style.css', 'text/css'], ['/js/app.js', 'javascript']]) {
+  for (const [path, type] of [['/', 'text/html'], ['/style.css', 'text/css'], ['/js/app.js', 'javascript'],
+    ['/js/markdown.js', 'javascript'], ['/vendor/marked/marked.min.js', 'javascript']]) {
     const r = await fetch(`${BASE}${path}`);
     await r.arrayBuffer();
     assert.equal(r.status, 200, path);
@@ -512,5 +515,345 @@ test("nobody becomes the agent in the page by posting the agent's words", async 
     noPageErrors(page);
   } finally {
     await closeAll();
+  }
+});
+
+// ---- the agent's answers: resumable, Markdown, stoppable -------------------
+
+/** A question the built-in agent echoes word by word ("You said: ..."). */
+function words(n, prefix = 'word') {
+  return Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`).join(' ');
+}
+
+/**
+ * Records, from inside PAGE (and again after each reload of it), the text
+ * of every agent answer in the log at each change (window.samples), and
+ * any element that must never come from a message (window.bad).
+ */
+async function watchAnswers(page) {
+  const install = () => {
+    const start = () => {
+      if (window.samples) return;
+      window.samples = [];
+      window.bad = [];
+      const log = document.getElementById('log');
+      new MutationObserver((records) => {
+        for (const r of records) {
+          for (const n of r.addedNodes) {
+            if (n.nodeType === 1 && (n.matches('img, script, iframe, object, embed, input')
+              || n.querySelector('img, script, iframe, object, embed, input'))) window.bad.push(n.outerHTML);
+          }
+        }
+        for (const b of log.querySelectorAll('.msg.agent .body')) window.samples.push(b.textContent);
+      }).observe(log, { subtree: true, childList: true, characterData: true });
+    };
+    if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+    else start();
+  };
+  await page.context().addInitScript(install);
+  await page.evaluate(install);
+}
+
+/** The text of the (one) agent answer streaming in PAGE, or null. */
+function streamingText(page) {
+  return page.evaluate(() => {
+    const b = document.querySelector('#log .msg.agent.streaming .body');
+    return b ? b.textContent : null;
+  });
+}
+
+async function ask(page, question) {
+  await page.fill('#input', question);
+  await page.click('#ask');
+}
+
+test('a page reloaded in the middle of an answer shows it from its start, and it goes on', async () => {
+  // One word every 150 ms: the answer takes about 7 s.
+  const other = await startOtherInstance({ agent_delay: '150ms' });
+  const room = unique('reload');
+  try {
+    const alice = await chat('alice', room, { base: other.base });
+    const bob = await chat('bob', room, { base: other.base });
+    for (const page of [alice, bob]) await watchAnswers(page);
+    const answer = `You said: ${words(45)}`;
+    await ask(alice, words(45));
+    await alice.waitForFunction(() => /word6\b/.test(document.querySelector('#log .msg.agent.streaming .body')
+      ?.textContent || ''), null, { timeout: 15000 });
+    const before = await streamingText(alice);
+    assert.ok(answer.startsWith(before), `a part of the answer before the reload: ${before}`);
+
+    await alice.reload();
+    await waitOnline(alice);
+    // Back with the text so far (the chunks are replayed after the
+    // welcome), still streaming, and it goes on.
+    await alice.waitForFunction((t) => document.querySelector('#log .msg.agent.streaming .body')?.textContent
+      .startsWith(t), before, { timeout: 5000 });
+    const after = await streamingText(alice);
+    assert.ok(after.startsWith(before), `after the reload "${after}" begins with "${before}"`);
+    assert.ok(answer.startsWith(after), `and is the answer's beginning: ${after}`);
+    await alice.waitForFunction((n) => (document.querySelector('#log .msg.agent.streaming .body')?.textContent
+      .length || 0) > n, after.length, { timeout: 5000 });
+    assert.equal(await alice.locator('#log .msg.agent .stop').count(), 1, 'the asker can still stop it');
+
+    for (const page of [alice, bob]) {
+      await page.waitForSelector('#log .msg.agent:not(.streaming)', { timeout: 20000 });
+    }
+    const stored = (await history(await session('carol'), room)).filter((m) => m.from === 'agent');
+    assert.equal(stored.length, 1);
+    assert.equal(stored[0].content, answer);
+    assert.equal(stored[0].status, undefined, 'complete');
+    await sleep(300);
+    for (const page of [alice, bob]) {
+      assert.deepEqual(await bodies(page, '#log .msg.agent'), [answer], 'the whole answer, shown once');
+      assert.equal(await page.locator(`#log .msg.agent[data-key="m:${stored[0].id}"]`).count(), 1);
+      assert.equal(await page.locator('#log .msg.agent .state').textContent(), '');
+      assert.equal(await page.locator('#log .msg.agent .stop').count(), 0);
+      // Whatever it showed on the way was a beginning of the answer: no
+      // chunk twice, none left out.
+      const samples = await page.evaluate(() => window.samples);
+      assert.ok(samples.length > 5);
+      for (const s of samples) assert.ok(answer.startsWith(s), `shown on the way: "${s}"`);
+    }
+    await screenshot(alice, 'reload-mid-answer');
+    noPageErrors(alice, bob);
+  } finally {
+    await closeAll();
+    await other.stop();
+  }
+});
+
+test('a WebSocket cut in the middle of an answer resumes from the last event seen', async () => {
+  const other = await startOtherInstance({ agent_delay: '100ms' });
+  const room = unique('blip');
+  const urls = [];
+  let chunks = 0;
+  let cut = false;
+  let lastChunkId = null;
+  // The first WebSocket goes through a relay that, after the fifth chunk of
+  // the answer, passes nothing more and drops the line.
+  const relay = (context) => context.routeWebSocket(/\/ws\//, (ws) => {
+    urls.push(ws.url());
+    const first = urls.length === 1;
+    const server = ws.connectToServer();
+    ws.onMessage((m) => server.send(m));
+    server.onMessage((m) => {
+      if (first && cut) return;
+      const doc = JSON.parse(String(m));
+      ws.send(m);
+      if (!first || doc.type !== 'ai_chunk') return;
+      lastChunkId = doc.id;
+      if (++chunks === 5) {
+        cut = true;
+        ws.close({ code: 1001, reason: 'cut' }).catch(() => {});
+        server.close().catch(() => {});
+      }
+    });
+  });
+  try {
+    const alice = await chat('alice', room, { base: other.base, before: relay, mode: 'ws' });
+    await watchAnswers(alice);
+    const answer = `You said: ${words(40)}`;
+    await ask(alice, words(40));
+    await alice.waitForFunction(() => document.querySelector('#status').dataset.state !== 'online');
+    await waitOnline(alice, 'ws', 15000);
+    assert.equal(urls.length, 2, 'the page reconnected once');
+    assert.equal(new URL(urls[0]).searchParams.get('last_event_id'), null, 'the first join is fresh');
+    assert.equal(new URL(urls[1]).searchParams.get('last_event_id'), lastChunkId,
+      'the reconnect resumes from the last chunk seen');
+    await alice.waitForSelector('#log .msg.agent:not(.streaming)', { timeout: 20000 });
+    await sleep(300);
+    assert.deepEqual(await bodies(alice, '#log .msg.agent'), [answer]);
+    const samples = await alice.evaluate(() => window.samples);
+    for (const s of samples) assert.ok(answer.startsWith(s), `shown on the way: "${s}"`);
+    // The cut came at its third word: it went on streaming after the
+    // reconnect (not only its stored message came).
+    assert.ok(samples.some((s) => /word10\b/.test(s) && s.length < answer.length), 'streamed after the reconnect');
+    noPageErrors(alice);
+  } finally {
+    await closeAll();
+    await other.stop();
+  }
+});
+
+test("the agent's answers are Markdown, made safe; people's messages stay text", async () => {
+  const room = unique('markdown');
+  const alice = await chat('alice', room);
+  const bob = await chat('bob', room);
+  try {
+    for (const page of [alice, bob]) await watchAnswers(page);
+    const question = [
+      'Here is **bold** and a list:',
+      '',
+      '- first item',
+      '- second item',
+      '',
+      '```',
+      'const x = 1 < 2 && "<b>";',
+      '```',
+      '',
+      '### input',
+      '',
+      '[a safe link](https://example.com/page) [a bad one](javascript:window.__pwned=1)'
+        + ' [another](JaVaScRiPt:window.__pwned=3) ![pic](https://example.com/x.png)',
+      '',
+      '<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script>',
+      '',
+      '<iframe src="javascript:window.__pwned=4"></iframe>',
+    ].join('\n');
+    await ask(alice, question);
+    // The question, as the asker typed it, is text.
+    await alice.waitForSelector('#log .msg.question');
+    assert.equal(await alice.locator('#log .msg.question .body').textContent(), question);
+    for (const page of [alice, bob]) {
+      await page.waitForSelector('#log .msg.agent:not(.streaming)', { timeout: 15000 });
+    }
+    const carol = await chat('carol', room);              // the stored message, from history
+    await carol.waitForSelector('#log .msg.agent');
+    for (const page of [alice, bob, carol]) {
+      const answer = page.locator('#log .msg.agent .body');
+      assert.equal(await answer.locator('pre > code').count(), 1, 'a code block');
+      assert.equal(await answer.locator('pre > code').textContent(), 'const x = 1 < 2 && "<b>";\n');
+      assert.deepEqual(await answer.locator('ul > li').allTextContents(), ['first item', 'second item']);
+      assert.equal(await answer.locator('strong').textContent(), 'bold');
+      const link = answer.locator('a[href="https://example.com/page"]');
+      assert.equal(await link.textContent(), 'a safe link');
+      assert.equal(await link.getAttribute('rel'), 'noopener noreferrer');
+      assert.equal(await link.getAttribute('target'), '_blank');
+      // Only http(s) and mailto links; the others are their text.
+      const hrefs = await answer.locator('a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+      assert.deepEqual(hrefs, ['https://example.com/page', 'https://example.com/x.png']);
+      assert.equal(await answer.locator('a[href="https://example.com/x.png"]').textContent(), 'image: pic',
+        'an image is a link to it, never loaded');
+      const text = await answer.textContent();
+      assert.ok(text.includes('a bad one') && text.includes('another'));
+      // Raw HTML is shown as written; nothing of it is an element.
+      assert.ok(text.includes('<img src=x onerror="window.__pwned=1">'), text);
+      assert.ok(text.includes('<script>window.__pwned=2</script>'), text);
+      assert.ok(text.includes('<iframe src="javascript:window.__pwned=4"></iframe>'), text);
+      assert.equal(await page.locator('#log img, #log script, #log iframe, #log input').count(), 0);
+      // A heading named "input" does not take the composer's id.
+      assert.equal(await page.locator('[id="input"]').count(), 1);
+      assert.equal(await answer.locator('h3').textContent(), 'input');
+      assert.equal(await answer.locator('[id]').count(), 0);
+    }
+
+    // People's messages are never Markdown.
+    const plain = '**not bold** [not a link](https://example.com/) `not code` <i>x</i>';
+    await send(bob, plain);
+    for (const page of [alice, bob, carol]) {
+      assert.equal(await waitForText(page, plain), 1);
+      assert.equal(await page.locator('#log .msg:not(.agent) :is(strong, a, code, i)').count(), 0);
+    }
+    await sleep(300);
+    for (const page of [alice, bob]) {
+      assert.deepEqual(await page.evaluate(() => window.bad), [], 'no such element ever, streaming or stored');
+    }
+    for (const page of [alice, bob, carol]) {
+      assert.equal(await page.evaluate(() => window.__pwned), undefined, 'no script of the answer ran');
+      assert.deepEqual(page.dialogs, []);
+    }
+    await screenshot(bob, 'markdown-bob');
+    noPageErrors(alice, bob, carol);
+  } finally {
+    await closeAll();
+  }
+});
+
+test('the asker can stop an answer, nobody else; it ends as stopped for everyone', async () => {
+  const other = await startOtherInstance({ agent_delay: '150ms' });
+  const room = unique('stop');
+  try {
+    const alice = await chat('alice', room, { base: other.base });
+    const bob = await chat('bob', room, { base: other.base });
+    const answer = `You said: ${words(45)}`;
+    await ask(alice, words(45));
+    for (const page of [alice, bob]) {
+      await page.waitForFunction(() => /word3\b/.test(document.querySelector('#log .msg.agent.streaming .body')
+        ?.textContent || ''), null, { timeout: 15000 });
+    }
+    assert.equal(await alice.locator('#log .msg.agent.streaming .stop').count(), 1, 'the asker has a stop button');
+    assert.equal(await bob.locator('#log .msg.agent .stop').count(), 0, 'the others have none');
+    await alice.click('#log .msg.agent.streaming .stop');
+    for (const page of [alice, bob]) {
+      await page.waitForSelector('#log .msg.agent.stopped:not(.streaming)', { timeout: 10000 });
+    }
+    const [stored] = (await history(await session('carol'), room)).filter((m) => m.from === 'agent');
+    assert.equal(stored.status, 'cancelled');
+    assert.ok(answer.startsWith(stored.content) && stored.content.length < answer.length, stored.content);
+    await sleep(600);                       // nothing more comes
+    for (const page of [alice, bob]) {
+      assert.deepEqual(await bodies(page, '#log .msg.agent'), [stored.content]);
+      assert.equal(await page.locator('#log .msg.agent .state').textContent(), 'stopped');
+      assert.equal(await page.locator(`#log .msg.agent[data-key="m:${stored.id}"]`).count(), 1);
+      assert.equal(await page.locator('#log .msg.agent .stop').count(), 0);
+      assert.equal(await page.locator('#log .notice.error').count(), 0, 'no error shown');
+    }
+    // A page opened afterwards shows it as stopped too.
+    const carol = await chat('carol', room, { base: other.base });
+    await carol.waitForSelector('#log .msg.agent.stopped');
+    assert.deepEqual(await bodies(carol, '#log .msg.agent'), [stored.content]);
+
+    // A private answer (the SSE fallback) is stopped over HTTP.
+    const erin = await chat('erin', `${room}-sse`, { base: other.base, query: '?transport=sse', mode: 'sse' });
+    await ask(erin, words(45, 'private'));
+    await erin.waitForFunction(() => /private3\b/.test(document.querySelector('#log .msg.agent.streaming .body')
+      ?.textContent || ''), null, { timeout: 15000 });
+    await erin.click('#log .msg.agent.streaming .stop');
+    await erin.waitForSelector('#log .msg.agent.stopped:not(.streaming)', { timeout: 10000 });
+    const privateText = await erin.locator('#log .msg.agent.stopped .body').textContent();
+    assert.ok(`You said: ${words(45, 'private')}`.startsWith(privateText));
+    assert.ok(privateText.length < `You said: ${words(45, 'private')}`.length);
+    await screenshot(alice, 'stopped-alice');
+    noPageErrors(alice, bob, carol, erin);
+  } finally {
+    await closeAll();
+    await other.stop();
+  }
+});
+
+test("a private answer's broken stream is resumed from its last chunk", async () => {
+  const other = await startOtherInstance({ agent_delay: '100ms' });
+  const room = unique('private');
+  // Keeps every EventSource the page opens within reach of the test.
+  const keep = (context) => context.addInitScript(() => {
+    const Native = window.EventSource;
+    window.sources = [];
+    window.EventSource = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.sources.push(this);
+      }
+    };
+  });
+  try {
+    const erin = await chat('erin', room, { base: other.base, query: '?transport=sse', mode: 'sse', before: keep });
+    await watchAnswers(erin);
+    const answer = `You said: ${words(40, 'p')}`;
+    await ask(erin, words(40, 'p'));
+    await erin.waitForFunction(() => /p5\b/.test(document.querySelector('#log .msg.agent.streaming .body')
+      ?.textContent || ''), null, { timeout: 15000 });
+    // The network drops the answer's stream: it is closed, and the page
+    // hears what it would hear then.
+    const url = await erin.evaluate(() => {
+      const es = window.sources.find((s) => s.url.includes('/api/chat/stream'));
+      es.close();
+      es.dispatchEvent(new Event('error'));
+      return es.url;
+    });
+    assert.ok(new URL(url).searchParams.get('query'), 'the first stream asked');
+    await erin.waitForSelector('#log .msg.agent:not(.streaming)', { timeout: 20000 });
+    const urls = await erin.evaluate(() => window.sources.map((s) => s.url).filter((u) => u.includes('/api/chat/stream')));
+    assert.equal(urls.length, 2, 'one more stream');
+    const again = new URL(urls[1]).searchParams;
+    assert.equal(again.get('query'), null, 'nothing asked again');
+    assert.match(again.get('last_event_id'), /^[0-9a-f]{16}\/\d+-\d+$/);
+    await sleep(300);
+    assert.deepEqual(await bodies(erin, '#log .msg.agent'), [answer]);
+    assert.equal(await erin.locator('#log .msg.agent .state').textContent(), '');
+    for (const s of await erin.evaluate(() => window.samples)) assert.ok(answer.startsWith(s), `shown: "${s}"`);
+    noPageErrors(erin);
+  } finally {
+    await closeAll();
+    await other.stop();
   }
 });

@@ -125,7 +125,8 @@ export function recordedSecrets() {
 /**
  * A new browser context (its own localStorage) with one page, signed in as
  * USER to ROOM. opts: query ("?transport=sse"), viewport, before(context)
- * to set routes up before the page loads.
+ * to set routes up before the page loads, base (another parleyd's address,
+ * e.g. startOtherInstance's; BASE by default).
  */
 export async function openChat(browser, user, room, opts = {}) {
   const context = await newContext(browser, { viewport: opts.viewport || { width: 1100, height: 760 } });
@@ -138,7 +139,7 @@ export async function openChat(browser, user, room, opts = {}) {
     d.dismiss().catch(() => {});
   });
   page.on('pageerror', (e) => page.errors.push(String(e)));
-  await page.goto(`${BASE}/${opts.query || ''}`);
+  await page.goto(`${opts.base || BASE}/${opts.query || ''}`);
   await page.fill('#login-name', user);
   await page.fill('#login-room', room);
   await page.click('#login-submit');

@@ -1,5 +1,6 @@
-// api.js - parley's HTTP API: sessions, history, publishing, and the URLs of
-// the WebSocket, the room's event stream and the agent's answer stream.
+// api.js - parley's HTTP API: sessions, history, publishing, stopping the
+// agent's answers, and the URLs of the WebSocket, the room's event stream
+// and the agent's private answer stream.
 
 const REQUEST_TIMEOUT_MS = 10000;
 
@@ -117,9 +118,29 @@ export async function createTicket(token) {
   return (await request('POST', '/api/tickets', { token })).ticket;
 }
 
-export function wsUrl(room, ticket) {
+/**
+ * DELETE /api/rooms/{room}/answers/{rid}: the asker stops an answer in the
+ * room (everyone then gets it as "cancelled").  404 when it has ended.
+ */
+export function cancelAnswer(token, room, rid) {
+  return request('DELETE', `/api/rooms/${encodeURIComponent(room)}/answers/${encodeURIComponent(rid)}`, { token });
+}
+
+/** DELETE /api/chat/answers/{rid}: stops one's own private answer. */
+export function cancelPrivateAnswer(token, rid) {
+  return request('DELETE', `/api/chat/answers/${encodeURIComponent(rid)}`, { token });
+}
+
+/**
+ * The room's WebSocket.  With LASTID (the newest event the page has seen)
+ * the server first sends everything stored after it - messages and the
+ * chunks of answers - or a reset when it no longer knows that id.
+ */
+export function wsUrl(room, ticket, lastId) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/ws/chat/${encodeURIComponent(room)}?${new URLSearchParams({ ticket })}`;
+  const q = new URLSearchParams({ ticket });
+  if (lastId) q.set('last_event_id', lastId);
+  return `${scheme}//${location.host}/ws/chat/${encodeURIComponent(room)}?${q}`;
 }
 
 export function eventsUrl(room, ticket, lastId) {
@@ -128,6 +149,14 @@ export function eventsUrl(room, ticket, lastId) {
   return `/api/rooms/${encodeURIComponent(room)}/events?${q}`;
 }
 
-export function askStreamUrl(query, ticket) {
-  return `/api/chat/stream?${new URLSearchParams({ query, ticket })}`;
+/**
+ * The agent's private answer to QUERY; or, with LASTEVENTID ("<rid>/<id>",
+ * the id of the last chunk received), the rest of that answer - nothing is
+ * asked again.
+ */
+export function askStreamUrl(query, ticket, lastEventId) {
+  const q = new URLSearchParams({ ticket });
+  if (lastEventId) q.set('last_event_id', lastEventId);
+  else q.set('query', query);
+  return `/api/chat/stream?${q}`;
 }

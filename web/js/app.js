@@ -2,13 +2,13 @@
 // typing, direct messages and the agent, wired to a RoomConnection.
 
 import {
-  ApiError, askStreamUrl, createSession, createTicket, endSession, fetchMessages, getConfig, newClientMsgId,
-  validName, whoAmI,
+  ApiError, askStreamUrl, cancelAnswer, cancelPrivateAnswer, compareIds, createSession, createTicket, endSession,
+  fetchMessages, getConfig, newClientMsgId, validName, whoAmI,
 } from './api.js';
 import { RoomConnection } from './connection.js';
 import {
-  MessageLog, appendNodeText, el, messageNode, noticeNode, renderMembers, renderRooms, renderStatus,
-  renderTyping, setNodeState, setNodeText, setNodeTime,
+  MessageLog, el, messageNode, noticeNode, renderMembers, renderRooms, renderStatus, renderTyping, setNodeState,
+  setNodeText, setNodeTime, setStopButton,
 } from './ui.js';
 
 const TYPING_SEND_MS = 3000;        // at most one typing event this often
@@ -16,7 +16,11 @@ const TYPING_SHOW_MS = 4000;        // how long someone shows as typing
 const MAX_CONTENT_BYTES = 4096;     // the server's default max_content
 const OLDER_PAGE = 50;
 const RECENT_ROOMS = 12;
-const STREAM_STALL_MS = 60000;      // an agent answer silent this long has failed
+const STREAM_STALL_MS = 60000;      // an agent answer silent this long is marked as stalled
+const STREAM_RENDER_MS = 50;        // a streaming answer's Markdown is redone at most this often
+                                    // (a reload's replay brings hundreds of chunks at once)
+const PRIVATE_RESUME_TRIES = 6;     // a private answer's stream is resumed this often in a row
+const CANCEL_RACE_MS = 5000;        // a refused stop this soon after the answer ended is no news
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -37,7 +41,10 @@ const app = {
   olderLoading: false,
   historyComplete: false,
   historyLoaded: false,
-  streams: new Map(),         // request_id → {node, text, id}
+  streams: new Map(),         // answers streaming here: request_id (a private one: a key of
+                              // the page's) → {node, rid, text, lastChunk, asker, ...}
+  ended: new Set(),           // request ids whose answer has ended: late chunks are dropped
+  cancels: new Map(),         // request id → when this page asked to stop it
   pendingDirects: [],         // cmids of directs not yet acknowledged
   agentName: 'agent',         // the agent's name (/api/config): only its messages show as the agent's
   noticeSeq: 0,
@@ -193,9 +200,13 @@ function leaveRoom() {
   app.typing.clear();
   for (const s of app.streams.values()) {
     clearTimeout(s.timer);
+    clearTimeout(s.retryTimer);
+    clearTimeout(s.renderTimer);
     if (s.source) s.source.close();
   }
   app.streams.clear();
+  app.ended.clear();
+  app.cancels.clear();
   app.members.clear();
   app.pendingDirects = [];
   app.log.clear();
@@ -327,32 +338,43 @@ function isAgent(name) {
   return name === app.agentName;
 }
 
-/** A stored message: shown once, whatever path it came by. */
+/** How an answer ended, as a node state: complete shows nothing. */
+function answerState(status) {
+  return { cancelled: 'stopped', incomplete: 'incomplete' }[status];
+}
+
+/**
+ * A stored message: shown once, whatever path it came by (live, a resume's
+ * replay, HTTP history).  An answer of the agent (it has a request_id)
+ * replaces its streamed text on screen, before or after its ai_done.
+ */
 function addMessage(m) {
   if (!m || typeof m.id !== 'string') return;
   const key = `m:${m.id}`;
   stopTyping(m.from);
+  // Only the agent's own messages are answers: anyone can post its words.
+  const rid = isAgent(m.from) && typeof m.request_id === 'string' ? m.request_id : null;
+  if (rid) app.ended.add(rid);
   const existing = app.log.get(key);
   if (existing) {
-    // A streamed answer that became this message: the stored text is final.
+    // A streamed answer that ai_done made this message: the stored text is final.
     if (existing.dataset.request) {
-      existing.querySelector('.from').textContent = m.from;
       setNodeText(existing, m.content);
       setNodeTime(existing, m.ts);
+      setNodeState(existing, answerState(m.status));
     }
     return;
   }
-  // The stored answer of a stream still on screen: merge rather than repeat
-  // it.  Only the agent's own messages are answers (anyone can post its text).
-  for (const [rid, s] of app.streams) {
-    if (isAgent(m.from) && !s.id && !s.private && s.text === m.content) {
-      adoptStream(rid, s, m.id, m);
-      return;
-    }
+  const s = rid ? app.streams.get(rid) : undefined;
+  if (s && !s.private) {
+    endStream(rid, s);
+    adoptStream(rid, s, m.id, m);
+    return;
   }
   const node = messageNode({ from: m.from, content: m.content, ts: m.ts,
-    mine: m.from === app.session.user, agent: isAgent(m.from) });
+    mine: m.from === app.session.user, agent: isAgent(m.from), state: rid ? answerState(m.status) : undefined });
   node.dataset.stored = '1';
+  if (rid) node.dataset.request = rid;
   app.log.place(key, node, m.id);
 }
 
@@ -553,106 +575,246 @@ function showQuestion(question, isPrivate) {
   withScroll(() => app.log.place(`q:${app.noticeSeq}`, node, sortAfterNewest()), true);
 }
 
-function streamNode(rid, isPrivate) {
-  let s = app.streams.get(rid);
+/**
+ * The node of an answer being streamed, made at its first chunk: placed at
+ * that chunk's id, so that a page reloaded mid-answer shows it where it
+ * was.  ASKER (who asked it) gets a stop button.
+ */
+function streamNode(key, { rid = key, isPrivate = false, sort = null, asker = null } = {}) {
+  let s = app.streams.get(key);
   if (s) return s;
-  const node = messageNode({ kind: 'message', from: app.agentName, content: '', ts: Date.now(), agent: true, state: 'streaming' });
-  node.dataset.request = rid;
+  const ts = sort ? Number(sort.split('-')[0]) : Date.now();
+  const node = messageNode({ kind: 'message', from: app.agentName, content: '', ts, agent: true, state: 'streaming' });
+  node.dataset.request = rid || '';
   if (isPrivate) node.querySelector('.meta .tag').textContent = 'agent · only you see this';
-  s = { node, text: '', id: null, private: isPrivate, source: null, timer: null, last: Date.now() };
-  app.streams.set(rid, s);
-  app.log.place(`s:${rid}`, node, sortAfterNewest());
+  s = { key, node, rid, text: '', shown: 0, lastChunk: null, asker, private: isPrivate, source: null,
+    resumeId: null, attempts: 0, timer: null, retryTimer: null, renderTimer: null, last: Date.now(),
+    stalled: false, stopping: false };
+  app.streams.set(key, s);
+  app.log.place(`s:${key}`, node, sort || sortAfterNewest());
+  if (rid && asker === app.session.user) setStopButton(node, () => stopAnswer(s));
   return s;
 }
 
-function onAiChunk({ request_id: rid, content }) {
-  if (typeof rid !== 'string' || typeof content !== 'string') return;
+/** Adds TEXT to the answer S: shown at once, then at most every STREAM_RENDER_MS. */
+function growStream(s, text) {
+  s.text += text;
+  s.last = Date.now();
+  if (s.stalled) {
+    s.stalled = false;
+    setNodeState(s.node, s.stopping ? 'stopping' : 'streaming');
+  }
+  if (s.renderTimer === null) renderStream(s);
+}
+
+function renderStream(s) {
+  setNodeText(s.node, s.text);
+  s.shown = s.text.length;
+  s.renderTimer = setTimeout(() => {
+    s.renderTimer = null;
+    if (s.shown !== s.text.length) withScroll(() => renderStream(s));
+  }, STREAM_RENDER_MS);
+}
+
+/**
+ * A chunk of an answer in the room: live, replayed after the welcome of a
+ * fresh join (the answer so far), or after a resume.  Each is applied once:
+ * its id is after the last one applied, or it is a repeat.
+ */
+function onAiChunk({ id, request_id: rid, asker, content }) {
+  if (typeof rid !== 'string' || typeof content !== 'string' || app.ended.has(rid)) return;
+  const chunkId = typeof id === 'string' ? id : null;
+  const known = app.streams.get(rid);
+  if (known && chunkId && known.lastChunk && compareIds(chunkId, known.lastChunk) <= 0) return;
   withScroll(() => {
-    const s = streamNode(rid, false);
-    s.text += content;
-    s.last = Date.now();
-    appendNodeText(s.node, content);
+    const s = known || streamNode(rid, { sort: chunkId, asker: typeof asker === 'string' ? asker : null });
+    if (chunkId) s.lastChunk = chunkId;
+    growStream(s, content);
     watchStream(rid, s);
   });
 }
 
-/** An answer that stops without ai_done (the agent failed) is marked, not left spinning. */
-function watchStream(rid, s) {
+/**
+ * An answer silent this long is marked (the server ends a failed one with
+ * ai_done, but a page can lose track); more text takes the mark away.
+ */
+function watchStream(key, s) {
   clearTimeout(s.timer);
   s.timer = setTimeout(() => {
-    if (app.streams.get(rid) !== s) return;
-    app.streams.delete(rid);
+    if (app.streams.get(key) !== s) return;
+    s.stalled = true;
     setNodeState(s.node, 'failed: the answer stopped');
   }, STREAM_STALL_MS);
 }
 
+/** The answer KEY is over here: its text all shown; no more chunks, timers or stop button. */
+function endStream(key, s) {
+  clearTimeout(s.timer);
+  clearTimeout(s.retryTimer);
+  clearTimeout(s.renderTimer);
+  s.renderTimer = null;
+  if (s.shown !== s.text.length) setNodeText(s.node, s.text);
+  if (s.source) s.source.close();
+  s.source = null;
+  app.streams.delete(key);
+  setStopButton(s.node, null);
+}
+
 /** The stream RID became the stored message ID (M when it is known). */
 function adoptStream(rid, s, id, m) {
-  s.id = id;
   const node = app.log.rekey(`s:${rid}`, `m:${id}`, id);
   node.dataset.stored = '1';
-  setNodeState(node, undefined);
+  setNodeState(node, m ? answerState(m.status) : undefined);
   if (m) {
-    node.querySelector('.from').textContent = m.from;
     setNodeText(node, m.content);
     setNodeTime(node, m.ts);
   }
 }
 
-function onAiDone({ request_id: rid, id }) {
+/** The end of an answer: ID is its stored message (null: it had no text), STATUS how it ended. */
+function onAiDone({ request_id: rid, id, status }) {
+  if (typeof rid !== 'string') return;
+  app.ended.add(rid);
   const s = app.streams.get(rid);
-  if (!s) return;                   // joined after it began: the stored message shows it
-  app.streams.delete(rid);
-  clearTimeout(s.timer);
-  if (s.id) return;                 // already merged with its stored message
+  if (!s || s.private) return;      // not seen streaming here: its stored message shows it
+  endStream(rid, s);
   if (typeof id !== 'string') {
-    setNodeState(s.node, undefined);
+    if (s.text) setNodeState(s.node, answerState(status) || 'incomplete');
+    else app.log.remove(`s:${rid}`);
     return;
   }
-  const stored = app.log.get(`m:${id}`);
-  if (stored) {
-    // The stored message came first and was shown: it replaces the stream.
-    app.log.remove(`s:${rid}`);
+  if (app.log.get(`m:${id}`)) {
+    app.log.remove(`s:${rid}`);     // the stored message is on screen already
     return;
   }
+  // The stored message comes next: until then the streamed text stands for it.
   withScroll(() => adoptStream(rid, s, id, null));
+  setNodeState(s.node, answerState(status));
 }
 
-async function askOverHttp(question) {
+/**
+ * The asker stops answer S: over the WebSocket when there is one, else
+ * over HTTP; a private answer over HTTP.  Everyone then gets its end as
+ * "cancelled" (the stop button went with the click).
+ */
+async function stopAnswer(s) {
+  if (s.stopping || app.streams.get(s.key) !== s) return;
+  s.stopping = true;
+  setNodeState(s.node, 'stopping');
+  app.cancels.set(s.rid, Date.now());
+  try {
+    if (s.private) await withToken((token) => cancelPrivateAnswer(token, s.rid));
+    else if (!app.conn.send({ type: 'cancel', request_id: s.rid })) {
+      const room = app.room;
+      await withToken((token) => cancelAnswer(token, room, s.rid));
+    }
+  } catch (err) {
+    if (err.status === 404 || app.streams.get(s.key) !== s) return;   // it ended meanwhile
+    s.stopping = false;
+    setNodeState(s.node, 'streaming');
+    setStopButton(s.node, () => stopAnswer(s));
+    notice(`Could not stop the answer: ${err.message}`, 'error');
+  }
+}
+
+/** FN(token), once more with a new session if the token was refused. */
+async function withToken(fn) {
+  try {
+    return await fn(auth.token);
+  } catch (err) {
+    if (err.status !== 401) throw err;
+    await auth.renew();
+    return fn(auth.token);
+  }
+}
+
+/**
+ * Without a WebSocket the agent answers on a stream of its own, seen by the
+ * asker alone.  Its chunks carry ids ("<rid>/<stream id>"): when the stream
+ * breaks, the rest is asked for from the last one with a new ticket (a
+ * ticket is used up once, so the browser's own reconnect is refused).
+ */
+function askOverHttp(question) {
   showQuestion(question, true);
-  const rid = `http-${newClientMsgId()}`;
-  const s = streamNode(rid, true);
-  let ticket;
+  const key = `http-${newClientMsgId()}`;
+  const s = streamNode(key, { rid: null, isPrivate: true, asker: app.session.user });
+  followPrivate(key, s, question);
+}
+
+async function followPrivate(key, s, question) {
+  let ticket = null;
   try {
     ticket = await createTicket(auth.token);
   } catch (err) {
-    app.streams.delete(rid);
-    setNodeState(s.node, 'failed: the agent is not reachable');
+    // The server is out of reach: as a broken stream, below.
+  }
+  if (app.streams.get(key) !== s) return;         // ended, or the room was left
+  if (ticket === null) {
+    privateBroken(key, s, question);
     return;
   }
-  const source = new EventSource(askStreamUrl(question, ticket));
+  const source = new EventSource(askStreamUrl(question, ticket, s.resumeId));
   s.source = source;
   const finish = (state) => {
-    source.close();
-    app.streams.delete(rid);
+    endStream(key, s);
     setNodeState(s.node, state);
   };
-  source.addEventListener('ai_chunk', (ev) => {
-    let d;
+  const data = (ev) => {
     try {
-      d = JSON.parse(ev.data);
+      return JSON.parse(ev.data);
     } catch (err) {
+      return null;
+    }
+  };
+  source.addEventListener('ai_chunk', (ev) => {
+    const d = data(ev);
+    if (s.source !== source || !d || typeof d.content !== 'string') return;
+    const chunkId = ev.lastEventId.split('/')[1];
+    if (chunkId && s.lastChunk && compareIds(chunkId, s.lastChunk) <= 0) return;
+    if (chunkId) {
+      s.lastChunk = chunkId;
+      s.resumeId = ev.lastEventId;
+    }
+    s.attempts = 0;
+    if (!s.rid && typeof d.request_id === 'string') {
+      s.rid = d.request_id;
+      s.node.dataset.request = s.rid;
+      setStopButton(s.node, () => stopAnswer(s));
+    }
+    withScroll(() => growStream(s, d.content));
+  });
+  source.addEventListener('ai_done', (ev) => {
+    const d = data(ev);
+    if (s.source === source) finish(answerState(d && d.status));
+  });
+  source.addEventListener('error', (ev) => {
+    if (s.source !== source) return;
+    if (typeof ev.data === 'string') {
+      // The server's "event: error": the answer ended without ai_done.
+      const d = data(ev) || {};
+      if (s.text) finish('incomplete');
+      else finish(`failed: ${ERROR_TEXT[d.code] || d.message || 'the agent is not reachable'}`);
       return;
     }
-    if (typeof d.content !== 'string') return;
-    withScroll(() => {
-      s.text += d.content;
-      appendNodeText(s.node, d.content);
-    });
+    // The connection broke (or the browser's reconnect was refused).
+    source.close();
+    s.source = null;
+    privateBroken(key, s, question);
   });
-  source.addEventListener('ai_done', () => finish(undefined));
-  // The response ends after ai_done; an error before it means no answer.
-  source.onerror = () => finish(s.text ? 'failed: the answer was cut off' : 'failed: the agent is not reachable');
+}
+
+/** The private stream S broke: resume it from its last chunk, a few times, else give up. */
+function privateBroken(key, s, question) {
+  if (!s.resumeId || s.attempts >= PRIVATE_RESUME_TRIES) {
+    endStream(key, s);
+    setNodeState(s.node, s.text ? 'failed: the answer was cut off' : 'failed: the agent is not reachable');
+    return;
+  }
+  s.attempts += 1;
+  const delay = Math.min(8000, 500 * 2 ** (s.attempts - 1));
+  s.retryTimer = setTimeout(() => {
+    if (app.streams.get(key) === s) followPrivate(key, s, question);
+  }, delay / 2 + (Math.random() * delay) / 2);
 }
 
 // ---- errors from the server ------------------------------------------------
@@ -673,19 +835,24 @@ function onServerError({ code, message }) {
     const node = app.log.get(`pd:${cmid}`);
     if (node) setNodeState(node, 'failed: not delivered, they are offline');
   }
-  if (code && code.startsWith('agent_')) {
-    // Errors go to the asker only, without a request id: end the answers
-    // that went quiet (one still streaming is someone else's).
-    for (const [rid, s] of app.streams) {
-      if (s.private || s.id || Date.now() - s.last < 1500) continue;
-      clearTimeout(s.timer);
-      app.streams.delete(rid);
-      if (s.text) setNodeState(s.node, 'failed: the answer was cut off');
-      else app.log.remove(`s:${rid}`);
-    }
-  }
+  // An answer's failure ends it for everyone with ai_done (and its message):
+  // the error, the asker's alone, only says why.  A stop that came too late
+  // (the answer had just ended) is refused: that is no news.
+  if (code === 'bad_request' && stopCameTooLate()) return;
   const base = ERROR_TEXT[code] || 'The server refused that.';
   notice(message ? `${base} (${message})` : base, 'error');
+}
+
+function stopCameTooLate() {
+  const now = Date.now();
+  for (const [rid, at] of app.cancels) {
+    if (now - at > CANCEL_RACE_MS) app.cancels.delete(rid);
+    else if (app.ended.has(rid)) {
+      app.cancels.delete(rid);
+      return true;
+    }
+  }
+  return false;
 }
 
 // ---- composing -------------------------------------------------------------

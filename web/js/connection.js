@@ -1,8 +1,9 @@
 // connection.js - one room's live connection: WebSocket first, SSE + HTTP
 // POST when the WebSocket cannot connect; reconnects with exponential
-// backoff and jitter, fetches what was missed since the last seen id, and
-// keeps an outbox of messages that are sent (once, by client_msg_id) when
-// the connection is back.
+// backoff and jitter, resuming from the newest event seen (the server sends
+// what was missed, the chunks of an answer in progress too), and keeps an
+// outbox of messages that are sent (once, by client_msg_id) when the
+// connection is back.
 
 import {
   compareIds, createTicket, eventsUrl, fetchMessages, newClientMsgId, postMessage, wsUrl,
@@ -24,10 +25,12 @@ const SSE_TYPES = ['message', 'presence', 'typing', 'direct', 'ai_chunk', 'ai_do
  *   messages  {messages, initial, complete}: stored messages fetched over HTTP
  *   delivered {cmid, id}: an outbox message was stored under id
  *   failed    {cmid, reason}: an outbox message was refused and dropped
- *   reset     the SSE resume point was lost (history trimmed)
+ *   reset     the resume point was lost (history trimmed): what was missed
+ *             comes over HTTP, messages only
  *   notice    {text}
  *   and every server event by its type: message, presence, typing, direct,
- *   ai_chunk, ai_done, ack, error.
+ *   ai_chunk, ai_done, ack, error.  A message or chunk may come twice (a
+ *   resume overlaps what HTTP brought): the page keeps one by its id.
  *
  * auth is {token, renew()}: renew() gets a new session when the token is refused.
  */
@@ -40,7 +43,14 @@ export class RoomConnection {
     this.mode = transport === 'sse' ? 'sse' : 'ws';
     this.state = 'idle';
     this.retryAt = 0;
-    this.lastId = null;                       // newest stored message seen
+    // The newest event of the room's stream seen (a message or a chunk of an
+    // answer): a reconnect resumes from it.  Only ids the server gave, in
+    // its order, over the live connection (or its welcome's cut): an id
+    // taken from HTTP history could skip chunks not yet received.
+    this.lastId = null;
+    this.resumeFrom = null;                   // lastId when this connection was opened
+    this.cut = null;                          // the welcome's last_id
+    this.initialLoaded = false;               // the newest page of history is in
     this.attempt = 0;
     this.wsFailures = 0;
     this.generation = 0;
@@ -123,6 +133,8 @@ export class RoomConnection {
     if (this.stopped) return;
     this.closeTransports();
     this.generation += 1;
+    this.resumeFrom = this.lastId;
+    this.cut = null;
     this.setState('connecting');
     if (this.mode === 'ws') this.openWs();
     else this.openSse();
@@ -158,7 +170,7 @@ export class RoomConnection {
     if (ticket === null) return;
     let ws;
     try {
-      ws = new WebSocket(wsUrl(this.room, ticket));
+      ws = new WebSocket(wsUrl(this.room, ticket, this.resumeFrom));
     } catch (err) {
       this.transportFailed();
       return;
@@ -206,8 +218,9 @@ export class RoomConnection {
     const ticket = await this.ticket();
     if (ticket === null) return;
     // The ticket is used up once the stream is open: when the browser
-    // reconnects by itself it is refused, and connect() starts afresh.
-    const es = new EventSource(eventsUrl(this.room, ticket, this.lastId));
+    // reconnects by itself it is refused, and connect() starts afresh,
+    // resuming from lastId.
+    const es = new EventSource(eventsUrl(this.room, ticket, this.resumeFrom));
     this.es = es;
     es.onopen = () => {
       if (this.es === es) this.online(null);
@@ -233,8 +246,7 @@ export class RoomConnection {
         } catch (err) {
           return;
         }
-        if (type === 'reset') this.resetHistory();
-        else this.dispatch(msg);
+        this.dispatch(msg);
       });
     }
   }
@@ -288,10 +300,20 @@ export class RoomConnection {
 
   online(welcome) {
     this.attempt = 0;
+    this.cut = welcome ? welcome.last_id : null;
     this.setState('online');
     if (welcome) this.emit('welcome', welcome);
     this.flushOutbox();
-    this.catchUp(welcome ? welcome.last_id : null);
+    // Joined afresh: up to the welcome's cut is history (HTTP), the chunks
+    // of answers in progress come next on the socket, everything after it
+    // live - so the cut is where a reconnect resumes until newer arrives.
+    // Resumed: the server sends what was missed; nothing to fetch.
+    if (!this.resumeFrom) {
+      this.noteId(this.cut);
+      this.loadNewest();
+    } else if (!this.initialLoaded) {
+      this.loadNewest();
+    }
   }
 
   // ---- history ----------------------------------------------------------
@@ -300,23 +322,27 @@ export class RoomConnection {
     if (typeof id === 'string' && (!this.lastId || compareIds(id, this.lastId) > 0)) this.lastId = id;
   }
 
-  /** First time: the newest page. After a reconnect: everything after lastId. */
-  async catchUp(until) {
+  /** The newest page of history (the page shows each message once, whatever path it came by). */
+  async loadNewest() {
     const gen = this.generation;
     try {
-      if (!this.lastId) {
-        const messages = await fetchMessages(this.auth.token, this.room, { limit: INITIAL_PAGE });
-        if (gen !== this.generation) return;
-        messages.forEach((m) => this.noteId(m.id));
-        this.emit('messages', { messages, initial: true, complete: messages.length < INITIAL_PAGE });
-        return;
-      }
-      let after = this.lastId;
+      const messages = await fetchMessages(this.auth.token, this.room, { limit: INITIAL_PAGE });
+      if (gen !== this.generation) return;
+      this.initialLoaded = true;
+      this.emit('messages', { messages, initial: true, complete: messages.length < INITIAL_PAGE });
+    } catch (err) {
+      if (gen === this.generation) this.emit('notice', { text: 'could not load messages: ' + err.message });
+    }
+  }
+
+  /** Stored messages after AFTER over HTTP, up to UNTIL (or all), a page at a time. */
+  async catchUp(after, until) {
+    const gen = this.generation;
+    try {
       for (;;) {
         const messages = await fetchMessages(this.auth.token, this.room, { after, limit: CATCHUP_PAGE });
         if (gen !== this.generation) return;
         if (messages.length === 0) break;
-        messages.forEach((m) => this.noteId(m.id));
         this.emit('messages', { messages, initial: false, complete: false });
         after = messages[messages.length - 1].id;
         if (messages.length < CATCHUP_PAGE || (until && compareIds(after, until) >= 0)) break;
@@ -326,10 +352,21 @@ export class RoomConnection {
     }
   }
 
-  async resetHistory() {
+  /**
+   * The server no longer knows the id this connection resumed from (the
+   * history was trimmed, or Redis started afresh): it sends nothing of the
+   * past, only live events.  The messages missed come over HTTP as before
+   * resuming existed; the chunks of an answer in progress that were missed
+   * are lost, but its stored message replaces them when it ends.  From now
+   * on the connection resumes from the welcome's cut (a WebSocket) or from
+   * the next event (SSE).
+   */
+  resumeLost() {
+    const from = this.resumeFrom;
     this.emit('reset', {});
-    this.lastId = null;
-    await this.catchUp(null);
+    this.lastId = this.cut;
+    if (from) this.catchUp(from, this.cut);
+    else this.loadNewest();
   }
 
   // ---- incoming ---------------------------------------------------------
@@ -337,8 +374,12 @@ export class RoomConnection {
   dispatch(msg) {
     switch (msg.type) {
       case 'message':
+      case 'ai_chunk':
         this.noteId(msg.id);
         break;
+      case 'reset':
+        this.resumeLost();
+        return;
       case 'ack':
         if (this.takeFromOutbox(msg.client_msg_id, msg.id)) return;
         break;

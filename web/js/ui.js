@@ -1,7 +1,9 @@
-// ui.js - DOM rendering. Everything a user wrote goes in through
-// textContent, never as markup.
+// ui.js - DOM rendering. Everything a person wrote goes in through
+// textContent, never as markup; the agent's answers are Markdown, made
+// safe by markdown.js.
 
 import { compareIds } from './api.js';
+import { renderMarkdown } from './markdown.js';
 
 /** Makes an element: el('div', {class: 'x', text: 'hi', title: '..'}, child...). */
 export function el(tag, props = {}, ...children) {
@@ -119,7 +121,8 @@ export class MessageLog {
 
 /**
  * One message's element. kind: 'message' | 'direct-in' | 'direct-out' |
- * 'agent' | 'notice'. Flags: mine, pending, streaming, private.
+ * 'question'. Flags: mine, agent (the body is Markdown), state (see
+ * setNodeState).
  */
 export function messageNode({ kind = 'message', from, to, content, ts, mine, agent, state }) {
   const classes = ['msg', kind];
@@ -137,30 +140,56 @@ export function messageNode({ kind = 'message', from, to, content, ts, mine, age
     if (agent) meta.append(el('span', { class: 'tag', text: 'agent' }));
   }
   meta.append(el('time', { class: 'time', text: timeText(ts) }), el('span', { class: 'state', text: '' }));
-  const node = el('article', { class: classes.join(' ') }, meta, el('div', { class: 'body', text: content }));
+  const node = el('article', { class: classes.join(' ') }, meta, el('div', { class: agent ? 'body md' : 'body' }));
+  setNodeText(node, content);
   setNodeState(node, state);
   return node;
 }
 
+/** The body's text: the agent's as Markdown, anyone else's as it is. */
 export function setNodeText(node, content) {
-  node.querySelector('.body').textContent = content;
-}
-
-export function appendNodeText(node, content) {
-  node.querySelector('.body').append(document.createTextNode(content));
+  const body = node.querySelector('.body');
+  if (body.classList.contains('md')) renderMarkdown(body, content);
+  else body.textContent = content;
 }
 
 export function setNodeTime(node, ts) {
   node.querySelector('.time').textContent = timeText(ts);
 }
 
-/** state: undefined | 'queued' | 'sending' | 'streaming' | 'failed: ...' */
+const STATE_LABELS = {
+  queued: 'waiting for connection',
+  sending: 'sending…',
+  streaming: 'typing…',
+  stopping: 'stopping…',
+  stopped: 'stopped',
+  incomplete: 'incomplete',
+};
+
+/**
+ * state: undefined | 'queued' | 'sending' | 'streaming' | 'stopping' (an
+ * answer still streaming: its end is asked for) | 'stopped' | 'incomplete'
+ * (how an answer ended short) | 'failed: ...'
+ */
 export function setNodeState(node, state) {
   node.classList.toggle('pending', state === 'queued' || state === 'sending');
-  node.classList.toggle('streaming', state === 'streaming');
+  node.classList.toggle('streaming', state === 'streaming' || state === 'stopping');
+  node.classList.toggle('stopped', state === 'stopped');
+  node.classList.toggle('incomplete', state === 'incomplete');
   node.classList.toggle('failed', typeof state === 'string' && state.startsWith('failed'));
-  const label = { queued: 'waiting for connection', sending: 'sending…', streaming: 'typing…' }[state] || state || '';
-  node.querySelector('.state').textContent = label;
+  node.querySelector('.state').textContent = STATE_LABELS[state] || state || '';
+}
+
+/** An answer's stop button (ONSTOP null: none), for the one who asked. */
+export function setStopButton(node, onStop) {
+  const old = node.querySelector('.meta .stop');
+  if (old) old.remove();
+  if (!onStop) return;
+  node.querySelector('.meta').append(el('button', { type: 'button', class: 'link-btn stop', title: 'Stop this answer',
+    onclick: (ev) => {
+      ev.currentTarget.disabled = true;
+      onStop();
+    } }, 'stop'));
 }
 
 export function noticeNode(text, level = 'info') {
