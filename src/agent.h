@@ -24,6 +24,8 @@ enum agent_status {
     AGENT_OK,
     AGENT_UNAVAILABLE,          /* backend down, failing or answering garbage */
     AGENT_TIMEOUT,              /* no first token / no end in time */
+    AGENT_BUSY,                 /* (answer.h) the asker has the most answers running */
+    AGENT_FORBIDDEN,            /* (answer.h) the asker's session is gone */
 };
 
 /* A piece of the answer, in order. */

@@ -21,6 +21,9 @@
 struct answer {
     char rid[ANSWER_ID_LEN + 1];
     char room[ANSWER_SCOPE_MAX];    /* its scope */
+    char context[PL_NAME_MAX + 1];  /* the room the agent reads for context, "" */
+    char asker[PL_NAME_MAX + 1];
+    char *query;                    /* until the agent is asked */
     int private;
     int64_t watched_ms;             /* a private answer: last known followed */
     struct event *linger_ev;        /* gives it up once nobody follows */
@@ -281,8 +284,47 @@ static void answer_on_room_ready(struct bus_sub *sub)
     PL_UNUSED(sub);
 }
 
-struct answer *answer_start(const char *scope, const char *room, const char *asker, const char *query,
-                            int private, answer_done_cb on_done, void *arg)
+/* Redis took the answer (or not): ask the agent. */
+static void answer_on_started(enum store_status st, long long n, void *arg)
+{
+    struct answer *a = arg;
+    answer_done_cb done = a->on_done;
+    enum agent_status why = AGENT_UNAVAILABLE;
+    const char *message = "the answer cannot be stored now; try again later";
+
+    a->pending--;
+    if (!a->ended && st == STORE_OK && n == 1) {
+        a->agent = agent_ask(a->query, a->context[0] ? a->context : NULL, a->asker, answer_on_chunk,
+                             answer_on_agent_done, a);
+        if (a->agent == NULL) {
+            why = AGENT_BUSY;
+            message = "the agent is busy; try again shortly";
+            if (store_answer_end(a->room, a->rid, "incomplete", answer_on_ended, a) == PL_OK) {
+                a->pending++;
+            }
+        }
+    } else if (!a->ended && st == STORE_OK) {
+        why = n == 0 ? AGENT_BUSY : AGENT_FORBIDDEN;
+        message = n == 0 ? "you have the most answers running at once; wait for one to end"
+                         : "the session has ended";
+        if (n == 0) {
+            metrics_add(METRIC_AGENT_BUSY, 1);
+        }
+    }
+    free(a->query);
+    a->query = NULL;
+    if (a->agent == NULL && !a->ended) {
+        a->ended = 1;
+        if (done != NULL) {
+            a->on_done = NULL;
+            done(why, message, a->arg);
+        }
+    }
+    answer_release(a);
+}
+
+struct answer *answer_start(const char *scope, const char *room, const char *asker, const char *session,
+                            const char *query, int private, answer_done_cb on_done, void *arg)
 {
     struct answer *a;
     unsigned char r[ANSWER_ID_LEN / 2];
@@ -303,7 +345,10 @@ struct answer *answer_start(const char *scope, const char *room, const char *ask
         snprintf(a->rid + 2 * i, 3, "%02x", r[i]);
     }
     snprintf(a->room, sizeof(a->room), "%s", scope);
+    snprintf(a->context, sizeof(a->context), "%s", room ? room : "");
+    snprintf(a->asker, sizeof(a->asker), "%s", asker);
     a->private = private;
+    a->query = strdup(query);
     a->text = evbuffer_new();
     a->flush_ev = evtimer_new(answers.base, answer_on_flush_due, a);
     a->linger_ev = evtimer_new(answers.base, answer_on_linger, a);
@@ -312,25 +357,17 @@ struct answer *answer_start(const char *scope, const char *room, const char *ask
     a->on_done = on_done;
     a->arg = arg;
     LIST_INSERT_HEAD(&answers.all, a, link);
-    if (a->text == NULL || a->flush_ev == NULL || a->linger_ev == NULL
-        || store_room_channel(scope, channel, sizeof(channel)) == NULL
-        || bus_sub_add(&a->sub, channel) != PL_OK) {
-        goto fail;
+    if (a->query == NULL || a->text == NULL || a->flush_ev == NULL || a->linger_ev == NULL
+        || store_room_channel(scope, channel, sizeof(channel)) == NULL || bus_sub_add(&a->sub, channel) != PL_OK
+        || store_answer_start(scope, a->rid, asker, session, answer_on_started, a) != PL_OK) {
+        free(a->query);
+        a->ended = 1;
+        a->on_done = NULL;
+        answer_release(a);
+        return NULL;
     }
-    /* Registered before the first chunk: the same connection keeps them
-     * in order. */
-    if (store_answer_start(scope, a->rid, asker) != PL_OK) {
-        goto fail;
-    }
-    a->agent = agent_ask(query, room, asker, answer_on_chunk, answer_on_agent_done, a);
-    if (a->agent == NULL) {
-        store_answer_end(scope, a->rid, "incomplete", NULL, NULL);
-        goto fail;
-    }
+    /* The agent is asked once Redis has the answer: its chunks and its
+     * end are only ever stored after it. */
+    a->pending++;
     return a;
-fail:
-    a->ended = 1;
-    a->on_done = NULL;
-    answer_release(a);
-    return NULL;
 }

@@ -42,11 +42,14 @@ int answer_init(const struct worker_env *w);
 /* ASKER's private scope into OUT (ANSWER_SCOPE_MAX bytes). */
 const char *answer_private_scope(const char *asker, char *out);
 
-/* Asks QUERY for ASKER in SCOPE, with ROOM (may be NULL) as the agent's
- * context; PRIVATE: the asker must follow it (see above).  Returns NULL
- * when this worker is at its agent limit (agent_busy) or Redis is down. */
-struct answer *answer_start(const char *scope, const char *room, const char *asker, const char *query,
-                            int private, answer_done_cb on_done, void *arg);
+/* Asks QUERY for ASKER (signed in with SESSION; NULL for a JWT) in SCOPE,
+ * with ROOM (may be NULL) as the agent's context; PRIVATE: the asker must
+ * follow it (see above).  Returns NULL when this worker is at its agent
+ * limit (agent_busy) or Redis is down.  Redis registers it first, checking
+ * the session and agent_max_per_user: ON_DONE may then say AGENT_FORBIDDEN
+ * or AGENT_BUSY, and nothing was published. */
+struct answer *answer_start(const char *scope, const char *room, const char *asker, const char *session,
+                            const char *query, int private, answer_done_cb on_done, void *arg);
 
 /* The request id ("" never). */
 const char *answer_id(const struct answer *a);

@@ -539,7 +539,8 @@ static void api_on_cancelled(enum store_status st, long long n, void *arg)
     } else if (req != NULL && n < 0) {
         http_error(req, 403, "forbidden", "only the user who asked can stop an answer");
     } else if (req != NULL && n == 0) {
-        http_error(req, 404, "not_found", "no answer with that request_id is in progress in this room");
+        http_error(req, 404, "not_found", "no answer with that request_id is in progress %s",
+                   c->room[0] == '~' ? "for you" : "in this room");
     } else if (req != NULL) {
         int len = snprintf(body, sizeof(body), "{\"request_id\":\"%s\",\"status\":\"cancelled\"}", c->rid);
         http_reply(req, 200, "application/json", body, (size_t)len);
@@ -575,7 +576,7 @@ static void api_cancel(evhtp_request_t *req, const struct http_params *params)
         return;
     }
     if (!answer_id_valid(rid)) {
-        http_error(req, 404, "not_found", "no answer with that request_id is in progress in this room");
+        http_error(req, 404, "not_found", "no answer with that request_id is in progress");
         return;
     }
     if ((c = calloc(1, sizeof(*c))) == NULL) {

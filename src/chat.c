@@ -617,12 +617,18 @@ static void chat_ask_free(struct chat_ask *ask)
 
 static void chat_ask_on_done(enum agent_status st, const char *message, void *arg)
 {
+    static const char *const codes[] = {
+        [AGENT_UNAVAILABLE] = "agent_unavailable", [AGENT_TIMEOUT] = "agent_timeout", [AGENT_BUSY] = "agent_busy",
+    };
     struct chat_ask *ask = arg;
+    struct chat_client *cl = ask->cl;
 
-    if (st != AGENT_OK) {
-        chat_error(ask->cl, st == AGENT_TIMEOUT ? "agent_timeout" : "agent_unavailable", message);
-    }
     chat_ask_free(ask);
+    if (st == AGENT_FORBIDDEN) {
+        feed_revoked(&cl->feed);        /* found gone while asking: closes 1008 */
+    } else if (st != AGENT_OK) {
+        chat_error(cl, codes[st], message);
+    }
 }
 
 /* The answer streams to the whole room (ai_chunk, then ai_done), then is
@@ -641,7 +647,8 @@ static void chat_ask(struct chat_client *cl, json_object *msg)
         return;
     }
     ask->cl = cl;
-    ask->answer = answer_start(cl->feed.room, cl->feed.room, cl->feed.who.user, question, 0,
+    ask->answer = answer_start(cl->feed.room, cl->feed.room, cl->feed.who.user,
+                               cl->feed.who.session[0] ? cl->feed.who.session : NULL, question, 0,
                                chat_ask_on_done, ask);
     if (ask->answer == NULL) {
         free(ask);

@@ -81,6 +81,7 @@ static const struct conf_key conf_keys[] = {
     { "agent_delay",      CONF_DURATION,  FIELD(agent_delay_ms),   0, 60 * 1000, "30ms" },
     { "agent_coalesce",   CONF_DURATION,  FIELD(agent_coalesce_ms), 0, 10 * 1000, "20ms" },
     { "agent_linger",     CONF_DURATION,  FIELD(agent_linger_ms),  0, 3600 * 1000, "30s" },
+    { "agent_max_per_user", CONF_INT,     FIELD(agent_max_per_user), 0, 100000, "4" },
     { "agent_max_concurrent", CONF_INT,   FIELD(agent_max_concurrent), 1, 100000, "64" },
     { "agent",            CONF_STRING,    FIELD(agent),            1, 0, "builtin" },
     { "agent_url",        CONF_STRING,    FIELD(agent_url),        0, 0, "" },

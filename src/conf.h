@@ -61,6 +61,7 @@ struct conf {
     int agent_delay_ms;
     int agent_coalesce_ms;      /* chunks this close to the last one stored share an event */
     int agent_linger_ms;        /* a private answer nobody follows goes on this long */
+    int agent_max_per_user;     /* answers one user may have running, all hosts (0: no limit) */
     int agent_max_concurrent;
     char agent[16];             /* backend: "builtin", "openai" or "sse" (conf_check) */
     char agent_url[512];        /* openai: http://HOST[:PORT][/PREFIX] */

@@ -76,7 +76,7 @@ static int hexval(int c)
     return isdigit(c) ? c - '0' : (tolower(c) >= 'a' && tolower(c) <= 'f') ? tolower(c) - 'a' + 10 : -1;
 }
 
-int http_percent_decode(const char *s, size_t len, char *out, size_t outlen)
+int http_percent_decode(const char *s, size_t len, char *out, size_t outlen, int plus_space)
 {
     size_t o = 0;
 
@@ -94,6 +94,8 @@ int http_percent_decode(const char *s, size_t len, char *out, size_t outlen)
             }
             c = hi * 16 + lo;
             i += 2;
+        } else if (c == '+' && plus_space) {
+            c = ' ';
         }
         if (o + 1 >= outlen) {
             return PL_ERR;
@@ -114,7 +116,7 @@ int http_route_match(const char *pattern, const char *path, struct http_params *
                 return 0;
             }
             if (params->count == HTTP_MAX_PARAMS
-                || http_percent_decode(path, seg, params->value[params->count], HTTP_PARAM_MAX) != PL_OK) {
+                || http_percent_decode(path, seg, params->value[params->count], HTTP_PARAM_MAX, 0) != PL_OK) {
                 return -1;
             }
             params->count++;
@@ -307,15 +309,15 @@ const char *http_query(evhtp_request_t *req, const char *name, char *buf, size_t
         return NULL;
     }
     /* evhtp leaves '+' alone; in a query it means a space. */
-    if (http_percent_decode(raw, strlen(raw), buf, len) != PL_OK) {
+    if (http_percent_decode(raw, strlen(raw), buf, len, 1) != PL_OK) {
         return NULL;
     }
-    for (char *p = buf; *p; p++) {
-        if (*p == '+') {
-            *p = ' ';
-        }
-    }
     return buf;
+}
+
+int http_query_has(evhtp_request_t *req, const char *name)
+{
+    return req->uri != NULL && req->uri->query != NULL && evhtp_kv_find(req->uri->query, name) != NULL;
 }
 
 static void http_route(evhtp_request_t *req, const char *path, unsigned bit);

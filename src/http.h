@@ -50,8 +50,10 @@ void http_route_add(const char *pattern, unsigned methods, http_handler_cb handl
 void http_set_fallback(http_handler_cb handler);
 
 /* Decodes %XX escapes in the LEN bytes at S into OUT (NUL-terminated).
- * Fails on a bad escape, an encoded NUL or an OUT too small. */
-int http_percent_decode(const char *s, size_t len, char *out, size_t outlen);
+ * Fails on a bad escape, an encoded NUL or an OUT too small.  With
+ * PLUS_SPACE (a query), a literal '+' is a space (an encoded one, %2B, is
+ * a '+'). */
+int http_percent_decode(const char *s, size_t len, char *out, size_t outlen, int plus_space);
 
 /* Matches PATH against PATTERN.  Returns 1 on a match (PARAMS filled), 0 on
  * no match, -1 when a "{}" segment is not valid percent-encoding. */
@@ -116,8 +118,12 @@ const char *http_client_addr(evhtp_request_t *req, char *buf, size_t len);
 /* Whether NAME is a valid room name; if not, answers 400 bad_request. */
 int http_room_ok(evhtp_request_t *req, const char *name);
 
-/* A query parameter of REQ (percent-decoded into BUF), or NULL. */
+/* A query parameter of REQ (percent-decoded into BUF), or NULL: absent,
+ * or malformed (a bad escape, an encoded NUL, longer than BUF). */
 const char *http_query(evhtp_request_t *req, const char *name, char *buf, size_t len);
+
+/* Whether REQ's query names NAME at all (well-formed or not). */
+int http_query_has(evhtp_request_t *req, const char *name);
 
 /* Logs a response that the caller sends itself (streams, upgrades). */
 void http_log_response(evhtp_request_t *req, int status);

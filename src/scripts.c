@@ -46,13 +46,15 @@
     "    string.match(rec, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')\n" \
     "  if not start then return false end\n" \
     "  redis.call('HDEL', P .. 'instance:' .. inst .. ':presence', owner .. '|' .. room .. '|' .. asker .. '|' .. rid)\n" \
+    "  redis.call('ZREM', P .. 'user:' .. asker .. ':answers', rid)\n" \
     "  local log, parts, ids = R .. ':log', {}, {}\n" \
     "  for _, e in ipairs(redis.call('XRANGE', log, start, '+')) do\n" \
     "    local f = e[2]\n" \
     "    if f[2] == 'ai_chunk' and f[4] == rid then parts[#parts + 1] = f[8]; ids[#ids + 1] = e[1] end\n" \
     "  end\n" \
-    "  local private = string.sub(room, 1, 1) == '~'\n" \
-    "  if private then ids = {} end\n" \
+    "  local left = redis.call('DECRBY', R .. ':chunks', #ids)\n" \
+    "  if left <= 0 then redis.call('DEL', R .. ':chunks'); left = 0 end\n" \
+    "  if string.sub(room, 1, 1) == '~' then ids = {} end\n" \
     "  for i = 1, #ids, 500 do redis.call('XDEL', log, unpack(ids, i, math.min(i + 499, #ids))) end\n" \
     "  if #ids > 0 then\n" \
     "    redis.call('ZADD', R .. ':gone', tonumber(string.match(ids[1], '^(%d+)')), ids[1] .. ' ' .. ids[#ids])\n" \
@@ -62,11 +64,11 @@
     "  if status ~= 'complete' then extra = extra .. ',\"status\":\"' .. status .. '\"' end\n" \
     "  if text ~= '' then\n" \
     "    if status == 'complete' then\n" \
-    "      id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', 'message', 'from', agent,\n" \
-    "                      'content', text, 'request_id', rid)\n" \
+    "      id = redis.call('XADD', log, 'MAXLEN', '~', tonumber(maxlen) + left, '*', 'type', 'message',\n" \
+    "                      'from', agent, 'content', text, 'request_id', rid)\n" \
     "    else\n" \
-    "      id = redis.call('XADD', log, 'MAXLEN', '~', maxlen, '*', 'type', 'message', 'from', agent,\n" \
-    "                      'content', text, 'request_id', rid, 'status', status)\n" \
+    "      id = redis.call('XADD', log, 'MAXLEN', '~', tonumber(maxlen) + left, '*', 'type', 'message',\n" \
+    "                      'from', agent, 'content', text, 'request_id', rid, 'status', status)\n" \
     "    end\n" \
     "    redis.call('PUBLISH', R, 'message ' .. id .. ' ' .. agent .. '\\n' ..\n" \
     "      '{\"type\":\"message\",\"id\":\"' .. id .. '\",\"room\":\"' .. room .. '\",\"from\":\"' .. agent ..\n" \
@@ -178,12 +180,14 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "  local wait = take(P .. 'rate:' .. from, rate, tonumber(ARGV[12]))\n"
         "  if wait > 0 then return {'', -wait} end\n"
         "end\n"
+        /* The chunks of answers in progress do not count against the history. */
+        "local maxlen = tonumber(ARGV[2]) + tonumber(redis.call('GET', string.sub(KEYS[1], 1, -5) .. ':chunks') or 0)\n"
         "local id\n"
         "if cmid ~= '' then\n"
-        "  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'type', 'message',\n"
+        "  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'type', 'message',\n"
         "                  'from', from, 'content', ARGV[6], 'client_msg_id', cmid)\n"
         "else\n"
-        "  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'type', 'message',\n"
+        "  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 'type', 'message',\n"
         "                  'from', from, 'content', ARGV[6])\n"
         "end\n"
         "local ms = string.match(id, '^(%d+)')\n"
@@ -332,13 +336,22 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "return out\n",
     [SCRIPT_ANSWER_START] =
         "local P, room, rid, asker, inst, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[8], ARGV[9]\n"
-        "local R = P .. 'room:' .. room\n"
+        "local session, most = ARGV[10], tonumber(ARGV[11])\n"
+        "local R, mine = P .. 'room:' .. room, P .. 'user:' .. asker .. ':answers'\n"
+        "if session ~= '' and redis.call('HGET', P .. 'session:' .. session, 'user') ~= asker then\n"
+        "  return {'', 'unknown'}\n"
+        "end\n"
         "local t = redis.call('TIME')\n"
+        "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+        "redis.call('ZREMRANGEBYSCORE', mine, '-inf', now - tonumber(ARGV[12]))\n"
+        "if most > 0 and redis.call('ZCARD', mine) >= most then return {'', 'busy'} end\n"
+        "redis.call('ZADD', mine, now, rid)\n"
+        "redis.call('PEXPIRE', mine, ARGV[12])\n"
         "local start = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)) .. '-0'\n"
         "redis.call('HSET', R .. ':answers', rid, table.concat({ start, asker, ARGV[5], ARGV[6], ARGV[7], inst, owner }, '|'))\n"
         "if tonumber(ARGV[7]) > 0 then redis.call('EXPIRE', R .. ':answers', ARGV[7]) end\n"
         "redis.call('HSET', P .. 'instance:' .. inst .. ':presence', owner .. '|' .. room .. '|' .. asker .. '|' .. rid, 1)\n"
-        "return start\n",
+        "return {start, 'ok'}\n",
     [SCRIPT_ANSWER_CHUNK] =
         "local P, room, rid = ARGV[1], ARGV[2], ARGV[3]\n"
         "local R = P .. 'room:' .. room\n"
@@ -347,6 +360,7 @@ static const char *const script_source[SCRIPT_COUNT] = {
         "local asker = string.match(rec, '^[^|]*|([^|]*)|')\n"
         "local id = redis.call('XADD', R .. ':log', '*', 'type', 'ai_chunk', 'request_id', rid, 'asker', asker,\n"
         "                      'content', ARGV[4])\n"
+        "redis.call('INCR', R .. ':chunks')\n"
         "redis.call('PUBLISH', R, 'ai_chunk ' .. id .. ' ' .. ARGV[5] .. '\\n' ..\n"
         "  '{\"type\":\"ai_chunk\",\"id\":\"' .. id .. '\",\"request_id\":\"' .. rid .. '\",\"asker\":\"' .. asker ..\n"
         "  '\",\"content\":\"' .. ARGV[6] .. '\"}')\n"

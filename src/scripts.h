@@ -80,8 +80,12 @@ enum script_id {
      * Returns up to COUNT entries, in the order read. */
     SCRIPT_HISTORY,
     /* ARGV: prefix, room, request id, asker, agent name, maxlen, room ttl,
-     * instance id, owner ("RUN.PID").  Registers an answer in progress;
-     * returns the id no chunk of it is older than. */
+     * instance id, owner ("RUN.PID"), the asker's session token ("": a
+     * JWT), the most answers a user may have running (0: no limit), how
+     * long one can run at most (ms).  Registers an answer in progress:
+     * returns {the id no chunk of it is older than, "ok"}, {"", "unknown"}
+     * when the session is gone, {"", "busy"} when the asker has the most
+     * running already. */
     SCRIPT_ANSWER_START,
     /* ARGV: prefix, room, request id, content, agent name, content as a
      * JSON string body.  Stores and publishes one chunk; returns its id, or

@@ -342,8 +342,9 @@ static void sse_start(struct http_hold *hold, const struct auth_identity *who, v
         free(c);
         return;
     }
-    if (last == NULL) {
-        last = http_query(req, "last_event_id", qlast, sizeof(qlast));
+    if (last == NULL && (last = http_query(req, "last_event_id", qlast, sizeof(qlast))) == NULL
+        && http_query_has(req, "last_event_id")) {
+        last = "0-0";           /* not even decodable: a malformed id, a reset */
     }
     event_resume_id(last, c->resume);
     if ((c->bev = sse_open(hold)) == NULL) {

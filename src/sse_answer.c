@@ -41,6 +41,7 @@ struct sse_answer {
     char fail_code[24];             /* why the agent failed, told at the end */
     char fail_message[512];         /* the agent caps its messages well below */
     char user[PL_NAME_MAX + 1];
+    char session[TOKEN_SESSION_LEN + 1];    /* the asker's, "" for a JWT */
     char scope[ANSWER_SCOPE_MAX];
     char room[PL_NAME_MAX + 1];     /* the agent's context, "" for none */
     char rid[ANSWER_ID_LEN + 1];    /* "" until asked */
@@ -235,6 +236,8 @@ static void ssa_on_exists(enum store_status st, long long n, void *arg)
     }
 }
 
+static void ssa_on_ready(struct bus_sub *sub);
+
 static void ssa_on_replay(enum store_status st, const struct store_events *evs, void *arg)
 {
     struct sse_answer *a = arg;
@@ -249,6 +252,12 @@ static void ssa_on_replay(enum store_status st, const struct store_events *evs, 
     }
     for (int i = 0; i < evs->count && !a->ended; i++) {
         ssa_event(a, evs->items[i].type, evs->items[i].id, evs->items[i].json, evs->items[i].len);
+    }
+    if (!a->ended && evs->count >= ssa.cfg->history_length) {
+        /* A full page: there may be more of it. */
+        snprintf(a->after, sizeof(a->after), "%s", evs->items[evs->count - 1].id);
+        ssa_on_ready(&a->sub);
+        return;
     }
     if (!a->ended) {
         ssa_go_live(a);
@@ -267,11 +276,18 @@ static void ssa_on_replay(enum store_status st, const struct store_events *evs, 
 
 static void ssa_on_agent_done(enum agent_status st, const char *message, void *arg)
 {
+    static const char *const codes[] = {
+        [AGENT_UNAVAILABLE] = "agent_unavailable", [AGENT_TIMEOUT] = "agent_timeout",
+        [AGENT_BUSY] = "agent_busy", [AGENT_FORBIDDEN] = "unauthorized",
+    };
     struct sse_answer *a = arg;
 
     a->answer = NULL;
     if (st != AGENT_OK) {
-        ssa_fail(a, st == AGENT_TIMEOUT ? "agent_timeout" : "agent_unavailable", message);
+        ssa_fail(a, codes[st], message);
+    }
+    if (st == AGENT_BUSY || st == AGENT_FORBIDDEN) {
+        ssa_end(a, "incomplete");       /* never registered: no end will come */
     }
 }
 
@@ -302,7 +318,8 @@ static void ssa_on_ready(struct bus_sub *sub)
         }
         return;
     }
-    a->answer = answer_start(a->scope, a->room[0] ? a->room : NULL, a->user, a->query, 1, ssa_on_agent_done, a);
+    a->answer = answer_start(a->scope, a->room[0] ? a->room : NULL, a->user, a->session[0] ? a->session : NULL,
+                             a->query, 1, ssa_on_agent_done, a);
     if (a->answer == NULL) {
         if (store_is_up()) {
             ssa_fail(a, "agent_busy", "the agent is busy; try again shortly");
@@ -368,6 +385,7 @@ static void ssa_authed(struct http_hold *hold, const struct auth_identity *who, 
     }
     a->hold = hold;
     snprintf(a->user, sizeof(a->user), "%s", who->user);
+    snprintf(a->session, sizeof(a->session), "%s", who->session);
     answer_private_scope(a->user, a->scope);
     if (a->after[0] != '\0') {
         ssa_open(a, hold);          /* resuming asks nothing */
@@ -414,8 +432,9 @@ static void ssa_request(evhtp_request_t *req, const struct http_params *params)
     size_t len = 0;
 
     PL_UNUSED(params);
-    if (last == NULL) {
-        last = http_query(req, "last_event_id", qlast, sizeof(qlast));
+    if (last == NULL && (last = http_query(req, "last_event_id", qlast, sizeof(qlast))) == NULL
+        && http_query_has(req, "last_event_id")) {
+        last = "-";             /* not even decodable: refused below */
     }
     if (last != NULL && last[strspn(last, " \t")] != '\0') {
         if ((a = calloc(1, sizeof(*a) + 1)) == NULL) {

@@ -56,7 +56,7 @@ static int static_resolve(const char *urlpath, char *out, size_t outlen)
     /* An encoded "/" would split a segment into two after the checks on
      * segments: no file name holds one. */
     if (strcasestr(urlpath, "%2f") != NULL
-        || http_percent_decode(urlpath + 1, strlen(urlpath + 1), out, outlen - sizeof("index.html")) != PL_OK) {
+        || http_percent_decode(urlpath + 1, strlen(urlpath + 1), out, outlen - sizeof("index.html"), 0) != PL_OK) {
         return PL_ERR;
     }
     for (seg = out; *seg; seg += strcspn(seg, "/") + (seg[strcspn(seg, "/")] == '/')) {

@@ -572,16 +572,40 @@ int store_history_resume(const char *room, const char *last, store_events_cb cb,
 
 /* --- answers in progress ------------------------------------------------ */
 
-int store_answer_start(const char *room, const char *rid, const char *asker)
+static void store_on_answer_start(redisReply *r, void *arg)
 {
-    char maxlen[16], ttl[16], owner[sizeof(store.cfg->run_id) + 24];
-    const char *argv[] = { store.cfg->redis_prefix, room, rid, asker, store.cfg->agent_name, maxlen, ttl,
-                           store.cfg->instance_id, owner };
+    struct store_call *c = arg;
 
+    if (store_failed(r) || r->type != REDIS_REPLY_ARRAY || r->elements != 2
+        || r->element[1]->type != REDIS_REPLY_STRING) {
+        c->cb.count(STORE_UNAVAILABLE, 0, c->arg);
+    } else {
+        const char *verdict = r->element[1]->str;
+        c->cb.count(STORE_OK, strcmp(verdict, "ok") == 0 ? 1 : strcmp(verdict, "busy") == 0 ? 0 : -1, c->arg);
+    }
+    free(c);
+}
+
+int store_answer_start(const char *room, const char *rid, const char *asker, const char *session,
+                       store_count_cb cb, void *arg)
+{
+    struct store_call *c = store_call_new(room, arg);
+    char maxlen[16], ttl[16], owner[sizeof(store.cfg->run_id) + 24], most[16], longest[24];
+    const char *argv[] = { store.cfg->redis_prefix, room, rid, asker, store.cfg->agent_name, maxlen, ttl,
+                           store.cfg->instance_id, owner, session ? session : "", most, longest };
+
+    if (c == NULL) {
+        return PL_ERR;
+    }
+    c->cb.count = cb;
     snprintf(maxlen, sizeof(maxlen), "%d", store.cfg->history_length);
     snprintf(ttl, sizeof(ttl), "%d", store.cfg->room_ttl_s);
     snprintf(owner, sizeof(owner), "%s.%ld", store.cfg->run_id, (long)getpid());
-    return script_run(store.conn, SCRIPT_ANSWER_START, NULL, NULL, 0, 9, argv, NULL);
+    snprintf(most, sizeof(most), "%d", store.cfg->agent_max_per_user);
+    /* Past this an entry of the user's answers is stale (its end was lost
+     * with Redis's data, say): no answer runs longer. */
+    snprintf(longest, sizeof(longest), "%lld", (long long)store.cfg->agent_total_timeout_ms + 60000);
+    return store_run(c, SCRIPT_ANSWER_START, store_on_answer_start, 0, 12, argv, NULL);
 }
 
 /* An id, or nil for an answer that has ended. */

@@ -143,8 +143,11 @@ int store_history(const char *room, const char *after, const char *before, int l
 int store_history_resume(const char *room, const char *last, store_events_cb cb, void *arg);
 
 /* Answers in progress (answer.h), each a chunk at a time in its room's
- * stream.  ASKER asked request RID in ROOM; this worker produces it. */
-int store_answer_start(const char *room, const char *rid, const char *asker);
+ * stream.  ASKER (with SESSION, NULL for a JWT) asked request RID in ROOM;
+ * this worker produces it.  CB's N: 1 registered, 0 the asker has
+ * agent_max_per_user running, -1 the session is gone. */
+int store_answer_start(const char *room, const char *rid, const char *asker, const char *session,
+                       store_count_cb cb, void *arg);
 /* Stores and publishes a chunk: CB gets its id, or STORE_NOT_FOUND when the
  * answer has ended meanwhile (cancelled, given up). */
 int store_answer_chunk(const char *room, const char *rid, const char *text, size_t len,

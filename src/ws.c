@@ -511,7 +511,9 @@ static void ws_upgrade(evhtp_request_t *req, const struct http_params *params)
         return;
     }
     snprintf(pend->room, sizeof(pend->room), "%s", params->value[0]);
-    event_resume_id(http_query(req, "last_event_id", last, sizeof(last)), pend->resume);
+    /* A last_event_id that cannot even be decoded is a malformed id: a reset. */
+    event_resume_id(http_query(req, "last_event_id", last, sizeof(last)) != NULL ? last
+                    : http_query_has(req, "last_event_id") ? "0-0" : NULL, pend->resume);
     memcpy(pend->accept, accept, sizeof(accept));
     if (auth_request(req, ws_accept, pend) != PL_OK) {
         free(pend);

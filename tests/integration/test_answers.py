@@ -13,7 +13,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import SLOW, Env, SSEClient, session, wait_for
+from harness import SLOW, Env, SSEClient, publish, redis_cli, session, wait_for
 from wsclient import WSClient
 
 T = 10.0 * SLOW
@@ -479,6 +479,127 @@ class PrivateAnswers(unittest.TestCase):
         wait_for(lambda: theirs.ended, T, what="the end")
         self.assertEqual(self.chunks(theirs), [])
         self.assertEqual(theirs.events[-1]["json"]["code"], "not_found")
+
+
+class AnswerLimits(unittest.TestCase):
+    """What the outside audit of answers found, each kept from coming back:
+    history_length = 20, agent_max_per_user = 2, a word every 20 ms."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = Env()
+        try:
+            cls.p = cls.env.parleyd({"workers": "2", "agent_delay": "20ms", "agent_coalesce": "0",
+                                     "history_length": "20", "agent_max_per_user": "2", "rate_limit": "0"})
+        except BaseException:
+            cls.env.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def setUp(self):
+        self.clients = []
+        self.addCleanup(lambda: [c.close() if isinstance(c, SSEClient) else c.shutdown() for c in self.clients])
+
+    def ws(self, token, room, last=None):
+        path = "/ws/chat/%s?token=%s" % (room, token) + ("&last_event_id=" + last if last is not None else "")
+        c = WSClient.connect(self.p.port, path, timeout=T)
+        self.clients.append(c)
+        self.assertEqual(c.recv_json(T)["type"], "welcome")
+        return c
+
+    def history(self, token, room):
+        return json.loads(self.p.request("GET", "/api/rooms/%s/messages?token=%s" % (room, token))[2])["messages"]
+
+    def test_an_answer_s_chunks_do_not_push_messages_out_of_history(self):
+        tok = session(self.p, "hana")
+        for i in range(120):                    # more than a stream node (100 entries)
+            self.assertEqual(publish(self.p, tok, "keep", "m%d" % i)[0], 201)
+        c = self.ws(tok, "keep")
+        q = " ".join("w%d" % i for i in range(130))     # 132 chunks, over six times the history
+        c.send_json({"type": "ask", "content": q})
+        [c.recv_json(T, type="ai_chunk") for _ in range(120)]
+        self.assertEqual(publish(self.p, tok, "keep", "during")[0], 201)
+        _, others = Answers.read_answer(c)
+        self.assertEqual(others[-1]["status"], "complete")
+        msgs = self.history(tok, "keep")
+        # At least the last 20 messages (trimming is approximate): 18 old
+        # ones, the one posted during, the answer - whole.
+        self.assertEqual([m["content"] for m in msgs[:-2]][-18:], ["m%d" % i for i in range(102, 120)])
+        self.assertEqual(msgs[-2]["content"], "during")
+        self.assertEqual(msgs[-1]["content"], answer_of(q))
+
+    def test_one_user_may_have_only_so_many_answers_running(self):
+        tok, other = session(self.p, "greedy"), session(self.p, "patient")
+        a, b = self.ws(tok, "busy1"), self.ws(tok, "busy2")
+        a.send_json({"type": "ask", "content": question(1)})
+        b.send_json({"type": "ask", "content": question(2)})
+        a.recv_json(T, type="ai_chunk")
+        b.recv_json(T, type="ai_chunk")
+        a.send_json({"type": "ask", "content": question(3)})
+        err = a.recv_json(T, type="error")
+        self.assertEqual(err["code"], "agent_busy")
+        self.assertRegex(err["message"], "most answers running")
+        status, _, body = self.p.request("GET", "/api/chat/stream?query=x&token=" + tok)
+        self.assertIn(b"agent_busy", body)                  # on the stream: the error event
+        # Someone else is not held back; and once one ends, the user may ask again.
+        o = self.ws(other, "busy3")
+        o.send_json({"type": "ask", "content": "hello"})
+        self.assertEqual(Answers.read_answer(o)[1][-1]["status"], "complete")
+        Answers.read_answer(a)
+        a.send_json({"type": "ask", "content": "again"})
+        self.assertEqual(a.recv_json(T, type="ai_chunk")["content"], "You ")
+
+    def test_a_long_private_answer_resumes_whole(self):
+        tok = session(self.p, "longread")
+        q = question(9)                         # 42 chunks, more than a page of 20
+        s = SSEClient(self.p.port, "/api/chat/stream?query=%s&token=%s" % (urllib.parse.quote(q), tok), timeout=T)
+        self.clients.append(s)
+        first = s.wait_events(1, T, kind="ai_chunk")[0]
+        s.close()
+        again = SSEClient(self.p.port, "/api/chat/stream?token=" + tok, headers={"Last-Event-ID": first["id"]},
+                          timeout=T)
+        self.clients.append(again)
+        wait_for(lambda: again.ended, T, what="the end")
+        text = first["json"]["content"] + "".join(e["json"]["content"] for e in again.events
+                                                  if e.get("event") == "ai_chunk")
+        self.assertEqual((text, again.events[-1]["event"]), (answer_of(q), "ai_done"))
+        # After the end too.
+        late = SSEClient(self.p.port, "/api/chat/stream?token=" + tok, headers={"Last-Event-ID": first["id"]},
+                         timeout=T)
+        self.clients.append(late)
+        wait_for(lambda: late.ended, T, what="the end")
+        self.assertEqual(first["json"]["content"] + "".join(e["json"]["content"] for e in late.events
+                                                            if e.get("event") == "ai_chunk"), answer_of(q))
+
+    def test_a_plus_in_a_query_is_a_plus(self):
+        tok = session(self.p, "cpp")
+        s = SSEClient(self.p.port, "/api/chat/stream?query=C%2B%2B+and+1%2B1&token=" + tok, timeout=T)
+        self.clients.append(s)
+        wait_for(lambda: s.ended, T, what="the end")
+        self.assertEqual("".join(e["json"]["content"] for e in s.events if e.get("event") == "ai_chunk"),
+                         "You said: C++ and 1+1")
+
+    def test_a_revoked_session_cannot_ask(self):
+        tok = session(self.p, "gone")
+        c = self.ws(tok, "revokedask")
+        redis_cli(self.env.redis, "DEL", "parley:session:" + tok)   # no event: the ask itself must find out
+        c.send_json({"type": "ask", "content": "still here?"})
+        self.assertEqual(c.expect_close(timeout=T), (1008, "session revoked"))
+        self.assertEqual(self.history(session(self.p, "reader"), "revokedask"), [])
+
+    def test_undecodable_resume_ids_are_a_reset(self):
+        tok = session(self.p, "resetter")
+        publish(self.p, tok, "undecodable", "x")
+        for bad in ("%zz", "%00", "1" * 80 + "-0", "5-5%"):
+            c = self.ws(tok, "undecodable", last=bad)
+            self.assertEqual(c.recv_json(T)["type"], "reset", bad)
+            s = SSEClient(self.p.port, "/api/rooms/undecodable/events?token=%s&last_event_id=%s" % (tok, bad),
+                          timeout=T)
+            self.clients.append(s)
+            self.assertEqual(s.wait_events(1, T)[0]["event"], "reset", bad)
 
 if __name__ == "__main__":
     unittest.main()
