@@ -365,9 +365,11 @@ class Api(unittest.TestCase):
         self.assertEqual((status, headers["content-type"]), (200, "text/event-stream"))
 
     def test_chat_stream_client_leaving_cancels(self):
+        # agent_linger = 0: the answer stops as its stream closes (else it
+        # lingers, and the fifth question would pass agent_max_per_user).
         env = Env()
         self.addCleanup(env.close)
-        p = env.parleyd({"workers": "1", "agent_delay": "200ms"})
+        p = env.parleyd({"workers": "1", "agent_delay": "200ms", "agent_linger": "0"})
         tok = session(p, "nina")
         for _ in range(5):
             c = SSEClient(p.port, "/api/chat/stream?query=" + "+".join(["word"] * 50) + "&token=" + tok)
