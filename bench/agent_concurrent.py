@@ -37,7 +37,7 @@ def main():
     fake = FakeAI("slow")
     try:
         p = env.parleyd({"workers": "2", "agent": "openai", "agent_url": fake.url,
-                         "agent_max_concurrent": str(n), "agent_total_timeout": "60s"})
+                         "agent_max_concurrent": str(n), "agent_max_per_user": "0", "agent_total_timeout": "60s"})
         token = harness.session(p, "bench")
         workers = p.workers()
         before = pss_kb(workers)

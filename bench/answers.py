@@ -207,7 +207,8 @@ def bench_resume(env, p, token, trials=200):
 def bench_coalesce(env, answers=20):
     """ANSWERS answers at once (so that Redis's idle time hardly counts)."""
     for coalesce in ("0", "20ms"):
-        p = env.parleyd({"workers": "2", "agent_delay": "5ms", "agent_coalesce": coalesce, "rate_limit": "0"})
+        p = env.parleyd({"workers": "2", "agent_delay": "5ms", "agent_coalesce": coalesce, "rate_limit": "0",
+                         "agent_max_per_user": "0"})
         token = harness.session(p, "coalescer")
         clients = []
         for i in range(answers):
@@ -325,13 +326,13 @@ def main():
     env = harness.Env()
     try:
         p = env.parleyd({"workers": "2", "agent_delay": "20ms", "agent_max_concurrent": "100000",
-                         "rate_limit": "0", "agent_coalesce": "0"})
+                         "rate_limit": "0", "agent_coalesce": "0", "agent_max_per_user": "0"})
         token = harness.session(p, "bench")
         bench_resume(env, p, token)
         p.stop()
         bench_coalesce(env)
         p = env.parleyd({"workers": "2", "agent_delay": "100ms", "agent_max_concurrent": "100000",
-                         "rate_limit": "0"})
+                         "rate_limit": "0", "agent_max_per_user": "0"})
         token = harness.session(p, "many")
         good = bench_many(env, p, token, n)
     finally:
