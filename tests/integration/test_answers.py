@@ -534,8 +534,9 @@ class AnswerLimits(unittest.TestCase):
     def test_one_user_may_have_only_so_many_answers_running(self):
         tok, other = session(self.p, "greedy"), session(self.p, "patient")
         a, b = self.ws(tok, "busy1"), self.ws(tok, "busy2")
-        a.send_json({"type": "ask", "content": question(1)})
-        b.send_json({"type": "ask", "content": question(2)})
+        long_question = " ".join("w%d" % i for i in range(150))      # 3 s of words: still running below
+        a.send_json({"type": "ask", "content": long_question})
+        b.send_json({"type": "ask", "content": long_question})
         a.recv_json(T, type="ai_chunk")
         b.recv_json(T, type="ai_chunk")
         a.send_json({"type": "ask", "content": question(3)})
