@@ -34,17 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 if len(sys.argv) > 1:
     os.environ["PARLEYD"] = os.path.abspath(sys.argv[1])     # read by harness on import
 import harness  # noqa: E402
-
-
-def pss_kb(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % pid) as f:
-                total += int(re.search(r"^Pss:\s+(\d+) kB", f.read(), re.M).group(1))
-        except (OSError, AttributeError):
-            pass
-    return total
+from agent_concurrent import pss_kb  # noqa: E402  (same directory)
 
 
 def redis_info(env, section, field):

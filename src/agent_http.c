@@ -427,11 +427,29 @@ static void upstream_emit(struct upstream_call *c, const char *text, size_t len)
     free(copy);
 }
 
+/* EV's data as a JSON object; NULL when the event reports an error or is
+ * not one: the call has been ended then. */
+static json_object *upstream_event_object(struct upstream_call *c, const struct sse_event *ev)
+{
+    json_object *obj = openai_proto_parse(ev->data, ev->len);
+    const char *error = openai_proto_error(obj);
+
+    if (error != NULL || strcmp(ev->type, "error") == 0) {
+        upstream_end(c, AGENT_UNAVAILABLE, "the agent reported an error: %.300s", error != NULL ? error : ev->data);
+    } else if (obj == NULL) {
+        upstream_end(c, AGENT_UNAVAILABLE, "the agent sent an event that is not a JSON object: %.60s", ev->data);
+    } else {
+        return obj;
+    }
+    json_object_put(obj);
+    return NULL;
+}
+
 /* One event of an OpenAI stream. */
 static void upstream_openai_event(struct upstream_call *c, const struct sse_event *ev)
 {
     json_object *obj, *choice;
-    const char *text, *error;
+    const char *text;
     size_t len;
     int n;
 
@@ -442,13 +460,10 @@ static void upstream_openai_event(struct upstream_call *c, const struct sse_even
         upstream_succeed(c);
         return;
     }
-    obj = openai_proto_parse(ev->data, ev->len);
-    error = openai_proto_error(obj);
-    if (error != NULL || strcmp(ev->type, "error") == 0) {
-        upstream_end(c, AGENT_UNAVAILABLE, "the agent reported an error: %.300s", error != NULL ? error : ev->data);
-    } else if (obj == NULL) {
-        upstream_end(c, AGENT_UNAVAILABLE, "the agent sent an event that is not a JSON object: %.60s", ev->data);
-    } else if ((n = openai_proto_choice(obj, &choice)) < 0) {
+    if ((obj = upstream_event_object(c, ev)) == NULL) {
+        return;
+    }
+    if ((n = openai_proto_choice(obj, &choice)) < 0) {
         upstream_end(c, AGENT_UNAVAILABLE, "the agent sent an event without choices");
     } else if (n > 0) {
         c->got_finish |= openai_proto_finished(choice);
@@ -463,28 +478,22 @@ static void upstream_openai_event(struct upstream_call *c, const struct sse_even
  * {"done":true} (which may carry the last piece). */
 static void upstream_sse_event(struct upstream_call *c, const struct sse_event *ev)
 {
-    json_object *obj, *v;
-    const char *error;
+    json_object *obj, *v = NULL;
 
     if (strcmp(ev->type, "ai_chunk") != 0 && strcmp(ev->type, "ai_done") != 0 && strcmp(ev->type, "message") != 0
         && strcmp(ev->type, "error") != 0) {
         return;                 /* pings and the like */
     }
-    obj = openai_proto_parse(ev->data, ev->len);
-    error = openai_proto_error(obj);
-    if (error != NULL || strcmp(ev->type, "error") == 0) {
-        upstream_end(c, AGENT_UNAVAILABLE, "the agent reported an error: %.300s", error != NULL ? error : ev->data);
-    } else if (obj == NULL) {
-        upstream_end(c, AGENT_UNAVAILABLE, "the agent sent an event that is not a JSON object: %.60s", ev->data);
-    } else {
-        if (json_object_object_get_ex(obj, "content", &v) && json_object_is_type(v, json_type_string)) {
-            upstream_emit(c, json_object_get_string(v), (size_t)json_object_get_string_len(v));
-        } else if (json_object_object_get_ex(obj, "content", &v) && !json_object_is_type(v, json_type_null)) {
-            upstream_end(c, AGENT_UNAVAILABLE, "the agent sent a \"content\" that is not a string");
-        }
-        if (c->req != NULL && json_object_object_get_ex(obj, "done", &v) && json_object_get_boolean(v)) {
-            upstream_succeed(c);
-        }
+    if ((obj = upstream_event_object(c, ev)) == NULL) {
+        return;
+    }
+    if (json_object_object_get_ex(obj, "content", &v) && json_object_is_type(v, json_type_string)) {
+        upstream_emit(c, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+    } else if (v != NULL && !json_object_is_type(v, json_type_null)) {
+        upstream_end(c, AGENT_UNAVAILABLE, "the agent sent a \"content\" that is not a string");
+    }
+    if (c->req != NULL && json_object_object_get_ex(obj, "done", &v) && json_object_get_boolean(v)) {
+        upstream_succeed(c);
     }
     json_object_put(obj);
 }

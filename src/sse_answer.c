@@ -123,10 +123,11 @@ static void ssa_end(struct sse_answer *a, const char *status)
         evbuffer_add_printf(out, "event: ai_done\ndata: {\"content\":\"\",\"done\":true,\"status\":\"cancelled\","
                                  "\"timestamp\":%lld}\n\n", now);
     } else {
+        const char *why = a->fail_message[0] ? a->fail_message : "the answer ended before it was complete";
+
         evbuffer_add_printf(out, "event: error\ndata: {\"type\":\"error\",\"code\":\"%s\",\"message\":\"",
                             a->fail_code[0] ? a->fail_code : "agent_unavailable");
-        event_escape(out, a->fail_message[0] ? a->fail_message : "the answer ended before it was complete",
-                     strlen(a->fail_message[0] ? a->fail_message : "the answer ended before it was complete"));
+        event_escape(out, why, strlen(why));
         evbuffer_add(out, "\"}\n\n", 4);
     }
     a->ended = 1;
