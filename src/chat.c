@@ -137,13 +137,13 @@ static struct chat_client *chat_of(struct feed *f)
 
 static void *chat_encode(struct bus_event *ev)
 {
-    return ws_text_frame(ev->json, ev->json_len);
+    return ws_event_new(ev->json, ev->json_len);
 }
 
-static void chat_deliver(struct feed *f, void *frame, const struct bus_event *ev)
+static void chat_deliver(struct feed *f, void *encoded, const struct bus_event *ev)
 {
     PL_UNUSED(ev);
-    ws_send_event(chat_of(f)->ws, frame);
+    ws_send_event(chat_of(f)->ws, encoded);
 }
 
 /* A join that came while joining, of someone the welcome already lists,
@@ -302,6 +302,7 @@ static void chat_ready(struct feed *f)
 static const struct feed_ops chat_feed_ops = {
     .slot = FEED_SLOT_WS,
     .encode = chat_encode,
+    .free_encoded = ws_event_free,
     .ready = chat_ready,
     .deliver = chat_deliver,
     .still_news = chat_still_news,

@@ -18,6 +18,15 @@ struct chunk *chunk_new(size_t len)
     return c;
 }
 
+struct chunk *chunk_shrink(struct chunk *c, size_t len)
+{
+    struct chunk *smaller = realloc(c, sizeof(*c) + len);
+
+    c = smaller != NULL ? smaller : c;
+    c->len = len;
+    return c;
+}
+
 void chunk_unref(struct chunk *c)
 {
     if (c != NULL && --c->refs == 0) {

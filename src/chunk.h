@@ -27,6 +27,10 @@ int chunk_append(struct evbuffer *out, struct chunk *c);
 /* The same for C's bytes from OFFSET on. */
 int chunk_append_from(struct evbuffer *out, struct chunk *c, size_t offset);
 
+/* Gives back the memory of a chunk's bytes past LEN, before it is shared
+ * (one reference).  Returns the chunk, moved perhaps. */
+struct chunk *chunk_shrink(struct chunk *c, size_t len);
+
 /* For bus_event_cache: drops the cache's reference. */
 void chunk_free_cached(void *c);
 

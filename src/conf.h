@@ -56,6 +56,10 @@ struct conf {
     size_t ws_max_backlog;
     int ws_ping_interval_ms;
     int ws_pong_timeout_ms;
+    int ws_deflate;                 /* accept permessage-deflate */
+    size_t ws_deflate_min_size;     /* smaller messages go uncompressed */
+    int ws_deflate_window_bits;
+    int ws_deflate_level;
     int write_delay_ms;         /* room events may wait this long to share a write */
     char agent_name[PL_NAME_MAX + 1];
     int agent_delay_ms;

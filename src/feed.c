@@ -48,7 +48,7 @@ static void feed_deliver(struct feed *f, struct bus_event *ev)
         }
         f->last = ev->sid;
     }
-    f->ops->deliver(f, bus_event_cache(ev, f->ops->slot, f->ops->encode, chunk_free_cached), ev);
+    f->ops->deliver(f, bus_event_cache(ev, f->ops->slot, f->ops->encode, f->ops->free_encoded), ev);
 }
 
 static void feed_on_event(struct feed *f, struct bus_event *ev)

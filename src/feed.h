@@ -50,8 +50,9 @@ enum feed_end {
 struct feed_ops {
     enum feed_slot slot;
     /* The transport's bytes for EV, made once and shared by its clients;
-     * the cache frees them with chunk_free_cached. */
+     * the cache frees them with free_encoded. */
     void *(*encode)(struct bus_event *ev);
+    void (*free_encoded)(void *encoded);
     /* Both channels are subscribed and the user is counted in: read what
      * came before, then feed_go_live(). */
     void (*ready)(struct feed *f);

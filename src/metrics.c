@@ -193,6 +193,8 @@ static const struct metrics_desc counter_desc[METRIC_COUNTERS] = {
     [METRIC_ACCEPT_FULL]   = { "parley_accept_paused_total{reason=\"max_connections\"}", "counter",
                                "Times a worker stopped accepting: at max_connections, or after a failed accept." },
     [METRIC_ACCEPT_FAILED] = { "parley_accept_paused_total{reason=\"accept_error\"}", NULL, NULL },
+    [METRIC_WS_COMPRESSED] = { "parley_ws_messages_compressed_total", "counter",
+                               "WebSocket messages compressed (permessage-deflate): a room event once per worker, a reply once." },
 };
 
 static const char *const gauge_transport[METRIC_GAUGES] = {

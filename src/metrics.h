@@ -34,6 +34,7 @@ enum metrics_counter {
     METRIC_AGENT_FAILED,        /* answers that ended unavailable or timed out */
     METRIC_ACCEPT_FULL,         /* times accepting stopped at max_connections */
     METRIC_ACCEPT_FAILED,       /* accepts that failed (no descriptor or memory) */
+    METRIC_WS_COMPRESSED,       /* WebSocket messages compressed (once per event per worker) */
     METRIC_COUNTERS
 };
 

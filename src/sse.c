@@ -236,6 +236,7 @@ static void sse_ready(struct feed *f)
 static const struct feed_ops sse_feed_ops = {
     .slot = FEED_SLOT_SSE,
     .encode = sse_encode,
+    .free_encoded = chunk_free_cached,
     .ready = sse_ready,
     .deliver = sse_deliver,
     .end = sse_end,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <time.h>
 
@@ -21,6 +22,8 @@
 #include "names.h"
 #include "outq.h"
 #include "parley.h"
+#include "utf8.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 
 #define WS_SWEEP_MS        1000     /* keepalive and close deadlines */
@@ -42,6 +45,7 @@ struct ws_conn {
     int read_paused;
     int ping_outstanding;
     int peer_code;              /* REPLYING: the close code to echo */
+    int deflate_bits;           /* permessage-deflate's window; 0: not negotiated */
     int64_t last_seen_ms;       /* last frame from the peer */
     int64_t ping_sent_ms;
     int64_t ping_every_ms;      /* ws_ping_interval, spread (clock_spread_ms) */
@@ -83,9 +87,75 @@ static struct chunk *ws_frame_chunk(int opcode, const void *payload, size_t len)
     return c;
 }
 
-struct chunk *ws_text_frame(const char *text, size_t len)
+/* TEXT as a compressed frame for a client that accepted WINDOW_BITS, or
+ * NULL when it goes plain: too short to pay, does not shrink, or too long
+ * for the client's smaller window. */
+static struct chunk *ws_deflated_frame(const char *text, size_t len, int window_bits)
 {
-    return ws_frame_chunk(WS_OP_TEXT, text, len);
+    struct chunk *c;
+    size_t n, h;
+
+    if (len < ws.cfg->ws_deflate_min_size || !ws_deflate_fits(len, window_bits)
+        || (c = chunk_new(WS_HEADER_MAX + ws_deflate_bound(len))) == NULL) {
+        return NULL;
+    }
+    n = ws_deflate_compress(text, len, (uint8_t *)c->data + WS_HEADER_MAX);
+    if (n == 0) {
+        chunk_unref(c);
+        return NULL;
+    }
+    metrics_add(METRIC_WS_COMPRESSED, 1);
+    h = ws_frame_header((uint8_t *)c->data, WS_OP_TEXT, 1, n);
+    c->data[0] |= 0x40;         /* RSV1: a compressed message */
+    memmove(c->data + h, c->data + WS_HEADER_MAX, n);
+    return chunk_shrink(c, h + n);
+}
+
+struct ws_event {
+    struct chunk *plain;
+    struct chunk *deflated;     /* NULL: not made (yet), or it goes plain */
+    int deflate_tried;
+    size_t len;                 /* of the text, at the end of plain */
+};
+
+struct ws_event *ws_event_new(const char *text, size_t len)
+{
+    struct ws_event *ev = calloc(1, sizeof(*ev));
+
+    if (ev != NULL && (ev->plain = ws_frame_chunk(WS_OP_TEXT, text, len)) == NULL) {
+        free(ev);
+        return NULL;
+    }
+    if (ev != NULL) {
+        ev->len = len;
+    }
+    return ev;
+}
+
+void ws_event_free(void *arg)
+{
+    struct ws_event *ev = arg;
+
+    if (ev != NULL) {
+        chunk_unref(ev->plain);
+        chunk_unref(ev->deflated);
+        free(ev);
+    }
+}
+
+/* The frame C gets for EV: compressed at most once per worker.  A client
+ * with a window smaller than the worker's gets the shared compressed frame
+ * when the message fits that window, else the plain one. */
+static struct chunk *ws_event_frame(struct ws_conn *c, struct ws_event *ev)
+{
+    if (c->deflate_bits == 0) {
+        return ev->plain;
+    }
+    if (!ev->deflate_tried) {
+        ev->deflate_tried = 1;
+        ev->deflated = ws_deflated_frame(ev->plain->data + ev->plain->len - ev->len, ev->len, ws.cfg->ws_deflate_window_bits);
+    }
+    return ev->deflated != NULL && ws_deflate_fits(ev->len, c->deflate_bits) ? ev->deflated : ev->plain;
 }
 
 static void ws_release(struct ws_conn *c);
@@ -128,14 +198,20 @@ static void ws_send_data(struct ws_conn *c, struct chunk *frame, int batched)
     ws_queue(c, frame, batched);
 }
 
-void ws_send_event(struct ws_conn *c, struct chunk *frame)
+void ws_send_event(struct ws_conn *c, struct ws_event *ev)
 {
-    ws_send_data(c, frame, 1);
+    if (ev != NULL) {
+        ws_send_data(c, ws_event_frame(c, ev), 1);
+    }
 }
 
 void ws_send_text(struct ws_conn *c, const char *text, size_t len)
 {
-    struct chunk *frame = ws_text_frame(text, len);
+    struct chunk *frame = c->deflate_bits != 0 ? ws_deflated_frame(text, len, c->deflate_bits) : NULL;
+
+    if (frame == NULL) {
+        frame = ws_frame_chunk(WS_OP_TEXT, text, len);
+    }
 
     ws_send_data(c, frame, 0);
     chunk_unref(frame);
@@ -248,11 +324,45 @@ static void ws_release(struct ws_conn *c)
 
 /* --- input -------------------------------------------------------------- */
 
+/* A whole message has come: inflate it first when it is compressed.  The
+ * inflated size is held to ws_max_message while inflating, and its text is
+ * checked only now (the parser saw compressed bytes). */
+static void ws_on_message(struct ws_conn *c, const uint8_t *msg, size_t len, int compressed)
+{
+    char *text;
+    size_t tlen;
+
+    if (!compressed) {
+        metrics_add(METRIC_MESSAGES_IN, 1);
+        ws.handlers->on_text(c, c->state, (const char *)msg, len);
+        return;
+    }
+    switch (ws_deflate_inflate(msg, len, ws.cfg->ws_max_message, &text, &tlen)) {
+    case WS_INFLATE_OK:
+        if (!utf8_valid((const uint8_t *)text, tlen)) {
+            ws_fail(c, 1007, "invalid UTF-8");
+        } else {
+            metrics_add(METRIC_MESSAGES_IN, 1);
+            ws.handlers->on_text(c, c->state, text, tlen);
+        }
+        free(text);
+        break;
+    case WS_INFLATE_TOO_BIG:
+        ws_fail(c, 1009, "message too big");
+        break;
+    case WS_INFLATE_INVALID:
+        ws_fail(c, 1007, "invalid compressed data");
+        break;
+    case WS_INFLATE_NO_MEMORY:
+        ws_fail(c, 1011, "out of memory");
+        break;
+    }
+}
+
 static void ws_on_data(struct ws_conn *c, const struct ws_frame *f)
 {
     if (c->fragments == NULL && f->fin) {
-        metrics_add(METRIC_MESSAGES_IN, 1);
-        ws.handlers->on_text(c, c->state, (const char *)f->payload, f->len);
+        ws_on_message(c, f->payload, f->len, f->compressed);
         return;
     }
     if (c->fragments == NULL && (c->fragments = evbuffer_new()) == NULL) {
@@ -262,8 +372,7 @@ static void ws_on_data(struct ws_conn *c, const struct ws_frame *f)
     evbuffer_add(c->fragments, f->payload, f->len);
     if (f->fin) {
         size_t len = evbuffer_get_length(c->fragments);
-        metrics_add(METRIC_MESSAGES_IN, 1);
-        ws.handlers->on_text(c, c->state, (const char *)evbuffer_pullup(c->fragments, -1), len);
+        ws_on_message(c, evbuffer_pullup(c->fragments, -1), len, f->compressed);
         evbuffer_free(c->fragments);
         c->fragments = NULL;
     }
@@ -428,6 +537,8 @@ struct ws_pending {
     char room[PL_NAME_MAX + 1];
     char resume[EVENT_ID_MAX];
     char accept[32];
+    int deflate_bits;
+    char extensions[WS_DEFLATE_RESPONSE_MAX];
 };
 
 static void ws_accept(struct http_hold *hold, const struct auth_identity *who, void *arg)
@@ -435,7 +546,7 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
     struct ws_pending *pend = arg;
     evhtp_request_t *req = hold->req;
     struct ws_conn *c = calloc(1, sizeof(*c));
-    char head[256];
+    char head[512];
     int n;
 
     if (c == NULL) {
@@ -446,13 +557,16 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
     }
     n = snprintf(head, sizeof(head),
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: %s\r\nX-Request-Id: %s\r\n\r\n", pend->accept, http_request_id(req));
+                 "Sec-WebSocket-Accept: %s\r\n%s%s%sX-Request-Id: %s\r\n\r\n", pend->accept,
+                 pend->deflate_bits ? "Sec-WebSocket-Extensions: " : "", pend->extensions,
+                 pend->deflate_bits ? "\r\n" : "", http_request_id(req));
     http_log_response(req, 101);
     c->bev = http_take_over(req, METRIC_CONN_WS);
     hold->req = NULL;
     http_release(hold);
 
-    ws_parser_init(&c->parser, ws.cfg->ws_max_message);
+    c->deflate_bits = pend->deflate_bits;
+    ws_parser_init(&c->parser, ws.cfg->ws_max_message, c->deflate_bits != 0);
     c->last_seen_ms = clock_coarse_ms();
     c->ping_sent_ms = c->last_seen_ms;
     c->ping_every_ms = clock_spread_ms(ws.cfg->ws_ping_interval_ms);
@@ -472,6 +586,24 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
          * here: read them now, not at its next write. */
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
     }
+}
+
+/* Every Sec-WebSocket-Extensions header is one list (RFC 7230 3.2.2); a
+ * header too long to join is left out, whole, so no offer is cut in two. */
+static int ws_negotiate(evhtp_request_t *req, char *response, size_t size)
+{
+    char offers[2048];
+    size_t n = 0;
+    evhtp_kv_t *kv;
+
+    offers[0] = '\0';
+    TAILQ_FOREACH(kv, req->headers_in, next) {
+        if (kv->key != NULL && kv->val != NULL && strcasecmp(kv->key, "Sec-WebSocket-Extensions") == 0
+            && n + kv->vlen + 2 < sizeof(offers)) {
+            n += (size_t)snprintf(offers + n, sizeof(offers) - n, "%s%s", n > 0 ? "," : "", kv->val);
+        }
+    }
+    return ws_deflate_negotiate(offers, ws.cfg->ws_deflate_window_bits, response, size);
 }
 
 static void ws_upgrade(evhtp_request_t *req, const struct http_params *params)
@@ -515,6 +647,9 @@ static void ws_upgrade(evhtp_request_t *req, const struct http_params *params)
     event_resume_id(http_query(req, "last_event_id", last, sizeof(last)) != NULL ? last
                     : http_query_has(req, "last_event_id") ? "0-0" : NULL, pend->resume);
     memcpy(pend->accept, accept, sizeof(accept));
+    if (ws.cfg->ws_deflate) {
+        pend->deflate_bits = ws_negotiate(req, pend->extensions, sizeof(pend->extensions));
+    }
     if (auth_request(req, ws_accept, pend) != PL_OK) {
         free(pend);
     }
@@ -526,6 +661,7 @@ void ws_register(struct event_base *base, const struct conf *c, const struct ws_
 
     ws.cfg = c;
     ws.handlers = h;
+    ws_deflate_setup(c->ws_deflate_level, c->ws_deflate_window_bits);
     http_route_add("/ws/chat/{}", HTTP_GET | HTTP_NO_HEAD, ws_upgrade);
     ws.sweep_ev = event_new(base, -1, EV_PERSIST, ws_on_sweep, NULL);
     ws.reap_ev = event_new(base, -1, 0, ws_on_reap, NULL);

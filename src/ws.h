@@ -43,12 +43,17 @@ struct event_base;
 
 void ws_register(struct event_base *base, const struct conf *cfg, const struct ws_handlers *handlers);
 
-/* Builds a server text frame holding TEXT, to share between clients. */
-struct chunk *ws_text_frame(const char *text, size_t len);
+/* A room event as every client of the worker gets it: its text frame, and
+ * the compressed frame made when the first client that negotiated
+ * permessage-deflate needs it (ws_deflate.h), both shared by reference. */
+struct ws_event;
 
-/* Queues a room event's frame built by ws_text_frame (it may wait up to
- * write_delay to share a write) / a reply (copied, sent at once). */
-void ws_send_event(struct ws_conn *c, struct chunk *frame);
+struct ws_event *ws_event_new(const char *text, size_t len);
+void ws_event_free(void *ev);
+
+/* Queues a room event (it may wait up to write_delay to share a write) /
+ * a reply (compressed, or copied, for this client only, sent at once). */
+void ws_send_event(struct ws_conn *c, struct ws_event *ev);
 void ws_send_text(struct ws_conn *c, const char *text, size_t len);
 
 /* The layer above has queued the last reply it owed C: a close that

@@ -43,10 +43,18 @@ static void ws_unmask(uint8_t *p, size_t len, const uint8_t mask[4], size_t off)
     }
 }
 
-void ws_parser_init(struct ws_parser *p, size_t max_message)
+void ws_parser_init(struct ws_parser *p, size_t max_message, int deflate)
 {
     memset(p, 0, sizeof(*p));
     p->max_message = max_message;
+    p->deflate = deflate;
+}
+
+/* The most a message may take on the wire: compressed, deflate's worst
+ * case (incompressible text in stored blocks) adds a little. */
+static uint64_t ws_parser_limit(const struct ws_parser *p, int compressed)
+{
+    return compressed ? (uint64_t)p->max_message + (p->max_message >> 8) + 64 : p->max_message;
 }
 
 /* Reads and judges the header at BUF.  Returns 0 while it is incomplete,
@@ -57,7 +65,7 @@ static int ws_parser_header(struct ws_parser *p, const uint8_t *buf, size_t len)
 {
     size_t need = 2;
     uint64_t plen;
-    int fin, opcode, masked;
+    int fin, opcode, masked, rsv1, compressed;
 
     if (len < 2) {
         return 0;
@@ -80,8 +88,10 @@ static int ws_parser_header(struct ws_parser *p, const uint8_t *buf, size_t len)
         }
     }
 
-    /* No extension is ever negotiated, so any RSV bit is a violation. */
-    if (buf[0] & 0x70) {
+    /* RSV2 and RSV3 belong to no extension parley speaks; RSV1 is
+     * permessage-deflate's, on the first frame of a data message only. */
+    rsv1 = (buf[0] & 0x40) != 0;
+    if ((buf[0] & 0x30) || (rsv1 && (!p->deflate || (opcode != WS_OP_TEXT && opcode != WS_OP_BINARY)))) {
         return -WS_CLOSE_PROTOCOL;
     }
     switch (opcode) {
@@ -122,15 +132,17 @@ static int ws_parser_header(struct ws_parser *p, const uint8_t *buf, size_t len)
         if (opcode == WS_OP_TEXT && p->in_message) {
             return -WS_CLOSE_PROTOCOL;
         }
-        /* message_len never exceeds max_message, so this cannot wrap.  The
+        /* message_len never exceeds the limit, so this cannot wrap.  The
          * second test keeps the frame size representable as ssize_t even
          * for an unlimited max_message. */
-        if (plen > p->max_message - p->message_len || plen > (uint64_t)SSIZE_MAX - WS_HEADER_MAX) {
+        compressed = opcode == WS_OP_TEXT ? rsv1 : p->message_compressed;
+        if (plen > ws_parser_limit(p, compressed) - p->message_len || plen > (uint64_t)SSIZE_MAX - WS_HEADER_MAX) {
             return -WS_CLOSE_TOO_BIG;
         }
         if (opcode == WS_OP_TEXT) {
             p->in_message = 1;
             p->message_opcode = WS_OP_TEXT;
+            p->message_compressed = rsv1;
         }
         p->message_len += plen;
     }
@@ -155,6 +167,7 @@ static ssize_t ws_parser_finish(struct ws_parser *p, uint8_t *buf, struct ws_fra
     struct ws_frame f = {
         .opcode = p->opcode,
         .fin = p->fin,
+        .compressed = p->opcode < WS_OP_CLOSE && p->message_compressed,
         .payload = payload,
         .len = len,
     };
@@ -178,11 +191,12 @@ static ssize_t ws_parser_finish(struct ws_parser *p, uint8_t *buf, struct ws_fra
     } else if (p->opcode < WS_OP_CLOSE && p->fin) {
         /* Every byte has been fed already; a message may still end in the
          * middle of a character. */
-        if (!utf8_complete(&p->utf8)) {
+        if (!p->message_compressed && !utf8_complete(&p->utf8)) {
             return -WS_CLOSE_INVALID_DATA;
         }
         p->in_message = 0;
         p->message_opcode = 0;
+        p->message_compressed = 0;
         p->message_len = 0;
         p->utf8 = (struct utf8){ 0 };
     }
@@ -221,8 +235,9 @@ ssize_t ws_parser_feed(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_
         ws_unmask(payload + p->unmasked, avail - p->unmasked, p->mask, p->unmasked);
         /* Check text as it arrives, so a bad byte fails the connection
          * without waiting for (and buffering) the rest of the frame.
-         * Binary is refused at the header, so every data frame is text. */
-        if (p->opcode < WS_OP_CLOSE && utf8_feed(&p->utf8, payload + p->unmasked, avail - p->unmasked) < 0) {
+         * Binary is refused at the header, so every data frame is text;
+         * compressed text is checked once inflated. */
+        if (p->opcode < WS_OP_CLOSE && !p->message_compressed && utf8_feed(&p->utf8, payload + p->unmasked, avail - p->unmasked) < 0) {
             return -WS_CLOSE_INVALID_DATA;
         }
         p->unmasked = avail;

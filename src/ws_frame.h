@@ -8,8 +8,16 @@
  * incrementally, across fragments and inside a frame still arriving, so a
  * bad byte fails the connection at once.
  *
+ * With permessage-deflate negotiated (ws_deflate.h), RSV1 on a message's
+ * first frame marks it compressed: its frames are passed through as they
+ * are, for the caller to inflate the whole message and check its text
+ * then; its compressed size may pass the limit by a little (deflate's worst
+ * case), the inflated size is the caller's to limit.
+ *
  * Violations are reported as the close code to send:
- *   1002 protocol error: RSV bits, reserved opcode, unmasked client frame,
+ *   1002 protocol error: RSV bits (RSV1 is allowed only as above, so never
+ *        on a continuation, a control frame or without the extension),
+ *        reserved opcode, unmasked client frame,
  *        control frame > 125 bytes or fragmented, 64-bit length with the top
  *        bit set, continuation without a start, data frame inside a
  *        fragmented message, close payload of 1 byte or with an invalid code
@@ -46,9 +54,11 @@ struct ws_parser {
     uint64_t len;
     size_t header_len;
     size_t unmasked;            /* payload bytes unmasked and checked so far */
+    int deflate;                /* permessage-deflate negotiated: RSV1 allowed */
     /* the data message being assembled from fragments */
     int in_message;
     int message_opcode;
+    int message_compressed;
     uint64_t message_len;
     struct utf8 utf8;
 };
@@ -57,6 +67,7 @@ struct ws_parser {
 struct ws_frame {
     int opcode;
     int fin;                    /* for data frames: the message ends here */
+    int compressed;             /* for data frames: of a compressed message */
     uint8_t *payload;
     size_t len;
     int close_code;             /* WS_OP_CLOSE: the code, or 1005 when absent */
@@ -64,7 +75,8 @@ struct ws_frame {
     size_t close_reason_len;
 };
 
-void ws_parser_init(struct ws_parser *p, size_t max_message);
+/* DEFLATE: permessage-deflate was negotiated. */
+void ws_parser_init(struct ws_parser *p, size_t max_message, int deflate);
 
 /* Looks at BUF (LEN bytes received and not consumed yet).  Returns:
  *   > 0  a complete frame occupying that many bytes (consume them); *OUT set

@@ -335,7 +335,7 @@ static void deliver(const struct bytes *wire, size_t max_message, struct deliver
 
     ck_assert_ptr_nonnull(rb);
     memset(got, 0, sizeof(*got));
-    ws_parser_init(&p, max_message);
+    ws_parser_init(&p, max_message, 0);
     while (delivered < wire->len) {
         before = delivered;
         delivered = delivery_next(&d, delivered, wire->len);
@@ -525,7 +525,7 @@ START_TEST(rfc_masked_hello)
     struct ws_parser p;
     struct ws_frame f;
 
-    ws_parser_init(&p, 100);
+    ws_parser_init(&p, 100, 0);
     ck_assert_int_eq(ws_parser_feed(&p, buf, sizeof(buf), &f), sizeof(buf));
     ck_assert_int_eq(f.opcode, WS_OP_TEXT);
     ck_assert_int_eq(f.fin, 1);
@@ -556,7 +556,7 @@ START_TEST(non_minimal_lengths)
     for (size_t i = 0; i < PL_ARRAY_LEN(cases); i++) {
         memcpy(buf, cases[i].head, cases[i].n);
         memset(buf + cases[i].n, 0x11, 4);      /* the mask */
-        ws_parser_init(&p, 1 << 20);
+        ws_parser_init(&p, 1 << 20, 0);
         ck_assert_msg(ws_parser_feed(&p, buf, cases[i].n + 4, &f) == (cases[i].ok ? 0 : -1002), "case %zu", i);
     }
 }
@@ -574,7 +574,7 @@ START_TEST(state_reset)
     ssize_t rc;
 
     plan_build(&pl, &c, 0);
-    ws_parser_init(&p, 50);
+    ws_parser_init(&p, 50, 0);
     rc = ws_parser_feed(&p, pl.wire.data, pl.wire.len, &f);
     ck_assert_int_gt(rc, 0);
     start += (size_t)rc;
@@ -612,7 +612,7 @@ START_TEST(binary_continuation)
 
     plan_build(&pl, &c, 1);
     second = 6 + 2;
-    ws_parser_init(&p, 100);
+    ws_parser_init(&p, 100, 0);
     ck_assert_int_eq(ws_parser_feed(&p, pl.wire.data, 6, &f), -1003);
     ck_assert_int_eq(ws_parser_feed(&p, pl.wire.data + second, 6, &f), -1003);
     ck_assert_int_eq(ws_parser_feed(&p, pl.wire.data + second + 7, 6, &f), -1003);
@@ -638,7 +638,7 @@ START_TEST(zero_limit)
         deliver_check(&pl, 0, (struct delivery){ .how = DELIVER_WHOLE }, c->what, "whole");
         plan_free(&pl);
     }
-    ws_parser_init(&p, 0);
+    ws_parser_init(&p, 0, 0);
     ck_assert_int_eq(ws_parser_feed(&p, (uint8_t *)"", 0, &f), 0);
 }
 END_TEST
@@ -680,7 +680,7 @@ START_TEST(header_encoder)
         /* As a client would send it: mask bit and key added. */
         h[1] |= 0x80;
         memcpy(h + n, rfc_mask, 4);
-        ws_parser_init(&p, SIZE_MAX / 2);
+        ws_parser_init(&p, SIZE_MAX / 2, 0);
         ck_assert_int_eq(ws_parser_feed(&p, h, n + 3, &f), 0);
         ck_assert_int_eq(p.have_header, 0);
         ck_assert_int_eq(ws_parser_feed(&p, h, n + 4, &f), cases[i].len == 0 ? (ssize_t)n + 4 : 0);

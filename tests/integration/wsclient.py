@@ -5,8 +5,11 @@ for it, so every exchange happens in the order the test spells out.  It can
 send anything a broken or hostile client would (unmasked frames, RSV bits,
 reserved opcodes, lying lengths), and it checks what the server sends back
 as strictly as a browser would: server frames must be unmasked, carry no RSV
-bits, control frames must be short and unfragmented, close codes valid, and
-text valid UTF-8."""
+bits (but RSV1 on a message's first frame when permessage-deflate was
+negotiated), control frames must be short and unfragmented, close codes
+valid, and text valid UTF-8.  With permessage-deflate it also holds the
+server to its answer (RFC 7692): compressed messages must inflate on their
+own (no context takeover) within the window the server named."""
 
 import base64
 import hashlib
@@ -15,11 +18,40 @@ import os
 import socket
 import struct
 import time
+import zlib
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+
+TAIL = b"\x00\x00\xff\xff"
+
+
+def parse_extensions(value):
+    """A Sec-WebSocket-Extensions value as [(name, {param: value or None})]."""
+    out = []
+    for ext in value.split(","):
+        parts = [p.strip() for p in ext.split(";")]
+        params = {}
+        for p in parts[1:]:
+            name, eq, v = p.partition("=")
+            if name.strip() in params:
+                raise ProtocolViolation("parameter %r repeated in %r" % (name, value))
+            params[name.strip()] = v.strip().strip('"') if eq else None
+        out.append((parts[0], params))
+    return out
+
+
+def deflate_message(data, wbits=15, final=False):
+    """DATA as a permessage-deflate payload of its own (the tail removed)."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -wbits)
+    if final:
+        return c.compress(data) + c.flush(zlib.Z_FINISH)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(TAIL)
+    return out[:-4]
+
 
 # Codes a server may put in a close frame (RFC 6455 7.4, not the reserved ones).
 _VALID_CLOSE = set(range(1000, 1004)) | set(range(1007, 1015)) | set(range(3000, 5000))
@@ -206,17 +238,26 @@ class WSClient:
         self.skipped = []           # messages passed over by recv_json/expect_close
         self.close_sent = False
         self.close_received = None  # (code, reason)
-        self._message = None        # (opcode, [payloads]) of a fragmented message in progress
+        self._message = None        # (opcode, [payloads], compressed) of a message in progress
+        self.deflate = None         # the server's permessage-deflate parameters, when accepted
+        self.server_bits = 15       # the window the server may compress with
+        self.compressed = 0         # messages received compressed
+        self.wire_bytes = 0         # bytes of every frame received
+        self._rsv1 = False          # the last frame parsed had RSV1
 
     # --- opening -----------------------------------------------------------
 
     @classmethod
-    def connect(cls, port, path, headers=None, origin=None, timeout=10.0, rcvbuf=None):
-        """Opens a WebSocket to PATH; checks the 101 response strictly."""
+    def connect(cls, port, path, headers=None, origin=None, timeout=10.0, rcvbuf=None, deflate=None):
+        """Opens a WebSocket to PATH; checks the 101 response strictly.
+        DEFLATE is a Sec-WebSocket-Extensions offer (True: a browser's)."""
         key = new_key()
         h = upgrade_headers(key)
         if origin is not None:
             h["Origin"] = origin
+        if deflate is not None:
+            h["Sec-WebSocket-Extensions"] = ("permessage-deflate; client_max_window_bits"
+                                             if deflate is True else deflate)
         h.update(headers or {})
         resp, sock, rest = raw_handshake(port, build_request(path, h), timeout, rcvbuf)
         if resp.status != 101:
@@ -229,14 +270,49 @@ class WSClient:
             if resp.headers.get("sec-websocket-accept") != accept_for(key):
                 raise ProtocolViolation("bad Sec-WebSocket-Accept %r for key %r"
                                         % (resp.headers.get("sec-websocket-accept"), key))
-            if "sec-websocket-extensions" in resp.headers:
-                raise ProtocolViolation("server chose an extension nobody offered")
+            accepted = cls._check_extensions(resp.headers.get("sec-websocket-extensions"),
+                                             h.get("Sec-WebSocket-Extensions"))
             if "sec-websocket-protocol" in resp.headers:
                 raise ProtocolViolation("server chose a subprotocol nobody offered")
         except BaseException:
             sock.close()
             raise
-        return cls(sock, rest, resp, timeout)
+        c = cls(sock, rest, resp, timeout)
+        if accepted is not None:
+            c.deflate = accepted
+            c.server_bits = int(accepted.get("server_max_window_bits") or 15)
+        return c
+
+    @staticmethod
+    def _check_extensions(answer, offer):
+        """The server's permessage-deflate parameters, None when it took no
+        extension; a ProtocolViolation for an answer RFC 7692 forbids."""
+        if answer is None:
+            return None
+        if offer is None:
+            raise ProtocolViolation("server chose an extension nobody offered: %r" % answer)
+        exts = parse_extensions(answer)
+        if len(exts) != 1 or exts[0][0] != "permessage-deflate":
+            raise ProtocolViolation("server answered %r to %r" % (answer, offer))
+        params = exts[0][1]
+        offered = {}
+        for name, p in parse_extensions(offer):
+            if name == "permessage-deflate":
+                offered.update(p)
+        for name, value in params.items():
+            if name in ("server_no_context_takeover", "client_no_context_takeover"):
+                if value is not None:
+                    raise ProtocolViolation("%s with a value in %r" % (name, answer))
+            elif name in ("server_max_window_bits", "client_max_window_bits"):
+                if name not in offered:
+                    raise ProtocolViolation("%s answered but not offered: %r" % (name, answer))
+                if value is None or not value.isdigit() or not 8 <= int(value) <= 15:
+                    raise ProtocolViolation("bad %s in %r" % (name, answer))
+                if offered[name] is not None and int(value) > int(offered[name]):
+                    raise ProtocolViolation("%s above the offer in %r" % (name, answer))
+            else:
+                raise ProtocolViolation("unknown parameter %r in %r" % (name, answer))
+        return params
 
     # --- sending -----------------------------------------------------------
 
@@ -280,6 +356,16 @@ class WSClient:
 
     def send_json(self, doc):
         self.send_text(json.dumps(doc))
+
+    def send_compressed(self, text, fragments=1, final=False):
+        """TEXT as one compressed message (RSV1 on its first frame only),
+        in FRAGMENTS frames."""
+        data = deflate_message(text.encode() if isinstance(text, str) else text, final=final)
+        step = max(1, -(-len(data) // fragments))
+        pieces = [data[i:i + step] for i in range(0, len(data), step)] or [b""]
+        for i, piece in enumerate(pieces):
+            self.send_frame(OP_TEXT if i == 0 else OP_CONT, piece, fin=i == len(pieces) - 1,
+                            rsv=4 if i == 0 else 0)
 
     def ping(self, payload=b""):
         self.send_frame(OP_PING, payload)
@@ -344,9 +430,11 @@ class WSClient:
             return None
         payload = bytes(b[pos:pos + n])
         del b[:pos + n]
+        self.wire_bytes += pos + n
         fin, rsv, opcode = bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF
-        if rsv:
-            raise ProtocolViolation("server frame has RSV bits %d" % rsv)
+        self._rsv1 = rsv == 4
+        if rsv and not (rsv == 4 and self.deflate is not None and opcode in (OP_TEXT, OP_BINARY)):
+            raise ProtocolViolation("server frame has RSV bits %d (opcode %#x)" % (rsv, opcode))
         if opcode in (3, 4, 5, 6, 7) or opcode > 0xA:
             raise ProtocolViolation("server frame has reserved opcode %#x" % opcode)
         if opcode >= 8 and (not fin or n > 125):
@@ -416,17 +504,32 @@ class WSClient:
             else:
                 if self._message is not None:
                     raise ProtocolViolation("new data frame inside a fragmented message")
-                self._message = (opcode, [payload])
+                self._message = (opcode, [payload], self._rsv1)
             if fin:
-                opcode, parts = self._message
+                opcode, parts, compressed = self._message
                 self._message = None
                 data = b"".join(parts)
+                if compressed:
+                    data = self._inflate(data)
                 if opcode == OP_TEXT:
                     try:
                         data.decode("utf-8")
                     except UnicodeDecodeError:
                         raise ProtocolViolation("text message is not UTF-8: %r" % data[:100])
                 return opcode, data
+
+    def _inflate(self, data):
+        """A compressed message on its own, in the server's window: a
+        server that kept context, or used a wider window, fails here."""
+        self.compressed += 1
+        d = zlib.decompressobj(-self.server_bits)
+        try:
+            out = d.decompress(data + TAIL)
+        except zlib.error as e:
+            raise ProtocolViolation("compressed message does not inflate on its own: %s" % e)
+        if d.unconsumed_tail:
+            raise ProtocolViolation("compressed message with bytes past its end")
+        return out
 
     def recv_json(self, timeout=None, type=None):
         """The next text message, parsed (skipping pings and pongs).  With
