@@ -120,7 +120,7 @@ static void ws_offer_param(struct ws_offer *o, const char *name, const char *val
 int ws_deflate_negotiate(const char *offers, int max_bits, char *response, size_t size)
 {
     const char *p = offers;
-    int accepted = 0;
+    int accepted = 0, named = 0;
 
     if (p == NULL) {
         return 0;
@@ -163,16 +163,16 @@ int ws_deflate_negotiate(const char *offers, int max_bits, char *response, size_
         if (!accepted && o.ok && strcasecmp(name, "permessage-deflate") == 0
             && (o.server_bits == 0 || o.server_bits >= WS_DEFLATE_MIN_BITS)) {
             accepted = o.server_bits != 0 && o.server_bits < max_bits ? o.server_bits : max_bits;
-            /* The window is named only when the client asked for one:
-             * some clients refuse a parameter they did not offer. */
-            if (o.server_bits != 0) {
-                snprintf(response, size, "permessage-deflate; server_no_context_takeover; "
-                         "client_no_context_takeover; server_max_window_bits=%d", accepted);
-            } else {
-                snprintf(response, size, "permessage-deflate; server_no_context_takeover; "
-                         "client_no_context_takeover");
-            }
+            named = o.server_bits != 0;
         }
+    }
+    /* The window is named only when the client asked for one: some
+     * clients refuse a parameter they did not offer. */
+    if (accepted && named) {
+        snprintf(response, size, "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+                 "server_max_window_bits=%d", accepted);
+    } else if (accepted) {
+        snprintf(response, size, "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
     }
     return accepted;
 }

@@ -32,7 +32,7 @@ enum key_kind {
     K_INSTANCE, K_INSTANCE_PRESENCE, K_INSTANCES,
 };
 
-static int key_build(enum key_kind kind, char *out, size_t outlen, const char *prefix, const char *a, const char *b)
+static int key_build(enum key_kind kind, char *out, size_t outlen, const char *prefix, const char *a)
 {
     switch (kind) {
     case K_SESSION:           return key_session(out, outlen, prefix, a);
@@ -49,31 +49,31 @@ static int key_build(enum key_kind kind, char *out, size_t outlen, const char *p
 
 static const struct key_case {
     enum key_kind kind;
-    const char *prefix, *a, *b;
+    const char *prefix, *a;
     const char *want;
 } key_cases[] = {
-    { K_SESSION, "parley:", "tok_-123", NULL, "parley:session:tok_-123" },
-    { K_ROOM_LOG, "parley:", "lobby", NULL, "parley:room:lobby:log" },
-    { K_ROOM_MEMBERS, "parley:", "lobby", NULL, "parley:room:lobby:members" },
-    { K_ROOM_CHANNEL, "parley:", "lobby", NULL, "parley:room:lobby" },
-    { K_USER_CHANNEL, "parley:", "alice", NULL, "parley:user:alice" },
-    { K_INSTANCE, "parley:", "host1-42", NULL, "parley:instance:host1-42" },
-    { K_INSTANCE_PRESENCE, "parley:", "host1-42", NULL, "parley:instance:host1-42:presence" },
-    { K_INSTANCES, "parley:", NULL, NULL, "parley:instances" },
+    { K_SESSION, "parley:", "tok_-123", "parley:session:tok_-123" },
+    { K_ROOM_LOG, "parley:", "lobby", "parley:room:lobby:log" },
+    { K_ROOM_MEMBERS, "parley:", "lobby", "parley:room:lobby:members" },
+    { K_ROOM_CHANNEL, "parley:", "lobby", "parley:room:lobby" },
+    { K_USER_CHANNEL, "parley:", "alice", "parley:user:alice" },
+    { K_INSTANCE, "parley:", "host1-42", "parley:instance:host1-42" },
+    { K_INSTANCE_PRESENCE, "parley:", "host1-42", "parley:instance:host1-42:presence" },
+    { K_INSTANCES, "parley:", NULL, "parley:instances" },
 
-    { K_SESSION, "x:", "t", NULL, "x:session:t" },
-    { K_ROOM_LOG, "x:", "a.b", NULL, "x:room:a.b:log" },
-    { K_ROOM_MEMBERS, "x:", "a.b", NULL, "x:room:a.b:members" },
-    { K_ROOM_CHANNEL, "x:", "a.b", NULL, "x:room:a.b" },
-    { K_USER_CHANNEL, "x:", "bob", NULL, "x:user:bob" },
-    { K_INSTANCE, "x:", "i", NULL, "x:instance:i" },
-    { K_INSTANCE_PRESENCE, "x:", "i", NULL, "x:instance:i:presence" },
-    { K_INSTANCES, "x:", NULL, NULL, "x:instances" },
+    { K_SESSION, "x:", "t", "x:session:t" },
+    { K_ROOM_LOG, "x:", "a.b", "x:room:a.b:log" },
+    { K_ROOM_MEMBERS, "x:", "a.b", "x:room:a.b:members" },
+    { K_ROOM_CHANNEL, "x:", "a.b", "x:room:a.b" },
+    { K_USER_CHANNEL, "x:", "bob", "x:user:bob" },
+    { K_INSTANCE, "x:", "i", "x:instance:i" },
+    { K_INSTANCE_PRESENCE, "x:", "i", "x:instance:i:presence" },
+    { K_INSTANCES, "x:", NULL, "x:instances" },
 
     /* The prefix is used verbatim, even empty or without a colon. */
-    { K_ROOM_CHANNEL, "", "lobby", NULL, "room:lobby" },
-    { K_INSTANCES, "", NULL, NULL, "instances" },
-    { K_USER_CHANNEL, "app1.", "alice", NULL, "app1.user:alice" },
+    { K_ROOM_CHANNEL, "", "lobby", "room:lobby" },
+    { K_INSTANCES, "", NULL, "instances" },
+    { K_USER_CHANNEL, "app1.", "alice", "app1.user:alice" },
 };
 
 START_TEST(keys)
@@ -82,7 +82,7 @@ START_TEST(keys)
     size_t len = strlen(c->want);
     char out[256], *exact;
 
-    ck_assert_int_eq(key_build(c->kind, out, sizeof(out), c->prefix, c->a, c->b), (int)len);
+    ck_assert_int_eq(key_build(c->kind, out, sizeof(out), c->prefix, c->a), (int)len);
     ck_assert_str_eq(out, c->want);
 
     /* Exactly big enough works; one byte less fails and leaves "", never a
@@ -91,7 +91,7 @@ START_TEST(keys)
     for (size_t size = 0; size <= len + 1; size++) {
         exact = malloc(size > 0 ? size : 1);
         memset(exact, '#', size);
-        ck_assert_int_eq(key_build(c->kind, exact, size, c->prefix, c->a, c->b), size == len + 1 ? (int)len : -1);
+        ck_assert_int_eq(key_build(c->kind, exact, size, c->prefix, c->a), size == len + 1 ? (int)len : -1);
         if (size == len + 1) {
             ck_assert_str_eq(exact, c->want);
         } else if (size > 0) {

@@ -59,6 +59,7 @@ struct wcase {
     size_t fail_frame;
     int fail_at;
     size_t max_message;         /* 0: DEFAULT_MAX */
+    int deflate;                /* permessage-deflate negotiated */
 };
 
 #define FAILS(code, frame, at) .err = (code), .fail_frame = (frame), .fail_at = (at)
@@ -157,6 +158,27 @@ static const struct wcase frame_cases[] = {
     { "close reason not UTF-8", FRAMES(FR(0x88, "\x03\xe8" "ab\xff")), FAILS(1007, 0, FAIL_END) },
     { "close reason truncated", FRAMES(FR(0x88, "\x03\xe8" "\xc3")), FAILS(1007, 0, FAIL_END) },
     { "close between fragments", FRAMES(TXT_START("a"), CLOSE("\x03\xe8", 1000)) },
+
+    /* permessage-deflate: RSV1 marks a message's first frame compressed;
+     * its bytes are not text yet, so they pass unchecked. */
+    { "compressed text", FRAMES(FR(0xC1, "\xff\xfe\x00")), .deflate = 1 },
+    { "compressed fragments around a ping", FRAMES(FR(0x41, "\xff"), PING("p"), CONT_END("\xfe"), TXT("plain")),
+      .deflate = 1 },
+    { "plain text still checked", FRAMES(FR(0xC1, "\xff"), TXT("\xff")), FAILS(1007, 1, 0), .deflate = 1 },
+    { "RSV1 without the extension", FRAMES(FR(0xC1, "a")), FAILS(1002, 0, FAIL_HEADER) },
+    { "RSV1 on a continuation", FRAMES(FR(0x41, "a"), FR(0xC0, "b")), FAILS(1002, 1, FAIL_HEADER), .deflate = 1 },
+    { "RSV1 on a continuation of plain text", FRAMES(TXT_START("a"), FR(0xC0, "b")), FAILS(1002, 1, FAIL_HEADER),
+      .deflate = 1 },
+    { "RSV1 on a ping", FRAMES(FR(0xC9, "")), FAILS(1002, 0, FAIL_HEADER), .deflate = 1 },
+    { "RSV1 on a close", FRAMES(FR(0xC8, "\x03\xe8")), FAILS(1002, 0, FAIL_HEADER), .deflate = 1 },
+    { "RSV2 with the extension", FRAMES(FR(0xA1, "a")), FAILS(1002, 0, FAIL_HEADER), .deflate = 1 },
+    { "RSV1 and RSV3", FRAMES(FR(0xD1, "a")), FAILS(1002, 0, FAIL_HEADER), .deflate = 1 },
+    { "compressed binary", FRAMES(FR(0xC2, "a")), FAILS(1003, 0, FAIL_HEADER), .deflate = 1 },
+    { "compressed message within deflate's slack", FRAMES(HDR(0xC1, 74)), .max_message = 10, .deflate = 1 },
+    { "compressed message past the slack", FRAMES(HDR(0xC1, 75)), FAILS(1009, 0, FAIL_HEADER), .max_message = 10,
+      .deflate = 1 },
+    { "plain message keeps the exact limit", FRAMES(HDR(0x81, 11)), FAILS(1009, 0, FAIL_HEADER), .max_message = 10,
+      .deflate = 1 },
 };
 
 /* A growable byte string. */
@@ -178,7 +200,7 @@ static void bytes_add(struct bytes *b, const void *p, size_t n)
 
 /* What the parser made of a stream: its frames, then its verdict. */
 struct event {
-    int opcode, fin, close_code;
+    int opcode, fin, close_code, compressed;
     const uint8_t *data;
     size_t len;
     const uint8_t *reason;
@@ -233,6 +255,8 @@ static void wire_header(struct bytes *w, uint8_t b0, uint64_t len, const uint8_t
 
 static void plan_build(struct plan *pl, const struct wcase *c, int random_mask)
 {
+    int compressed = 0;
+
     memset(pl, 0, sizeof(*pl));
     pl->fail_pos = SIZE_MAX;
     ck_assert_uint_le(c->nf, MAX_FRAMES);
@@ -269,6 +293,10 @@ static void plan_build(struct plan *pl, const struct wcase *c, int random_mask)
 
             e->opcode = f->b0 & 0x0F;
             e->fin = f->b0 >> 7;
+            if (e->opcode == WS_OP_TEXT) {
+                compressed = (f->b0 & 0x40) != 0;
+            }
+            e->compressed = e->opcode < WS_OP_CLOSE && compressed;
             e->data = clear;
             e->len = f->n;
             if (e->opcode == WS_OP_CLOSE) {
@@ -325,7 +353,7 @@ static size_t delivery_next(struct delivery *d, size_t delivered, size_t len)
 /* Plays WIRE to a parser the way a connection would: appends what arrives
  * to a receive buffer, feeds what is not consumed yet from the same start,
  * and consumes each frame returned. */
-static void deliver(const struct bytes *wire, size_t max_message, struct delivery d, struct outcome *got)
+static void deliver(const struct bytes *wire, size_t max_message, int deflate, struct delivery d, struct outcome *got)
 {
     struct ws_parser p;
     struct ws_frame f;
@@ -335,7 +363,7 @@ static void deliver(const struct bytes *wire, size_t max_message, struct deliver
 
     ck_assert_ptr_nonnull(rb);
     memset(got, 0, sizeof(*got));
-    ws_parser_init(&p, max_message, 0);
+    ws_parser_init(&p, max_message, deflate);
     while (delivered < wire->len) {
         before = delivered;
         delivered = delivery_next(&d, delivered, wire->len);
@@ -366,6 +394,7 @@ static void deliver(const struct bytes *wire, size_t max_message, struct deliver
             memcpy(copy, f.payload, f.len);
             e->opcode = f.opcode;
             e->fin = f.fin;
+            e->compressed = f.compressed;
             e->data = copy;
             e->len = f.len;
             e->close_code = f.close_code;
@@ -396,8 +425,9 @@ static void outcome_check(const char *what, const char *how, const struct plan *
     for (size_t i = 0; i < want->nev; i++) {
         const struct event *g = &got->ev[i], *w = &want->ev[i];
 
-        ck_assert_msg(g->opcode == w->opcode && g->fin == w->fin, "%s (%s): frame %zu opcode %d fin %d", what, how,
-                      i, g->opcode, g->fin);
+        ck_assert_msg(g->opcode == w->opcode && g->fin == w->fin && g->compressed == w->compressed,
+                      "%s (%s): frame %zu opcode %d fin %d compressed %d", what, how, i, g->opcode, g->fin,
+                      g->compressed);
         ck_assert_msg(g->len == w->len && memcmp(g->data, w->data, w->len) == 0, "%s (%s): frame %zu payload", what,
                       how, i);
         ck_assert_msg(g->close_code == w->close_code, "%s (%s): frame %zu close code %d, want %d", what, how, i,
@@ -414,11 +444,11 @@ static void outcome_check(const char *what, const char *how, const struct plan *
     }
 }
 
-static void deliver_check(const struct plan *pl, size_t max, struct delivery d, const char *what, const char *how)
+static void deliver_check(const struct plan *pl, size_t max, int deflate, struct delivery d, const char *what, const char *how)
 {
     struct outcome got;
 
-    deliver(&pl->wire, max, d, &got);
+    deliver(&pl->wire, max, deflate, d, &got);
     outcome_check(what, how, pl, &got);
     outcome_free(&got);
 }
@@ -435,8 +465,8 @@ static void case_check(const struct wcase *c)
 
         plan_build(&pl, c, random_mask);
         len = pl.wire.len;
-        deliver_check(&pl, max, (struct delivery){ .how = DELIVER_WHOLE }, c->what, "whole");
-        deliver_check(&pl, max, (struct delivery){ .how = DELIVER_BYTES }, c->what, "byte by byte");
+        deliver_check(&pl, max, c->deflate, (struct delivery){ .how = DELIVER_WHOLE }, c->what, "whole");
+        deliver_check(&pl, max, c->deflate, (struct delivery){ .how = DELIVER_BYTES }, c->what, "byte by byte");
         for (size_t k = 1; k < len; k++) {
             /* Cutting a long frame everywhere would take minutes; near its
              * header and end is where the parser changes state. */
@@ -444,11 +474,11 @@ static void case_check(const struct wcase *c)
                 continue;
             }
             snprintf(how, sizeof(how), "split at %zu", k);
-            deliver_check(&pl, max, (struct delivery){ .how = DELIVER_SPLIT, .k = k }, c->what, how);
+            deliver_check(&pl, max, c->deflate, (struct delivery){ .how = DELIVER_SPLIT, .k = k }, c->what, how);
         }
         for (unsigned seed = 1; seed <= 8; seed++) {
             snprintf(how, sizeof(how), "random pieces, seed %u", seed);
-            deliver_check(&pl, max, (struct delivery){ .how = DELIVER_RANDOM, .seed = seed }, c->what, how);
+            deliver_check(&pl, max, c->deflate, (struct delivery){ .how = DELIVER_RANDOM, .seed = seed }, c->what, how);
         }
         plan_free(&pl);
     }
@@ -634,8 +664,8 @@ START_TEST(zero_limit)
         const struct wcase *c = i ? &one : &empty;
 
         plan_build(&pl, c, 0);
-        deliver_check(&pl, 0, (struct delivery){ .how = DELIVER_BYTES }, c->what, "byte by byte");
-        deliver_check(&pl, 0, (struct delivery){ .how = DELIVER_WHOLE }, c->what, "whole");
+        deliver_check(&pl, 0, 0, (struct delivery){ .how = DELIVER_BYTES }, c->what, "byte by byte");
+        deliver_check(&pl, 0, 0, (struct delivery){ .how = DELIVER_WHOLE }, c->what, "whole");
         plan_free(&pl);
     }
     ws_parser_init(&p, 0, 0);

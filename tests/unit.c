@@ -42,6 +42,7 @@ int main(void)
     srunner_add_suite(sr, suite_token());
     srunner_add_suite(sr, suite_url());
     srunner_add_suite(sr, suite_utf8());
+    srunner_add_suite(sr, suite_ws_deflate());
     srunner_add_suite(sr, suite_ws_frame());
     srunner_run_all(sr, CK_NORMAL);
     run = srunner_ntests_run(sr);

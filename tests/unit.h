@@ -23,6 +23,7 @@ Suite *suite_sse_parse(void);
 Suite *suite_token(void);
 Suite *suite_url(void);
 Suite *suite_utf8(void);
+Suite *suite_ws_deflate(void);
 Suite *suite_ws_frame(void);
 
 /* Writes TEXT to a new temporary file and returns its path (static buffer). */

@@ -1,14 +1,18 @@
-/* fuzz_ws_frame.c - libFuzzer target: the frame parser fed whole and in two pieces, UTF-8 likewise.
- * links: utf8.c */
+/* fuzz_ws_frame.c - libFuzzer target: the frame parser fed whole and in two pieces, with and without
+ * permessage-deflate (compressed messages inflated under the limit), UTF-8 likewise.
+ * links: utf8.c ws_deflate.c log.c */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 
 /* Small enough that the fuzzer reaches 1009 with short inputs. */
 #define FUZZ_MAX_MESSAGE 512
+/* A compressed message may take a little more on the wire. */
+#define FUZZ_MAX_COMPRESSED (FUZZ_MAX_MESSAGE + (FUZZ_MAX_MESSAGE >> 8) + 64)
 
 /* What one delivery made of the input: a log of every frame returned
  * (a fixed record, then the payload) and the last verdict. */
@@ -16,8 +20,9 @@ struct run {
     uint8_t *log;
     size_t log_len, log_cap;
     ssize_t verdict;
+    int deflate;                /* permessage-deflate negotiated */
     /* the text message being received, as this harness sees it */
-    uint8_t msg[FUZZ_MAX_MESSAGE];
+    uint8_t msg[FUZZ_MAX_COMPRESSED];
     size_t msg_len;
     int in_msg;
 };
@@ -31,6 +36,27 @@ static void run_log(struct run *r, const void *p, size_t n)
     }
     memcpy(r->log + r->log_len, p, n);
     r->log_len += n;
+}
+
+/* A compressed message inflates within the limit, or is refused as too
+ * big or invalid; never anything else, never past the limit. */
+static void inflate_check(const uint8_t *msg, size_t len)
+{
+    char *text = NULL;
+    size_t got = 0;
+
+    switch (ws_deflate_inflate(msg, len, FUZZ_MAX_MESSAGE, &text, &got)) {
+    case WS_INFLATE_OK:
+        CHECK(text != NULL && got <= FUZZ_MAX_MESSAGE && text[got] == '\0');
+        free(text);
+        break;
+    case WS_INFLATE_TOO_BIG:
+    case WS_INFLATE_INVALID:
+        CHECK(text == NULL);
+        break;
+    default:
+        CHECK(!"inflate ran out of memory");
+    }
 }
 
 /* Checks a frame the parser returned for the bytes at IN (the original,
@@ -51,11 +77,15 @@ static void frame_check(struct run *r, const struct ws_frame *f, const uint8_t *
     case WS_OP_CONT:
         CHECK(f->opcode == WS_OP_TEXT ? !r->in_msg : r->in_msg);
         CHECK(f->close_code == 0 && f->close_reason == NULL);
-        CHECK(r->msg_len + f->len <= FUZZ_MAX_MESSAGE);
+        CHECK(!f->compressed || r->deflate);
+        CHECK(r->msg_len + f->len <= (f->compressed ? FUZZ_MAX_COMPRESSED : FUZZ_MAX_MESSAGE));
         memcpy(r->msg + r->msg_len, f->payload, f->len);
         r->msg_len += f->len;
         r->in_msg = !f->fin;
-        if (f->fin) {
+        if (f->fin && f->compressed) {
+            inflate_check(r->msg, r->msg_len);
+            r->msg_len = 0;
+        } else if (f->fin) {
             /* The incremental check across fragments agrees with a
              * whole-message check. */
             CHECK(utf8_valid(r->msg, r->msg_len));
@@ -154,7 +184,7 @@ static void run_deliver(struct run *r, const uint8_t *in, size_t len, size_t spl
 
     CHECK(rb != NULL);
     memcpy(rb, in, len);
-    ws_parser_init(&p, FUZZ_MAX_MESSAGE);
+    ws_parser_init(&p, FUZZ_MAX_MESSAGE, r->deflate);
     if (run_feed(r, &p, rb, in, &start, split) == 0 && split < len) {
         run_feed(r, &p, rb, in, &start, len);
     }
@@ -224,13 +254,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     len = size - 1;
     cut = data[0] % (len + 1);
 
-    run_deliver(&whole, in, len, len);
-    run_deliver(&split, in, len, cut);
-    /* Where the input was cut changes nothing. */
-    CHECK(whole.verdict == split.verdict);
-    CHECK(whole.log_len == split.log_len && (whole.log_len == 0 || memcmp(whole.log, split.log, whole.log_len) == 0));
-    free(whole.log);
-    free(split.log);
+    for (int deflate = 0; deflate <= 1; deflate++) {
+        whole = (struct run){ .deflate = deflate };
+        split = (struct run){ .deflate = deflate };
+        run_deliver(&whole, in, len, len);
+        run_deliver(&split, in, len, cut);
+        /* Where the input was cut changes nothing. */
+        CHECK(whole.verdict == split.verdict);
+        CHECK(whole.log_len == split.log_len
+              && (whole.log_len == 0 || memcmp(whole.log, split.log, whole.log_len) == 0));
+        free(whole.log);
+        free(split.log);
+    }
 
     v = utf8_verdict(in, len, 0, len);
     CHECK(v == utf8_verdict(in, len, cut, 0));
