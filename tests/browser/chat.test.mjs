@@ -1,5 +1,5 @@
 // chat.test.mjs - parley's web client in headless Chromium against the real
-// parleyd: chatting, the agent's stream, a restart, HTML injection, the SSE
+// parleyd: chatting (compressed: permessage-deflate), the agent's stream, a restart, HTML injection, the SSE
 // fallback, history on scroll and a phone-sized screen; the agent's answers
 // resumed after a reload or a cut, rendered as safe Markdown, stopped by
 // their asker, and a private answer's stream resumed.  tests/browser/run
@@ -49,6 +49,28 @@ async function closeAll() {
 function noPageErrors(...list) {
   for (const p of list) assert.deepEqual(p.errors, [], 'uncaught errors in the page');
 }
+
+test('the WebSocket is compressed both ways and long messages arrive whole', async () => {
+  const room = unique('deflate');
+  const alice = await chat('alice', room);
+  const bob = await chat('bob', room);
+  try {
+    // openChat holds every handshake to permessage-deflate; here, that there was one.
+    assert.ok(alice.wsExtensions.length >= 1 && bob.wsExtensions.length >= 1, 'a WebSocket handshake was seen');
+    // Chromium compresses what it sends (parley inflates it) and inflates
+    // what parley compressed once for both pages.
+    const long = Array.from({ length: 120 }, (_, i) => `word${i % 17} of a long message`).join(' ');
+    await send(alice, long);
+    await send(bob, 'short reply');
+    for (const page of [alice, bob]) {
+      await waitForText(page, 'short reply');
+      assert.deepEqual(await bodies(page), [long, 'short reply'], 'both, whole, in order');
+    }
+    noPageErrors(alice, bob);
+  } finally {
+    await closeAll();
+  }
+});
 
 test('two pages chat with each other and see every message once', async () => {
   const room = unique('duo');

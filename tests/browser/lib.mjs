@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 function env(name) {
@@ -132,6 +133,7 @@ export async function openChat(browser, user, room, opts = {}) {
   const context = await newContext(browser, { viewport: opts.viewport || { width: 1100, height: 760 } });
   if (opts.before) await opts.before(context);
   const page = await context.newPage();
+  await recordHandshakes(context, page);
   page.dialogs = [];
   page.errors = [];
   page.on('dialog', (d) => {
@@ -144,9 +146,39 @@ export async function openChat(browser, user, room, opts = {}) {
   await page.fill('#login-room', room);
   await page.click('#login-submit');
   await waitOnline(page, opts.mode);
+  assertCompressed(page);
   // The first page of history has been asked for once the label settles.
   await page.waitForFunction(() => document.getElementById('history-label').textContent !== 'loading…');
   return page;
+}
+
+/**
+ * Records the Sec-WebSocket-Extensions of every WebSocket handshake PAGE
+ * makes, as Chromium's network stack received it (DevTools protocol), in
+ * page.wsExtensions.  A WebSocket a test relays (routeWebSocket) never
+ * reaches the network and is not recorded.
+ */
+async function recordHandshakes(context, page) {
+  page.wsExtensions = [];
+  const cdp = await context.newCDPSession(page);
+  cdp.on('Network.webSocketHandshakeResponseReceived', (e) => {
+    const headers = e.response.headers || {};
+    const name = Object.keys(headers).find((h) => h.toLowerCase() === 'sec-websocket-extensions');
+    page.wsExtensions.push(name ? headers[name] : null);
+  });
+  await cdp.send('Network.enable');
+}
+
+/**
+ * Every WebSocket the page opened negotiated permessage-deflate, answered
+ * with no context takeover both ways (parley's default): everything the
+ * browser tests do runs compressed.
+ */
+export function assertCompressed(page) {
+  for (const ext of page.wsExtensions) {
+    assert.equal(ext, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover',
+      'the WebSocket negotiated compression');
+  }
 }
 
 export async function waitOnline(page, mode, timeout = 15000) {
