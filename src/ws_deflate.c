@@ -246,7 +246,7 @@ enum ws_inflate_result ws_deflate_inflate(const uint8_t *in, size_t len, size_t 
 {
     z_stream *z = &wsd.inf;
     size_t cap = max < WS_INFLATE_FIRST ? max + 1 : WS_INFLATE_FIRST, got = 0;
-    int tail = 0, rc;
+    int tail = 0, ok = 0, rc;
     char *buf;
 
     if (!wsd.inf_ready) {
@@ -258,8 +258,11 @@ enum ws_inflate_result ws_deflate_inflate(const uint8_t *in, size_t len, size_t 
     } else if (inflateReset(z) != Z_OK) {
         return WS_INFLATE_NO_MEMORY;
     }
-    if (len > UINT32_MAX || (buf = malloc(cap + 1)) == NULL) {
-        return len > UINT32_MAX ? WS_INFLATE_TOO_BIG : WS_INFLATE_NO_MEMORY;
+    if (len > UINT32_MAX) {
+        return WS_INFLATE_TOO_BIG;      /* zlib counts in 32 bits */
+    }
+    if ((buf = malloc(cap + 1)) == NULL) {
+        return WS_INFLATE_NO_MEMORY;
     }
     z->next_in = (Bytef *)(uintptr_t)in;
     z->avail_in = (uInt)len;
@@ -295,13 +298,8 @@ enum ws_inflate_result ws_deflate_inflate(const uint8_t *in, size_t len, size_t 
         }
         if (rc == Z_STREAM_END) {
             /* A final block may end the message; nothing may follow it. */
-            if (!tail && z->avail_in > 0) {
-                break;
-            }
-            buf[got] = '\0';
-            *out = buf;
-            *out_len = got;
-            return WS_INFLATE_OK;
+            ok = tail || z->avail_in == 0;
+            break;
         }
         if (rc != Z_OK && rc != Z_BUF_ERROR) {
             break;
@@ -309,15 +307,16 @@ enum ws_inflate_result ws_deflate_inflate(const uint8_t *in, size_t len, size_t 
         if (tail && z->avail_in == 0 && z->avail_out > 0) {
             /* Everything is in: the message must end where a block does,
              * or it was cut short. */
-            if (!(z->data_type & 128)) {
-                break;
-            }
-            buf[got] = '\0';
-            *out = buf;
-            *out_len = got;
-            return WS_INFLATE_OK;
+            ok = (z->data_type & 128) != 0;
+            break;
         }
     }
-    free(buf);
-    return rc == Z_MEM_ERROR ? WS_INFLATE_NO_MEMORY : WS_INFLATE_INVALID;
+    if (!ok) {
+        free(buf);
+        return rc == Z_MEM_ERROR ? WS_INFLATE_NO_MEMORY : WS_INFLATE_INVALID;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *out_len = got;
+    return WS_INFLATE_OK;
 }
