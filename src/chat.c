@@ -741,6 +741,13 @@ static void chat_auth(struct chat_client *cl, json_object *msg)
     auth_token_verify(token, chat_on_token, cl);
 }
 
+/* For ws.h: the rate limit, before a message is inflated or parsed. */
+static int chat_admit(struct ws_conn *ws, void *state)
+{
+    PL_UNUSED(ws);
+    return chat_rate_ok(state);
+}
+
 static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size_t len)
 {
     struct chat_client *cl = state;
@@ -749,9 +756,6 @@ static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size
     char why[160];
 
     PL_UNUSED(ws);
-    if (!chat_rate_ok(cl)) {
-        return;
-    }
     msg = json_strict_parse(text, len, "the message", why, sizeof(why));
     if (msg == NULL) {
         chat_error(cl, "invalid_json", why);
@@ -781,6 +785,7 @@ static void chat_on_text(struct ws_conn *ws, void *state, const char *text, size
 
 static const struct ws_handlers chat_handlers = {
     .on_open = chat_open,
+    .admit = chat_admit,
     .on_text = chat_on_text,
     .on_close = chat_close,
     .owes_replies = chat_owes_replies,

@@ -332,6 +332,9 @@ static void ws_on_message(struct ws_conn *c, const uint8_t *msg, size_t len, int
     char *text;
     size_t tlen;
 
+    if (!ws.handlers->admit(c, c->state)) {
+        return;
+    }
     if (!compressed) {
         metrics_add(METRIC_MESSAGES_IN, 1);
         ws.handlers->on_text(c, c->state, (const char *)msg, len);
@@ -588,22 +591,21 @@ static void ws_accept(struct http_hold *hold, const struct auth_identity *who, v
     }
 }
 
-/* Every Sec-WebSocket-Extensions header is one list (RFC 7230 3.2.2); a
- * header too long to join is left out, whole, so no offer is cut in two. */
+/* The Sec-WebSocket-Extensions headers in order, each judged on its own:
+ * the first offer that can be honoured wins, and a header that does not
+ * parse declines only the offers in it.  No length is too long to read. */
 static int ws_negotiate(evhtp_request_t *req, char *response, size_t size)
 {
-    char offers[2048];
-    size_t n = 0;
     evhtp_kv_t *kv;
+    int bits;
 
-    offers[0] = '\0';
     TAILQ_FOREACH(kv, req->headers_in, next) {
         if (kv->key != NULL && kv->val != NULL && strcasecmp(kv->key, "Sec-WebSocket-Extensions") == 0
-            && n + kv->vlen + 2 < sizeof(offers)) {
-            n += (size_t)snprintf(offers + n, sizeof(offers) - n, "%s%s", n > 0 ? "," : "", kv->val);
+            && (bits = ws_deflate_negotiate(kv->val, ws.cfg->ws_deflate_window_bits, response, size)) > 0) {
+            return bits;
         }
     }
-    return ws_deflate_negotiate(offers, ws.cfg->ws_deflate_window_bits, response, size);
+    return 0;
 }
 
 static void ws_upgrade(evhtp_request_t *req, const struct http_params *params)

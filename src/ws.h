@@ -34,6 +34,10 @@ struct ws_handlers {
     /* RESUME: the id the client resumes from ("": none; event_resume_id). */
     void *(*on_open)(struct ws_conn *c, const struct auth_identity *who, const char *room,
                      const char *resume);
+    /* Whether the message that has just come is to be read at all (the
+     * rate limit), asked before it is inflated: a dropped message costs
+     * nothing to decompress.  on_text follows only when it says yes. */
+    int (*admit)(struct ws_conn *c, void *state);
     void (*on_text)(struct ws_conn *c, void *state, const char *text, size_t len);
     void (*on_close)(struct ws_conn *c, void *state);
     int (*owes_replies)(struct ws_conn *c, void *state);

@@ -297,8 +297,10 @@ enum ws_inflate_result ws_deflate_inflate(const uint8_t *in, size_t len, size_t 
             return WS_INFLATE_TOO_BIG;
         }
         if (rc == Z_STREAM_END) {
-            /* A final block may end the message; nothing may follow it. */
-            ok = tail || z->avail_in == 0;
+            /* A final block may end the message, with its own bits: when
+             * it took any of the tail, the message was cut short.  Nothing
+             * may follow it. */
+            ok = z->avail_in == (tail ? sizeof(ws_deflate_tail) : 0);
             break;
         }
         if (rc != Z_OK && rc != Z_BUF_ERROR) {

@@ -10,7 +10,7 @@
  * (RFC 7692 7.1.1.2 lets a server require the latter).  An offer it cannot
  * honour (an unknown or repeated parameter, a malformed value, a server
  * window below 9 bits, which zlib cannot produce) is declined; a header it
- * cannot parse declines every offer.  Declining never fails the handshake:
+ * cannot parse declines every offer in it.  Declining never fails the handshake:
  * the connection simply goes uncompressed. */
 #ifndef PARLEY_WS_DEFLATE_H
 #define PARLEY_WS_DEFLATE_H
@@ -20,7 +20,7 @@
 
 #define WS_DEFLATE_RESPONSE_MAX 128
 
-/* Judges OFFERS, the Sec-WebSocket-Extensions value(s) joined with ",".
+/* Judges OFFERS, one Sec-WebSocket-Extensions header's value.
  * MAX_BITS is the widest window parley compresses with (ws_deflate_window_
  * bits).  On acceptance returns the window the connection's messages may
  * use (9..MAX_BITS) and writes the response header's value to RESPONSE;

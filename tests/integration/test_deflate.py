@@ -116,11 +116,19 @@ class Negotiation(DeflateCase):
         self.assertEqual(self.handshake(["x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=11, "
                                          "permessage-deflate"]), ANSWER + "; server_max_window_bits=11")
 
-    def test_offers_over_several_headers_are_one_list(self):
+    def test_offers_over_several_headers_are_read_in_order(self):
         self.assertEqual(self.handshake(["x-unknown", "permessage-deflate; server_max_window_bits=13"]),
                          ANSWER + "; server_max_window_bits=13")
-        # A malformed header declines every offer, wherever it is.
-        self.assertIsNone(self.handshake(["permessage-deflate", "permessage-deflate; \"x\""]))
+        self.assertEqual(self.handshake(["permessage-deflate; server_max_window_bits=10", "permessage-deflate"]),
+                         ANSWER + "; server_max_window_bits=10")
+        # A malformed header declines the offers in it, and only those.
+        self.assertIsNone(self.handshake(["permessage-deflate, @"]))
+        self.assertEqual(self.handshake(["permessage-deflate, @", "permessage-deflate; server_max_window_bits=12"]),
+                         ANSWER + "; server_max_window_bits=12")
+        # However long the headers before the one it takes (found by an
+        # outsider: offers past 2 KiB were dropped, erratically).
+        self.assertEqual(self.handshake(["permessage-deflate, x-" + "q" * 4000]), ANSWER)
+        self.assertEqual(self.handshake(["permessage-deflate; qqqq"] * 100 + ["permessage-deflate"]), ANSWER)
 
 
 class RoomEvents(DeflateCase):
@@ -236,8 +244,10 @@ class FromClients(DeflateCase):
         room = self.name("bad")
         text = json.dumps({"type": "message", "content": words(800)}).encode()
         good = deflate_message(text)
+        final = deflate_message(text, final=True)
         for payload in (b"\xff\xff\xff\xff\xff",                     # not deflate at all
                         good[:len(good) // 2],                      # cut short
+                        final[:-1],                                 # a final block cut short
                         deflate_message(text, final=True) + b"junk",  # bytes after the final block
                         deflate_message(b"\xc3\x28 not utf-8")):    # inflates to invalid UTF-8
             c = self.connect_deflate(self.name("b"), room)
@@ -261,6 +271,24 @@ class FromClients(DeflateCase):
         plain = self.connect(self.name("plain"), room)                                     # not negotiated
         plain.send_frame(OP_TEXT, data, rsv=4)
         self.expect_close(plain, 1002)
+
+
+class RateLimited(DeflateCase):
+    settings = dict(DeflateCase.settings, rate_limit="1", rate_burst="2")
+
+    def test_a_message_over_the_rate_limit_is_dropped_before_it_is_inflated(self):
+        room = self.name("rl")
+        c = self.connect_deflate(self.name("a"), room)
+        for i in range(2):
+            c.send_compressed(json.dumps({"type": "message", "content": "m%d" % i, "client_msg_id": "m%d" % i}))
+            self.assertEqual(c.recv_json(type="ack")["client_msg_id"], "m%d" % i)
+        # The bucket is empty: a bomb is dropped as rate_limited, not
+        # inflated (which would close the connection with 1009).
+        c.send_frame(OP_TEXT, deflate_message(b" " * (8 << 20)), rsv=4)
+        self.assertEqual(c.recv_json(type="error")["code"], "rate_limited")
+        time.sleep(1.2)
+        c.send_compressed(json.dumps({"type": "message", "content": "later", "client_msg_id": "l"}))
+        self.assertEqual(c.recv_json(type="ack")["client_msg_id"], "l")
 
 
 class Off(DeflateCase):
