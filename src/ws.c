@@ -122,12 +122,13 @@ struct ws_event *ws_event_new(const char *text, size_t len)
 {
     struct ws_event *ev = calloc(1, sizeof(*ev));
 
-    if (ev != NULL && (ev->plain = ws_frame_chunk(WS_OP_TEXT, text, len)) == NULL) {
-        free(ev);
+    if (ev == NULL) {
         return NULL;
     }
-    if (ev != NULL) {
-        ev->len = len;
+    ev->len = len;
+    if ((ev->plain = ws_frame_chunk(WS_OP_TEXT, text, len)) == NULL) {
+        free(ev);
+        return NULL;
     }
     return ev;
 }
@@ -152,8 +153,10 @@ static struct chunk *ws_event_frame(struct ws_conn *c, struct ws_event *ev)
         return ev->plain;
     }
     if (!ev->deflate_tried) {
+        const char *text = ev->plain->data + ev->plain->len - ev->len;
+
         ev->deflate_tried = 1;
-        ev->deflated = ws_deflated_frame(ev->plain->data + ev->plain->len - ev->len, ev->len, ws.cfg->ws_deflate_window_bits);
+        ev->deflated = ws_deflated_frame(text, ev->len, ws.cfg->ws_deflate_window_bits);
     }
     return ev->deflated != NULL && ws_deflate_fits(ev->len, c->deflate_bits) ? ev->deflated : ev->plain;
 }
@@ -324,42 +327,36 @@ static void ws_release(struct ws_conn *c)
 
 /* --- input -------------------------------------------------------------- */
 
-/* A whole message has come: inflate it first when it is compressed.  The
- * inflated size is held to ws_max_message while inflating, and its text is
- * checked only now (the parser saw compressed bytes). */
+/* A whole message has come: once the rate limit admits it, inflate it when
+ * it is compressed - held to ws_max_message while inflating, its text
+ * checked only now (the parser saw compressed bytes) - and hand it up. */
 static void ws_on_message(struct ws_conn *c, const uint8_t *msg, size_t len, int compressed)
 {
-    char *text;
-    size_t tlen;
+    const char *text = (const char *)msg;
+    char *inflated = NULL;
+    enum ws_inflate_result rc;
 
     if (!ws.handlers->admit(c, c->state)) {
         return;
     }
-    if (!compressed) {
-        metrics_add(METRIC_MESSAGES_IN, 1);
-        ws.handlers->on_text(c, c->state, (const char *)msg, len);
-        return;
-    }
-    switch (ws_deflate_inflate(msg, len, ws.cfg->ws_max_message, &text, &tlen)) {
-    case WS_INFLATE_OK:
-        if (!utf8_valid((const uint8_t *)text, tlen)) {
-            ws_fail(c, 1007, "invalid UTF-8");
-        } else {
-            metrics_add(METRIC_MESSAGES_IN, 1);
-            ws.handlers->on_text(c, c->state, text, tlen);
+    if (compressed) {
+        rc = ws_deflate_inflate(msg, len, ws.cfg->ws_max_message, &inflated, &len);
+        if (rc != WS_INFLATE_OK) {
+            ws_fail(c, rc == WS_INFLATE_TOO_BIG ? 1009 : rc == WS_INFLATE_INVALID ? 1007 : 1011,
+                    rc == WS_INFLATE_TOO_BIG ? "message too big"
+                    : rc == WS_INFLATE_INVALID ? "invalid compressed data" : "out of memory");
+            return;
         }
-        free(text);
-        break;
-    case WS_INFLATE_TOO_BIG:
-        ws_fail(c, 1009, "message too big");
-        break;
-    case WS_INFLATE_INVALID:
-        ws_fail(c, 1007, "invalid compressed data");
-        break;
-    case WS_INFLATE_NO_MEMORY:
-        ws_fail(c, 1011, "out of memory");
-        break;
+        if (!utf8_valid((const uint8_t *)inflated, len)) {
+            ws_fail(c, 1007, "invalid UTF-8");
+            free(inflated);
+            return;
+        }
+        text = inflated;
     }
+    metrics_add(METRIC_MESSAGES_IN, 1);
+    ws.handlers->on_text(c, c->state, text, len);
+    free(inflated);
 }
 
 static void ws_on_data(struct ws_conn *c, const struct ws_frame *f)
