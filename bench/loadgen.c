@@ -39,7 +39,20 @@
  *
  * Besides --server-pids (the servers' total), --cpu NAME=PIDS measures the
  * CPU of a group of processes on its own (Redis, a proxy in front), both
- * while the subscribers connect and while messages are published. */
+ * while the subscribers connect and while messages are published.
+ *
+ * With --deflate, WebSocket subscribers offer permessage-deflate (RFC 7692)
+ * as browsers do, check the server's answer (a server may decline), and
+ * inflate compressed messages (RSV1) before the checks above: one zlib
+ * stream per process, reset per message, when the server promised
+ * server_no_context_takeover, else a stream per connection kept across
+ * messages.  With --inflate-once a process inflates the same compressed
+ * bytes once (all subscribers of a room get the same bytes), so that its
+ * CPU, shared with the servers on a small machine, does not depend on
+ * compression; every other delivery is still compared byte for byte.  Every delivery's frame bytes (headers included) and payload
+ * bytes are counted, with or without --deflate.  --msg-size pads every
+ * message with chat-like text; --history-pages times parley's history
+ * pages instead of publishing. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -76,6 +89,7 @@
 #include <event2/event_struct.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <zlib.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -91,6 +105,7 @@
 #define MAX_FRAME (16 * 1024 * 1024)
 #define MAX_ERRORS_SHOWN 5
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define SEEN_SLOTS 16                  /* --inflate-once: messages remembered per process */
 
 enum target { TARGET_PARLEY, TARGET_NCHAN };
 enum kind { KIND_WS, KIND_SSE, KIND_MIXED };
@@ -131,13 +146,18 @@ struct options {
     int posters;                /* HTTP connections per process for posts */
     int idle_ms;                /* after the run: idle this long, then Pss again */
     const char *jwt_secret;     /* parley: a JWT per user, signed with this */
+    int deflate;                /* WebSocket subscribers offer permessage-deflate (RFC 7692) */
+    int inflate_once;           /* ... and a process inflates each distinct compressed message once */
+    int msg_size;               /* content of this many bytes, chat-like text after the fields; 0: fields only */
+    int history_pages;          /* parley: instead of publishing, every subscriber asks for this many pages */
+    int history_limit;          /* messages per history page */
 };
 
 static struct options opt = {
     .target = TARGET_PARLEY, .kind = KIND_WS, .host = "127.0.0.1", .subs = 1000, .procs = 1,
     .msgs = 1000, .rate = 100, .pubs = 2, .rooms = 1, .settle_ms = 1000, .drain_ms = 5000,
     .connect_timeout_ms = 15000, .concurrency = 100, .secs = 60, .post_every_ms = 10000,
-    .big_post_every_ms = 100000, .posters = 4,
+    .big_post_every_ms = 100000, .posters = 4, .history_limit = 50,
 };
 
 static char token[128];         /* parley session token, "" for nchan */
@@ -621,6 +641,62 @@ static int parse_content(const char *p, size_t len, long *seq, int *pub, int64_t
     return 0;
 }
 
+/* --msg-size: chat-like English text after the fields, so that compression
+ * sees what it would in a chat (words from a small vocabulary, punctuation,
+ * no JSON escapes), different for every message. */
+static const char *const chat_words[] = {
+    "the", "a", "to", "and", "I", "you", "it", "is", "that", "we", "for", "on", "this", "in", "of", "be",
+    "have", "with", "just", "so", "but", "not", "can", "will", "do", "at", "if", "my", "me", "what", "are",
+    "was", "think", "know", "get", "about", "like", "all", "one", "there", "they", "out", "up", "now",
+    "would", "should", "could", "when", "yes", "no", "maybe", "today", "tomorrow", "meeting", "deploy",
+    "release", "build", "test", "tests", "server", "client", "room", "message", "question", "answer",
+    "thanks", "sure", "great", "sounds", "good", "looks", "fine", "let's", "check", "again", "later",
+    "morning", "afternoon", "review", "branch", "merge", "commit", "issue", "bug", "fix", "fixed", "works",
+    "broken", "logs", "error", "timeout", "latency", "memory", "CPU", "users", "page", "history", "update",
+    "version", "config", "file", "docs", "link", "please", "see", "need", "time", "before", "after",
+    "lunch", "coffee", "team", "people", "call", "minutes", "hour", "week", "plan", "idea", "here",
+};
+
+static size_t chat_text(char *out, size_t size, uint64_t seed)
+{
+    size_t n = 0;
+    int words = 0;
+
+    while (n < size) {
+        const char *w;
+        size_t wl;
+
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        w = chat_words[(seed >> 33) % (sizeof(chat_words) / sizeof(chat_words[0]))];
+        wl = strlen(w);
+        if (n > 0) {
+            out[n++] = ++words % 11 == 0 ? '.' : (words % 7 == 0 ? ',' : ' ');
+            if (out[n - 1] != ' ' && n < size) {
+                out[n++] = ' ';
+            }
+        }
+        for (size_t i = 0; i < wl && n < size; i++) {
+            out[n++] = w[i];
+        }
+    }
+    return n;
+}
+
+/* The content of message SEQ from publisher connection PUB, in OUT (of
+ * CAP > --msg-size + 64 bytes): "n=<seq> p=<pub> t=<ns>", and with --msg-size
+ * chat-like text up to that many bytes. */
+static int make_content(char *out, size_t cap, long seq, int pub)
+{
+    int n = snprintf(out, cap, "n=%ld p=%d t=%" PRId64, seq, pub, now_ns());
+
+    if (opt.msg_size > n + 1) {
+        out[n++] = ' ';
+        n += (int)chat_text(out + n, (size_t)opt.msg_size - (size_t)n, (uint64_t)seq * 2654435761u + 17);
+        out[n] = '\0';
+    }
+    return n;
+}
+
 /* ==================== subscriber processes ==================== */
 
 enum sub_state { SUB_IDLE, SUB_CONNECTING, SUB_HANDSHAKE, SUB_OPEN, SUB_CLOSED };
@@ -650,6 +726,15 @@ struct sub {
     int32_t *user_last;         /* highest seq seen per user of the room (user_slot) */
     int32_t posts;              /* messages this user sent */
     uint32_t unacked;           /* sent over its WebSocket, not acknowledged yet */
+    /* --deflate */
+    uint8_t deflate;            /* permessage-deflate negotiated */
+    uint8_t ctx_takeover;       /* ... without server_no_context_takeover: a stream of its own */
+    uint8_t frag_rsv1;          /* the message being read is compressed */
+    uint32_t msg_wire;          /* frame bytes (headers included) of the message being read */
+    z_stream *zs;               /* with ctx_takeover, made at the first compressed message */
+    /* --history-pages */
+    int32_t pages_left;
+    int64_t page_sent_ns;
 };
 
 static struct {
@@ -693,6 +778,22 @@ static struct {
     int stopping;               /* STOP came: waiting for the last answers */
     long *room_posted;          /* messages the server took, per room */
     uint64_t typing, post_errors, post_skipped;
+    /* wire accounting: bytes of the frames that carried counted deliveries */
+    uint64_t wire_bytes, payload_bytes, compressed, rx_bytes, inflate_errors, history_msgs;
+    int negotiated, declined;   /* --deflate: subscribers that got the extension, that did not */
+    uint32_t cur_wire;          /* the frame bytes of the payload being handled */
+    uint32_t cur_payload;       /* its (inflated) size */
+    uint8_t cur_compressed;
+    z_stream zshared;           /* for every connection with server_no_context_takeover */
+    int zshared_ready;
+    unsigned char *ibuf;        /* inflated messages */
+    size_t icap;
+    struct seen_msg {           /* --inflate-once: the messages inflated last */
+        uint64_t hash;
+        struct buf in, out;     /* the compressed bytes, what they inflated to */
+    } seen[SEEN_SLOTS];
+    unsigned seen_next;         /* the slot to take next (the oldest) */
+    uint64_t inflated;          /* messages actually inflated */
 } S;
 
 static char rbuf[RBUF_READ * 4];
@@ -742,6 +843,11 @@ static void sub_close(struct sub *s)
     }
     buf_free(&s->pend);
     buf_free(&s->frag);
+    if (s->zs != NULL) {
+        inflateEnd(s->zs);
+        free(s->zs);
+        s->zs = NULL;
+    }
     if (s->ready) {
         S.nclosed++;
     } else {
@@ -839,6 +945,53 @@ count:
     S.last_delivery_ns = now;
     s->nrecv++;
     S.deliveries++;
+    S.wire_bytes += S.cur_wire;
+    S.payload_bytes += S.cur_payload;
+    S.compressed += S.cur_compressed;
+}
+
+static void ws_send(struct sub *s, int op, const char *payload, size_t len);
+
+/* --history-pages: asks for the next page. */
+static void history_ask(struct sub *s)
+{
+    char req[96];
+    int n = snprintf(req, sizeof(req), "{\"type\":\"history\",\"limit\":%d}", opt.history_limit);
+
+    s->page_sent_ns = now_ns();
+    ws_send(s, 0x1, req, (size_t)n);
+}
+
+/* A history page came: one delivery, timed from the request. */
+static void history_page(struct sub *s, const char *p, size_t len, int64_t now)
+{
+    int64_t lat = now - s->page_sent_ns;
+    const char *q = p, *end = p + len;
+
+    if (s->pages_left <= 0) {
+        S.foreign++;
+        return;
+    }
+    while ((q = memmem(q, (size_t)(end - q), "\"content\":", 10)) != NULL) {
+        S.history_msgs++;
+        q += 10;
+    }
+    hist_add(S.hist, (uint64_t)(lat < 0 ? 0 : lat));
+    if (lat > S.max_ns) {
+        S.max_ns = lat;
+    }
+    if (S.first_delivery_ns == 0) {
+        S.first_delivery_ns = now;
+    }
+    S.last_delivery_ns = now;
+    s->nrecv++;
+    S.deliveries++;
+    S.wire_bytes += S.cur_wire;
+    S.payload_bytes += S.cur_payload;
+    S.compressed += S.cur_compressed;
+    if (--s->pages_left > 0) {
+        history_ask(s);
+    }
 }
 
 /* A complete event payload: parley's JSON event, or nchan's raw body. */
@@ -851,6 +1004,10 @@ static void sub_on_payload(struct sub *s, const char *p, size_t len, int64_t now
     if (opt.target == TARGET_PARLEY) {
         const char *c;
 
+        if (opt.history_pages > 0 && memmem(p, len < 40 ? len : 40, "\"type\":\"history\"", 16) != NULL) {
+            history_page(s, p, len, now);
+            return;
+        }
         if (memmem(p, len, "\"type\":\"message\"", 16) == NULL) {
             if (!s->ready && s->kind == KIND_WS && memmem(p, len, "\"type\":\"welcome\"", 16) != NULL) {
                 sub_set_ready(s);
@@ -870,6 +1027,17 @@ static void sub_on_payload(struct sub *s, const char *p, size_t len, int64_t now
             return;
         }
         c = memmem(p, len, "\"content\":\"", 11);
+        if (c == NULL) {
+            S.foreign++;
+            return;
+        }
+        c += 11;
+        len -= (size_t)(c - p);
+        p = c;
+    } else if (opt.msg_size > 0 && len > 0 && p[0] == '{') {
+        /* nchan with --msg-size: the body is shaped like parley's event */
+        const char *c = memmem(p, len, "\"content\":\"", 11);
+
         if (c == NULL) {
             S.foreign++;
             return;
@@ -911,6 +1079,140 @@ static void ws_send(struct sub *s, int op, const char *payload, size_t len)
     }
 }
 
+/* --deflate: inflates a compressed message (RFC 7692 section 7.2.2: the
+ * payload plus 00 00 ff ff) into S.ibuf; returns its length, or -1.  A
+ * connection whose server resets its compressor per message
+ * (server_no_context_takeover) shares one stream, reset every message;
+ * another keeps a stream of its own across messages, as the RFC says. */
+static ssize_t ws_inflate(struct sub *s, const unsigned char *in, size_t len)
+{
+    static const unsigned char tail[4] = { 0x00, 0x00, 0xff, 0xff };
+    z_stream *z;
+    size_t have = 0;
+    int rc = Z_OK;
+
+    if (s->ctx_takeover) {
+        if (s->zs == NULL) {
+            if ((s->zs = calloc(1, sizeof(*s->zs))) == NULL || inflateInit2(s->zs, -15) != Z_OK) {
+                free(s->zs);
+                s->zs = NULL;
+                sub_error(s, "inflateInit2 failed");
+                return -1;
+            }
+        }
+        z = s->zs;
+    } else {
+        z = &S.zshared;
+        if (!S.zshared_ready) {
+            if (inflateInit2(z, -15) != Z_OK) {
+                sub_error(s, "inflateInit2 failed");
+                return -1;
+            }
+            S.zshared_ready = 1;
+        } else {
+            inflateReset(z);
+        }
+    }
+    for (int pass = 0; pass < 2 && rc != Z_STREAM_END; pass++) {
+        z->next_in = (unsigned char *)(pass == 0 ? in : tail);
+        z->avail_in = (uInt)(pass == 0 ? len : sizeof(tail));
+        do {
+            if (have == S.icap) {
+                size_t cap = S.icap ? S.icap * 2 : 64 * 1024;
+                unsigned char *b;
+
+                if (cap > MAX_FRAME || (b = realloc(S.ibuf, cap)) == NULL) {
+                    sub_error(s, "a compressed message inflates to over %d bytes", MAX_FRAME);
+                    return -1;
+                }
+                S.ibuf = b;
+                S.icap = cap;
+            }
+            z->next_out = S.ibuf + have;
+            z->avail_out = (uInt)(S.icap - have);
+            rc = inflate(z, Z_SYNC_FLUSH);
+            have = S.icap - z->avail_out;
+            if (rc == Z_STREAM_END) {
+                /* BFINAL: the message ends here; a stream kept across
+                 * messages starts afresh with the next one */
+                inflateReset(z);
+                break;
+            }
+            if (rc == Z_BUF_ERROR && z->avail_in == 0 && z->avail_out > 0) {
+                break;          /* all input taken */
+            }
+            if (rc != Z_OK && rc != Z_BUF_ERROR) {
+                sub_error(s, "inflate failed (%d: %s) on a %zu-byte compressed message", rc,
+                          z->msg ? z->msg : "?", len);
+                inflateReset(z);
+                return -1;
+            }
+        } while (z->avail_in > 0 || z->avail_out == 0);
+    }
+    return (ssize_t)have;
+}
+
+/* A complete message of the frame parser (PAYLOAD, LEN bytes; compressed
+ * if S->frag_rsv1): inflated if need be and handed on.  Returns -1 if the
+ * connection was closed. */
+static int ws_message(struct sub *s, const char *payload, size_t len, int64_t now)
+{
+    S.cur_wire = s->msg_wire;
+    S.cur_compressed = s->frag_rsv1;
+    s->msg_wire = 0;
+    if (s->frag_rsv1) {
+        int once = opt.inflate_once && !s->ctx_takeover;
+        struct seen_msg *m = NULL;
+        uint64_t h = 1469598103934665603ULL;
+        ssize_t n;
+
+        s->frag_rsv1 = 0;
+        if (once) {
+            /* Every subscriber gets the same bytes for a message, a few
+             * messages interleaved: the same bytes inflate to the same
+             * message (no context), so remember the last few. */
+            for (size_t i = 0; i < len; i++) {
+                h = (h ^ (unsigned char)payload[i]) * 1099511628211ULL;
+            }
+            for (int i = 0; i < SEEN_SLOTS && m == NULL; i++) {
+                struct seen_msg *e = &S.seen[i];
+
+                if (e->hash == h && e->in.len == len && e->in.p != NULL && memcmp(e->in.p, payload, len) == 0) {
+                    m = e;
+                }
+            }
+        }
+        if (m != NULL) {
+            payload = m->out.p;
+            len = m->out.len;
+        } else {
+            n = ws_inflate(s, (const unsigned char *)payload, len);
+            if (n < 0) {
+                S.inflate_errors++;
+                sub_close(s);
+                return -1;
+            }
+            S.inflated++;
+            if (once) {
+                m = &S.seen[S.seen_next++ % SEEN_SLOTS];
+                m->in.len = m->out.len = 0;
+                m->hash = h;
+                if (buf_append(&m->in, payload, len) < 0 || buf_append(&m->out, (const char *)S.ibuf, (size_t)n) < 0) {
+                    buf_free(&m->in);
+                    buf_free(&m->out);
+                }
+            }
+            payload = (const char *)S.ibuf;
+            len = (size_t)n;
+        }
+    }
+    S.cur_payload = (uint32_t)len;
+    sub_on_payload(s, payload, len, now);
+    S.cur_wire = 0;
+    S.cur_compressed = 0;
+    return s->state == SUB_CLOSED ? -1 : 0;
+}
+
 /* Parses the WebSocket frames in P; returns the bytes consumed, or -1 if
  * the connection was closed. */
 static ssize_t ws_feed(struct sub *s, const char *p, size_t len, int64_t now)
@@ -924,8 +1226,10 @@ static ssize_t ws_feed(struct sub *s, const char *p, size_t len, int64_t now)
         size_t hl = 2;
         const char *payload;
 
-        if ((h[0] & 0x70) != 0 || (h[1] & 0x80) != 0) {
-            sub_error(s, "protocol error: %s", (h[1] & 0x80) ? "masked server frame" : "RSV bits set");
+        /* RSV1 marks a compressed message, on its first frame only */
+        if ((h[0] & (s->deflate && (op == 0x1 || op == 0x2) ? 0x30 : 0x70)) != 0 || (h[1] & 0x80) != 0) {
+            sub_error(s, "protocol error: %s (frame byte 0x%02x)", (h[1] & 0x80) ? "masked server frame"
+                      : (h[0] & 0x40) && s->deflate ? "RSV1 on a control or continuation frame" : "RSV bits set", h[0]);
             sub_close(s);
             return -1;
         }
@@ -963,8 +1267,12 @@ static ssize_t ws_feed(struct sub *s, const char *p, size_t len, int64_t now)
                 sub_close(s);
                 return -1;
             }
+            s->frag_rsv1 = (h[0] & 0x40) != 0;
+            s->msg_wire = (uint32_t)(hl + plen);
             if (fin) {
-                sub_on_payload(s, payload, plen, now);
+                if (ws_message(s, payload, plen, now) < 0) {
+                    return -1;
+                }
             } else {
                 s->frag_op = (uint8_t)op;
                 if (buf_append(&s->frag, payload, plen) < 0) {
@@ -979,10 +1287,15 @@ static ssize_t ws_feed(struct sub *s, const char *p, size_t len, int64_t now)
                 sub_close(s);
                 return -1;
             }
+            s->msg_wire += (uint32_t)(hl + plen);
             if (fin) {
-                sub_on_payload(s, s->frag.p, s->frag.len, now);
+                int r = ws_message(s, s->frag.p, s->frag.len, now);
+
                 s->frag_op = 0;
                 buf_free(&s->frag);
+                if (r < 0) {
+                    return -1;
+                }
             }
             break;
         case 0x9:
@@ -1147,6 +1460,76 @@ static void sub_feed_body(struct sub *s, char *data, size_t len, int64_t now)
     }
 }
 
+/* --deflate: checks the server's Sec-WebSocket-Extensions answer V to our
+ * offer "permessage-deflate; client_max_window_bits" (RFC 7692 section 7.1:
+ * one extension, every parameter known, none twice, window bits in range;
+ * client_max_window_bits may come back since it was offered).  Sets
+ * S->deflate and S->ctx_takeover.  Returns -1 (with a message) if a
+ * client must fail the connection. */
+static int pmd_check_answer(struct sub *s, const char *v)
+{
+    char copy[512], *save = NULL, *tok;
+    int seen = 0, first = 1;
+
+    if (strchr(v, ',') != NULL) {
+        sub_error(s, "Sec-WebSocket-Extensions: more than the one extension offered: \"%s\"", v);
+        return -1;
+    }
+    snprintf(copy, sizeof(copy), "%s", v);
+    for (tok = strtok_r(copy, ";", &save); tok != NULL; tok = strtok_r(NULL, ";", &save)) {
+        char *e = tok + strlen(tok), *val;
+        int bit, bits = -1;
+
+        while (*tok == ' ' || *tok == '\t') {
+            tok++;
+        }
+        while (e > tok && (e[-1] == ' ' || e[-1] == '\t')) {
+            *--e = '\0';
+        }
+        if (first) {
+            if (strcasecmp(tok, "permessage-deflate") != 0) {
+                sub_error(s, "Sec-WebSocket-Extensions: \"%s\" was not offered", v);
+                return -1;
+            }
+            first = 0;
+            continue;
+        }
+        if ((val = strchr(tok, '=')) != NULL) {
+            char *ve;
+
+            *val++ = '\0';
+            if (*val == '"' && strlen(val) >= 2 && val[strlen(val) - 1] == '"') {
+                val++;
+                val[strlen(val) - 1] = '\0';
+            }
+            bits = (int)strtol(val, &ve, 10);
+            if (ve == val || *ve != '\0') {
+                bits = -2;
+            }
+        }
+        if (strcasecmp(tok, "server_no_context_takeover") == 0 && val == NULL) {
+            bit = 1;
+        } else if (strcasecmp(tok, "client_no_context_takeover") == 0 && val == NULL) {
+            bit = 2;
+        } else if (strcasecmp(tok, "server_max_window_bits") == 0 && bits >= 8 && bits <= 15) {
+            bit = 4;
+        } else if (strcasecmp(tok, "client_max_window_bits") == 0 && bits >= 8 && bits <= 15) {
+            bit = 8;
+        } else {
+            sub_error(s, "Sec-WebSocket-Extensions: bad or unknown parameter \"%s\" in \"%s\"", tok, v);
+            return -1;
+        }
+        if (seen & bit) {
+            sub_error(s, "Sec-WebSocket-Extensions: parameter \"%s\" twice in \"%s\"", tok, v);
+            return -1;
+        }
+        seen |= bit;
+    }
+    s->deflate = 1;
+    s->ctx_takeover = !(seen & 1);
+    return 0;
+}
+
 /* The response head is complete in S->pend (HLEN bytes): check it. */
 static int sub_check_head(struct sub *s, size_t hlen)
 {
@@ -1169,6 +1552,17 @@ static int sub_check_head(struct sub *s, size_t hlen)
         if (!http_header(p, hlen, "Sec-WebSocket-Accept", val, sizeof(val)) || strcmp(val, s->accept) != 0) {
             sub_error(s, "upgrade failed: Sec-WebSocket-Accept is \"%s\", expected \"%s\"", val, s->accept);
             return -1;
+        }
+        if (opt.deflate) {
+            char ext[512];
+
+            if (!http_header(p, hlen, "Sec-WebSocket-Extensions", ext, sizeof(ext))) {
+                S.declined++;   /* the server may decline: then no compression */
+            } else if (pmd_check_answer(s, ext) < 0) {
+                return -1;
+            } else {
+                S.negotiated++;
+            }
         }
         if (opt.target == TARGET_NCHAN) {
             sub_set_ready(s);   /* nchan says nothing first; parley says welcome */
@@ -1223,7 +1617,10 @@ static void sub_on_connected(struct sub *s)
         }
         n += snprintf(req + n, sizeof(req) - (size_t)n,
                       "Host: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", opt.host, opt.port, key);
+                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n", opt.host, opt.port, key,
+                      !opt.deflate ? "" : opt.inflate_once
+                      ? "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits\r\n"
+                      : "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
     } else {
         if (opt.target == TARGET_PARLEY) {
             n = snprintf(req, sizeof(req), "GET /api/rooms/%s/events?token=%s HTTP/1.1\r\n", room,
@@ -1298,6 +1695,7 @@ static void sub_on_event(evutil_socket_t fd, short what, void *arg)
         }
         s->state = SUB_OPEN;
         rest = s->pend.len - hlen;
+        S.rx_bytes += rest;
         memcpy(rbuf, s->pend.p + hlen, rest);   /* pend holds < 16 KiB + one read */
         buf_free(&s->pend);
         if (rest > 0) {
@@ -1305,6 +1703,7 @@ static void sub_on_event(evutil_socket_t fd, short what, void *arg)
         }
         return;
     }
+    S.rx_bytes += (uint64_t)n;
     sub_feed_body(s, rbuf, (size_t)n, now);
 }
 
@@ -1651,10 +2050,13 @@ static void child_report(void)
     ctl_send("REPORT ready=%d failed=%d closed=%d alive=%d expected=%" PRIu64 " deliveries=%" PRIu64 " dup=%" PRIu64
              " ooo=%" PRIu64 " foreign=%" PRIu64 " app_errors=%" PRIu64 " max_ns=%" PRId64
              " first_ns=%" PRId64 " last_ns=%" PRId64 " cpu_window_ns=%" PRId64 " cpu_total_ns=%" PRId64
-             " typing=%" PRIu64 "\n",
+             " typing=%" PRIu64 " wire=%" PRIu64 " payload=%" PRIu64 " compressed=%" PRIu64 " rx=%" PRIu64
+             " inflate_errors=%" PRIu64 " negotiated=%d declined=%d history_msgs=%" PRIu64 " inflated=%" PRIu64 "\n",
              S.nready, S.nfailed, S.nclosed, alive, S.expected, S.deliveries, S.dups, S.ooo, S.foreign, S.app_errors,
              S.max_ns, S.first_delivery_ns, S.last_delivery_ns,
-             rusage_ns(RUSAGE_SELF) - S.cpu_ready_ns, rusage_ns(RUSAGE_SELF), S.typing);
+             rusage_ns(RUSAGE_SELF) - S.cpu_ready_ns, rusage_ns(RUSAGE_SELF), S.typing, S.wire_bytes,
+             S.payload_bytes, S.compressed, S.rx_bytes, S.inflate_errors, S.negotiated, S.declined, S.history_msgs,
+             S.inflated);
     for (int i = 0; i < HIST_BUCKETS; i++) {
         if (S.hist->count[i] != 0) {
             int n = snprintf(line, sizeof(line), "H %d %" PRIu64 "\n", i, S.hist->count[i]);
@@ -1744,6 +2146,15 @@ static void child_on_ctl(evutil_socket_t fd, short what, void *arg)
             }
             S.drain_deadline = now_ns() + (int64_t)timeout * 1000000;
             S.draining = 1;
+        } else if (strcmp(S.ctl_in.p, "HISTORY") == 0) {
+            for (int i = 0; i < S.nsubs; i++) {
+                struct sub *s = &S.subs[i];
+
+                if (s->state == SUB_OPEN && s->ready) {
+                    s->pages_left = opt.history_pages;
+                    history_ask(s);
+                }
+            }
         } else if (strcmp(S.ctl_in.p, "START") == 0) {
             chat_start();
         } else if (strcmp(S.ctl_in.p, "STOP") == 0) {
@@ -1856,6 +2267,10 @@ static int child_main(int proc, int ctl, int first, int count)
         }
         buf_free(&s->pend);
         buf_free(&s->frag);
+        if (s->zs != NULL) {
+            inflateEnd(s->zs);
+            free(s->zs);
+        }
         free(s->seen);
         free(s->token);
         free(s->user_last);
@@ -1879,6 +2294,14 @@ static int child_main(int proc, int ctl, int first, int count)
     event_free(S.ctl_ev);
     event_free(S.tick);
     event_base_free(S.base);
+    if (S.zshared_ready) {
+        inflateEnd(&S.zshared);
+    }
+    free(S.ibuf);
+    for (int i = 0; i < SEEN_SLOTS; i++) {
+        buf_free(&S.seen[i].in);
+        buf_free(&S.seen[i].out);
+    }
     buf_free(&S.ctl_in);
     free(S.subs);
     free(S.hist);
@@ -2051,6 +2474,8 @@ struct child {
     int report_seen;
     int ready, failed, closed, alive;
     uint64_t expected, deliveries, dup, ooo, foreign, app_errors, typing;
+    uint64_t wire, payload, compressed, rx, inflate_errors, history_msgs, inflated;
+    int negotiated, declined;
     int64_t max_ns, first_ns, last_ns, cpu_window_ns, cpu_total_ns;
     int posted_seen;            /* --chat: POSTEND came */
 };
@@ -2338,27 +2763,45 @@ static void pub_send(struct pub *pb)
 {
     struct evbuffer *out = bufferevent_get_output(pb->bev);
     long seq = P.sent++;
-    char body[192], room[80], cmid[48] = "";
+    static char *body, *content;
+    size_t cap = (size_t)opt.msg_size + 512;
+    char room[80], cmid[48] = "";
     int blen;
 
+    if (body == NULL && ((body = malloc(cap)) == NULL || (content = malloc(cap)) == NULL)) {
+        die("out of memory");
+    }
     room_name((int)(seq % opt.rooms), room, sizeof(room));
     if (opt.cmid) {
         snprintf(cmid, sizeof(cmid), ",\"client_msg_id\":\"%d-%ld\"", (int)getpid(), seq);
     }
+    make_content(content, cap - 256, seq, pb->index);
     if (opt.pub_ws) {
-        blen = snprintf(body, sizeof(body), "{\"type\":\"message\",\"content\":\"n=%ld p=%d t=%" PRId64 "\"%s}",
-                        seq, pb->index, now_ns(), cmid);
+        blen = snprintf(body, cap, "{\"type\":\"message\",\"content\":\"%s\"%s}", content, cmid);
         pub_ws_frame(out, body, (size_t)blen);
     } else if (opt.target == TARGET_PARLEY) {
-        blen = snprintf(body, sizeof(body), "{\"content\":\"n=%ld p=%d t=%" PRId64 "\"%s}", seq, pb->index, now_ns(),
-                        cmid);
+        blen = snprintf(body, cap, "{\"content\":\"%s\"%s}", content, cmid);
         evbuffer_add_printf(out, "POST /api/rooms/%s/messages HTTP/1.1\r\nHost: %s:%d\r\n"
                             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                            "Content-Length: %d\r\n\r\n%s", room, opt.host, opt.port, token, blen, body);
+                            "Content-Length: %d\r\n\r\n", room, opt.host, opt.port, token, blen);
+        evbuffer_add(out, body, (size_t)blen);
     } else {
-        blen = snprintf(body, sizeof(body), "n=%ld p=%d t=%" PRId64, seq, pb->index, now_ns());
+        if (opt.msg_size > 0) {
+            /* shaped like parley's event, so that both carry the same bytes */
+            struct timespec ts;
+            int64_t ms;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+            blen = snprintf(body, cap, "{\"type\":\"message\",\"id\":\"%" PRId64 "-0\",\"room\":\"%s\","
+                            "\"from\":\"bench%d\",\"content\":\"%s\",\"ts\":%" PRId64 "}", ms, room,
+                            (int)getpid(), content, ms);
+        } else {
+            blen = snprintf(body, cap, "%s", content);
+        }
         evbuffer_add_printf(out, "POST /pub/%s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: text/plain\r\n"
-                            "Content-Length: %d\r\n\r\n%s", room, opt.host, opt.port, blen, body);
+                            "Content-Length: %d\r\n\r\n", room, opt.host, opt.port, blen);
+        evbuffer_add(out, body, (size_t)blen);
     }
     P.last_progress_ns = now_ns();
     pub_rooms_push(pb, (int)(seq % opt.rooms));
@@ -2678,6 +3121,23 @@ static void parent_on_settled(evutil_socket_t fd, short what, void *arg)
         parent_chat_start();
         return;
     }
+    if (opt.history_pages > 0) {
+        char line[64];
+
+        /* every subscriber asks, page after page; then they report */
+        cpu_mark(CPU_WINDOW);
+        P.client_cpu_before_ns = rusage_ns(RUSAGE_SELF);
+        P.pub_start_ns = now_ns();
+        P.publishing_done = 1;
+        for (int r = 0; r < opt.rooms; r++) {
+            snprintf(line, sizeof(line), "EXPECT room=%d n=%d\n", r, opt.history_pages);
+            children_send(line);
+        }
+        children_send("HISTORY\n");
+        snprintf(line, sizeof(line), "DRAIN timeout_ms=%d\n", opt.drain_ms + 60000);
+        children_send(line);
+        return;
+    }
     if (opt.msgs == 0) {
         struct timeval tv = { opt.hold_ms / 1000, (opt.hold_ms % 1000) * 1000 };
         cpu_mark(CPU_WINDOW);
@@ -2724,9 +3184,13 @@ static void child_parse_report(struct child *c, const char *line)
 {
     sscanf(line, "REPORT ready=%d failed=%d closed=%d alive=%d expected=%" SCNu64 " deliveries=%" SCNu64 " dup=%" SCNu64
            " ooo=%" SCNu64 " foreign=%" SCNu64 " app_errors=%" SCNu64 " max_ns=%" SCNd64 " first_ns=%" SCNd64
-           " last_ns=%" SCNd64 " cpu_window_ns=%" SCNd64 " cpu_total_ns=%" SCNd64 " typing=%" SCNu64,
+           " last_ns=%" SCNd64 " cpu_window_ns=%" SCNd64 " cpu_total_ns=%" SCNd64 " typing=%" SCNu64 " wire=%" SCNu64
+           " payload=%" SCNu64 " compressed=%" SCNu64 " rx=%" SCNu64 " inflate_errors=%" SCNu64 " negotiated=%d"
+           " declined=%d history_msgs=%" SCNu64 " inflated=%" SCNu64,
            &c->ready, &c->failed, &c->closed, &c->alive, &c->expected, &c->deliveries, &c->dup, &c->ooo, &c->foreign,
-           &c->app_errors, &c->max_ns, &c->first_ns, &c->last_ns, &c->cpu_window_ns, &c->cpu_total_ns, &c->typing);
+           &c->app_errors, &c->max_ns, &c->first_ns, &c->last_ns, &c->cpu_window_ns, &c->cpu_total_ns, &c->typing,
+           &c->wire, &c->payload, &c->compressed, &c->rx, &c->inflate_errors, &c->negotiated, &c->declined,
+           &c->history_msgs, &c->inflated);
 }
 
 static void parent_on_ctl(struct bufferevent *bev, void *arg)
@@ -2769,6 +3233,9 @@ static void parent_on_ctl(struct bufferevent *bev, void *arg)
             c->report_seen = 1;
             if (++P.nreport_children == P.nchildren) {
                 cpu_mark(CPU_END);
+                if (opt.history_pages > 0) {
+                    P.pub_end_ns = now_ns();
+                }
                 if (opt.chat) {
                     struct timeval tv = { opt.idle_ms / 1000, (opt.idle_ms % 1000) * 1000 };
 
@@ -2835,10 +3302,20 @@ static void parent_report(void)
     char rate[32], a[32], b[32], c[32], rooms[160];
     const char *tname = opt.target == TARGET_PARLEY ? "parley" : "nchan";
     const char *kname = opt.kind == KIND_WS ? "ws" : opt.kind == KIND_SSE ? "sse" : "mixed";
-    uint64_t typing = 0;
+    uint64_t typing = 0, wire = 0, payload = 0, compressed = 0, rx = 0, inflate_errors = 0, history_msgs = 0, inflated = 0;
+    int negotiated = 0, declined = 0;
 
     for (int i = 0; i < P.nchildren; i++) {
         struct child *ch = &P.child[i];
+        wire += ch->wire;
+        payload += ch->payload;
+        compressed += ch->compressed;
+        rx += ch->rx;
+        inflate_errors += ch->inflate_errors;
+        history_msgs += ch->history_msgs;
+        inflated += ch->inflated;
+        negotiated += ch->negotiated;
+        declined += ch->declined;
         ready += ch->ready;
         failed += ch->failed;
         closed += ch->closed;
@@ -2870,6 +3347,8 @@ static void parent_report(void)
     }
     if (opt.chat) {
         snprintf(rate, sizeof(rate), "chat");
+    } else if (opt.history_pages > 0) {
+        snprintf(rate, sizeof(rate), "history");
     } else if (opt.msgs == 0) {
         snprintf(rate, sizeof(rate), "idle");
     } else if (opt.rate > 0) {
@@ -2903,7 +3382,11 @@ static void parent_report(void)
         fmt_us(a, sizeof(a), p50);
         fmt_us(b, sizeof(b), p99);
         fmt_us(c, sizeof(c), (double)max_ns);
-        if (!opt.chat) {
+        if (opt.history_pages > 0) {
+            printf("  every subscriber asked for %d history pages of %d messages, one after the other "
+                   "(%.1f messages a page)\n", opt.history_pages, opt.history_limit,
+                   deliveries > 0 ? (double)history_msgs / (double)deliveries : 0);
+        } else if (!opt.chat) {
             printf("  published %ld messages (%s%s, %d connections): %ld ok, %ld errors, %ld unanswered, "
                    "at most %ld pipelined on a connection, in %.2f s\n",
                    opt.msgs, rate, opt.rate > 0 ? "/s" : " loop", opt.pubs, P.ok, P.errors, P.unanswered,
@@ -2926,6 +3409,16 @@ static void parent_report(void)
             printf("  server CPU %.3f s over %d processes = %.2f us per delivery\n", srv_cpu_s,
                    P.server_procs, cpu_per);
         }
+    }
+    if (opt.deflate) {
+        printf("  permessage-deflate: %d subscribers negotiated it, %d were declined; %" PRIu64 " of %" PRIu64
+               " deliveries compressed, %" PRIu64 " inflated (others byte for byte the same as the one before),"
+               " %" PRIu64 " messages that did not inflate\n", negotiated, declined, compressed, deliveries,
+               inflated, inflate_errors);
+    }
+    if (deliveries > 0 && wire > 0) {
+        printf("  on the wire %.1f bytes per delivery (frames, headers included) for %.1f bytes of payload (x%.3f)\n",
+               (double)wire / (double)deliveries, (double)payload / (double)deliveries, (double)wire / (double)payload);
     }
     parent_report_cpu_groups(0);
     printf("  loadgen CPU %.3f s in the window, %.3f s in all\n", (double)client_win / 1e9, (double)client_total / 1e9);
@@ -2959,6 +3452,18 @@ static void parent_report(void)
                    P.pss_group[PSS_CONNECTED][g], opt.cpu_groups[g].name, P.pss_group[PSS_TRAFFIC][g],
                    opt.cpu_groups[g].name, P.pss_group[PSS_IDLE][g]);
         }
+    }
+    printf(" wire_bytes_per_delivery=%.1f payload_bytes_per_delivery=%.1f compressed=%" PRIu64 " rx_bytes=%" PRIu64
+           " deflate=%s negotiated=%d declined=%d inflate_errors=%" PRIu64 " inflated=%" PRIu64,
+           deliveries > 0 ? (double)wire / (double)deliveries : 0, deliveries > 0 ? (double)payload / (double)deliveries : 0,
+           compressed, rx, !opt.deflate ? "no" : opt.inflate_once ? "offered-once" : "offered", negotiated, declined,
+           inflate_errors, inflated);
+    if (opt.msg_size > 0) {
+        printf(" msg_size=%d", opt.msg_size);
+    }
+    if (opt.history_pages > 0) {
+        printf(" history_pages=%d history_limit=%d history_msgs_per_page=%.1f", opt.history_pages, opt.history_limit,
+               deliveries > 0 ? (double)history_msgs / (double)deliveries : 0);
     }
     parent_report_cpu_groups(1);
     printf("\n");
@@ -3000,8 +3505,21 @@ static void usage(FILE *f)
             "  --big-room N         --chat: users 0..N-1 in room 0, posting every --big-post-every-ms\n"
             "                       (100000); the rest in rooms 1..K-1\n"
             "  --idle-ms MS         --chat: after the run, idle MS and measure the servers' Pss again (0)\n"
-            "  --jwt-secret S       --chat with parley: user i is \"u<i>\" with an HS256 JWT signed with S\n",
-            "up to its RLIMIT_NOFILE hard limit", MAX_PUBS, MAX_CPU_GROUPS);
+            "  --jwt-secret S       --chat with parley: user i is \"u<i>\" with an HS256 JWT signed with S\n"
+            "  --deflate            WebSocket subscribers offer permessage-deflate (RFC 7692) as browsers do\n"
+            "                       (\"permessage-deflate; client_max_window_bits\"), check the answer and\n"
+            "                       inflate compressed messages; the server may decline\n"
+            "  --inflate-once       with --deflate: also offer server_no_context_takeover, and when it is\n"
+            "                       agreed inflate a message only if its compressed bytes differ from\n"
+            "                       those of the last %d inflated (every subscriber gets the same bytes:\n"
+            "                       the load generator's CPU then hardly depends on compression)\n"
+            "  --msg-size N         message content of N bytes: the fields, then chat-like English text\n"
+            "                       (nchan gets a body shaped like parley's message event)\n"
+            "  --history-pages K    parley, WebSocket: instead of publishing, every subscriber asks for K\n"
+            "                       history pages one after the other ({\"type\":\"history\"}); a delivery\n"
+            "                       is a page, timed from its request\n"
+            "  --history-limit L    messages per page (50)\n",
+            "up to its RLIMIT_NOFILE hard limit", MAX_PUBS, MAX_CPU_GROUPS, SEEN_SLOTS);
 }
 
 /* --cpu NAME=PIDS */
@@ -3041,6 +3559,9 @@ static void parse_args(int argc, char **argv)
         { "post-every-ms", required_argument, NULL, 12 }, { "big-room", required_argument, NULL, 13 },
         { "big-post-every-ms", required_argument, NULL, 14 }, { "posters", required_argument, NULL, 15 },
         { "idle-ms", required_argument, NULL, 16 }, { "jwt-secret", required_argument, NULL, 17 },
+        { "deflate", no_argument, NULL, 18 }, { "msg-size", required_argument, NULL, 19 },
+        { "inflate-once", no_argument, NULL, 22 },
+        { "history-pages", required_argument, NULL, 20 }, { "history-limit", required_argument, NULL, 21 },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     struct in_addr a;
@@ -3154,6 +3675,21 @@ static void parse_args(int argc, char **argv)
         case 17:
             opt.jwt_secret = optarg;
             break;
+        case 18:
+            opt.deflate = 1;
+            break;
+        case 19:
+            opt.msg_size = atoi(optarg);
+            break;
+        case 20:
+            opt.history_pages = atoi(optarg);
+            break;
+        case 21:
+            opt.history_limit = atoi(optarg);
+            break;
+        case 22:
+            opt.inflate_once = 1;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -3198,6 +3734,19 @@ static void parse_args(int argc, char **argv)
                      || (opt.big_room > 0 && opt.rooms < 2) || opt.pub_ws)) {
         die("--chat: needs --secs, --post-every-ms, --posters >= 1, --big-room N below --subs with --rooms >= 2, "
             "and no --pub-ws");
+    }
+    if (opt.inflate_once && !opt.deflate) {
+        die("--inflate-once: with --deflate only");
+    }
+    if (opt.msg_size < 0 || opt.msg_size > 1024 * 1024) {
+        die("--msg-size: 0..1048576");
+    }
+    if (opt.history_pages < 0 || opt.history_limit < 1
+        || (opt.history_pages > 0 && (opt.target != TARGET_PARLEY || opt.kind != KIND_WS || opt.chat))) {
+        die("--history-pages: parley, --kind ws, not with --chat; --history-limit >= 1");
+    }
+    if (opt.history_pages > 0) {
+        opt.msgs = opt.history_pages;   /* nothing is published: pages are the deliveries */
     }
     if (opt.chat && opt.target == TARGET_PARLEY && opt.jwt_secret == NULL) {
         die("--chat: parley's users need --jwt-secret (the server's jwt_secret), a name each");
