@@ -896,6 +896,28 @@ static int sub_check_chat(struct sub *s, long seq, int pub)
     return 0;
 }
 
+/* One delivery (a message or a history page) LAT after it was sent: the
+ * histogram, the window of deliveries and the bytes it took. */
+static void delivery_count(struct sub *s, int64_t lat, int64_t now)
+{
+    if (lat < 0) {
+        lat = 0;
+    }
+    hist_add(S.hist, (uint64_t)lat);
+    if (lat > S.max_ns) {
+        S.max_ns = lat;
+    }
+    if (S.first_delivery_ns == 0) {
+        S.first_delivery_ns = now;
+    }
+    S.last_delivery_ns = now;
+    s->nrecv++;
+    S.deliveries++;
+    S.wire_bytes += S.cur_wire;
+    S.payload_bytes += S.cur_payload;
+    S.compressed += S.cur_compressed;
+}
+
 static void sub_deliver(struct sub *s, long seq, int pub, int64_t t, int64_t now)
 {
     int64_t lat = now - t;
@@ -932,22 +954,7 @@ static void sub_deliver(struct sub *s, long seq, int pub, int64_t t, int64_t now
         s->last[pub] = (int32_t)seq;
     }
 count:
-    if (lat < 0) {
-        lat = 0;
-    }
-    hist_add(S.hist, (uint64_t)lat);
-    if (lat > S.max_ns) {
-        S.max_ns = lat;
-    }
-    if (S.first_delivery_ns == 0) {
-        S.first_delivery_ns = now;
-    }
-    S.last_delivery_ns = now;
-    s->nrecv++;
-    S.deliveries++;
-    S.wire_bytes += S.cur_wire;
-    S.payload_bytes += S.cur_payload;
-    S.compressed += S.cur_compressed;
+    delivery_count(s, lat, now);
 }
 
 static void ws_send(struct sub *s, int op, const char *payload, size_t len);
@@ -976,19 +983,7 @@ static void history_page(struct sub *s, const char *p, size_t len, int64_t now)
         S.history_msgs++;
         q += 10;
     }
-    hist_add(S.hist, (uint64_t)(lat < 0 ? 0 : lat));
-    if (lat > S.max_ns) {
-        S.max_ns = lat;
-    }
-    if (S.first_delivery_ns == 0) {
-        S.first_delivery_ns = now;
-    }
-    S.last_delivery_ns = now;
-    s->nrecv++;
-    S.deliveries++;
-    S.wire_bytes += S.cur_wire;
-    S.payload_bytes += S.cur_payload;
-    S.compressed += S.cur_compressed;
+    delivery_count(s, lat, now);
     if (--s->pages_left > 0) {
         history_ask(s);
     }
