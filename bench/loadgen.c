@@ -989,6 +989,20 @@ static void history_page(struct sub *s, const char *p, size_t len, int64_t now)
     }
 }
 
+/* The text of a JSON event's "content" in P (LEN bytes, made the rest of
+ * the payload from there), or NULL when it has none. */
+static const char *content_start(const char *p, size_t *len)
+{
+    const char *c = memmem(p, *len, "\"content\":\"", 11);
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c += 11;
+    *len -= (size_t)(c - p);
+    return c;
+}
+
 /* A complete event payload: parley's JSON event, or nchan's raw body. */
 static void sub_on_payload(struct sub *s, const char *p, size_t len, int64_t now)
 {
@@ -997,8 +1011,6 @@ static void sub_on_payload(struct sub *s, const char *p, size_t len, int64_t now
     int64_t t;
 
     if (opt.target == TARGET_PARLEY) {
-        const char *c;
-
         if (opt.history_pages > 0 && memmem(p, len < 40 ? len : 40, "\"type\":\"history\"", 16) != NULL) {
             history_page(s, p, len, now);
             return;
@@ -1021,25 +1033,16 @@ static void sub_on_payload(struct sub *s, const char *p, size_t len, int64_t now
             }
             return;
         }
-        c = memmem(p, len, "\"content\":\"", 11);
-        if (c == NULL) {
+        if ((p = content_start(p, &len)) == NULL) {
             S.foreign++;
             return;
         }
-        c += 11;
-        len -= (size_t)(c - p);
-        p = c;
     } else if (opt.msg_size > 0 && len > 0 && p[0] == '{') {
         /* nchan with --msg-size: the body is shaped like parley's event */
-        const char *c = memmem(p, len, "\"content\":\"", 11);
-
-        if (c == NULL) {
+        if ((p = content_start(p, &len)) == NULL) {
             S.foreign++;
             return;
         }
-        c += 11;
-        len -= (size_t)(c - p);
-        p = c;
     }
     if (opt.chat && len >= 6 && memcmp(p, "typing", 6) == 0) {
         S.typing++;             /* nchan: a typing notice is a message like any other */
