@@ -101,6 +101,20 @@ void agent_emit(struct agent_request *r, const char *text, size_t len)
     r->on_chunk(text, len, r->arg);
 }
 
+const char *agent_error_code(enum agent_status st)
+{
+    switch (st) {
+    case AGENT_TIMEOUT:
+        return "agent_timeout";
+    case AGENT_BUSY:
+        return "agent_busy";
+    case AGENT_FORBIDDEN:
+        return "unauthorized";
+    default:
+        return "agent_unavailable";
+    }
+}
+
 void agent_finish(struct agent_request *r, enum agent_status st, const char *message)
 {
     if (st != AGENT_OK) {

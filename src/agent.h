@@ -34,6 +34,10 @@ typedef void (*agent_chunk_cb)(const char *text, size_t len, void *arg);
  * readable).  The request is freed after this returns. */
 typedef void (*agent_done_cb)(enum agent_status st, const char *message, void *arg);
 
+/* The error code clients are told for ST (not AGENT_OK): agent_unavailable,
+ * agent_timeout, agent_busy, unauthorized. */
+const char *agent_error_code(enum agent_status st);
+
 /* What the chosen backend needs from CFG (agent = openai: agent_url set
  * and well-formed, the key file readable); else "FILE:LINE: message" in
  * ERR.  For the command line's configuration check, after conf_check(). */

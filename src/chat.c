@@ -618,9 +618,6 @@ static void chat_ask_free(struct chat_ask *ask)
 
 static void chat_ask_on_done(enum agent_status st, const char *message, void *arg)
 {
-    static const char *const codes[] = {
-        [AGENT_UNAVAILABLE] = "agent_unavailable", [AGENT_TIMEOUT] = "agent_timeout", [AGENT_BUSY] = "agent_busy",
-    };
     struct chat_ask *ask = arg;
     struct chat_client *cl = ask->cl;
 
@@ -628,7 +625,7 @@ static void chat_ask_on_done(enum agent_status st, const char *message, void *ar
     if (st == AGENT_FORBIDDEN) {
         feed_revoked(&cl->feed);        /* found gone while asking: closes 1008 */
     } else if (st != AGENT_OK) {
-        chat_error(cl, codes[st], message);
+        chat_error(cl, agent_error_code(st), message);
     }
 }
 

@@ -183,6 +183,7 @@ static void sse_write_reset(struct sse_client *c, const char *oldest)
 static void sse_on_replay(enum store_status st, const struct store_events *evs, void *arg)
 {
     struct sse_client *c = arg;
+    struct event_id sid;
 
     if (!sse_unpin(c)) {
         return;
@@ -192,24 +193,21 @@ static void sse_on_replay(enum store_status st, const struct store_events *evs, 
         sse_close(c, "redis_unavailable");
         return;
     }
+    /* After a reset come the chunks so far of the answers in progress. */
     if (st == STORE_NOT_FOUND) {
         sse_write_reset(c, evs->oldest);
     }
-    {
-        struct event_id sid;
-
-        for (int i = 0; i < evs->count && !c->closed; i++) {
-            struct chunk *chunk = sse_chunk_build(evs->items[i].type, evs->items[i].id,
-                                                  evs->items[i].json, evs->items[i].len);
-            sse_write_chunk(c, chunk, 0);
-            chunk_unref(chunk);
-            if (event_id_parse(evs->items[i].id, &sid) == 0) {
-                feed_mark(&c->feed, &sid);
-            }
+    for (int i = 0; i < evs->count && !c->closed; i++) {
+        struct chunk *chunk = sse_chunk_build(evs->items[i].type, evs->items[i].id, evs->items[i].json,
+                                              evs->items[i].len);
+        sse_write_chunk(c, chunk, 0);
+        chunk_unref(chunk);
+        if (event_id_parse(evs->items[i].id, &sid) == 0) {
+            feed_mark(&c->feed, &sid);
         }
-        if (st == STORE_OK && event_id_parse(evs->newest, &sid) == 0) {
-            feed_mark(&c->feed, &sid);  /* a fresh join's cut */
-        }
+    }
+    if (st == STORE_OK && event_id_parse(evs->newest, &sid) == 0) {
+        feed_mark(&c->feed, &sid);  /* a fresh join's cut */
     }
     if (!c->closed) {
         feed_go_live(&c->feed);

@@ -277,15 +277,11 @@ static void ssa_on_replay(enum store_status st, const struct store_events *evs, 
 
 static void ssa_on_agent_done(enum agent_status st, const char *message, void *arg)
 {
-    static const char *const codes[] = {
-        [AGENT_UNAVAILABLE] = "agent_unavailable", [AGENT_TIMEOUT] = "agent_timeout",
-        [AGENT_BUSY] = "agent_busy", [AGENT_FORBIDDEN] = "unauthorized",
-    };
     struct sse_answer *a = arg;
 
     a->answer = NULL;
     if (st != AGENT_OK) {
-        ssa_fail(a, codes[st], message);
+        ssa_fail(a, agent_error_code(st), message);
     }
     if (st == AGENT_BUSY || st == AGENT_FORBIDDEN) {
         ssa_end(a, "incomplete");       /* never registered: no end will come */
