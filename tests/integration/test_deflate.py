@@ -5,15 +5,12 @@ messages must inflate on their own, in the window the server named, and
 carry RSV1 on their first frame only."""
 
 import json
-import struct
 import time
 import unittest
-import zlib
 
-from harness import SLOW
 from test_ws import T, WSCase, metric
-from wsclient import (OP_PING, OP_TEXT, ConnectionClosed, WSClient, build_request, deflate_message,
-                      raw_handshake, upgrade_headers)
+from wsclient import (OP_PING, OP_TEXT, ConnectionClosed, build_request, deflate_message, raw_handshake,
+                      upgrade_headers)
 
 ANSWER = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 MIN = 512                       # the classes' ws_deflate_min_size
@@ -51,6 +48,13 @@ class DeflateCase(WSCase):
         ack = c.recv_json(type="ack")
         self.assertEqual(ack["client_msg_id"], cid)
         return ack["id"]
+
+    def expect_close(self, c, code):
+        """C is closed with CODE (whatever comes before the close)."""
+        with self.assertRaises(ConnectionClosed) as cm:
+            while True:
+                c.recv_message(T)
+        self.assertEqual(cm.exception.code, code, cm.exception.reason)
 
     def recv_all(self, c, n):
         """The next N chat messages of C as (raw JSON bytes, compressed),
@@ -212,12 +216,6 @@ class FromClients(DeflateCase):
         c.send_json({"type": "message", "content": "plain", "client_msg_id": "p"})
         self.assertEqual(c.recv_json(type="ack")["client_msg_id"], "p")
 
-    def expect_close(self, c, code):
-        with self.assertRaises(ConnectionClosed) as cm:
-            while True:
-                c.recv_message(T)
-        self.assertEqual(cm.exception.code, code, cm.exception.reason)
-
     def test_bomb_is_closed_1009_without_being_inflated(self):
         worker = self.p.workers()[0]
         room = self.name("bomb")
@@ -299,10 +297,7 @@ class Off(DeflateCase):
         c = self.connect(self.name("a"), room, deflate=True)
         self.assertNotIn("sec-websocket-extensions", c.response.headers)
         c.send_frame(OP_TEXT, deflate_message(b'{"type":"typing"}'), rsv=4)
-        with self.assertRaises(ConnectionClosed) as cm:
-            while True:
-                c.recv_message(T)
-        self.assertEqual(cm.exception.code, 1002)
+        self.expect_close(c, 1002)
 
 
 if __name__ == "__main__":
